@@ -1,0 +1,292 @@
+/* column.c - AnnData dataframe columns: arrays, string arrays, categoricals and
+ * nullable integer / boolean / string arrays. */
+#include "anndata.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ab_column {
+	char *node;
+	ab_column_kind kind;
+	ab_array *values;     /* the array; codes; nullable values */
+	ab_array *mask;       /* nullable kinds                    */
+	ab_array *categories; /* categoricals                      */
+	int ordered;
+	char **labels;        /* categories as strings, loaded lazily */
+	size_t nlabels;
+	ab_buf tmp;
+};
+
+static int open_child(ab_store *s, const char *node, const char *name, ab_array **out)
+{
+	char *p = ab_path_join(node, name);
+	if (!p)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	int rc = ab_array_open_norm(s, p, out);
+	free(p);
+	return rc;
+}
+
+int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
+{
+	if (!s || !out)
+		return ab_error_set(AB_EINVAL, "ab_column_open: null argument");
+	char *node;
+	int rc = ab_node_normalize(node_in, &node);
+	if (rc)
+		return rc;
+	ab_column *c = calloc(1, sizeof *c);
+	if (!c) {
+		free(node);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	c->node = node;
+	ab_node_type t;
+	char *enc = NULL;
+	json_t *attrs = NULL;
+	if ((rc = ab_node_encoding(s, node, &t, &enc, &attrs)))
+		goto fail;
+	if (t == AB_NODE_ARRAY) {
+		if ((rc = ab_array_open_norm(s, node, &c->values)))
+			goto fail;
+		c->kind = c->values->m.dt.dt == AB_DT_STRING ? AB_COL_STRING : AB_COL_ARRAY;
+		if (c->values->m.ndim != 1) {
+			rc = ab_error_set(AB_EFORMAT, "column '%s' must be 1-D (it has %d dimensions)", node,
+					  c->values->m.ndim);
+			goto fail;
+		}
+	} else if (enc && strcmp(enc, "categorical") == 0) {
+		c->kind = AB_COL_CATEGORICAL;
+		if ((rc = open_child(s, node, "codes", &c->values)) ||
+		    (rc = open_child(s, node, "categories", &c->categories)))
+			goto fail;
+		if (!ab_dtype_is_integer(c->values->m.dt.dt) || c->values->m.ndim != 1 ||
+		    c->categories->m.ndim != 1) {
+			rc = ab_error_set(AB_EFORMAT, "categorical '%s': codes must be 1-D integers and "
+					  "categories 1-D", node);
+			goto fail;
+		}
+		c->ordered = json_is_true(json_object_get(attrs, "ordered"));
+	} else if (enc && (strcmp(enc, "nullable-integer") == 0 || strcmp(enc, "nullable-boolean") == 0 ||
+			   strcmp(enc, "nullable-string-array") == 0)) {
+		c->kind = enc[9] == 'i' ? AB_COL_NULLABLE_INTEGER
+			: enc[9] == 'b' ? AB_COL_NULLABLE_BOOLEAN : AB_COL_NULLABLE_STRING;
+		if ((rc = open_child(s, node, "values", &c->values)) || (rc = open_child(s, node, "mask", &c->mask)))
+			goto fail;
+		if (c->values->m.ndim != 1 || c->mask->m.ndim != 1 ||
+		    c->mask->m.shape[0] != c->values->m.shape[0] || c->mask->m.dt.dt != AB_DT_BOOL) {
+			rc = ab_error_set(AB_EFORMAT, "%s '%s': values and mask must be 1-D of one length, "
+					  "mask bool", enc, node);
+			goto fail;
+		}
+		if ((c->kind == AB_COL_NULLABLE_STRING) != (c->values->m.dt.dt == AB_DT_STRING)) {
+			rc = ab_error_set(AB_EFORMAT, "%s '%s': values have dtype %s", enc, node,
+					  c->values->m.dt.name);
+			goto fail;
+		}
+	} else {
+		rc = ab_error_set(AB_ETYPE, "node '%s' is a %s group, not a dataframe column", node,
+				  enc ? enc : "plain");
+		goto fail;
+	}
+	free(enc);
+	json_decref(attrs);
+	*out = c;
+	return 0;
+fail:
+	free(enc);
+	json_decref(attrs);
+	ab_column_close(c);
+	return rc;
+}
+
+void ab_column_close(ab_column *c)
+{
+	if (!c)
+		return;
+	ab_array_close(c->values);
+	ab_array_close(c->mask);
+	ab_array_close(c->categories);
+	ab_strings_free_n(c->labels, c->nlabels);
+	ab_buf_free(&c->tmp);
+	free(c->node);
+	free(c);
+}
+
+int ab_column_get_info(const ab_column *c, ab_column_info *info)
+{
+	if (!c || !info)
+		return ab_error_set(AB_EINVAL, "ab_column_get_info: null argument");
+	memset(info, 0, sizeof *info);
+	info->kind = c->kind;
+	info->length = c->values->m.shape[0];
+	info->dtype = c->values->m.dt.dt;
+	if (c->categories) {
+		info->categories_dtype = c->categories->m.dt.dt;
+		info->n_categories = c->categories->m.shape[0];
+		info->ordered = c->ordered;
+	}
+	return 0;
+}
+
+int ab_column_read(ab_column *c, uint64_t start, uint64_t end, void *dst, size_t dst_size, uint8_t *mask)
+{
+	if (!c)
+		return ab_error_set(AB_EINVAL, "ab_column_read: null argument");
+	if (c->values->m.dt.dt == AB_DT_STRING)
+		return ab_error_set(AB_ETYPE, "column '%s' holds strings: use ab_column_read_strings", c->node);
+	int rc = ab_array_read_rows(c->values, start, end, dst, dst_size);
+	if (rc || !mask)
+		return rc;
+	size_t n = (size_t)(end - start);
+	if (c->mask)
+		return ab_array_read_rows(c->mask, start, end, mask, n);
+	if (c->kind == AB_COL_CATEGORICAL) {
+		for (size_t i = 0; i < n; i++)
+			mask[i] = ab_value_as_int64(c->values->m.dt.dt, dst, i) < 0;
+		return 0;
+	}
+	memset(mask, 0, n);
+	return 0;
+}
+
+static int load_labels(ab_column *c)
+{
+	if (c->labels)
+		return 0;
+	uint64_t n = c->categories->m.shape[0];
+	if (c->categories->m.dt.dt == AB_DT_STRING) {
+		size_t cnt;
+		int rc = ab_array_read_strings(c->categories, 0, n, &c->labels, &cnt);
+		if (rc == 0)
+			c->nlabels = cnt;
+		return rc;
+	}
+	ab_dtype dt = c->categories->m.dt.dt;
+	size_t isz = ab_dtype_size(dt);
+	int rc = ab_buf_reserve(&c->tmp, (size_t)n * isz + 1);
+	if (rc || (rc = ab_array_read_rows(c->categories, 0, n, c->tmp.data, (size_t)n * isz)))
+		return rc;
+	char **l = calloc((size_t)n + 1, sizeof *l);
+	if (!l)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char buf[64];
+		if (dt == AB_DT_BOOL)
+			snprintf(buf, sizeof buf, "%s", c->tmp.data[i] ? "true" : "false");
+		else if (ab_dtype_is_integer(dt) && dt != AB_DT_UINT64)
+			snprintf(buf, sizeof buf, "%lld", (long long)ab_value_as_int64(dt, c->tmp.data, i));
+		else if (dt == AB_DT_UINT64)
+			snprintf(buf, sizeof buf, "%llu", (unsigned long long)((uint64_t *)c->tmp.data)[i]);
+		else
+			snprintf(buf, sizeof buf, "%.17g", ab_value_as_double(dt, c->tmp.data, i));
+		if (!(l[i] = strdup(buf))) {
+			ab_strings_free_n(l, i);
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+	}
+	c->labels = l;
+	c->nlabels = (size_t)n;
+	return 0;
+}
+
+int ab_column_categories(ab_column *c, char ***strings, size_t *count)
+{
+	if (!c || !strings)
+		return ab_error_set(AB_EINVAL, "ab_column_categories: null argument");
+	if (c->kind != AB_COL_CATEGORICAL)
+		return ab_error_set(AB_ETYPE, "column '%s' is not categorical", c->node);
+	int rc = load_labels(c);
+	if (rc)
+		return rc;
+	char **out = calloc(c->nlabels + 1, sizeof *out);
+	if (!out)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->nlabels; i++)
+		if (!(out[i] = strdup(c->labels[i]))) {
+			ab_strings_free_n(out, i);
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+	*strings = out;
+	if (count)
+		*count = c->nlabels;
+	return 0;
+}
+
+int ab_column_read_strings(ab_column *c, uint64_t start, uint64_t end, char ***strings, size_t *count)
+{
+	if (!c || !strings)
+		return ab_error_set(AB_EINVAL, "ab_column_read_strings: null argument");
+	int rc;
+	size_t n;
+	switch (c->kind) {
+	case AB_COL_STRING:
+		return ab_array_read_strings(c->values, start, end, strings, count);
+	case AB_COL_NULLABLE_STRING: {
+		char **s;
+		if ((rc = ab_array_read_strings(c->values, start, end, &s, &n)))
+			return rc;
+		uint8_t *m = malloc(n + 1);
+		if (!m) {
+			ab_strings_free_n(s, n);
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+		if ((rc = ab_array_read_rows(c->mask, start, end, m, n))) {
+			free(m);
+			ab_strings_free_n(s, n);
+			return rc;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (m[i]) {
+				free(s[i]);
+				s[i] = NULL;
+			}
+		free(m);
+		*strings = s;
+		if (count)
+			*count = n;
+		return 0;
+	}
+	case AB_COL_CATEGORICAL: {
+		if ((rc = load_labels(c)))
+			return rc;
+		if (start > end || end > c->values->m.shape[0])
+			return ab_error_set(AB_ERANGE, "rows %llu:%llu out of range for column '%s'",
+					    (unsigned long long)start, (unsigned long long)end, c->node);
+		n = (size_t)(end - start);
+		int64_t *codes = malloc(n * 8 + 8);
+		char **out = calloc(n + 1, sizeof *out);
+		if (!codes || !out) {
+			free(codes);
+			free(out);
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+		rc = ab_array_read_int64(c->values, start, end, codes, &c->tmp);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (codes[i] < 0)
+				continue;
+			if ((uint64_t)codes[i] >= c->nlabels) {
+				rc = ab_error_set(AB_ECORRUPT, "categorical '%s': code %lld at row %llu is outside "
+						  "its %zu categories", c->node, (long long)codes[i],
+						  (unsigned long long)(start + i), c->nlabels);
+				break;
+			}
+			if (!(out[i] = strdup(c->labels[codes[i]])))
+				rc = ab_error_set(AB_ENOMEM, "out of memory");
+		}
+		free(codes);
+		if (rc) {
+			ab_strings_free_n(out, n);
+			return rc;
+		}
+		*strings = out;
+		if (count)
+			*count = n;
+		return 0;
+	}
+	default:
+		return ab_error_set(AB_ETYPE, "column '%s' is numeric: use ab_column_read", c->node);
+	}
+}

@@ -1,0 +1,305 @@
+/* dtype.c - zarr v2 dtype strings, v3 data_type names and fill values. */
+#include "dtype.h"
+#include "error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *v3;
+	char kind;
+	int size;
+	ab_dtype dt;
+} dtype_table[] = {
+	{ "bool", 'b', 1, AB_DT_BOOL },
+	{ "int8", 'i', 1, AB_DT_INT8 },      { "int16", 'i', 2, AB_DT_INT16 },
+	{ "int32", 'i', 4, AB_DT_INT32 },    { "int64", 'i', 8, AB_DT_INT64 },
+	{ "uint8", 'u', 1, AB_DT_UINT8 },    { "uint16", 'u', 2, AB_DT_UINT16 },
+	{ "uint32", 'u', 4, AB_DT_UINT32 },  { "uint64", 'u', 8, AB_DT_UINT64 },
+	{ "float16", 'f', 2, AB_DT_FLOAT16 }, { "float32", 'f', 4, AB_DT_FLOAT32 },
+	{ "float64", 'f', 8, AB_DT_FLOAT64 }, { "complex64", 'c', 8, AB_DT_COMPLEX64 },
+	{ "complex128", 'c', 16, AB_DT_COMPLEX128 },
+};
+#define N_DTYPES (sizeof dtype_table / sizeof dtype_table[0])
+
+size_t ab_dtype_size(ab_dtype dt)
+{
+	for (size_t i = 0; i < N_DTYPES; i++)
+		if (dtype_table[i].dt == dt)
+			return (size_t)dtype_table[i].size;
+	return 0;
+}
+
+const char *ab_dtype_name(ab_dtype dt)
+{
+	if (dt == AB_DT_STRING)
+		return "string";
+	for (size_t i = 0; i < N_DTYPES; i++)
+		if (dtype_table[i].dt == dt)
+			return dtype_table[i].v3;
+	return "unknown";
+}
+
+static void set_numeric(ab_dtype_desc *out, int i)
+{
+	out->dt = dtype_table[i].dt;
+	out->disk_size = (size_t)dtype_table[i].size;
+	out->swap_unit = dtype_table[i].kind == 'c' ? out->disk_size / 2 : out->disk_size;
+	out->str = AB_STR_NONE;
+}
+
+int ab_dtype_parse_v2(const char *s, int has_vlen_filter, ab_dtype_desc *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", s);
+	size_t len = strlen(s);
+	if (len < 2 || (s[0] != '<' && s[0] != '>' && s[0] != '|' && s[0] != '='))
+		return ab_error_set(AB_EUNSUPPORTED, "unsupported dtype '%s'", s);
+	out->big_endian = s[0] == '>';
+	char kind = s[1];
+	if (kind == 'O') {
+		if (len != 2)
+			return ab_error_set(AB_EUNSUPPORTED, "unsupported dtype '%s'", s);
+		if (!has_vlen_filter)
+			return ab_error_set(AB_EUNSUPPORTED,
+					    "object dtype '|O' without a vlen-utf8 filter is not supported");
+		out->dt = AB_DT_STRING;
+		out->str = AB_STR_VLEN;
+		return 0;
+	}
+	char *end;
+	long n = strtol(s + 2, &end, 10);
+	if (*end != '\0' || end == s + 2 || n <= 0 || n > (1L << 30))
+		return ab_error_set(AB_EUNSUPPORTED, "unsupported dtype '%s'", s);
+	if (kind == 'S' || kind == 'U') {
+		out->dt = AB_DT_STRING;
+		out->str = kind == 'S' ? AB_STR_BYTES : AB_STR_UCS4;
+		out->str_width = (size_t)n;
+		out->disk_size = (size_t)n * (kind == 'U' ? 4 : 1);
+		out->swap_unit = kind == 'U' ? 4 : 1;
+		return 0;
+	}
+	for (size_t i = 0; i < N_DTYPES; i++) {
+		if (dtype_table[i].kind == kind && dtype_table[i].size == n) {
+			set_numeric(out, (int)i);
+			if (out->disk_size == 1)
+				out->big_endian = 0;
+			return 0;
+		}
+	}
+	return ab_error_set(AB_EUNSUPPORTED, "unsupported dtype '%s'", s);
+}
+
+int ab_dtype_parse_v3(const char *s, ab_dtype_desc *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", s);
+	if (strcmp(s, "string") == 0) {
+		out->dt = AB_DT_STRING;
+		out->str = AB_STR_VLEN;
+		return 0;
+	}
+	for (size_t i = 0; i < N_DTYPES; i++) {
+		if (strcmp(dtype_table[i].v3, s) == 0) {
+			set_numeric(out, (int)i);
+			return 0;
+		}
+	}
+	return ab_error_set(AB_EUNSUPPORTED, "unsupported data_type '%s'", s);
+}
+
+double ab_half_to_double(uint16_t h)
+{
+	int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+	double v;
+	if (exp == 0)
+		v = ldexp(mant, -24);
+	else if (exp == 31)
+		v = mant ? NAN : INFINITY;
+	else
+		v = ldexp(mant | 0x400, exp - 25);
+	return sign ? -v : v;
+}
+
+static uint16_t double_to_half(double d)
+{
+	/* Round-to-nearest-even conversion, enough for fill values. */
+	uint16_t sign = signbit(d) ? 0x8000 : 0;
+	if (isnan(d))
+		return 0x7e00;
+	d = fabs(d);
+	if (isinf(d) || d >= 65520.0)
+		return sign | 0x7c00;
+	if (d < ldexp(1, -25))
+		return sign;
+	int e;
+	double m = frexp(d, &e); /* d = m * 2^e, 0.5 <= m < 1 */
+	int exp = e + 14;        /* biased exponent of 1.xxx form */
+	if (exp <= 0) {
+		double q = nearbyint(ldexp(d, 24));
+		return sign | (uint16_t)q;
+	}
+	double q = nearbyint(ldexp(m, 11)); /* 1024..2048 */
+	if (q >= 2048) {
+		q /= 2;
+		exp++;
+	}
+	if (exp >= 31)
+		return sign | 0x7c00;
+	return sign | (uint16_t)(exp << 10) | ((uint16_t)q & 0x3ff);
+}
+
+static int parse_special_float(const json_t *fv, double *out)
+{
+	const char *s = json_string_value(fv);
+	if (strcmp(s, "NaN") == 0)
+		*out = NAN;
+	else if (strcmp(s, "Infinity") == 0)
+		*out = INFINITY;
+	else if (strcmp(s, "-Infinity") == 0)
+		*out = -INFINITY;
+	else
+		return -1;
+	return 0;
+}
+
+static int hex_bits(const char *s, size_t nbytes, uint8_t *item)
+{
+	/* "0x7fc00000": the raw bits, big-endian digits, stored host (LE) order. */
+	if (strncmp(s, "0x", 2) != 0 || strlen(s + 2) != nbytes * 2)
+		return -1;
+	uint64_t v = 0;
+	for (const char *p = s + 2; *p; p++) {
+		int c = *p, x;
+		if (c >= '0' && c <= '9')
+			x = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			x = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			x = c - 'A' + 10;
+		else
+			return -1;
+		v = v << 4 | (uint64_t)x;
+	}
+	memcpy(item, &v, nbytes); /* little-endian host */
+	return 0;
+}
+
+static int store_float(ab_dtype dt, double d, uint8_t *item)
+{
+	if (dt == AB_DT_FLOAT16) {
+		uint16_t h = double_to_half(d);
+		memcpy(item, &h, 2);
+	} else if (dt == AB_DT_FLOAT32 || dt == AB_DT_COMPLEX64) {
+		float f = (float)d;
+		memcpy(item, &f, 4);
+	} else {
+		memcpy(item, &d, 8);
+	}
+	return 0;
+}
+
+static int store_int(const ab_dtype_desc *d, const json_t *fv, uint8_t *item)
+{
+	if (json_is_real(fv)) {
+		double r = json_real_value(fv);
+		if (r != floor(r))
+			return -1;
+		fv = NULL;
+		int64_t v = (int64_t)r;
+		memcpy(item, &v, d->disk_size);
+		return 0;
+	}
+	/* jansson holds integers as long long: uint64 values above INT64_MAX arrive
+	 * wrapped, which is exactly their two's complement bit pattern. */
+	json_int_t v = json_integer_value(fv);
+	memcpy(item, &v, d->disk_size); /* little-endian host: low bytes first */
+	return 0;
+}
+
+int ab_fill_parse(const json_t *fv, const ab_dtype_desc *d, int zarr_format,
+		  uint8_t item[16], char **str)
+{
+	memset(item, 0, 16);
+	if (str)
+		*str = NULL;
+	if (!fv || json_is_null(fv)) {
+		if (d->dt == AB_DT_STRING && str)
+			*str = strdup("");
+		return 0;
+	}
+	if (d->dt == AB_DT_STRING) {
+		if (str) {
+			if (json_is_string(fv) && (zarr_format == 3 || d->str == AB_STR_VLEN))
+				*str = strdup(json_string_value(fv));
+			else
+				*str = strdup(""); /* v2 fixed strings: base64 of bytes; rare, read as empty */
+			if (!*str)
+				return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+		return 0;
+	}
+	switch (d->dt) {
+	case AB_DT_BOOL:
+		if (json_is_boolean(fv)) {
+			item[0] = json_is_true(fv);
+			return 0;
+		}
+		if (json_is_integer(fv)) {
+			item[0] = json_integer_value(fv) != 0;
+			return 0;
+		}
+		break;
+	case AB_DT_INT8: case AB_DT_INT16: case AB_DT_INT32: case AB_DT_INT64:
+	case AB_DT_UINT8: case AB_DT_UINT16: case AB_DT_UINT32: case AB_DT_UINT64:
+		if (json_is_number(fv) && store_int(d, fv, item) == 0)
+			return 0;
+		if (json_is_boolean(fv)) {
+			item[0] = json_is_true(fv);
+			return 0;
+		}
+		break;
+	case AB_DT_FLOAT16: case AB_DT_FLOAT32: case AB_DT_FLOAT64: {
+		double v;
+		if (json_is_number(fv))
+			return store_float(d->dt, json_number_value(fv), item);
+		if (json_is_string(fv)) {
+			if (parse_special_float(fv, &v) == 0)
+				return store_float(d->dt, v, item);
+			if (hex_bits(json_string_value(fv), d->disk_size, item) == 0)
+				return 0;
+		}
+		break;
+	}
+	case AB_DT_COMPLEX64: case AB_DT_COMPLEX128: {
+		size_t half = d->disk_size / 2;
+		ab_dtype part = half == 4 ? AB_DT_FLOAT32 : AB_DT_FLOAT64;
+		if (json_is_number(fv))
+			return store_float(part, json_number_value(fv), item);
+		if (json_is_array(fv) && json_array_size(fv) == 2) {
+			for (size_t k = 0; k < 2; k++) {
+				const json_t *e = json_array_get(fv, k);
+				double v;
+				if (json_is_number(e))
+					v = json_number_value(e);
+				else if (json_is_string(e) && parse_special_float(e, &v) == 0)
+					;
+				else
+					goto bad;
+				store_float(part, v, item + k * half);
+			}
+			return 0;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+bad:;
+	char *txt = json_dumps(fv, JSON_ENCODE_ANY | JSON_COMPACT);
+	int rc = ab_error_set(AB_EFORMAT, "fill_value %s is not valid for dtype %s",
+			      txt ? txt : "?", d->name);
+	free(txt);
+	return rc;
+}

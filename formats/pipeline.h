@@ -1,0 +1,100 @@
+/*
+ * pipeline.h - a chunk's codec chain, as one structure for zarr v2 and v3
+ * (internal).
+ *
+ * zarr v3 spells the chain out: array->array codecs (transpose), one
+ * array->bytes codec (bytes, vlen-utf8, sharding_indexed), bytes->bytes codecs
+ * (blosc, zstd, gzip, crc32c). A v2 array is mapped onto the same shape: order
+ * "F" is a transpose with the axes reversed, the dtype's byte order is the bytes
+ * codec's endianness, a vlen-utf8 filter is the array->bytes codec and the
+ * compressor is the one bytes->bytes codec. Decoding runs the chain backwards.
+ */
+#ifndef AB_FORMATS_PIPELINE_H
+#define AB_FORMATS_PIPELINE_H
+
+#include <jansson.h>
+
+#include "annbatch.h"
+#include "codec.h"
+#include "dtype.h"
+#include "util.h"
+
+#define AB_MAX_B2B 8
+
+typedef enum ab_a2b_kind { AB_A2B_BYTES = 1, AB_A2B_VLEN, AB_A2B_SHARD } ab_a2b_kind;
+
+struct ab_shard_cfg;
+
+typedef struct ab_pipeline {
+	int ndim;
+	int has_transpose;
+	int order[AB_MAX_NDIM];     /* encoded axis i = decoded axis order[i]    */
+	ab_a2b_kind a2b;
+	int big_endian;             /* bytes codec                               */
+	struct ab_shard_cfg *shard; /* a2b == AB_A2B_SHARD                       */
+	int nb2b;
+	ab_b2b_codec b2b[AB_MAX_B2B];
+} ab_pipeline;
+
+typedef struct ab_shard_cfg {
+	uint64_t inner_shape[AB_MAX_NDIM];
+	uint64_t per_dim[AB_MAX_NDIM];  /* inner chunks per shard along each axis */
+	uint64_t n_inner;               /* product of per_dim                     */
+	ab_pipeline inner;
+	int index_at_start;
+	int index_big_endian;
+	int index_crc32c;
+	uint64_t index_bytes;           /* 16 * n_inner (+ 4 with crc32c)         */
+} ab_shard_cfg;
+
+/* Scratch space for decoding, reused across chunks (caller-owned). */
+typedef struct ab_scratch {
+	ab_buf b[4];
+} ab_scratch;
+void ab_scratch_free(ab_scratch *s);
+
+/* Builds the pipeline of a v3 array from its "codecs" list. `chunk_shape` is
+ * the (outer) chunk shape the chain encodes. */
+int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_shape,
+			const ab_dtype_desc *dt, ab_pipeline *out);
+/* Builds the pipeline of a v2 array. */
+int ab_pipeline_from_v2(const json_t *compressor, const json_t *filters, const char *order,
+			int ndim, const ab_dtype_desc *dt, ab_pipeline *out);
+void ab_pipeline_free(ab_pipeline *p);
+
+/* "bytes(little) | blosc(cname=lz4,clevel=3,shuffle=shuffle)" etc. */
+void ab_pipeline_describe(const ab_pipeline *p, char *buf, size_t size);
+
+/* The decoded form of one chunk: items in C order of `shape`, host byte order.
+ * Numeric and fixed-width string items are `dt->disk_size` bytes; vlen strings
+ * are `char *` (malloc'd, owned by the caller after decoding). */
+typedef struct ab_chunk_out {
+	void *data;
+	size_t cap;       /* bytes available at data */
+} ab_chunk_out;
+
+/* Decodes one encoded chunk of `shape` into out->data. `fill` / `fill_str` is
+ * the fill value used for absent inner chunks of a nested shard. */
+int ab_chunk_decode(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_t *shape,
+		    const uint8_t *src, size_t srclen, const uint8_t *fill, const char *fill_str,
+		    void *out, size_t outcap, ab_scratch *scratch);
+
+/* Size in bytes of a decoded chunk of `shape` (strings: pointer per item). */
+int ab_chunk_nbytes(int ndim, const uint64_t *shape, const ab_dtype_desc *dt, size_t *out);
+
+/* Writes the fill value over a decoded chunk of `nitems` items. */
+int ab_chunk_fill(void *out, uint64_t nitems, const ab_dtype_desc *dt, const uint8_t *fill,
+		  const char *fill_str);
+
+/* Frees the strings of a decoded vlen chunk. */
+void ab_chunk_free_strings(void *chunk, uint64_t nitems);
+
+/* Shard index: decodes `raw` (index_bytes bytes) into 2 * n_inner uint64
+ * (offset, nbytes) pairs in host order, verifying crc32c and that every present
+ * entry lies inside a shard of `shard_size` bytes. */
+int ab_shard_index_decode(const ab_shard_cfg *cfg, const uint8_t *raw, size_t rawlen,
+			  uint64_t shard_size, uint64_t *entries);
+
+#define AB_SHARD_EMPTY UINT64_MAX
+
+#endif

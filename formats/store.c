@@ -1,0 +1,475 @@
+/* store.c - local directory stores, zarr v2/v3 metadata lookup, hierarchy. */
+#include "store.h"
+#include "error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Metadata documents larger than this are refused rather than slurped. */
+#define AB_META_MAX ((size_t)1 << 30)
+
+int ab_json_parse(const uint8_t *data, size_t len, const char *what, json_t **out)
+{
+	json_error_t err;
+	json_t *j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+	if (!j)
+		return ab_error_set(AB_EFORMAT, "%s: invalid JSON at line %d column %d: %s", what, err.line,
+				    err.column, err.text);
+	*out = j;
+	return 0;
+}
+
+const char *ab_attr_str(const json_t *attrs, const char *key)
+{
+	const json_t *v = attrs ? json_object_get(attrs, key) : NULL;
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+int ab_store_open_file(ab_store *s, const char *rel)
+{
+	return openat(s->rootfd, *rel ? rel : ".", O_RDONLY | O_CLOEXEC);
+}
+
+int ab_store_read_file(ab_store *s, const char *rel, ab_buf *buf, int *found)
+{
+	*found = 0;
+	int fd = ab_store_open_file(s, rel);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return ab_error_set(AB_EIO, "%s/%s: cannot open: %s", s->root, rel, strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		int e = errno;
+		close(fd);
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		return ab_error_set(AB_EIO, "%s/%s: not a regular file%s%s", s->root, rel, e ? ": " : "",
+				    e ? strerror(e) : "");
+	}
+	if ((uint64_t)st.st_size > AB_META_MAX * 64) {
+		close(fd);
+		return ab_error_set(AB_EFORMAT, "%s/%s: file too large (%lld bytes)", s->root, rel,
+				    (long long)st.st_size);
+	}
+	size_t size = (size_t)st.st_size;
+	int rc = ab_buf_reserve(buf, size + 1);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = pread(fd, buf->data + got, size - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			return ab_error_set(AB_EIO, "%s/%s: read failed: %s", s->root, rel, strerror(e));
+		}
+		if (n == 0)
+			break; /* the file shrank under us: take what is there */
+		got += (size_t)n;
+	}
+	close(fd);
+	buf->len = got;
+	*found = 1;
+	return 0;
+}
+
+/* Loads a JSON document from a file; *out = NULL when absent. */
+static int load_json_file(ab_store *s, const char *rel, json_t **out)
+{
+	ab_buf buf = { 0 };
+	int found;
+	*out = NULL;
+	int rc = ab_store_read_file(s, rel, &buf, &found);
+	if (rc == 0 && found) {
+		if (buf.len > AB_META_MAX)
+			rc = ab_error_set(AB_EFORMAT, "%s: metadata too large", rel);
+		else
+			rc = ab_json_parse(buf.data, buf.len, rel, out);
+	}
+	ab_buf_free(&buf);
+	return rc;
+}
+
+static int load_consolidated(ab_store *s)
+{
+	json_t *doc = NULL;
+	if (s->zarr_format == 2) {
+		int rc = load_json_file(s, ".zmetadata", &doc);
+		if (rc || !doc)
+			return rc;
+		json_t *md = json_object_get(doc, "metadata");
+		if (!json_is_object(md)) {
+			json_decref(doc);
+			return ab_error_set(AB_EFORMAT, ".zmetadata: missing \"metadata\" object");
+		}
+		s->consolidated = json_incref(md);
+		json_decref(doc);
+		return 0;
+	}
+	int rc = load_json_file(s, "zarr.json", &doc);
+	if (rc || !doc)
+		return rc;
+	json_t *cm = json_object_get(doc, "consolidated_metadata");
+	if (json_is_object(cm)) {
+		json_t *md = json_object_get(cm, "metadata");
+		if (!json_is_object(md)) {
+			json_decref(doc);
+			return ab_error_set(AB_EFORMAT, "zarr.json: consolidated_metadata lacks \"metadata\"");
+		}
+		s->consolidated = json_incref(md);
+	}
+	json_decref(doc);
+	return 0;
+}
+
+int ab_store_open(const char *path, ab_store **out)
+{
+	if (!path || !out)
+		return ab_error_set(AB_EINVAL, "ab_store_open: null argument");
+	*out = NULL;
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return ab_error_set(errno == ENOENT ? AB_ENOENT : AB_EIO, "%s: %s", path,
+				    errno == ENOENT ? "not found" : strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return ab_error_set(AB_EFORMAT,
+				    "%s: not a zarr store (a directory is expected; .h5ad files are read by "
+				    "'annbatch convert')", path);
+	ab_store *s = calloc(1, sizeof *s);
+	if (!s || !(s->root = strdup(path))) {
+		free(s);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	s->rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd < 0) {
+		int rc = ab_error_set(AB_EIO, "%s: cannot open: %s", path, strerror(errno));
+		free(s->root);
+		free(s);
+		return rc;
+	}
+	if (faccessat(s->rootfd, "zarr.json", F_OK, 0) == 0)
+		s->zarr_format = 3;
+	else if (faccessat(s->rootfd, ".zgroup", F_OK, 0) == 0 ||
+		 faccessat(s->rootfd, ".zarray", F_OK, 0) == 0 ||
+		 faccessat(s->rootfd, ".zmetadata", F_OK, 0) == 0)
+		s->zarr_format = 2;
+	else {
+		ab_store_close(s);
+		return ab_error_set(AB_EFORMAT, "%s: not a zarr store (no zarr.json, .zgroup or .zarray)", path);
+	}
+	int rc = load_consolidated(s);
+	if (rc) {
+		ab_error_prefix(rc, "%s: ", path);
+		ab_store_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void ab_store_close(ab_store *s)
+{
+	if (!s)
+		return;
+	if (s->rootfd >= 0)
+		close(s->rootfd);
+	json_decref(s->consolidated);
+	free(s->root);
+	free(s);
+}
+
+int ab_store_zarr_format(const ab_store *s)
+{
+	return s ? s->zarr_format : 0;
+}
+
+const char *ab_store_path(const ab_store *s)
+{
+	return s ? s->root : NULL;
+}
+
+void ab_node_meta_release(ab_node_meta *m)
+{
+	json_decref(m->meta);
+	json_decref(m->attrs);
+	m->meta = m->attrs = NULL;
+}
+
+/* A v2 metadata document: from consolidated metadata or from disk. */
+static int v2_doc(ab_store *s, const char *node, const char *name, json_t **out)
+{
+	char *key = ab_path_join(node, name);
+	if (!key)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	int rc = 0;
+	*out = NULL;
+	json_t *c = s->consolidated ? json_object_get(s->consolidated, key) : NULL;
+	if (c)
+		*out = json_incref(c);
+	else
+		rc = load_json_file(s, key, out);
+	free(key);
+	if (rc == 0 && *out && !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return ab_error_set(AB_EFORMAT, "%s%s%s: not a JSON object", node, *node ? "/" : "", name);
+	}
+	return rc;
+}
+
+int ab_store_node_meta(ab_store *s, const char *node, ab_node_meta *out)
+{
+	memset(out, 0, sizeof *out);
+	int rc;
+	if (s->zarr_format == 2) {
+		json_t *arr = NULL, *grp = NULL, *attrs = NULL;
+		if ((rc = v2_doc(s, node, ".zarray", &arr)))
+			return rc;
+		if (!arr && (rc = v2_doc(s, node, ".zgroup", &grp)))
+			return rc;
+		if (!arr && !grp)
+			return ab_error_set(AB_ENOENT, "node '%s' not found in %s", node, s->root);
+		if ((rc = v2_doc(s, node, ".zattrs", &attrs))) {
+			json_decref(arr);
+			json_decref(grp);
+			return rc;
+		}
+		out->type = arr ? AB_NODE_ARRAY : AB_NODE_GROUP;
+		out->meta = arr ? arr : grp;
+		out->attrs = attrs ? attrs : json_object();
+		return 0;
+	}
+	json_t *doc = NULL;
+	const char *lookup = *node ? node : "";
+	json_t *c = (s->consolidated && *node) ? json_object_get(s->consolidated, lookup) : NULL;
+	if (c) {
+		doc = json_incref(c);
+	} else {
+		char *key = ab_path_join(node, "zarr.json");
+		if (!key)
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		rc = load_json_file(s, key, &doc);
+		free(key);
+		if (rc)
+			return rc;
+	}
+	if (!doc)
+		return ab_error_set(AB_ENOENT, "node '%s' not found in %s", node, s->root);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return ab_error_set(AB_EFORMAT, "%s/zarr.json: not a JSON object", node);
+	}
+	const json_t *zf = json_object_get(doc, "zarr_format");
+	const char *nt = ab_attr_str(doc, "node_type");
+	if (!json_is_integer(zf) || json_integer_value(zf) != 3 || !nt ||
+	    (strcmp(nt, "array") && strcmp(nt, "group"))) {
+		json_decref(doc);
+		return ab_error_set(AB_EFORMAT, "%s%szarr.json: needs zarr_format 3 and node_type array or group",
+				    node, *node ? "/" : "");
+	}
+	out->type = strcmp(nt, "array") == 0 ? AB_NODE_ARRAY : AB_NODE_GROUP;
+	out->meta = doc;
+	json_t *attrs = json_object_get(doc, "attributes");
+	out->attrs = json_is_object(attrs) ? json_incref(attrs) : json_object();
+	return 0;
+}
+
+int ab_node_type_of(ab_store *s, const char *node, ab_node_type *out)
+{
+	char *n;
+	int rc = ab_node_normalize(node, &n);
+	if (rc)
+		return rc;
+	ab_node_meta m;
+	rc = ab_store_node_meta(s, n, &m);
+	free(n);
+	if (rc)
+		return rc;
+	*out = m.type;
+	ab_node_meta_release(&m);
+	return 0;
+}
+
+int ab_node_attributes(ab_store *s, const char *node, char **json)
+{
+	char *n;
+	int rc = ab_node_normalize(node, &n);
+	if (rc)
+		return rc;
+	ab_node_meta m;
+	rc = ab_store_node_meta(s, n, &m);
+	free(n);
+	if (rc)
+		return rc;
+	*json = json_dumps(m.attrs, JSON_COMPACT | JSON_SORT_KEYS);
+	ab_node_meta_release(&m);
+	return *json ? 0 : ab_error_set(AB_ENOMEM, "out of memory");
+}
+
+void ab_free(void *p)
+{
+	free(p);
+}
+
+void ab_strings_free(char **strings)
+{
+	if (!strings)
+		return;
+	for (char **p = strings; *p; p++)
+		free(*p);
+	free(strings);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return ab_natural_cmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds `name` to the list unless present. */
+static int add_name(char ***list, size_t *n, size_t *cap, const char *name, size_t len)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strlen((*list)[i]) == len && strncmp((*list)[i], name, len) == 0)
+			return 0;
+	if (*n + 2 > *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		char **nl = realloc(*list, nc * sizeof *nl);
+		if (!nl)
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		*list = nl;
+		*cap = nc;
+	}
+	char *c = strndup(name, len);
+	if (!c)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	(*list)[(*n)++] = c;
+	(*list)[*n] = NULL;
+	return 0;
+}
+
+int ab_group_children(ab_store *s, const char *node_in, char ***names, size_t *count)
+{
+	char *node;
+	int rc = ab_node_normalize(node_in, &node);
+	if (rc)
+		return rc;
+	ab_node_meta m;
+	if ((rc = ab_store_node_meta(s, node, &m))) {
+		free(node);
+		return rc;
+	}
+	ab_node_type t = m.type;
+	ab_node_meta_release(&m);
+	if (t != AB_NODE_GROUP) {
+		rc = ab_error_set(AB_ETYPE, "node '%s' is an array, not a group", node);
+		free(node);
+		return rc;
+	}
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+	size_t plen = strlen(node);
+	if (s->consolidated) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(s->consolidated, key, v) {
+			const char *rest = key;
+			if (plen) {
+				if (strncmp(key, node, plen) != 0 || key[plen] != '/')
+					continue;
+				rest = key + plen + 1;
+			}
+			const char *slash = strchr(rest, '/');
+			size_t len;
+			if (s->zarr_format == 2) {
+				/* "<child>/.zarray" or "<child>/.zgroup" */
+				if (!slash || (strcmp(slash, "/.zarray") && strcmp(slash, "/.zgroup")))
+					continue;
+				len = (size_t)(slash - rest);
+			} else {
+				if (slash || !*rest)
+					continue;
+				len = strlen(rest);
+			}
+			if ((rc = add_name(&list, &n, &cap, rest, len)))
+				goto fail;
+		}
+	} else {
+		int fd = ab_store_open_file(s, node);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			rc = ab_error_set(AB_EIO, "%s/%s: cannot list: %s", s->root, node, strerror(errno));
+			goto fail;
+		}
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+				continue;
+			char *rel = ab_path_join(node, e->d_name);
+			if (!rel) {
+				closedir(d);
+				rc = ab_error_set(AB_ENOMEM, "out of memory");
+				goto fail;
+			}
+			int is_node = 0;
+			const char *probes3[] = { "zarr.json" };
+			const char *probes2[] = { ".zarray", ".zgroup" };
+			const char **probes = s->zarr_format == 3 ? probes3 : probes2;
+			int np = s->zarr_format == 3 ? 1 : 2;
+			for (int k = 0; k < np && !is_node; k++) {
+				char *p = ab_path_join(rel, probes[k]);
+				if (p && faccessat(s->rootfd, p, F_OK, 0) == 0)
+					is_node = 1;
+				free(p);
+			}
+			free(rel);
+			if (is_node && (rc = add_name(&list, &n, &cap, e->d_name, strlen(e->d_name)))) {
+				closedir(d);
+				goto fail;
+			}
+		}
+		closedir(d);
+	}
+	if (!list) {
+		list = calloc(1, sizeof *list);
+		if (!list) {
+			rc = ab_error_set(AB_ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	qsort(list, n, sizeof *list, name_cmp);
+	*names = list;
+	if (count)
+		*count = n;
+	free(node);
+	return 0;
+fail:
+	if (list) {
+		for (size_t i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+	}
+	free(node);
+	return rc;
+}
+
+void ab_strings_free_n(char **strings, size_t count)
+{
+	if (!strings)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free(strings[i]);
+	free(strings);
+}

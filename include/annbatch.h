@@ -1,0 +1,316 @@
+/*
+ * annbatch.h - streaming shuffled mini-batches out of on-disk AnnData / zarr stores.
+ *
+ * This is the one public header of libannbatch. It is also the manual: every
+ * function is described where it is declared.
+ *
+ * Conventions
+ * -----------
+ *  - Every function that can fail returns an `int`: 0 on success or a negative
+ *    AB_E* code. On failure a human-readable message naming the file, the array and
+ *    the chunk involved is left for ab_last_error() (per thread).
+ *  - Every *_open has a *_close. Handles are opaque. There is no global mutable
+ *    state: two stores opened twice are fully independent.
+ *  - A store is only ever read. Nothing in the read API writes, creates or locks
+ *    anything inside a store.
+ *  - Numeric data handed to callers is in the host's byte order (little endian on
+ *    every supported platform), C (row-major) order, whatever the on-disk order,
+ *    endianness or codec chain.
+ *  - An ab_store and the handles opened from it may be used from several threads
+ *    only if the caller serialises the calls per handle (ab_array, ab_csr,
+ *    ab_column each keep a reusable decode scratch area). Distinct handles can be
+ *    used concurrently.
+ *
+ * Supported on disk
+ * -----------------
+ *  zarr v2 (.zarray/.zgroup/.zattrs, consolidated .zmetadata) and zarr v3
+ *  (zarr.json, inline consolidated metadata); codecs bytes, transpose, blosc,
+ *  zstd, lz4 (numcodecs framing), gzip, zlib, crc32c, vlen-utf8 and
+ *  sharding_indexed; AnnData groups (X dense or csr_matrix, obs/var dataframes)
+ *  and annbatch preshuffled collections.
+ */
+#ifndef ANNBATCH_H
+#define ANNBATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AB_VERSION_MAJOR 0
+#define AB_VERSION_MINOR 1
+#define AB_VERSION_PATCH 0
+#define AB_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------- */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------- */
+
+enum ab_status {
+	AB_OK = 0,
+	AB_EINVAL = -1,       /* bad argument from the caller (range, null, option)   */
+	AB_ENOENT = -2,       /* node, file or column does not exist                  */
+	AB_EIO = -3,          /* the operating system failed a read                   */
+	AB_EFORMAT = -4,      /* malformed metadata or data (bad JSON, bad shape, ...) */
+	AB_EUNSUPPORTED = -5, /* valid but not supported (unknown codec, csc rows, ...) */
+	AB_ENOMEM = -6,       /* allocation failed                                    */
+	AB_ECORRUPT = -7,     /* data does not decode: truncated, checksum, bad frame */
+	AB_ERANGE = -8,       /* request outside the array                            */
+	AB_ETYPE = -9         /* the node is of another kind than the call expects    */
+};
+
+/* The message left by the last failing call on this thread ("" if none). The
+ * pointer stays valid until the next failing call on the same thread. */
+const char *ab_last_error(void);
+
+/* A short constant name for a status code ("AB_ECORRUPT: corrupt data"). */
+const char *ab_strerror(int status);
+
+/* ------------------------------------------------------------------------- */
+/* Data types                                                                */
+/* ------------------------------------------------------------------------- */
+
+typedef enum ab_dtype {
+	AB_DT_BOOL = 0,
+	AB_DT_INT8, AB_DT_INT16, AB_DT_INT32, AB_DT_INT64,
+	AB_DT_UINT8, AB_DT_UINT16, AB_DT_UINT32, AB_DT_UINT64,
+	AB_DT_FLOAT16, AB_DT_FLOAT32, AB_DT_FLOAT64,
+	AB_DT_COMPLEX64, AB_DT_COMPLEX128,
+	AB_DT_STRING /* variable-length UTF-8 (v3 `string`, v2 `|O` + vlen-utf8) or
+	                fixed-width `S`/`U` strings, both read as strings */
+} ab_dtype;
+
+/* Size in bytes of one item as handed to callers (0 for AB_DT_STRING). */
+size_t ab_dtype_size(ab_dtype dt);
+/* A stable lowercase name: "bool", "int8", ..., "float32", "string". */
+const char *ab_dtype_name(ab_dtype dt);
+
+/* ------------------------------------------------------------------------- */
+/* Stores and the hierarchy                                                  */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ab_store ab_store;
+
+/* Opens the zarr store rooted at the directory `path` (v2 or v3, detected). The
+ * root metadata is read once; consolidated metadata, when present, answers every
+ * later metadata lookup without touching the disk. */
+int ab_store_open(const char *path, ab_store **out);
+void ab_store_close(ab_store *store);
+
+/* 2 or 3. */
+int ab_store_zarr_format(const ab_store *store);
+/* The directory the store was opened on. */
+const char *ab_store_path(const ab_store *store);
+
+typedef enum ab_node_type { AB_NODE_GROUP = 1, AB_NODE_ARRAY = 2 } ab_node_type;
+
+/* Node paths are relative to the store root, '/'-separated, without leading
+ * slash: "" or "/" is the root, "X", "obs/cell_type", "X/data". */
+int ab_node_type_of(ab_store *store, const char *node, ab_node_type *out);
+
+/* The names of a group's direct children, sorted (dataset_N sorted by N). On
+ * success *names is a NULL-terminated array freed with ab_strings_free. */
+int ab_group_children(ab_store *store, const char *node, char ***names, size_t *count);
+void ab_strings_free(char **strings);
+/* Frees an array of `count` strings some of which may be NULL. */
+void ab_strings_free_n(char **strings, size_t count);
+
+/* A node's user attributes as compact JSON text ("{}" when none). Free with
+ * ab_free. */
+int ab_node_attributes(ab_store *store, const char *node, char **json);
+/* Frees memory returned by the library (JSON text, buffers). */
+void ab_free(void *p);
+
+/* ------------------------------------------------------------------------- */
+/* Arrays                                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ab_array ab_array;
+
+#define AB_MAX_NDIM 32
+
+typedef struct ab_array_info {
+	int zarr_format;                /* 2 or 3                                   */
+	int ndim;
+	uint64_t shape[AB_MAX_NDIM];
+	uint64_t chunk_shape[AB_MAX_NDIM]; /* the unit of decoding (inner chunk)    */
+	uint64_t shard_shape[AB_MAX_NDIM]; /* the file unit; == chunk_shape unsharded */
+	int sharded;
+	ab_dtype dtype;
+	size_t itemsize;                /* bytes per item handed out (0: string)    */
+	size_t fixed_string_width;      /* >0 for v2 `S`/`U` strings, in characters */
+	const char *codecs;             /* human description, "blosc(lz4,3,shuffle)" */
+	const char *dtype_on_disk;      /* "<f4", ">i2", "|O", "float32", "string"   */
+} ab_array_info;
+
+int ab_array_open(ab_store *store, const char *node, ab_array **out);
+void ab_array_close(ab_array *array);
+int ab_array_get_info(const ab_array *array, ab_array_info *info);
+
+/* Number of items in one row (product of the shape of axes 1..ndim-1; 1 for a
+ * 1-D array) and the rows count (shape[0]; 1 for a 0-d array). */
+uint64_t ab_array_row_items(const ab_array *array);
+uint64_t ab_array_nrows(const ab_array *array);
+
+/* Reads rows [row_start, row_end) along axis 0 and all of the other axes into
+ * `dst` as C-order items in host byte order (bool: one byte, 0 or 1). `dst_size`
+ * must be at least (row_end - row_start) * row_items * itemsize. Chunks that are
+ * absent read as the fill value. A 0-d array has one row. Numeric arrays only. */
+int ab_array_read_rows(ab_array *array, uint64_t row_start, uint64_t row_end,
+		       void *dst, size_t dst_size);
+
+/* Reads rows [row_start, row_end) of a string array (any rank, items in C order).
+ * On success *strings is a NULL-terminated array of (row_end-row_start)*row_items
+ * UTF-8 strings, freed with ab_strings_free. Fixed-width `S` items lose trailing
+ * NUL bytes, `U` items (UCS-4) are converted to UTF-8. */
+int ab_array_read_strings(ab_array *array, uint64_t row_start, uint64_t row_end,
+			  char ***strings, size_t *count);
+
+/* What the array occupies on disk: bytes of chunk (or shard) files, files present
+ * and files the grid allows; for sharded arrays also inner chunks present (read
+ * from every shard index) and the inner chunks the grid allows. */
+typedef struct ab_array_storage {
+	uint64_t bytes_on_disk;
+	uint64_t files_present, files_total;
+	uint64_t chunks_present, chunks_total;
+} ab_array_storage;
+int ab_array_get_storage(ab_array *array, ab_array_storage *out);
+
+/* ------------------------------------------------------------------------- */
+/* Sparse matrices (AnnData csr_matrix / csc_matrix groups)                  */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ab_csr ab_csr;
+
+typedef enum ab_sparse_format { AB_SPARSE_CSR = 1, AB_SPARSE_CSC = 2 } ab_sparse_format;
+
+/* Opens a csr_matrix group (arrays data, indices, indptr; attribute shape). A
+ * csc_matrix group opens too, so it can be inspected, but every row access on it
+ * fails with AB_EUNSUPPORTED and a message saying so. The whole indptr is read
+ * into memory on open (8 bytes per row). */
+int ab_csr_open(ab_store *store, const char *node, ab_csr **out);
+void ab_csr_close(ab_csr *csr);
+
+typedef struct ab_csr_info {
+	ab_sparse_format format;
+	uint64_t n_rows, n_cols, nnz;
+	ab_dtype data_dtype, indices_dtype, indptr_dtype;
+} ab_csr_info;
+int ab_csr_get_info(const ab_csr *csr, ab_csr_info *info);
+
+/* The number of stored elements of rows [row_start, row_end). */
+int ab_csr_nnz(const ab_csr *csr, uint64_t row_start, uint64_t row_end, uint64_t *nnz);
+
+/* Reads rows [row_start, row_end): `indptr` gets n+1 offsets starting at 0,
+ * `indices` gets the column of each element widened to int64 and checked to be
+ * < n_cols, `data` gets the values in the data dtype (ab_csr_info.data_dtype).
+ * Capacities are in elements. Any of the three outputs may be NULL. */
+int ab_csr_read_rows(ab_csr *csr, uint64_t row_start, uint64_t row_end,
+		     int64_t *indptr, size_t indptr_cap,
+		     int64_t *indices, size_t indices_cap,
+		     void *data, size_t data_cap);
+
+/* Reads rows [row_start, row_end) as a dense row-major matrix of data dtype
+ * items; `dst_size` in bytes. Duplicate column entries are summed as scipy
+ * does when densifying. */
+int ab_csr_read_dense(ab_csr *csr, uint64_t row_start, uint64_t row_end,
+		      void *dst, size_t dst_size);
+
+/* ------------------------------------------------------------------------- */
+/* Dataframe columns (obs / var)                                             */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ab_column ab_column;
+
+typedef enum ab_column_kind {
+	AB_COL_ARRAY = 1,           /* numeric or bool array                       */
+	AB_COL_STRING,              /* string-array                                */
+	AB_COL_CATEGORICAL,         /* codes + categories                          */
+	AB_COL_NULLABLE_INTEGER,    /* values + mask                               */
+	AB_COL_NULLABLE_BOOLEAN,    /* values + mask                               */
+	AB_COL_NULLABLE_STRING      /* values + mask                               */
+} ab_column_kind;
+
+/* Opens a dataframe column (or any array / encoded group that looks like one)
+ * at `node`, e.g. "obs/cell_type" or "obs/_index". */
+int ab_column_open(ab_store *store, const char *node, ab_column **out);
+void ab_column_close(ab_column *col);
+
+typedef struct ab_column_info {
+	ab_column_kind kind;
+	uint64_t length;
+	ab_dtype dtype;            /* values dtype; codes dtype for categoricals  */
+	ab_dtype categories_dtype; /* categoricals only                           */
+	uint64_t n_categories;     /* categoricals only                           */
+	int ordered;               /* categoricals only                           */
+} ab_column_info;
+int ab_column_get_info(const ab_column *col, ab_column_info *info);
+
+/* Numeric values (array, nullable kinds) or codes (categorical) of rows
+ * [start, end) into dst, in the column's dtype. `mask`, when not NULL, receives
+ * one byte per row: 1 where the value is missing (nullable mask, or categorical
+ * code -1), else 0. */
+int ab_column_read(ab_column *col, uint64_t start, uint64_t end,
+		   void *dst, size_t dst_size, uint8_t *mask);
+
+/* Strings of rows [start, end): string columns give their values; categoricals
+ * give each row's label (NULL entry for a missing code); numeric categories are
+ * formatted as JSON numbers. *count gets end-start. Missing entries are NULL,
+ * so iterate with count and free with ab_strings_free_n. */
+int ab_column_read_strings(ab_column *col, uint64_t start, uint64_t end,
+			   char ***strings, size_t *count);
+
+/* The categories of a categorical column as strings (numeric categories
+ * formatted as JSON numbers). */
+int ab_column_categories(ab_column *col, char ***strings, size_t *count);
+
+/* ------------------------------------------------------------------------- */
+/* AnnData                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ab_anndata ab_anndata;
+
+typedef enum ab_x_kind { AB_X_DENSE = 1, AB_X_CSR, AB_X_CSC } ab_x_kind;
+
+/* Opens the AnnData group at `node` ("" for the root). X must be an array or a
+ * csr_matrix/csc_matrix group. */
+int ab_anndata_open(ab_store *store, const char *node, ab_anndata **out);
+void ab_anndata_close(ab_anndata *ad);
+
+typedef struct ab_anndata_info {
+	uint64_t n_obs, n_vars;
+	ab_x_kind x_kind;
+	ab_dtype x_dtype;
+	size_t n_obs_columns, n_var_columns;
+} ab_anndata_info;
+int ab_anndata_get_info(const ab_anndata *ad, ab_anndata_info *info);
+
+/* The X of the AnnData: exactly one of the two is non-NULL. Owned by `ad`. */
+ab_array *ab_anndata_x_dense(ab_anndata *ad);
+ab_csr *ab_anndata_x_csr(ab_anndata *ad);
+
+/* Column names of obs / var in column-order. Owned by `ad`, NULL-terminated. */
+const char *const *ab_anndata_obs_columns(const ab_anndata *ad);
+const char *const *ab_anndata_var_columns(const ab_anndata *ad);
+/* The obs column `name` ("_index" or the dataframe's _index attribute name
+ * gives the row names); the returned column is owned by the caller. */
+int ab_anndata_obs_column(ab_anndata *ad, const char *name, ab_column **out);
+int ab_anndata_var_column(ab_anndata *ad, const char *name, ab_column **out);
+/* Kind of an obs column without opening its data. */
+int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind *kind);
+
+/* ------------------------------------------------------------------------- */
+/* Collections (encoding-type annbatch-preshuffled)                          */
+/* ------------------------------------------------------------------------- */
+
+/* If `node` is an annbatch collection, fills *names with its datasets
+ * (dataset_0, dataset_1, ... in numeric order) and returns 0; returns AB_ETYPE
+ * if it is some other group. */
+int ab_collection_datasets(ab_store *store, const char *node, char ***names, size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ANNBATCH_H */

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Installs what annbatch needs to build and test on Debian 12, as root. Only
+# packages that are missing are installed, so a second run costs a second.
+set -euo pipefail
+pkgs=(
+	build-essential autoconf automake libtool pkg-config
+	liburing-dev libzstd-dev liblz4-dev libjansson-dev libblosc-dev zlib1g-dev check
+	python3-zarr python3-numcodecs python3-anndata python3-numpy python3-scipy
+	python3-pandas python3-h5py
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: run as root (apt-get install needs it)" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

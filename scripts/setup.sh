@@ -1,0 +1,20 @@
+#!/bin/bash
+# One command on a fresh Debian 12 machine (as root): install what is missing,
+# build, write a small demo AnnData store and run the main job on it.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bash "$top/scripts/deps.sh"
+bash "$top/scripts/build.sh" "$top/build"
+AB="$top/build/annbatch"
+mkdir -p "$top/demo"
+/usr/bin/python3 "$top/scripts/make_demo.py" "$top/demo/pbmc-demo.zarr"
+echo
+echo "== annbatch inspect demo/pbmc-demo.zarr"
+"$AB" inspect "$top/demo/pbmc-demo.zarr"
+echo
+echo "== annbatch get demo/pbmc-demo.zarr obs/cell_type --labels --rows 0:8"
+"$AB" get "$top/demo/pbmc-demo.zarr" obs/cell_type --labels --rows 0:8
+echo
+echo "== annbatch get demo/pbmc-demo.zarr X --dense --rows 0:4 (float32 row sums)"
+"$AB" get "$top/demo/pbmc-demo.zarr" X --dense --rows 0:4 |
+	/usr/bin/python3 -c 'import sys, numpy as np; x = np.frombuffer(sys.stdin.buffer.read(), "<f4").reshape(4, -1); print(x.sum(axis=1))'

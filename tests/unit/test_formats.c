@@ -1,0 +1,526 @@
+/* test_formats.c - unit tests of the format layer: paths, dtypes, fill values,
+ * chunk keys, codec pipelines, shard indexes, box copies, and small stores
+ * written here by hand from the zarr specifications. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "annbatch.h"
+#include "codec.h"
+#include "dtype.h"
+#include "meta.h"
+#include "pipeline.h"
+#include "util.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/ab-test-formats-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void rm_tmpdir(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_file(const char *rel, const void *data, size_t len)
+{
+	char path[512], dir[512];
+	snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+	/* mkdir -p of the parent */
+	snprintf(dir, sizeof dir, "%s", path);
+	for (char *p = dir + strlen(tmpdir) + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(dir, 0755);
+			*p = '/';
+		}
+	}
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static void write_text(const char *rel, const char *text)
+{
+	write_file(rel, text, strlen(text));
+}
+
+static json_t *J(const char *text)
+{
+	json_error_t e;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
+	ck_assert_msg(j != NULL, "bad test JSON: %s", e.text);
+	return j;
+}
+
+/* ------------------------------------------------------------ util */
+
+START_TEST(test_natural_order)
+{
+	ck_assert_int_lt(ab_natural_cmp("dataset_2", "dataset_10"), 0);
+	ck_assert_int_gt(ab_natural_cmp("dataset_10", "dataset_9"), 0);
+	ck_assert_int_eq(ab_natural_cmp("dataset_007", "dataset_7"), 0);
+	ck_assert_int_lt(ab_natural_cmp("X", "obs"), 0);
+	ck_assert_int_lt(ab_natural_cmp("a", "ab"), 0);
+}
+END_TEST
+
+START_TEST(test_node_normalize)
+{
+	char *n;
+	ck_assert_int_eq(ab_node_normalize("//obs//cell_type/", &n), 0);
+	ck_assert_str_eq(n, "obs/cell_type");
+	free(n);
+	ck_assert_int_eq(ab_node_normalize("", &n), 0);
+	ck_assert_str_eq(n, "");
+	free(n);
+	ck_assert_int_eq(ab_node_normalize("obs/../../etc", &n), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), ".."));
+	ck_assert_int_eq(ab_node_normalize("./X", &n), AB_EINVAL);
+}
+END_TEST
+
+START_TEST(test_byteswap)
+{
+	uint8_t v[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	ab_byteswap(v, 2, 4);
+	const uint8_t want[8] = { 4, 3, 2, 1, 8, 7, 6, 5 };
+	ck_assert_mem_eq(v, want, 8);
+	uint8_t w[6] = { 1, 2, 3, 4, 5, 6 };
+	ab_byteswap(w, 1, 6);
+	const uint8_t want6[6] = { 6, 5, 4, 3, 2, 1 };
+	ck_assert_mem_eq(w, want6, 6);
+}
+END_TEST
+
+START_TEST(test_copy_box_matches_naive)
+{
+	/* src 4x5x6, dst 3x5x4, box 2x5x3 from (1,0,2) to (1,0,1). */
+	uint64_t ss[3] = { 4, 5, 6 }, ds[3] = { 3, 5, 4 };
+	uint64_t so[3] = { 1, 0, 2 }, dof[3] = { 1, 0, 1 }, cnt[3] = { 2, 5, 3 };
+	int32_t src[120], dst[60], want[60];
+	for (int i = 0; i < 120; i++)
+		src[i] = i;
+	memset(dst, 0xff, sizeof dst);
+	memset(want, 0xff, sizeof want);
+	for (uint64_t a = 0; a < cnt[0]; a++)
+		for (uint64_t b = 0; b < cnt[1]; b++)
+			for (uint64_t c = 0; c < cnt[2]; c++)
+				want[((dof[0] + a) * 5 + dof[1] + b) * 4 + dof[2] + c] =
+					src[((so[0] + a) * 5 + so[1] + b) * 6 + so[2] + c];
+	ab_copy_box(3, 4, src, ss, so, dst, ds, dof, cnt);
+	ck_assert_mem_eq(dst, want, sizeof want);
+}
+END_TEST
+
+START_TEST(test_transpose_matches_naive)
+{
+	uint64_t shape[3] = { 2, 3, 4 };
+	int perm[3] = { 2, 0, 1 }; /* dst shape (4, 2, 3) */
+	int16_t src[24], dst[24];
+	for (int i = 0; i < 24; i++)
+		src[i] = (int16_t)i;
+	ab_transpose(3, 2, src, shape, perm, dst);
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 2; j++)
+			for (int k = 0; k < 3; k++)
+				/* dst[i][j][k] = src at axis0=j, axis1=k, axis2=i */
+				ck_assert_int_eq(dst[(i * 2 + j) * 3 + k], src[(j * 3 + k) * 4 + i]);
+}
+END_TEST
+
+/* ------------------------------------------------------------ dtypes */
+
+START_TEST(test_dtype_v2)
+{
+	ab_dtype_desc d;
+	ck_assert_int_eq(ab_dtype_parse_v2("<f4", 0, &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_FLOAT32);
+	ck_assert_uint_eq(d.disk_size, 4);
+	ck_assert_int_eq(d.big_endian, 0);
+	ck_assert_int_eq(ab_dtype_parse_v2(">i8", 0, &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_INT64);
+	ck_assert_int_eq(d.big_endian, 1);
+	ck_assert_int_eq(ab_dtype_parse_v2("|b1", 0, &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_BOOL);
+	ck_assert_int_eq(ab_dtype_parse_v2(">c16", 0, &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_COMPLEX128);
+	ck_assert_uint_eq(d.swap_unit, 8);
+	ck_assert_int_eq(ab_dtype_parse_v2("<U6", 0, &d), 0);
+	ck_assert_int_eq(d.str, AB_STR_UCS4);
+	ck_assert_uint_eq(d.disk_size, 24);
+	ck_assert_int_eq(ab_dtype_parse_v2("|S3", 0, &d), 0);
+	ck_assert_int_eq(d.str, AB_STR_BYTES);
+	ck_assert_int_eq(ab_dtype_parse_v2("|O", 1, &d), 0);
+	ck_assert_int_eq(d.str, AB_STR_VLEN);
+	ck_assert_int_eq(ab_dtype_parse_v2("|O", 0, &d), AB_EUNSUPPORTED);
+	ck_assert_int_eq(ab_dtype_parse_v2("<M8[ns]", 0, &d), AB_EUNSUPPORTED);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "<M8[ns]"));
+	ck_assert_int_eq(ab_dtype_parse_v2("<f3", 0, &d), AB_EUNSUPPORTED);
+	ck_assert_int_eq(ab_dtype_parse_v2("", 0, &d), AB_EUNSUPPORTED);
+}
+END_TEST
+
+START_TEST(test_dtype_v3)
+{
+	ab_dtype_desc d;
+	ck_assert_int_eq(ab_dtype_parse_v3("uint16", &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_UINT16);
+	ck_assert_int_eq(ab_dtype_parse_v3("string", &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_STRING);
+	ck_assert_int_eq(ab_dtype_parse_v3("float128x", &d), AB_EUNSUPPORTED);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "float128x"));
+	ck_assert_str_eq(ab_dtype_name(AB_DT_COMPLEX64), "complex64");
+	ck_assert_uint_eq(ab_dtype_size(AB_DT_FLOAT16), 2);
+}
+END_TEST
+
+START_TEST(test_fill_values)
+{
+	ab_dtype_desc f4, f8, i2, b1, f2;
+	uint8_t item[16];
+	ab_dtype_parse_v3("float32", &f4);
+	ab_dtype_parse_v3("float64", &f8);
+	ab_dtype_parse_v3("int16", &i2);
+	ab_dtype_parse_v3("bool", &b1);
+	ab_dtype_parse_v3("float16", &f2);
+	json_t *j;
+
+	ck_assert_int_eq(ab_fill_parse(j = J("\"NaN\""), &f4, 3, item, NULL), 0);
+	json_decref(j);
+	float f;
+	memcpy(&f, item, 4);
+	ck_assert(isnan(f));
+	ck_assert_int_eq(ab_fill_parse(j = J("\"-Infinity\""), &f8, 2, item, NULL), 0);
+	json_decref(j);
+	double d;
+	memcpy(&d, item, 8);
+	ck_assert(isinf(d) && d < 0);
+	ck_assert_int_eq(ab_fill_parse(j = J("\"0x7fc00001\""), &f4, 3, item, NULL), 0);
+	json_decref(j);
+	ck_assert_uint_eq(ab_load_le32(item), 0x7fc00001u);
+	ck_assert_int_eq(ab_fill_parse(j = J("-3"), &i2, 2, item, NULL), 0);
+	json_decref(j);
+	int16_t s;
+	memcpy(&s, item, 2);
+	ck_assert_int_eq(s, -3);
+	ck_assert_int_eq(ab_fill_parse(j = J("true"), &b1, 3, item, NULL), 0);
+	json_decref(j);
+	ck_assert_int_eq(item[0], 1);
+	ck_assert_int_eq(ab_fill_parse(j = J("1.5"), &f2, 3, item, NULL), 0);
+	json_decref(j);
+	uint16_t h;
+	memcpy(&h, item, 2);
+	ck_assert_uint_eq(h, 0x3e00);
+	ck_assert(ab_half_to_double(h) == 1.5);
+	ck_assert_int_eq(ab_fill_parse(j = J("null"), &f4, 2, item, NULL), 0);
+	json_decref(j);
+	ck_assert_uint_eq(ab_load_le32(item), 0);
+	ck_assert_int_eq(ab_fill_parse(j = J("\"banana\""), &f4, 3, item, NULL), AB_EFORMAT);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "banana"));
+	ck_assert_int_eq(ab_fill_parse(j = J("2.5"), &i2, 3, item, NULL), AB_EFORMAT);
+	json_decref(j);
+}
+END_TEST
+
+/* ------------------------------------------------------------ metadata */
+
+START_TEST(test_chunk_keys)
+{
+	ab_array_meta m;
+	json_t *doc = J("{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[10,10],\"data_type\":\"int8\","
+			"\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[3,3]}},"
+			"\"chunk_key_encoding\":{\"name\":\"default\",\"configuration\":{\"separator\":\"/\"}},"
+			"\"fill_value\":0,\"codecs\":[{\"name\":\"bytes\"}]}");
+	ck_assert_int_eq(ab_array_meta_parse(doc, 3, "t", &m), 0);
+	char key[64];
+	uint64_t c[2] = { 1, 12 };
+	ab_chunk_key(&m, c, key, sizeof key);
+	ck_assert_str_eq(key, "c/1/12");
+	ab_array_meta_free(&m);
+	json_decref(doc);
+
+	doc = J("{\"zarr_format\":2,\"shape\":[10,10],\"chunks\":[3,3],\"dtype\":\"<i2\",\"compressor\":null,"
+		"\"fill_value\":0,\"order\":\"C\",\"filters\":null,\"dimension_separator\":\"/\"}");
+	ck_assert_int_eq(ab_array_meta_parse(doc, 2, "t", &m), 0);
+	ab_chunk_key(&m, c, key, sizeof key);
+	ck_assert_str_eq(key, "1/12");
+	ab_array_meta_free(&m);
+	json_decref(doc);
+
+	doc = J("{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[],\"data_type\":\"int8\","
+		"\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[]}},"
+		"\"chunk_key_encoding\":{\"name\":\"v2\",\"configuration\":{\"separator\":\".\"}},"
+		"\"fill_value\":0,\"codecs\":[{\"name\":\"bytes\"}]}");
+	ck_assert_int_eq(ab_array_meta_parse(doc, 3, "t", &m), 0);
+	ab_chunk_key(&m, c, key, sizeof key);
+	ck_assert_str_eq(key, "0");
+	ab_array_meta_free(&m);
+	json_decref(doc);
+}
+END_TEST
+
+static int parse_expect_error(const char *text, int fmt, const char *needle)
+{
+	ab_array_meta m;
+	json_t *doc = J(text);
+	int rc = ab_array_meta_parse(doc, fmt, "arr", &m);
+	json_decref(doc);
+	if (rc == 0) {
+		ab_array_meta_free(&m);
+		return 0;
+	}
+	ck_assert_msg(strstr(ab_last_error(), needle) != NULL, "'%s' not in '%s'", needle, ab_last_error());
+	return rc;
+}
+
+START_TEST(test_meta_errors)
+{
+	ck_assert_int_eq(parse_expect_error("{\"zarr_format\":2,\"shape\":[10,10],\"chunks\":[3],\"dtype\":\"<i2\","
+					    "\"compressor\":null,\"fill_value\":0,\"order\":\"C\",\"filters\":null}",
+					    2, "chunks"), AB_EFORMAT);
+	ck_assert_int_eq(parse_expect_error("{\"zarr_format\":2,\"shape\":[10],\"chunks\":[0],\"dtype\":\"<i2\","
+					    "\"compressor\":null,\"fill_value\":0,\"order\":\"C\",\"filters\":null}",
+					    2, "positive"), AB_EFORMAT);
+	ck_assert_int_eq(parse_expect_error("{\"zarr_format\":2,\"shape\":[-4],\"chunks\":[2],\"dtype\":\"<i2\","
+					    "\"compressor\":null,\"fill_value\":0,\"order\":\"C\",\"filters\":null}",
+					    2, "shape"), AB_EFORMAT);
+	ck_assert_int_eq(parse_expect_error("{\"zarr_format\":2,\"shape\":[10],\"chunks\":[2],\"dtype\":\"<i2\","
+					    "\"compressor\":{\"id\":\"foo\"},\"fill_value\":0,\"order\":\"C\","
+					    "\"filters\":null}", 2, "foo"), AB_EUNSUPPORTED);
+	ck_assert_int_eq(parse_expect_error("{\"zarr_format\":2,\"shape\":[281474976710656000],\"chunks\":[2],"
+					    "\"dtype\":\"<i2\",\"compressor\":null,\"fill_value\":0,\"order\":\"C\","
+					    "\"filters\":null}", 2, "too large"), AB_EFORMAT);
+	ck_assert_int_eq(parse_expect_error("{\"zarr_format\":2,\"shape\":[100000000,100000000],"
+					    "\"chunks\":[100000000,100000000],\"dtype\":\"<f8\",\"compressor\":null,"
+					    "\"fill_value\":0,\"order\":\"C\",\"filters\":null}", 2, "TiB"), AB_EFORMAT);
+	const char *v3 = "{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[8],\"data_type\":\"int8\","
+			 "\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[4]}},"
+			 "\"chunk_key_encoding\":{\"name\":\"default\"},\"fill_value\":0,\"codecs\":%s%s}";
+	char buf[1024];
+	snprintf(buf, sizeof buf, v3, "[{\"name\":\"bytes\"},{\"name\":\"snazzy\"}]", "");
+	ck_assert_int_eq(parse_expect_error(buf, 3, "snazzy"), AB_EUNSUPPORTED);
+	snprintf(buf, sizeof buf, v3, "[{\"name\":\"zstd\"}]", "");
+	ck_assert_int_eq(parse_expect_error(buf, 3, "before"), AB_EFORMAT);
+	snprintf(buf, sizeof buf, v3, "[{\"name\":\"bytes\"}]", ",\"frob\":{\"must_understand\":true}");
+	ck_assert_int_eq(parse_expect_error(buf, 3, "frob"), AB_EUNSUPPORTED);
+	snprintf(buf, sizeof buf, v3, "[{\"name\":\"bytes\"}]", ",\"frob\":{\"must_understand\":false}");
+	ck_assert_int_eq(parse_expect_error(buf, 3, "-"), 0);
+	snprintf(buf, sizeof buf, v3,
+		 "[{\"name\":\"sharding_indexed\",\"configuration\":{\"chunk_shape\":[3],\"codecs\":"
+		 "[{\"name\":\"bytes\"}]}}]", "");
+	ck_assert_int_eq(parse_expect_error(buf, 3, "multiple"), AB_EFORMAT);
+}
+END_TEST
+
+START_TEST(test_sharding_pipeline)
+{
+	json_t *codecs = J("[{\"name\":\"sharding_indexed\",\"configuration\":{\"chunk_shape\":[2,5],"
+			   "\"codecs\":[{\"name\":\"bytes\",\"configuration\":{\"endian\":\"little\"}},"
+			   "{\"name\":\"zstd\",\"configuration\":{\"level\":1,\"checksum\":false}}],"
+			   "\"index_codecs\":[{\"name\":\"bytes\",\"configuration\":{\"endian\":\"little\"}},"
+			   "{\"name\":\"crc32c\"}],\"index_location\":\"start\"}}]");
+	ab_dtype_desc dt;
+	ab_dtype_parse_v3("float32", &dt);
+	uint64_t shard[2] = { 8, 10 };
+	ab_pipeline p;
+	ck_assert_int_eq(ab_pipeline_from_v3(codecs, 2, shard, &dt, &p), 0);
+	ck_assert_int_eq(p.a2b, AB_A2B_SHARD);
+	ck_assert_uint_eq(p.shard->n_inner, 8);
+	ck_assert_uint_eq(p.shard->index_bytes, 8 * 16 + 4);
+	ck_assert_int_eq(p.shard->index_at_start, 1);
+	ck_assert_int_eq(p.shard->inner.nb2b, 1);
+	ck_assert_int_eq(p.shard->inner.b2b[0].kind, AB_B2B_ZSTD);
+
+	/* Index decode: entries, crc32c, bounds. */
+	uint8_t raw[8 * 16 + 4];
+	for (int k = 0; k < 8; k++) {
+		uint64_t off = k == 3 ? UINT64_MAX : 200 + 10 * (uint64_t)k;
+		uint64_t nb = k == 3 ? UINT64_MAX : 10;
+		ab_store_le64(raw + 16 * k, off);
+		ab_store_le64(raw + 16 * k + 8, nb);
+	}
+	ab_store_le32(raw + 128, ab_crc32c(0, raw, 128));
+	uint64_t e[16];
+	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, 1000, e), 0);
+	ck_assert_uint_eq(e[2], 210);
+	ck_assert_uint_eq(e[6], UINT64_MAX);
+	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, 250, e), AB_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "past the end"));
+	raw[5] ^= 1;
+	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, 1000, e), AB_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "crc32c"));
+	ab_pipeline_free(&p);
+	json_decref(codecs);
+}
+END_TEST
+
+START_TEST(test_decode_big_endian_transposed)
+{
+	/* A 2x3 int32 chunk stored big-endian in F order (zarr v2 order "F"). */
+	ab_dtype_desc dt;
+	ck_assert_int_eq(ab_dtype_parse_v2(">i4", 0, &dt), 0);
+	ab_pipeline p;
+	ck_assert_int_eq(ab_pipeline_from_v2(NULL, NULL, "F", 2, &dt, &p), 0);
+	int32_t logical[6] = { 1, 2, 3, 4, 5, 6 }; /* [[1,2,3],[4,5,6]] */
+	uint8_t enc[24];
+	int order_f[6] = { 1, 4, 2, 5, 3, 6 };
+	for (int i = 0; i < 6; i++) {
+		uint32_t v = __builtin_bswap32((uint32_t)order_f[i]);
+		memcpy(enc + 4 * i, &v, 4);
+	}
+	int32_t out[6];
+	uint64_t shape[2] = { 2, 3 };
+	ab_scratch s = { 0 };
+	uint8_t fill[16] = { 0 };
+	ck_assert_int_eq(ab_chunk_decode(&p, &dt, shape, enc, sizeof enc, fill, NULL, out, sizeof out, &s), 0);
+	ck_assert_mem_eq(out, logical, sizeof logical);
+	/* One byte short: a clear error, not a read past the end. */
+	ck_assert_int_eq(ab_chunk_decode(&p, &dt, shape, enc, sizeof enc - 1, fill, NULL, out, sizeof out, &s),
+			 AB_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "expected 24"));
+	ab_scratch_free(&s);
+	ab_pipeline_free(&p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ stores */
+
+static const char *v3_array_json =
+	"{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[5,3],\"data_type\":\"uint16\","
+	"\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[2,3]}},"
+	"\"chunk_key_encoding\":{\"name\":\"default\",\"configuration\":{\"separator\":\"/\"}},"
+	"\"fill_value\":7,\"codecs\":[{\"name\":\"bytes\",\"configuration\":{\"endian\":\"little\"}},"
+	"{\"name\":\"crc32c\"}],\"attributes\":{\"encoding-type\":\"array\"}}";
+
+static void write_u16_chunk(const char *rel, const uint16_t *vals, size_t n, int corrupt)
+{
+	uint8_t buf[64];
+	for (size_t i = 0; i < n; i++) {
+		buf[2 * i] = (uint8_t)vals[i];
+		buf[2 * i + 1] = (uint8_t)(vals[i] >> 8);
+	}
+	ab_store_le32(buf + 2 * n, ab_crc32c(0, buf, 2 * n) ^ (corrupt ? 1u : 0u));
+	write_file(rel, buf, 2 * n + 4);
+}
+
+START_TEST(test_store_v3_roundtrip)
+{
+	make_tmpdir();
+	write_text("zarr.json", "{\"zarr_format\":3,\"node_type\":\"group\",\"attributes\":{}}");
+	write_text("a/zarr.json", v3_array_json);
+	uint16_t c0[6] = { 0, 1, 2, 3, 4, 5 }, c2[6] = { 12, 13, 14, 99, 99, 99 };
+	write_u16_chunk("a/c/0/0", c0, 6, 0);
+	write_u16_chunk("a/c/2/0", c2, 6, 0); /* c/1/0 missing: fill value 7 */
+	ab_store *st;
+	ck_assert_int_eq(ab_store_open(tmpdir, &st), 0);
+	ck_assert_int_eq(ab_store_zarr_format(st), 3);
+	char **kids;
+	size_t n;
+	ck_assert_int_eq(ab_group_children(st, "", &kids, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(kids[0], "a");
+	ab_strings_free(kids);
+	ab_array *a;
+	ck_assert_int_eq(ab_array_open(st, "a", &a), 0);
+	uint16_t out[15];
+	ck_assert_int_eq(ab_array_read_rows(a, 0, 5, out, sizeof out), 0);
+	const uint16_t want[15] = { 0, 1, 2, 3, 4, 5, 7, 7, 7, 7, 7, 7, 12, 13, 14 };
+	ck_assert_mem_eq(out, want, sizeof want);
+	ck_assert_int_eq(ab_array_read_rows(a, 1, 3, out, sizeof out), 0);
+	ck_assert_mem_eq(out, want + 3, 6 * sizeof(uint16_t));
+	ck_assert_int_eq(ab_array_read_rows(a, 4, 6, out, sizeof out), AB_ERANGE);
+	ck_assert_int_eq(ab_array_read_rows(a, 0, 5, out, 10), AB_EINVAL);
+	ab_array_storage stg;
+	ck_assert_int_eq(ab_array_get_storage(a, &stg), 0);
+	ck_assert_uint_eq(stg.chunks_present, 2);
+	ck_assert_uint_eq(stg.chunks_total, 3);
+	ck_assert_uint_eq(stg.bytes_on_disk, 32);
+	ab_array_close(a);
+
+	/* A corrupted checksum names the file and the codec. */
+	write_u16_chunk("a/c/2/0", c2, 6, 1);
+	ck_assert_int_eq(ab_array_open(st, "a", &a), 0);
+	ck_assert_int_eq(ab_array_read_rows(a, 4, 5, out, sizeof out), AB_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "crc32c"));
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "a/c/2/0"));
+	ab_array_close(a);
+
+	ck_assert_int_eq(ab_array_open(st, "nope", &a), AB_ENOENT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "not found"));
+	ck_assert_int_eq(ab_array_open(st, "", &a), AB_ETYPE);
+	ab_store_close(st);
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_store_errors)
+{
+	make_tmpdir();
+	ab_store *st;
+	ck_assert_int_eq(ab_store_open(tmpdir, &st), AB_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "not a zarr store"));
+	write_text(".zgroup", "{\"zarr_format\":2}");
+	write_text("x/.zarray", "{\"zarr_format\":2, \"shape\": [");
+	ck_assert_int_eq(ab_store_open(tmpdir, &st), 0);
+	ab_array *a;
+	ck_assert_int_eq(ab_array_open(st, "x", &a), AB_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "invalid JSON"));
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "x/.zarray"));
+	ab_store_close(st);
+	char missing[300];
+	snprintf(missing, sizeof missing, "%s/none", tmpdir);
+	ck_assert_int_eq(ab_store_open(missing, &st), AB_ENOENT);
+	rm_tmpdir();
+}
+END_TEST
+
+static Suite *formats_suite(void)
+{
+	Suite *s = suite_create("formats");
+	TCase *t = tcase_create("util");
+	tcase_add_test(t, test_natural_order);
+	tcase_add_test(t, test_node_normalize);
+	tcase_add_test(t, test_byteswap);
+	tcase_add_test(t, test_copy_box_matches_naive);
+	tcase_add_test(t, test_transpose_matches_naive);
+	suite_add_tcase(s, t);
+	t = tcase_create("dtype");
+	tcase_add_test(t, test_dtype_v2);
+	tcase_add_test(t, test_dtype_v3);
+	tcase_add_test(t, test_fill_values);
+	suite_add_tcase(s, t);
+	t = tcase_create("meta");
+	tcase_add_test(t, test_chunk_keys);
+	tcase_add_test(t, test_meta_errors);
+	tcase_add_test(t, test_sharding_pipeline);
+	tcase_add_test(t, test_decode_big_endian_transposed);
+	suite_add_tcase(s, t);
+	t = tcase_create("store");
+	tcase_add_test(t, test_store_v3_roundtrip);
+	tcase_add_test(t, test_store_errors);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(formats_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
