@@ -288,7 +288,9 @@ static int fetch_unit(ab_array *a, const uint64_t *ucoord, int *present, char *w
 		char rel[KEY_MAX];
 		if ((rc = unit_key(a, ucoord, rel, sizeof rel)))
 			return rc;
-		snprintf(where, wsize, "%s/%s", a->store->root, rel);
+		char key[KEY_MAX];
+		ab_chunk_key(&a->m, ucoord, key, sizeof key);
+		snprintf(where, wsize, "chunk %s (%s/%s)", key, a->store->root, rel);
 		int found;
 		if ((rc = ab_store_read_file(a->store, rel, &a->io, &found)))
 			return rc;
@@ -304,7 +306,12 @@ static int fetch_unit(ab_array *a, const uint64_t *ucoord, int *present, char *w
 	char rel[KEY_MAX];
 	if ((rc = unit_key(a, scoord, rel, sizeof rel)))
 		return rc;
-	snprintf(where, wsize, "%s/%s inner chunk %llu", a->store->root, rel, (unsigned long long)k);
+	{
+		char key[KEY_MAX];
+		ab_chunk_key(&a->m, scoord, key, sizeof key);
+		snprintf(where, wsize, "inner chunk %llu of shard %s (%s/%s)", (unsigned long long)k, key,
+			 a->store->root, rel);
+	}
 	ab_shard_slot *s;
 	if ((rc = get_shard(a, scoord, &s)))
 		return rc;
@@ -449,7 +456,7 @@ static int read_rows(ab_array *a, uint64_t r0, uint64_t r1, void *dst, out_mode 
 			if (cnt[i] != a->unit[i])
 				whole = 0;
 		}
-		char where[KEY_MAX + 64];
+		char where[3 * KEY_MAX];
 		int present;
 		if ((rc = fetch_unit(a, uc, &present, where, sizeof where)))
 			goto out;
@@ -506,7 +513,7 @@ static int read_scalar(ab_array *a, void *dst)
 	/* A 0-d array has one chunk, key "c" (v3 default) or "0". */
 	const ab_dtype_desc *dt = &a->m.dt;
 	uint64_t none[1] = { 0 };
-	char where[KEY_MAX + 64];
+	char where[3 * KEY_MAX];
 	int present, rc;
 	size_t nbytes;
 	if ((rc = ab_chunk_nbytes(0, none, dt, &nbytes)) || (rc = ab_buf_reserve(&a->unitbuf, nbytes + sizeof(char *))))

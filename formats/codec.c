@@ -86,9 +86,11 @@ static ssize_t crc32c_encode(const void *src, size_t srclen, void *dst, size_t d
 
 int64_t ab_b2b_decoded_size(const ab_b2b_codec *c, const void *src, size_t srclen)
 {
-	int rc = check_args(c, src, srclen, NULL, 0);
-	if (rc < 0)
-		return rc;
+	/* AB_EINVAL is -1, which this function reserves for "the format does
+	 * not record the size": argument errors come back as AB_EFORMAT so that
+	 * every failure stays below -1. */
+	if (check_args(c, src, srclen, NULL, 0) < 0)
+		return AB_EFORMAT;
 	switch (c->kind) {
 	case AB_B2B_BLOSC: return ab_blosc_decoded_size(src, srclen);
 	case AB_B2B_ZSTD: return ab_zstd_decoded_size(src, srclen);

@@ -211,11 +211,18 @@ ssize_t ab_blosc_encode(const ab_b2b_codec *c, const void *src, size_t srclen,
 		return ab_error_set(AB_EINVAL, "blosc: invalid shuffle mode %d", c->shuffle);
 	if (c->blocksize > (size_t)BLOSC_MAX_BLOCKSIZE)
 		return ab_error_set(AB_EINVAL, "blosc: block size %zu too large", c->blocksize);
+	/* Even an empty input takes a full header; libblosc reports a smaller
+	 * buffer as an internal error, not as "too small". */
+	if (dstcap < BLOSC_MAX_OVERHEAD)
+		return ab_error_set(AB_ETOOSMALL,
+				    "blosc: output buffer of %zu bytes too small for %zu input bytes",
+				    dstcap, srclen);
 	if (dstcap > (size_t)INT_MAX)
 		dstcap = (size_t)INT_MAX; /* libblosc counts output bytes in an int */
 
-	int r = blosc_compress_ctx(c->level, shuffle, (size_t)c->typesize, srclen, src, dst,
-				   dstcap, cname, c->blocksize, 1);
+	uint8_t none = 0;
+	int r = blosc_compress_ctx(c->level, shuffle, (size_t)c->typesize, srclen,
+				   src ? src : &none, dst, dstcap, cname, c->blocksize, 1);
 	if (r == 0)
 		return ab_error_set(AB_ETOOSMALL,
 				    "blosc: output buffer of %zu bytes too small for %zu input bytes",

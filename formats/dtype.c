@@ -2,6 +2,7 @@
 #include "dtype.h"
 #include "error.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,18 @@ int ab_fill_parse(const json_t *fv, const ab_dtype_desc *d, int zarr_format,
 	case AB_DT_UINT8: case AB_DT_UINT16: case AB_DT_UINT32: case AB_DT_UINT64:
 		if (json_is_number(fv) && store_int(d, fv, item) == 0)
 			return 0;
+		if (d->dt == AB_DT_UINT64 && json_is_string(fv) &&
+		    strncmp(json_string_value(fv), "#u64:", 5) == 0) {
+			/* a literal above INT64_MAX, quoted by the JSON loader */
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(json_string_value(fv) + 5, &end, 10);
+			if (errno == 0 && *end == '\0') {
+				uint64_t u = v;
+				memcpy(item, &u, 8);
+				return 0;
+			}
+		}
 		if (json_is_boolean(fv)) {
 			item[0] = json_is_true(fv);
 			return 0;

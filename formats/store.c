@@ -13,10 +13,66 @@
 /* Metadata documents larger than this are refused rather than slurped. */
 #define AB_META_MAX ((size_t)1 << 30)
 
+/* jansson holds integers as long long and refuses larger literals, but a
+ * uint64 fill value may be up to 2^64-1. Such literals (outside strings) are
+ * rewritten as the string "#u64:<digits>", which the fill-value parser reads
+ * back for unsigned dtypes. Returns a malloc'd copy, or NULL. */
+static char *quote_big_integers(const uint8_t *data, size_t len, size_t *outlen)
+{
+	char *out = malloc(len * 2 + 16);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	int in_str = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = (char)data[i];
+		if (in_str) {
+			out[n++] = c;
+			if (c == '\\' && i + 1 < len)
+				out[n++] = (char)data[++i];
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"') {
+			in_str = 1;
+			out[n++] = c;
+			continue;
+		}
+		if (c >= '0' && c <= '9' && (i == 0 || !strchr("0123456789.eE+-", (char)data[i - 1]))) {
+			size_t j = i;
+			while (j < len && data[j] >= '0' && data[j] <= '9')
+				j++;
+			int is_int = j == len || !strchr(".eE", (char)data[j]);
+			if (is_int && j - i >= 19 && (j - i > 19 || memcmp(data + i, "9223372036854775807", 19) > 0) &&
+			    (i == 0 || data[i - 1] != '-')) {
+				n += (size_t)sprintf(out + n, "\"#u64:");
+				memcpy(out + n, data + i, j - i);
+				n += j - i;
+				out[n++] = '"';
+				i = j - 1;
+				continue;
+			}
+		}
+		out[n++] = c;
+	}
+	*outlen = n;
+	return out;
+}
+
 int ab_json_parse(const uint8_t *data, size_t len, const char *what, json_t **out)
 {
 	json_error_t err;
-	json_t *j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+	json_t *j = json_loadb((const char *)data, len, flags, &err);
+	if (!j && strstr(err.text, "too big integer")) {
+		size_t qlen;
+		char *q = quote_big_integers(data, len, &qlen);
+		if (q) {
+			j = json_loadb(q, qlen, flags, &err);
+			free(q);
+		}
+	}
 	if (!j)
 		return ab_error_set(AB_EFORMAT, "%s: invalid JSON at line %d column %d: %s", what, err.line,
 				    err.column, err.text);

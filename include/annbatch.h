@@ -310,6 +310,137 @@ int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind 
  * if it is some other group. */
 int ab_collection_datasets(ab_store *store, const char *node, char ***names, size_t *count);
 
+/* ------------------------------------------------------------------------- */
+/* The loader: shuffled mini-batches                                         */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * A loader streams batches of rows out of one or more datasets that share one
+ * global row space (concatenated along axis 0, in the order they were added).
+ * Each epoch the sampler picks contiguous chunks of `chunk_size` rows (in
+ * random order with `shuffle`), loads `preload_nchunks` of them at once (a
+ * window), permutes the window's rows in memory and cuts them into batches of
+ * `batch_size`, exactly as the Python annbatch library does. Reads are
+ * submitted in batches to io_uring (O_DIRECT by default on large stores),
+ * decoded on a worker pool, and handed to any number of consumer threads
+ * through a bounded lock-free ring.
+ *
+ * Same seed, epoch and configuration give the same batches in the same order,
+ * whatever the thread count, queue depth, backend or I/O mode.
+ *
+ * Memory has a ceiling: at most `max_windows` windows are planned, decoded or
+ * held by unreleased batches at any time; the loader waits for consumers to
+ * release batches before it reads further.
+ */
+typedef struct ab_loader ab_loader;
+typedef struct ab_batch ab_batch;
+
+typedef enum ab_io_mode {
+	AB_IO_MODE_AUTO = 0,    /* direct when the data is larger than half of RAM */
+	AB_IO_MODE_DIRECT,      /* O_DIRECT (falls back to buffered where refused) */
+	AB_IO_MODE_BUFFERED
+} ab_io_mode;
+
+typedef enum ab_io_backend {
+	AB_BACKEND_AUTO = 0,    /* io_uring, or the pread pool where it is refused */
+	AB_BACKEND_URING,
+	AB_BACKEND_PREAD
+} ab_io_backend;
+
+typedef struct ab_loader_config {
+	/* sampling (defaults as in the Python library) */
+	uint64_t chunk_size;       /* 512                                           */
+	uint64_t preload_nchunks;  /* 32                                            */
+	uint64_t batch_size;       /* 1                                             */
+	int shuffle;               /* 0                                             */
+	int drop_last;             /* 0                                             */
+	int replacement;           /* 0                                             */
+	uint64_t num_samples;      /* 0 = one epoch of the mask                     */
+	uint64_t mask_start;       /* rows [mask_start, mask_stop)                  */
+	uint64_t mask_stop;        /* 0 = all rows                                  */
+	uint64_t seed;             /* 0                                             */
+	int rank;                  /* -1 = from the environment (RANK, OMPI_..., SLURM_...) or 0 */
+	int world_size;            /* -1 = from the environment, or 1               */
+	/* output */
+	int to_float32;            /* convert X values to float32                   */
+	/* engine */
+	ab_io_mode io_mode;
+	ab_io_backend backend;
+	unsigned queue_depth;      /* reads in flight, 64                           */
+	unsigned threads;          /* decode workers, 0 = number of CPUs            */
+	unsigned max_windows;      /* windows in flight (memory ceiling), 3         */
+	uint64_t start_batch;      /* resume an epoch after this many batches       */
+} ab_loader_config;
+
+/* Fills `cfg` with the defaults above. */
+void ab_loader_config_init(ab_loader_config *cfg);
+
+int ab_loader_create(const ab_loader_config *cfg, ab_loader **out);
+/* Stops the threads (mid-epoch is fine) and frees everything. Batches still
+ * held by consumers must be released before. */
+void ab_loader_destroy(ab_loader *ld);
+
+/* Adds the X of the AnnData store at `path` (its root), or every dataset of an
+ * annbatch collection at `path` in order. */
+int ab_loader_add_anndata(ab_loader *ld, const char *path);
+/* Adds a raw array (rows on axis 0, any rank) of the store at `path`. */
+int ab_loader_add_array(ab_loader *ld, const char *path, const char *node);
+/* Adds in-memory data (not copied: it must outlive the loader). */
+int ab_loader_add_dense_memory(ab_loader *ld, const void *data, ab_dtype dtype, int ndim,
+			       const uint64_t *shape);
+int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t *indices,
+			     const void *data, ab_dtype dtype, uint64_t n_rows, uint64_t n_cols);
+
+/* Rows in the global row space, and batches of one epoch with this config. */
+uint64_t ab_loader_nrows(const ab_loader *ld);
+int ab_loader_nbatches(ab_loader *ld, uint64_t *nbatches);
+
+/* Starts epoch `epoch` (the threads begin reading). Calling it again starts
+ * another epoch; an unfinished one is stopped first. */
+int ab_loader_start(ab_loader *ld, uint64_t epoch);
+
+#define AB_END 1
+/* The next batch, in order. Blocks (without spinning) until one is ready.
+ * Returns 0 with *batch set, AB_END when the epoch is over, or a negative error
+ * (a read or decode failure, naming file and chunk). Thread-safe: any number of
+ * threads may call it; each batch goes to exactly one of them. */
+int ab_loader_next(ab_loader *ld, ab_batch **batch);
+/* Hands a batch's memory back to the loader. */
+void ab_batch_release(ab_batch *batch);
+
+typedef struct ab_batch_view {
+	uint64_t epoch;
+	uint64_t index;            /* position of the batch in the epoch            */
+	uint64_t nrows;
+	ab_dtype dtype;            /* of the values                                  */
+	int sparse;
+	/* dense: nrows * row_items values, row-major */
+	const void *data;
+	uint64_t row_items;
+	/* sparse (CSR): indptr[nrows+1] starting at 0, indices (int32) and values */
+	const int64_t *indptr;
+	const int32_t *indices;
+	const void *values;
+	uint64_t nnz;
+	uint64_t n_cols;
+	/* the global row index of each row */
+	const uint64_t *rows;
+} ab_batch_view;
+int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
+
+typedef struct ab_loader_stats {
+	uint64_t rows, batches;
+	uint64_t bytes_read;       /* from disk, as issued (aligned for O_DIRECT)    */
+	uint64_t bytes_decoded;
+	uint64_t reads;            /* read requests issued                          */
+	double read_lat_us[4];     /* p50, p90, p99, p99.9 of read completion time   */
+	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next    */
+	char backend[16];          /* "uring" or "pread"                            */
+	char io_mode[16];          /* "direct" or "buffered"                        */
+	char note[160];            /* why a fallback happened, if one did           */
+} ab_loader_stats;
+int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -176,9 +176,9 @@ static void roundtrip(const ab_b2b_codec *c, const uint8_t *raw, size_t n, const
 	free(enc);
 }
 
-/* Buffers that end exactly where an inaccessible page begins (and, for
- * reads, start right after... nothing: only overruns are trapped, underruns
- * are left to ASan). */
+/* A buffer that ends exactly where an inaccessible page begins: one byte
+ * read or written past its end faults, even inside libraries that ASan does
+ * not instrument. (Only overruns are trapped this way.) */
 typedef struct guarded {
 	uint8_t *base;
 	size_t maplen;
@@ -894,6 +894,9 @@ START_TEST(test_blosc_bad_input)
 	expect_error(ab_b2b_encode(&e, raw, 100, bad, n), AB_EINVAL, "typesize");
 	e = make_blosc("lz4", 5, 1, 4, 0);
 	ck_assert_int_eq(ab_b2b_encode(&e, raw, sizeof raw, bad, 20), AB_ETOOSMALL);
+	ck_assert_int_eq(ab_b2b_encode(&e, raw, 0, bad, 15), AB_ETOOSMALL);
+	ck_assert_int_eq(ab_b2b_encode(&e, NULL, 0, NULL, 0), AB_ETOOSMALL);
+	ck_assert_int_eq(ab_b2b_encode(&e, NULL, 0, bad, 16), 16);
 
 	free(senc);
 	free(bad);
@@ -1206,6 +1209,11 @@ START_TEST(test_dispatch_and_describe)
 	ab_error_clear();
 	expect_error(ab_b2b_encode(&c, "abc", 3, tmp, sizeof tmp), AB_EUNSUPPORTED, "kind");
 	ck_assert_uint_eq(ab_b2b_encode_bound(&c, 3), 0);
+	/* argument errors in decoded_size stay clear of the -1 "unknown" */
+	ck_assert_int_lt(ab_b2b_decoded_size(NULL, "abc", 3), -1);
+	c = make_codec(AB_B2B_LZ4);
+	ck_assert_int_lt(ab_b2b_decoded_size(&c, NULL, 3), -1);
+	c = make_codec((ab_b2b_kind)99);
 	ab_b2b_describe(&c, buf, sizeof buf);
 	ck_assert_str_eq(buf, "unknown(99)");
 	c = make_codec(AB_B2B_ZSTD);

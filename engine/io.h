@@ -1,0 +1,76 @@
+/*
+ * io.h - the I/O backend: asynchronous reads of byte ranges (internal).
+ *
+ * One interface, two implementations: io_uring (liburing; O_DIRECT capable,
+ * registered buffers and files, batched submission) and a pread thread pool
+ * (when io_uring cannot be set up, or on request). Both are driven by one
+ * thread, the loader's event loop: it submits requests and reaps completions;
+ * nothing else touches a backend. Results are identical whichever is used.
+ */
+#ifndef AB_ENGINE_IO_H
+#define AB_ENGINE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ab_io ab_io;
+
+typedef struct ab_io_req {
+	int fd;               /* opened by the caller                              */
+	int direct;           /* fd was opened with O_DIRECT: offset, len and buf   */
+	                      /* are multiples of the alignment                    */
+	uint64_t offset;
+	uint32_t len;
+	void *buf;            /* len bytes (aligned for direct reads)               */
+	int buf_index;        /* registered buffer index, or -1                     */
+	/* results, filled by the backend */
+	int64_t result;       /* bytes read (< len only at end of file), or -errno  */
+	uint64_t submit_ns, complete_ns; /* CLOCK_MONOTONIC, for latency stats    */
+	void *user;           /* the caller's                                       */
+} ab_io_req;
+
+typedef enum ab_io_kind { AB_IO_URING = 1, AB_IO_PREAD = 2 } ab_io_kind;
+
+typedef struct ab_io_config {
+	ab_io_kind kind;      /* AB_IO_URING falls back to AB_IO_PREAD if it cannot */
+	                      /* be set up (ENOSYS, EPERM, ENOMEM); see ab_io_kind_of */
+	unsigned queue_depth; /* reads in flight at most (default 64)               */
+	unsigned threads;     /* pread pool size (default 4)                        */
+} ab_io_config;
+
+/* Creates a backend. With AB_IO_URING and io_uring unavailable, creates the
+ * pread pool instead and leaves the reason in *fallback_reason (static text). */
+int ab_io_create(const ab_io_config *cfg, ab_io **out, const char **fallback_reason);
+void ab_io_destroy(ab_io *io);
+ab_io_kind ab_io_kind_of(const ab_io *io);
+const char *ab_io_name(const ab_io *io); /* "uring" / "pread" */
+unsigned ab_io_queue_depth(const ab_io *io);
+
+/* Registers buffers (io_uring fixed buffers; no-op for pread). Optional: reads
+ * with buf_index = -1 work without it. */
+int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, unsigned n);
+
+/* Queues up to n requests (n <= free slots = queue_depth - in flight) and
+ * submits them with one system call. Returns the number queued (>= 0) or a
+ * negative AB_E* code. Short reads that are not at end of file and
+ * EINTR/EAGAIN are retried inside the backend: a completed request has its
+ * final result. */
+int ab_io_submit(ab_io *io, ab_io_req *const *reqs, unsigned n);
+
+/* Collects completed requests into done[0..max). Waits until at least
+ * `min_wait` are complete (0: do not wait). Returns the number collected or a
+ * negative AB_E* code. */
+int ab_io_reap(ab_io *io, ab_io_req **done, unsigned max, unsigned min_wait);
+
+/* Requests submitted and not yet reaped. */
+unsigned ab_io_inflight(const ab_io *io);
+
+/* The O_DIRECT alignment for a file (offset and memory), from statx
+ * STATX_DIOALIGN when the kernel reports it, else the logical block size of
+ * the device, else 4096. */
+int ab_io_dio_alignment(int fd, uint32_t *mem_align, uint32_t *offset_align);
+
+/* Current CLOCK_MONOTONIC time in nanoseconds. */
+uint64_t ab_now_ns(void);
+
+#endif

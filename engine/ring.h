@@ -1,0 +1,44 @@
+/*
+ * ring.h - a bounded multi-producer multi-consumer queue of pointers (internal).
+ *
+ * Lock-free on the fast path: one sequence number per slot, compare-and-swap
+ * on the head and the tail, acquire/release ordering, head and tail on their
+ * own cache lines (the design of D. Vyukov's bounded MPMC queue). Consumers
+ * that find it empty can sleep in ab_ring_pop_wait() without spinning: a
+ * futex on the slow path, which producers touch only when someone sleeps.
+ */
+#ifndef AB_ENGINE_RING_H
+#define AB_ENGINE_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ab_ring ab_ring;
+
+/* Capacity is rounded up to a power of two (>= 2). NULL on failure. */
+ab_ring *ab_ring_create(size_t capacity);
+void ab_ring_destroy(ab_ring *r);
+size_t ab_ring_capacity(const ab_ring *r);
+
+/* Non-blocking. Return 0 on success, -1 if full (push) / empty (pop).
+ * Pushing NULL is not allowed. Any thread may call either. */
+int ab_ring_push(ab_ring *r, void *item);
+int ab_ring_pop(ab_ring *r, void **item);
+
+/* Pops, sleeping while the ring is empty and not closed. Returns 0 with an
+ * item, or 1 once the ring is closed and drained (no item). */
+int ab_ring_pop_wait(ab_ring *r, void **item);
+
+/* After close, pop_wait returns 1 as soon as the ring is empty, and wakes
+ * every sleeper. Pushes after close are still accepted (items are drained). */
+void ab_ring_close(ab_ring *r);
+/* Re-opens a closed ring (for the next epoch). */
+void ab_ring_reopen(ab_ring *r);
+
+/* Wakes every sleeper without closing (used when an error is posted). */
+void ab_ring_wake_all(ab_ring *r);
+
+/* Approximate number of items (for stats). */
+size_t ab_ring_size(const ab_ring *r);
+
+#endif
