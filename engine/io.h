@@ -70,6 +70,11 @@ unsigned ab_io_inflight(const ab_io *io);
  * the device, else 4096. */
 int ab_io_dio_alignment(int fd, uint32_t *mem_align, uint32_t *offset_align);
 
+/* One line for stats and logs: the backend, its depth and what the kernel
+ * accepted, e.g. "uring: depth 64, SINGLE_ISSUER, COOP_TASKRUN, ..." or
+ * "pread: depth 64, 4 threads (fallback)". Valid until ab_io_destroy. */
+const char *ab_io_describe(const ab_io *io);
+
 /* Current CLOCK_MONOTONIC time in nanoseconds. */
 uint64_t ab_now_ns(void);
 

@@ -21,21 +21,34 @@ void ab_ring_destroy(ab_ring *r);
 size_t ab_ring_capacity(const ab_ring *r);
 
 /* Non-blocking. Return 0 on success, -1 if full (push) / empty (pop).
- * Pushing NULL is not allowed. Any thread may call either. */
+ * Pushing NULL is not allowed (it is refused with -1, so a retry-while-full
+ * loop must not pass NULL). Any thread may call either. A push that finds
+ * consumers asleep in ab_ring_pop_wait() wakes one of them; otherwise it makes
+ * no syscall. Per producer, items leave in the order they were pushed. */
 int ab_ring_push(ab_ring *r, void *item);
 int ab_ring_pop(ab_ring *r, void **item);
 
 /* Pops, sleeping while the ring is empty and not closed. Returns 0 with an
- * item, or 1 once the ring is closed and drained (no item). */
+ * item, or 1 once the ring is closed and drained (no item). It never returns
+ * otherwise: spurious wakes and ab_ring_wake_all() only make it re-check. */
 int ab_ring_pop_wait(ab_ring *r, void **item);
 
 /* After close, pop_wait returns 1 as soon as the ring is empty, and wakes
- * every sleeper. Pushes after close are still accepted (items are drained). */
+ * every sleeper. Pushes after close are still accepted (items are drained).
+ * "Drained" covers every push that happened before the close (e.g. producers
+ * joined first); an item pushed concurrently with or after the close may
+ * arrive after some consumer already got 1 - drain it with ab_ring_pop(). */
 void ab_ring_close(ab_ring *r);
-/* Re-opens a closed ring (for the next epoch). */
+/* Re-opens a closed ring (for the next epoch). Call it only once every
+ * consumer of the previous epoch has had pop_wait return 1 (or has stopped
+ * calling it); otherwise a consumer may miss the close. */
 void ab_ring_reopen(ab_ring *r);
 
-/* Wakes every sleeper without closing (used when an error is posted). */
+/* Wakes every sleeper without closing (used when an error is posted).
+ * Woken consumers re-check and, if the ring is still open and empty, sleep
+ * again: this alone does not make pop_wait return. To get consumers out
+ * (e.g. to report the posted error), post the error, then ab_ring_close(),
+ * which wakes them too; they return 1 once the ring is empty. */
 void ab_ring_wake_all(ab_ring *r);
 
 /* Approximate number of items (for stats). */

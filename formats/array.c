@@ -339,6 +339,48 @@ static int fetch_unit(ab_array *a, const uint64_t *ucoord, int *present, char *w
 	return 0;
 }
 
+int ab_array_locate_unit(ab_array *a, const uint64_t *ucoord, ab_unit_loc *loc)
+{
+	int rc;
+	memset(loc, 0, sizeof *loc);
+	if (!a->sharded) {
+		if ((rc = unit_key(a, ucoord, loc->rel, sizeof loc->rel)))
+			return rc;
+		loc->present = 1;
+		loc->file_lin = grid_linear(a, ucoord);
+		loc->offset = 0;
+		loc->length = UINT64_MAX;
+		return 0;
+	}
+	const ab_shard_cfg *cfg = a->m.pipe.shard;
+	uint64_t scoord[AB_MAX_NDIM], k = 0;
+	for (int i = 0; i < a->m.ndim; i++) {
+		scoord[i] = ucoord[i] / cfg->per_dim[i];
+		k = k * cfg->per_dim[i] + ucoord[i] % cfg->per_dim[i];
+	}
+	if ((rc = unit_key(a, scoord, loc->rel, sizeof loc->rel)))
+		return rc;
+	loc->file_lin = grid_linear(a, scoord);
+	ab_shard_slot *s;
+	if ((rc = get_shard(a, scoord, &s)))
+		return rc;
+	if (!s->present)
+		return 0;
+	uint64_t off = s->entries[2 * k], nb = s->entries[2 * k + 1];
+	if (off == AB_SHARD_EMPTY && nb == AB_SHARD_EMPTY)
+		return 0;
+	loc->present = 1;
+	loc->offset = off;
+	loc->length = nb;
+	return 0;
+}
+
+void ab_array_unit_grid(const ab_array *a, uint64_t *grid)
+{
+	for (int i = 0; i < a->m.ndim; i++)
+		grid[i] = ab_ceil_div(a->m.shape[i], a->unit[i]);
+}
+
 /* ------------------------------------------------------------ row reads */
 
 typedef enum { OUT_NUMERIC, OUT_STRINGS } out_mode;

@@ -42,6 +42,21 @@ struct ab_array {
 	char codecs_desc[512];
 };
 
+/* Where the encoded bytes of one decode unit live. For unsharded arrays the
+ * unit is a whole file whose size is not known here (length = UINT64_MAX);
+ * for sharded ones the shard index (read once, cached) gives the exact range,
+ * or says the unit is absent. */
+typedef struct ab_unit_loc {
+	int present;          /* 0: absent, reads as the fill value          */
+	char rel[1024];       /* the file, relative to the store root        */
+	uint64_t file_lin;    /* linear index of the file in the grid        */
+	uint64_t offset, length;
+} ab_unit_loc;
+int ab_array_locate_unit(ab_array *a, const uint64_t *ucoord, ab_unit_loc *loc);
+
+/* Number of decode units along each axis. */
+void ab_array_unit_grid(const ab_array *a, uint64_t *grid);
+
 /* Opens an array whose node path is already normalised. */
 int ab_array_open_norm(ab_store *store, const char *node, ab_array **out);
 

@@ -5,15 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct ab_csr {
-	ab_store *store;
-	char *node;
-	ab_sparse_format format;
-	uint64_t n_rows, n_cols, nnz;
-	ab_array *data, *indices, *indptr_arr;
-	int64_t *indptr; /* n_rows + 1 (csr only) */
-	ab_buf tmp;
-};
 
 int ab_node_encoding(ab_store *s, const char *node, ab_node_type *type, char **enc, json_t **attrs)
 {

@@ -6,7 +6,7 @@ pkgs=(
 	build-essential autoconf automake libtool pkg-config
 	liburing-dev libzstd-dev liblz4-dev libjansson-dev libblosc-dev zlib1g-dev check
 	python3-zarr python3-numcodecs python3-anndata python3-numpy python3-scipy
-	python3-pandas python3-h5py
+	python3-pandas python3-h5py openmpi-bin
 )
 missing=()
 for p in "${pkgs[@]}"; do

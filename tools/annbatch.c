@@ -11,6 +11,7 @@ static const char main_usage[] =
 	"Commands:\n"
 	"  inspect PATH [NODE] [--json]   the tree: arrays, codecs, bytes on disk, AnnData summary\n"
 	"  get STORE [NODE] [options]     one node's values as raw bytes or JSON\n"
+	"  iterate INPUT... [options]     run the loader: one line per batch\n"
 	"\n"
 	"Run 'annbatch COMMAND --help' for a command's options.\n"
 	"  -h, --help      this help\n"
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
 				return cmd_inspect(2, hargv);
 			if (strcmp(argv[2], "get") == 0)
 				return cmd_get(2, hargv);
+			if (strcmp(argv[2], "iterate") == 0)
+				return cmd_iterate(2, hargv);
 		}
 		fputs(main_usage, stdout);
 		return 0;
@@ -42,6 +45,8 @@ int main(int argc, char **argv)
 		return cmd_inspect(argc - 1, argv + 1);
 	if (strcmp(cmd, "get") == 0)
 		return cmd_get(argc - 1, argv + 1);
+	if (strcmp(cmd, "iterate") == 0)
+		return cmd_iterate(argc - 1, argv + 1);
 	fprintf(stderr, "annbatch: unknown command '%s'\n%s", cmd, main_usage);
 	return 2;
 }

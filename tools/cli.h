@@ -12,6 +12,7 @@
 
 int cmd_inspect(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+int cmd_iterate(int argc, char **argv);
 
 /* Prints "annbatch <cmd>: <message>" on stderr; returns 1 (the exit status). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

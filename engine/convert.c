@@ -1,0 +1,162 @@
+/* convert.c - dtype promotion and item conversion for loader outputs. */
+#include "convert.h"
+
+#include <string.h>
+
+#include "dtype.h"
+
+static int is_float(ab_dtype d)
+{
+	return d == AB_DT_FLOAT16 || d == AB_DT_FLOAT32 || d == AB_DT_FLOAT64;
+}
+static int is_signed(ab_dtype d)
+{
+	return d >= AB_DT_INT8 && d <= AB_DT_INT64;
+}
+static int is_unsigned(ab_dtype d)
+{
+	return d >= AB_DT_UINT8 && d <= AB_DT_UINT64;
+}
+
+int ab_dtype_promote(ab_dtype a, ab_dtype b, ab_dtype *out)
+{
+	if (a == b) {
+		*out = a;
+		return 0;
+	}
+	if (a == AB_DT_STRING || b == AB_DT_STRING || a == AB_DT_COMPLEX64 || a == AB_DT_COMPLEX128 ||
+	    b == AB_DT_COMPLEX64 || b == AB_DT_COMPLEX128)
+		return -1;
+	if (a == AB_DT_BOOL) {
+		*out = b;
+		return 0;
+	}
+	if (b == AB_DT_BOOL) {
+		*out = a;
+		return 0;
+	}
+	size_t sa = ab_dtype_size(a), sb = ab_dtype_size(b);
+	if (is_float(a) && is_float(b)) {
+		*out = sa > sb ? a : b;
+		return 0;
+	}
+	if (is_float(a) || is_float(b)) {
+		/* numpy: a float absorbs integers that fit its mantissa. */
+		ab_dtype f = is_float(a) ? a : b, i = is_float(a) ? b : a;
+		size_t si = ab_dtype_size(i), sf = ab_dtype_size(f);
+		if (si < sf)
+			*out = f;
+		else if (si <= 2)
+			*out = AB_DT_FLOAT32;
+		else
+			*out = AB_DT_FLOAT64;
+		return 0;
+	}
+	if (is_signed(a) == is_signed(b)) {
+		*out = sa > sb ? a : b;
+		return 0;
+	}
+	/* signed with unsigned: the signed type wide enough for both */
+	ab_dtype s = is_signed(a) ? a : b, u = is_unsigned(a) ? a : b;
+	size_t ss = ab_dtype_size(s), su = ab_dtype_size(u);
+	if (ss > su) {
+		*out = s;
+		return 0;
+	}
+	switch (su) {
+	case 1: *out = AB_DT_INT16; return 0;
+	case 2: *out = AB_DT_INT32; return 0;
+	case 4: *out = AB_DT_INT64; return 0;
+	default: *out = AB_DT_FLOAT64; return 0;
+	}
+}
+
+static inline double load_d(ab_dtype dt, const uint8_t *p)
+{
+	switch (dt) {
+	case AB_DT_BOOL: return *p != 0;
+	case AB_DT_INT8: return (int8_t)*p;
+	case AB_DT_UINT8: return *p;
+	case AB_DT_INT16: { int16_t v; memcpy(&v, p, 2); return v; }
+	case AB_DT_UINT16: { uint16_t v; memcpy(&v, p, 2); return v; }
+	case AB_DT_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
+	case AB_DT_UINT32: { uint32_t v; memcpy(&v, p, 4); return v; }
+	case AB_DT_INT64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+	case AB_DT_UINT64: { uint64_t v; memcpy(&v, p, 8); return (double)v; }
+	case AB_DT_FLOAT16: { uint16_t v; memcpy(&v, p, 2); return ab_half_to_double(v); }
+	case AB_DT_FLOAT32: { float v; memcpy(&v, p, 4); return v; }
+	case AB_DT_FLOAT64: { double v; memcpy(&v, p, 8); return v; }
+	default: return 0;
+	}
+}
+
+static inline int64_t load_i(ab_dtype dt, const uint8_t *p)
+{
+	switch (dt) {
+	case AB_DT_INT64: { int64_t v; memcpy(&v, p, 8); return v; }
+	case AB_DT_UINT64: { uint64_t v; memcpy(&v, p, 8); return (int64_t)v; }
+	default: return (int64_t)load_d(dt, p);
+	}
+}
+
+void ab_convert(ab_dtype to, void *dst, ab_dtype from, const void *src, size_t n)
+{
+	if (to == from) {
+		memcpy(dst, src, n * ab_dtype_size(to));
+		return;
+	}
+	const uint8_t *s = src;
+	size_t ss = ab_dtype_size(from);
+	/* Common fast paths first: float32 output from float64 / integer counts. */
+	if (to == AB_DT_FLOAT32) {
+		float *d = dst;
+		if (from == AB_DT_FLOAT64) {
+			for (size_t i = 0; i < n; i++) {
+				double v;
+				memcpy(&v, s + 8 * i, 8);
+				d[i] = (float)v;
+			}
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			d[i] = (float)load_d(from, s + ss * i);
+		return;
+	}
+	uint8_t *d = dst;
+	size_t ds = ab_dtype_size(to);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = s + ss * i;
+		uint8_t *q = d + ds * i;
+		switch (to) {
+		case AB_DT_BOOL: *q = load_d(from, p) != 0; break;
+		case AB_DT_INT8: { int8_t v = (int8_t)load_i(from, p); memcpy(q, &v, 1); break; }
+		case AB_DT_UINT8: { uint8_t v = (uint8_t)load_i(from, p); memcpy(q, &v, 1); break; }
+		case AB_DT_INT16: { int16_t v = (int16_t)load_i(from, p); memcpy(q, &v, 2); break; }
+		case AB_DT_UINT16: { uint16_t v = (uint16_t)load_i(from, p); memcpy(q, &v, 2); break; }
+		case AB_DT_INT32: { int32_t v = (int32_t)load_i(from, p); memcpy(q, &v, 4); break; }
+		case AB_DT_UINT32: { uint32_t v = (uint32_t)load_i(from, p); memcpy(q, &v, 4); break; }
+		case AB_DT_INT64: { int64_t v = load_i(from, p); memcpy(q, &v, 8); break; }
+		case AB_DT_UINT64: { uint64_t v = (uint64_t)load_i(from, p); memcpy(q, &v, 8); break; }
+		case AB_DT_FLOAT64: { double v = load_d(from, p); memcpy(q, &v, 8); break; }
+		default: memset(q, 0, ds); break;
+		}
+	}
+}
+
+double ab_row_sum(ab_dtype dt, const void *src, size_t n)
+{
+	const uint8_t *s = src;
+	size_t ss = ab_dtype_size(dt);
+	double acc = 0;
+	if (dt == AB_DT_FLOAT32) {
+		for (size_t i = 0; i < n; i++) {
+			float v;
+			memcpy(&v, s + 4 * i, 4);
+			acc += v;
+		}
+		return acc;
+	}
+	for (size_t i = 0; i < n; i++)
+		acc += load_d(dt, s + ss * i);
+	return acc;
+}

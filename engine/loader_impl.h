@@ -1,0 +1,183 @@
+/*
+ * loader_impl.h - the loader's internal structures (internal).
+ *
+ * The path of a batch:
+ *   sampler window -> plan (rows -> decode units -> coalesced reads, fds)
+ *   -> I/O backend (event-loop thread) -> decode task (worker pool)
+ *   -> window complete -> assembly into batches -> in-order publication
+ *   -> lock-free ring -> ab_loader_next in any consumer thread.
+ * A window holds a credit from the moment it is planned until its last batch
+ * is released; at most max_windows credits exist, which bounds memory.
+ */
+#ifndef AB_ENGINE_LOADER_IMPL_H
+#define AB_ENGINE_LOADER_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "anndata.h"
+#include "annbatch.h"
+#include "array.h"
+#include "hist.h"
+#include "io.h"
+#include "ring.h"
+#include "sampler.h"
+
+typedef enum { SRC_ARRAY = 1, SRC_CSR, SRC_MEM_DENSE, SRC_MEM_CSR } ld_src_kind;
+
+typedef struct ld_source {
+	ld_src_kind kind;
+	ab_store *store;       /* owned (NULL for memory sources)                 */
+	ab_array *x;           /* SRC_ARRAY                                       */
+	ab_csr *csr;           /* SRC_CSR                                         */
+	const void *mem;       /* memory sources                                  */
+	const int64_t *mem_indptr, *mem_indices;
+	ab_dtype dtype;        /* X values                                        */
+	int ndim;
+	uint64_t shape[AB_MAX_NDIM];
+	uint64_t row0, nrows;  /* place in the global row space                   */
+	char *name;
+} ld_source;
+
+/* One destination of a decoded unit: rows [src_row, src_row + nrows) of the
+ * unit (unit-local, axis 0) go to rows starting at dst_row of a stream. */
+typedef struct ld_copy {
+	uint64_t src_row, nrows, dst_row;
+} ld_copy;
+
+enum { STREAM_VALUES = 0, STREAM_INDICES = 1 };
+
+typedef struct ld_unit {
+	ab_array *arr;
+	int stream;
+	uint64_t coord[AB_MAX_NDIM];
+	uint64_t lin;             /* linear unit index (for sorting)            */
+	int present;
+	uint64_t file_lin, offset, length;
+	size_t copy_first, ncopies;
+	uint64_t read_off;        /* where the unit's bytes start in its read    */
+} ld_unit;
+
+struct ld_window;
+struct ld_read;
+
+/* A unit of work for the decode pool: one read's units, or (read == NULL) a
+ * window's absent units. Embedded in its read / window: no allocation. */
+typedef struct ld_task {
+	struct ld_read *read;
+	struct ld_window *win;
+	struct ld_task *next;
+} ld_task;
+
+typedef struct ld_read {
+	ld_task task;
+	ab_io_req req;
+	struct ld_window *win;
+	int fd;
+	int own_fd;               /* an unsharded chunk file: close when done    */
+	uint64_t need;            /* bytes from req.offset that must be present  */
+	size_t unit_first, nunits;
+} ld_read;
+
+typedef struct ld_window {
+	struct ab_loader *ld;
+	ab_window w;
+	uint64_t epoch;
+	uint64_t gen;             /* the ab_loader_start call it belongs to   */
+	uint64_t *rows;           /* global row of each window row              */
+	/* streams */
+	uint8_t *xbuf;            /* dense rows, or CSR values                   */
+	int32_t *ibuf;            /* CSR column indices                          */
+	int64_t *indptr;          /* CSR: nrows + 1                              */
+	uint64_t nnz;
+	/* plan */
+	ld_copy *copies;
+	size_t ncopies, cap_copies;
+	ld_unit *units;
+	size_t nunits, cap_units;
+	ld_read *reads;
+	size_t nreads, cap_reads, next_submit;
+	void *arena;
+	size_t arena_size;
+	atomic_size_t tasks_left;
+	ld_task fill_task;
+	size_t skip;              /* leading batches not published (resume)    */
+	/* batches */
+	struct ab_batch **batches;
+	size_t nbatches;
+	atomic_uint refs;         /* unreleased batches (+1 while assembling)    */
+	struct ld_window *next;
+} ld_window;
+
+struct ab_batch {
+	struct ab_loader *ld;
+	ld_window *win;
+	uint64_t epoch, index, nrows, nnz;
+	void *data;
+	size_t data_cap;
+	int64_t *indptr;
+	size_t indptr_cap;
+	int32_t *indices;
+	size_t indices_cap;
+	uint64_t *rows;
+	size_t rows_cap;
+	struct ab_batch *next_free;
+};
+
+typedef struct ld_fd_slot {
+	const ab_array *arr;
+	uint64_t lin;
+	int fd;
+} ld_fd_slot;
+
+struct ab_loader {
+	ab_loader_config cfg;
+	ld_source *src;
+	size_t nsrc, cap_src;
+	uint64_t nrows;
+	int sparse;
+	ab_dtype out_dtype;
+	size_t out_isz;
+	uint64_t row_items;         /* dense: items per row                    */
+	uint64_t trailing[AB_MAX_NDIM];
+	int ndim;
+	uint64_t n_cols;            /* sparse                                  */
+	/* epoch state */
+	ab_sampler *sampler;
+	uint64_t epoch;
+	uint64_t gen;               /* bumped by every ab_loader_start          */
+	size_t nwindows;
+	int running;
+	pthread_t io_thread;
+	pthread_t *workers;
+	unsigned nworkers;
+	ab_io *io;
+	ab_ring *ring;
+	/* shared state, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;          /* credits and errors (the event loop waits)  */
+	pthread_cond_t task_cv;     /* decode tasks (the workers wait)            */
+	unsigned credits;
+	ld_task *task_head, *task_tail;
+	int workers_quit;
+	size_t first_window;        /* resume: windows before it are skipped     */
+	size_t first_skip;          /* and batches skipped in the first one      */
+	size_t next_publish;
+	ld_window *parked;
+	ab_batch *free_batches;
+	ld_window *free_windows;
+	atomic_int stop;
+	atomic_int error;
+	char errmsg[1024];
+	/* files */
+	ld_fd_slot *fds;
+	size_t nfds, cap_fds;
+	int direct;                 /* open data files with O_DIRECT             */
+	uint32_t align;             /* O_DIRECT alignment (1 when buffered)       */
+	char note[160];
+	/* stats */
+	_Atomic uint64_t st_rows, st_batches, st_bytes_read, st_bytes_decoded, st_reads;
+	ab_hist read_lat, wait_lat;
+};
+
+#endif

@@ -1,0 +1,78 @@
+"""Checks `annbatch iterate` output against the expected rows.
+
+Usage: check_iterate.py MODE EXPECTED.npz OUTPUT [args]
+  csr-rowsum   every line's i:s tokens match row sums of the CSR rows
+  dense-rowsum KEY  same for a dense array in the npz
+  once N BS [DROP]  every row of range(N) exactly once, batches of BS (last may
+               be short unless DROP), for index or index+rowsum output
+Row sums are compared exactly: the C side sums in stored order in double, and
+so does this script.
+"""
+import sys
+
+import numpy as np
+
+
+def parse(path):
+    batches = []
+    for line in open(path):
+        line = line.strip()
+        if not line:
+            batches.append([])
+            continue
+        toks = line.split(" ")
+        if ":" in toks[0]:
+            batches.append([(int(t.split(":")[0]), float(t.split(":")[1])) for t in toks])
+        else:
+            batches.append([(int(t), None) for t in toks])
+    return batches
+
+
+def seqsum(vals):
+    s = 0.0
+    for v in vals:
+        s += float(v)
+    return s
+
+
+def main():
+    mode = sys.argv[1]
+    exp = np.load(sys.argv[2])
+    batches = parse(sys.argv[3])
+    if mode == "csr-rowsum":
+        data, indptr = exp["data"], exp["indptr"]
+        n = 0
+        for b in batches:
+            for i, s in b:
+                want = seqsum(data[indptr[i]:indptr[i + 1]])
+                assert s == want, f"row {i}: got {s!r}, want {want!r}"
+                n += 1
+        assert n > 0
+    elif mode == "dense-rowsum":
+        x = exp[sys.argv[4]]
+        x = x.reshape(x.shape[0], -1)
+        n = 0
+        for b in batches:
+            for i, s in b:
+                want = seqsum(x[i])
+                assert s == want, f"row {i}: got {s!r}, want {want!r}"
+                n += 1
+        assert n > 0
+    elif mode == "once":
+        n, bs = int(sys.argv[4]), int(sys.argv[5])
+        drop = len(sys.argv) > 6 and sys.argv[6] == "drop"
+        rows = [i for b in batches for i, _ in b]
+        sizes = [len(b) for b in batches]
+        assert all(s == bs for s in sizes[:-1]), f"batch sizes {sorted(set(sizes))}"
+        if drop:
+            assert sizes[-1] == bs
+            assert len(rows) == n // bs * bs, (len(rows), n)
+            assert len(set(rows)) == len(rows) and set(rows) <= set(range(n))
+        else:
+            assert 0 < sizes[-1] <= bs
+            assert sorted(rows) == list(range(n)), "rows are not every row exactly once"
+    else:
+        raise SystemExit("unknown mode " + mode)
+
+
+main()

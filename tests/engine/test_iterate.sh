@@ -1,0 +1,130 @@
+#!/bin/bash
+# The loader through `annbatch iterate`: sampling semantics, batch contents
+# against the stores' rows (written by independent writers), determinism across
+# threads / backends / I/O modes, distributed ranks, resume, and errors.
+set -uo pipefail
+: "${AB_TOP_SRCDIR:?}" "${AB_TOP_BUILDDIR:?}"
+AB="$AB_TOP_BUILDDIR/annbatch"
+PY=/usr/bin/python3
+CHECK="$PY $AB_TOP_SRCDIR/tests/engine/check_iterate.py"
+# Not /tmp: the O_DIRECT cases need a filesystem that takes O_DIRECT.
+work="$AB_TOP_BUILDDIR/tests/work-iterate"
+rm -rf "$work"
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+"$PY" "$AB_TOP_SRCDIR/tests/engine/make_loader_data.py" "$work/data" >/dev/null || exit 1
+D="$work/data"
+CSR=("$D/csr_a.zarr" "$D/csr_b.zarr")
+NCSR=1933
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# run NAME OUTFILE ARGS...: iterate must succeed
+run() {
+	local n=$1 o=$2; shift 2
+	"$AB" iterate "$@" >"$o" 2>"$work/err"
+	local rc=$?
+	[ $rc -eq 0 ] && return 0
+	bad "$n: exit $rc ($(head -c 300 "$work/err"))"
+	return 1
+}
+check() { local n=$1; shift; if "$@" 2>"$work/err"; then ok; else bad "$n: $(tail -3 "$work/err")"; fi; }
+
+# 1. Sequential: rows in order, contents equal the stores' rows.
+run seq "$work/seq" "${CSR[@]}" --batch-size 6 --chunk-size 20 --preload-nchunks 3 --emit index+rowsum &&
+	check "seq contents" $CHECK csr-rowsum "$D/csr_expected.npz" "$work/seq"
+check "seq order" bash -c "tr ' ' '\n' <'$work/seq' | cut -d: -f1 | awk '\$1 != NR-1 {exit 1}'"
+check "seq once" $CHECK once "$D/csr_expected.npz" "$work/seq" $NCSR 6
+
+# 2. Shuffled: every row once, contents right, deterministic everywhere.
+S=(--batch-size 8 --chunk-size 16 --preload-nchunks 4 --shuffle --seed 5)
+run shuf "$work/shuf" "${CSR[@]}" "${S[@]}" --emit index+rowsum &&
+	check "shuffle contents" $CHECK csr-rowsum "$D/csr_expected.npz" "$work/shuf"
+check "shuffle once" $CHECK once "$D/csr_expected.npz" "$work/shuf" $NCSR 8
+check "shuffle shuffles" bash -c "! cmp -s <(cut -d' ' -f1 '$work/shuf') <(cut -d' ' -f1 '$work/seq')"
+for v in "--threads 1" "--threads 2" "--threads 8" "--backend pread" "--backend uring" "--io direct" \
+	"--io buffered" "--queue-depth 1" "--max-windows 1" "--threads 8 --io direct --queue-depth 256"; do
+	run "shuffle $v" "$work/v" "${CSR[@]}" "${S[@]}" --emit index+rowsum $v &&
+		check "deterministic with $v" cmp -s "$work/v" "$work/shuf"
+done
+run "epoch 1" "$work/e1" "${CSR[@]}" "${S[@]}" --epoch 1
+cut -d' ' -f1 "$work/e1" >"$work/e1.first"
+cut -d' ' -f1 "$work/shuf" | sed 's/:.*//' >"$work/e0.first"
+check "epoch changes the order" bash -c "! cmp -s '$work/e1.first' '$work/e0.first'"
+run "seed 6" "$work/s6" "${CSR[@]}" --batch-size 8 --chunk-size 16 --preload-nchunks 4 --shuffle --seed 6
+check "seed changes the order" bash -c "! cmp -s <(cut -d' ' -f1 '$work/s6') '$work/e0.first'"
+
+# 3. drop_last, mask, num_samples, replacement.
+run drop "$work/drop" "${CSR[@]}" "${S[@]}" --drop-last
+check "drop_last" $CHECK once "$D/csr_expected.npz" "$work/drop" $NCSR 8 drop
+run mask "$work/mask" "${CSR[@]}" "${S[@]}" --mask 100:900
+check "mask rows" bash -c "tr ' ' '\n' <'$work/mask' | sort -n | awk 'NR==1 && \$1 != 100 {exit 1} {last=\$1; n++} END {exit !(last == 899 && n == 800)}'"
+run nums "$work/nums" "${CSR[@]}" "${S[@]}" --num-samples 5000
+check "num_samples batches" test "$(wc -l <"$work/nums")" -eq $(((5000 + 7) / 8))
+run repl "$work/repl" "${CSR[@]}" "${S[@]}" --replacement --num-samples 300 --emit index+rowsum &&
+	check "replacement contents" $CHECK csr-rowsum "$D/csr_expected.npz" "$work/repl"
+check "replacement batches" test "$(wc -l <"$work/repl")" -eq $(((300 + 7) / 8))
+
+# 4. Distributed: disjoint ranks, equal batch counts, from flags and env.
+: >"$work/ranks"
+counts=""
+for r in 0 1 2; do
+	run "rank $r" "$work/r$r" "${CSR[@]}" "${S[@]}" --rank $r --world-size 3
+	tr ' ' '\n' <"$work/r$r" >>"$work/ranks"
+	counts="$counts $(wc -l <"$work/r$r")"
+	RANK=$r WORLD_SIZE=3 "$AB" iterate "${CSR[@]}" "${S[@]}" >"$work/renv" 2>/dev/null
+	check "rank $r from env" cmp -s "$work/renv" "$work/r$r"
+	OMPI_COMM_WORLD_RANK=$r OMPI_COMM_WORLD_SIZE=3 "$AB" iterate "${CSR[@]}" "${S[@]}" >"$work/renv" 2>/dev/null
+	check "rank $r from OMPI env" cmp -s "$work/renv" "$work/r$r"
+done
+# A real multi-process launch: Open MPI sets OMPI_COMM_WORLD_RANK/SIZE.
+if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 3 bash -c \
+	'"$0" iterate "${@}" >"'"$work"'/mpi.$OMPI_COMM_WORLD_RANK"' "$AB" "${CSR[@]}" "${S[@]}" 2>"$work/err"; then
+	for r in 0 1 2; do check "mpirun rank $r" cmp -s "$work/mpi.$r" "$work/r$r"; done
+else
+	bad "mpirun -np 3: $(tail -3 "$work/err")"
+fi
+per=$((NCSR / 3 / 8 * 8))
+check "ranks disjoint, union = first world*per rows" bash -c \
+	"sort -n '$work/ranks' | awk -v n=$((3 * per)) '\$1 != NR-1 {exit 1} END {exit NR != n}'"
+check "equal batch counts" test "$(echo $counts | tr ' ' '\n' | sort -u | wc -l)" -eq 1
+
+# 5. Resume: --start-batch K yields exactly the batches after the first K.
+for k in 1 5 13 40; do
+	run "start $k" "$work/st" "${CSR[@]}" "${S[@]}" --start-batch $k --emit index+rowsum &&
+		check "resume at $k" cmp -s "$work/st" <(tail -n +$((k + 1)) "$work/shuf")
+done
+
+# 6. Dense: an AnnData X, and a raw 3-D array chunked along every axis
+# (int16 values; rows summed in stored order).
+run dense "$work/dense" "$D/dense_a.zarr" --batch-size 16 --chunk-size 64 --preload-nchunks 2 --shuffle --seed 3 \
+	--emit index+rowsum && check "dense contents" $CHECK dense-rowsum "$D/dense_expected.npz" "$work/dense" dense_a
+check "dense once" $CHECK once "$D/dense_expected.npz" "$work/dense" 777 16
+run stack "$work/stack" "$D/raw.zarr:stack" --batch-size 25 --chunk-size 25 --preload-nchunks 3 --shuffle --emit \
+	index+rowsum --io direct && check "3-d contents" $CHECK dense-rowsum "$D/dense_expected.npz" "$work/stack" stack
+check "3-d once" $CHECK once "$D/dense_expected.npz" "$work/stack" 500 25
+
+# 7. Errors: one line, non-zero exit, naming the problem.
+expect_fail() { # name substring args...
+	local n=$1 sub=$2; shift 2
+	"$AB" iterate "$@" >/dev/null 2>"$work/err"; local rc=$?
+	if [ $rc -ne 0 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -qi -- "$sub" "$work/err"; then ok
+	else bad "$n (rc=$rc, stderr: $(cat "$work/err"))"; fi
+}
+expect_fail "batch > window" "cannot exceed" "${CSR[@]}" --batch-size 100 --chunk-size 10 --preload-nchunks 2
+expect_fail "batch does not divide" "divisible" "${CSR[@]}" --batch-size 3 --chunk-size 10 --preload-nchunks 2
+expect_fail "mask past end" "exceeds" "${CSR[@]}" --mask 0:99999
+expect_fail "mixed trailing shape" "trailing shape" "$D/dense_a.zarr" "$D/raw.zarr:stack"
+expect_fail "dense with sparse" "mix" "$D/dense_a.zarr" "$D/csr_a.zarr"
+expect_fail "missing input" "not found" "$D/none.zarr"
+expect_fail "bad option" "emit" "${CSR[@]}" --emit rows
+cp -r "$D/csr_a.zarr" "$work/broken.zarr"
+truncate -s 20 "$work/broken.zarr/X/data/1"
+expect_fail "truncated chunk" "chunk 1" "$work/broken.zarr" --batch-size 10 --chunk-size 10 --preload-nchunks 4
+cp -r "$D/csr_b.zarr" "$work/broken3.zarr"
+printf 'XXXX' | dd of="$work/broken3.zarr/dataset_0/X/data/c/0" bs=1 seek=10 conv=notrunc status=none
+expect_fail "corrupt shard" "shard" "$work/broken3.zarr" --batch-size 10 --chunk-size 10 --preload-nchunks 4
+
+echo "iterate: $pass passed, $fail failed"
+[ $fail -eq 0 ] && [ $pass -gt 0 ]

@@ -1,0 +1,311 @@
+/* test_loader.c - the loader API: in-memory sources, many consumer threads,
+ * several epochs, stop/destroy mid-epoch, resume, dtype promotion. */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "annbatch.h"
+
+#define NROWS 1000
+#define NCOLS 3
+
+static float dense[NROWS * NCOLS];
+static int64_t indptr[NROWS + 1], indices[NROWS * NCOLS];
+static double values[NROWS * NCOLS];
+
+static void fill_data(void)
+{
+	for (int r = 0; r < NROWS; r++)
+		for (int c = 0; c < NCOLS; c++)
+			dense[r * NCOLS + c] = (float)(r * 10 + c);
+	/* CSR: row r holds r % 4 elements (0..3) at columns 0..k-1, value r + c/10 */
+	indptr[0] = 0;
+	for (int r = 0; r < NROWS; r++) {
+		int k = r % 4 < NCOLS ? r % 4 : NCOLS;
+		for (int c = 0; c < k; c++) {
+			indices[indptr[r] + c] = c;
+			values[indptr[r] + c] = r + c / 10.0;
+		}
+		indptr[r + 1] = indptr[r] + k;
+	}
+}
+
+static ab_loader *make_loader(int sparse, int shuffle, unsigned threads)
+{
+	ab_loader_config cfg;
+	ab_loader_config_init(&cfg);
+	cfg.batch_size = 16;
+	cfg.chunk_size = 32;
+	cfg.preload_nchunks = 4;
+	cfg.shuffle = shuffle;
+	cfg.seed = 11;
+	cfg.threads = threads;
+	cfg.rank = 0;
+	cfg.world_size = 1;
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	if (sparse) {
+		/* two sources: rows [0, 600) and [600, 1000) */
+		ck_assert_int_eq(ab_loader_add_csr_memory(ld, indptr, indices, values, AB_DT_FLOAT64, 600, NCOLS), 0);
+		static int64_t ip2[NROWS + 1];
+		for (int r = 600; r <= NROWS; r++)
+			ip2[r - 600] = indptr[r] - indptr[600];
+		ck_assert_int_eq(ab_loader_add_csr_memory(ld, ip2, indices + indptr[600], values + indptr[600],
+							  AB_DT_FLOAT64, 400, NCOLS), 0);
+	} else {
+		uint64_t shape[2] = { NROWS, NCOLS };
+		ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	}
+	return ld;
+}
+
+/* Checks a batch's values against its row numbers. */
+static int batch_ok(const ab_batch_view *v)
+{
+	for (uint64_t i = 0; i < v->nrows; i++) {
+		uint64_t r = v->rows[i];
+		if (r >= NROWS)
+			return 0;
+		if (!v->sparse) {
+			const float *d = v->data;
+			for (int c = 0; c < NCOLS; c++)
+				if (d[i * NCOLS + (uint64_t)c] != (float)(r * 10 + (uint64_t)c))
+					return 0;
+		} else {
+			const double *d = v->values;
+			int64_t k = v->indptr[i + 1] - v->indptr[i];
+			if (k != indptr[r + 1] - indptr[r])
+				return 0;
+			for (int64_t j = 0; j < k; j++)
+				if (v->indices[v->indptr[i] + j] != j || d[v->indptr[i] + j] != (double)r + (double)j / 10.0)
+					return 0;
+		}
+	}
+	return 1;
+}
+
+typedef struct {
+	ab_loader *ld;
+	int seen[NROWS];
+	int bad;
+	int batches;
+} consumer;
+
+static void *consume(void *arg)
+{
+	consumer *c = arg;
+	ab_batch *b;
+	int rc;
+	while ((rc = ab_loader_next(c->ld, &b)) == 0) {
+		ab_batch_view v;
+		ab_batch_get_view(b, &v);
+		if (!batch_ok(&v))
+			c->bad++;
+		for (uint64_t i = 0; i < v.nrows; i++)
+			c->seen[v.rows[i]]++;
+		c->batches++;
+		ab_batch_release(b);
+	}
+	if (rc != AB_END)
+		c->bad++;
+	return NULL;
+}
+
+static void run_consumers(int sparse, unsigned threads, int nconsumers, int epochs)
+{
+	ab_loader *ld = make_loader(sparse, 1, threads);
+	uint64_t nb;
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), 0);
+	ck_assert_uint_eq(nb, (NROWS + 15) / 16);
+	for (int e = 0; e < epochs; e++) {
+		ck_assert_int_eq(ab_loader_start(ld, (uint64_t)e), 0);
+		pthread_t t[16];
+		consumer *cs = calloc((size_t)nconsumers, sizeof *cs);
+		for (int i = 0; i < nconsumers; i++) {
+			cs[i].ld = ld;
+			ck_assert_int_eq(pthread_create(&t[i], NULL, consume, &cs[i]), 0);
+		}
+		int total = 0;
+		for (int i = 0; i < nconsumers; i++) {
+			pthread_join(t[i], NULL);
+			ck_assert_int_eq(cs[i].bad, 0);
+			total += cs[i].batches;
+		}
+		ck_assert_int_eq(total, (int)nb);
+		for (int r = 0; r < NROWS; r++) {
+			int n = 0;
+			for (int i = 0; i < nconsumers; i++)
+				n += cs[i].seen[r];
+			ck_assert_msg(n == 1, "epoch %d: row %d seen %d times", e, r, n);
+		}
+		free(cs);
+	}
+	ab_loader_stats st;
+	ck_assert_int_eq(ab_loader_get_stats(ld, &st), 0);
+	ck_assert_uint_eq(st.rows, NROWS);
+	ab_loader_destroy(ld);
+}
+
+START_TEST(test_dense_8_consumers_5_epochs)
+{
+	run_consumers(0, 2, 8, 5);
+}
+END_TEST
+
+START_TEST(test_sparse_8_consumers_5_epochs)
+{
+	run_consumers(1, 3, 8, 5);
+}
+END_TEST
+
+/* Collects the sequence of batches of one epoch as row lists. */
+static void collect(ab_loader *ld, uint64_t epoch, uint64_t *rows, size_t *n)
+{
+	ck_assert_int_eq(ab_loader_start(ld, epoch), 0);
+	ab_batch *b;
+	*n = 0;
+	while (ab_loader_next(ld, &b) == 0) {
+		ab_batch_view v;
+		ab_batch_get_view(b, &v);
+		memcpy(rows + *n, v.rows, v.nrows * sizeof *rows);
+		*n += v.nrows;
+		ab_batch_release(b);
+	}
+}
+
+START_TEST(test_deterministic_and_epochs_differ)
+{
+	static uint64_t a[NROWS], b[NROWS], c[NROWS];
+	size_t na, nb, nc;
+	ab_loader *l1 = make_loader(0, 1, 1), *l2 = make_loader(0, 1, 4);
+	collect(l1, 0, a, &na);
+	collect(l2, 0, b, &nb);
+	collect(l2, 1, c, &nc);
+	ck_assert_uint_eq(na, NROWS);
+	ck_assert_uint_eq(nb, NROWS);
+	ck_assert_mem_eq(a, b, sizeof a);
+	ck_assert(memcmp(a, c, sizeof a) != 0);
+	ab_loader_destroy(l1);
+	ab_loader_destroy(l2);
+}
+END_TEST
+
+START_TEST(test_stop_mid_epoch)
+{
+	ab_loader *ld = make_loader(1, 1, 2);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	ab_batch *b, *held;
+	ck_assert_int_eq(ab_loader_next(ld, &held), 0);
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	ab_batch_release(b);
+	/* a new epoch while a batch of the old one is still held */
+	ck_assert_int_eq(ab_loader_start(ld, 1), 0);
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	ab_batch_release(held);
+	ab_batch_release(b);
+	ab_loader_destroy(ld); /* mid-epoch */
+}
+END_TEST
+
+START_TEST(test_resume)
+{
+	static uint64_t all[NROWS], rest[NROWS];
+	size_t n, m;
+	ab_loader *ld = make_loader(0, 1, 2);
+	collect(ld, 3, all, &n);
+	ab_loader_destroy(ld);
+	ab_loader_config cfg;
+	ab_loader_config_init(&cfg);
+	cfg.batch_size = 16;
+	cfg.chunk_size = 32;
+	cfg.preload_nchunks = 4;
+	cfg.shuffle = 1;
+	cfg.seed = 11;
+	cfg.threads = 2;
+	cfg.rank = 0;
+	cfg.world_size = 1;
+	cfg.start_batch = 9;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	uint64_t shape[2] = { NROWS, NCOLS };
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	collect(ld, 3, rest, &m);
+	ck_assert_uint_eq(m, n - 9 * 16);
+	ck_assert_mem_eq(rest, all + 9 * 16, m * sizeof *rest);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(NULL, &ld), 0);
+	ab_batch *b;
+	ck_assert_int_eq(ab_loader_next(ld, &b), AB_EINVAL);
+	ck_assert_int_eq(ab_loader_start(ld, 0), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "no data"));
+	uint64_t shape[2] = { NROWS, NCOLS }, other[2] = { 10, 4 };
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, other), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "trailing shape"));
+	ck_assert_int_eq(ab_loader_add_csr_memory(ld, indptr, indices, values, AB_DT_FLOAT64, 10, NCOLS), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "mix"));
+	ab_loader_destroy(ld);
+}
+END_TEST
+
+START_TEST(test_promotion)
+{
+	/* int16 rows then float32 rows: batches come out as float32 */
+	static int16_t small[4 * NCOLS];
+	for (int i = 0; i < 4 * NCOLS; i++)
+		small[i] = (int16_t)(-i);
+	ab_loader_config cfg;
+	ab_loader_config_init(&cfg);
+	cfg.batch_size = 4;
+	cfg.chunk_size = 4;
+	cfg.preload_nchunks = 1;
+	cfg.rank = 0;
+	cfg.world_size = 1;
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	uint64_t s1[2] = { 4, NCOLS }, s2[2] = { NROWS, NCOLS };
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, small, AB_DT_INT16, 2, s1), 0);
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, s2), 0);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	ab_batch *b;
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	ab_batch_view v;
+	ab_batch_get_view(b, &v);
+	ck_assert_int_eq(v.dtype, AB_DT_FLOAT32);
+	ck_assert(((const float *)v.data)[5] == -5.0f);
+	ab_batch_release(b);
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	ab_batch_get_view(b, &v);
+	ck_assert_uint_eq(v.rows[0], 4);
+	ck_assert(((const float *)v.data)[1] == 1.0f); /* global row 4 = dense row 0 */
+	ab_batch_release(b);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
+int main(void)
+{
+	fill_data();
+	Suite *s = suite_create("loader");
+	TCase *t = tcase_create("loader");
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, test_dense_8_consumers_5_epochs);
+	tcase_add_test(t, test_sparse_8_consumers_5_epochs);
+	tcase_add_test(t, test_deterministic_and_epochs_differ);
+	tcase_add_test(t, test_stop_mid_epoch);
+	tcase_add_test(t, test_resume);
+	tcase_add_test(t, test_errors);
+	tcase_add_test(t, test_promotion);
+	suite_add_tcase(s, t);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
