@@ -124,6 +124,7 @@ static int add_source(ab_loader *ld, ld_source *s)
 
 static void source_free(ld_source *s)
 {
+	free(s->ad_node);
 	ab_array_close(s->x);
 	ab_csr_close(s->csr);
 	ab_store_close(s->store);
@@ -145,6 +146,7 @@ static int add_anndata_node(ab_loader *ld, const char *path, ab_store *st, const
 	s.name = malloc(nl);
 	if (s.name)
 		snprintf(s.name, nl, "%s%s%s", path, *node ? ":" : "", node);
+	s.ad_node = strdup(node);
 	ab_anndata_info info;
 	ab_anndata_get_info(ad, &info);
 	if (info.x_kind == AB_X_CSC) {
@@ -308,6 +310,93 @@ uint64_t ab_loader_nrows(const ab_loader *ld)
 	return ld ? ld->nrows : 0;
 }
 
+static void free_obs(ab_loader *ld)
+{
+	if (ld->obs)
+		for (size_t i = 0; i < ld->n_obs_names; i++)
+			ld_obs_free(&ld->obs[i]);
+	free(ld->obs);
+	ld->obs = NULL;
+	for (size_t i = 0; i < ld->n_obs_names; i++)
+		free(ld->obs_names[i]);
+	free(ld->obs_names);
+	ld->obs_names = NULL;
+	ld->n_obs_names = 0;
+}
+
+int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
+{
+	if (!ld || (n && !names))
+		return ab_error_set(AB_EINVAL, "ab_loader_set_obs_columns: null argument");
+	if (ld->running)
+		return ab_error_set(AB_EINVAL, "obs columns must be set before ab_loader_start");
+	free_obs(ld);
+	if (n == 0)
+		return 0;
+	ld->obs_names = calloc(n, sizeof *ld->obs_names);
+	if (!ld->obs_names)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i] || !(ld->obs_names[i] = strdup(names[i]))) {
+			ld->n_obs_names = i;
+			free_obs(ld);
+			return ab_error_set(AB_EINVAL, "bad obs column name");
+		}
+	}
+	ld->n_obs_names = n;
+	return 0;
+}
+
+int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n)
+{
+	if (!ld || !name)
+		return ab_error_set(AB_EINVAL, "ab_loader_set_class_column: null argument");
+	if (ld->running)
+		return ab_error_set(AB_EINVAL, "the class column must be set before ab_loader_start");
+	free(ld->class_name);
+	free(ld->class_w);
+	ld->class_w = NULL;
+	ld->n_class_w = 0;
+	if (ld->class_loaded)
+		ld_obs_free(&ld->class_col);
+	ld->class_loaded = 0;
+	if (!(ld->class_name = strdup(name)))
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	if (weights && n) {
+		if (!(ld->class_w = malloc(n * sizeof *ld->class_w)))
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			if (!(weights[i] >= 0))
+				return ab_error_set(AB_EINVAL, "class weight %zu is negative or not a number", i);
+			ld->class_w[i] = weights[i];
+		}
+		ld->n_class_w = n;
+	}
+	return 0;
+}
+
+int ab_loader_var_names(ab_loader *ld, char ***names, size_t *count)
+{
+	if (!ld || !names)
+		return ab_error_set(AB_EINVAL, "ab_loader_var_names: null argument");
+	if (ld->nsrc == 0 || !ld->src[0].ad_node)
+		return ab_error_set(AB_EINVAL, "var names need an AnnData dataset");
+	ab_anndata *ad;
+	int rc = ab_anndata_open(ld->src[0].store, ld->src[0].ad_node, &ad);
+	if (rc)
+		return rc;
+	ab_column *col;
+	rc = ab_anndata_var_column(ad, "_index", &col);
+	if (rc == 0) {
+		ab_column_info ci;
+		ab_column_get_info(col, &ci);
+		rc = ab_column_read_strings(col, 0, ci.length, names, count);
+		ab_column_close(col);
+	}
+	ab_anndata_close(ad);
+	return rc;
+}
+
 /* ------------------------------------------------------------ sampler */
 
 static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
@@ -344,6 +433,28 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 		ws = (uint32_t)(c->world_size ? c->world_size : 1);
 	sc.rank = rank;
 	sc.world_size = ws;
+	if (ld->class_name) {
+		if (!ld->class_loaded) {
+			int rc = ld_obs_load(ld, ld->class_name, &ld->class_col);
+			if (rc)
+				return rc;
+			if (!ld->class_col.categorical)
+				rc = ab_error_set(AB_EINVAL, "class column '%s' must be categorical (or strings)",
+						  ld->class_name);
+			else if (ld->class_w && ld->n_class_w != ld->class_col.n_labels)
+				rc = ab_error_set(AB_EINVAL, "%zu class weights given for %zu classes of '%s'",
+						  ld->n_class_w, ld->class_col.n_labels, ld->class_name);
+			if (rc) {
+				ld_obs_free(&ld->class_col);
+				return rc;
+			}
+			ld->class_loaded = 1;
+		}
+		sc.classes = ld->class_col.codes;
+		sc.n_classes = (uint32_t)ld->class_col.n_labels;
+		sc.class_weights = ld->class_w;
+		sc.class_labels = (const char *const *)ld->class_col.labels;
+	}
 	return ab_sampler_create(&sc, ld->nrows, out);
 }
 
@@ -1072,6 +1183,35 @@ static int assemble(ab_loader *ld, ld_window *w)
 			return ab_error_set(AB_ENOMEM, "out of memory");
 		for (uint64_t j = 0; j < n; j++)
 			bt->rows[j] = w->rows[perm[j]];
+		if (ld->n_obs_names) {
+			/* 8 bytes per row and column covers doubles and int32 codes */
+			if (ensure(&bt->obs_buf, &bt->obs_cap, ld->n_obs_names * 8 * (n ? n : 1)))
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			if (!bt->obs && !(bt->obs = calloc(ld->n_obs_names, sizeof *bt->obs)))
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			for (size_t c = 0; c < ld->n_obs_names; c++) {
+				const ld_obs_col *oc = &ld->obs[c];
+				ab_batch_obs *bo = &bt->obs[c];
+				uint8_t *base = (uint8_t *)bt->obs_buf + c * 8 * n;
+				bo->name = oc->name;
+				bo->categorical = oc->categorical;
+				bo->labels = (const char *const *)oc->labels;
+				bo->n_labels = oc->n_labels;
+				if (oc->categorical) {
+					int32_t *codes = (int32_t *)(void *)base;
+					for (uint64_t j = 0; j < n; j++)
+						codes[j] = oc->codes[bt->rows[j]];
+					bo->codes = codes;
+					bo->values = NULL;
+				} else {
+					double *vals = (double *)(void *)base;
+					for (uint64_t j = 0; j < n; j++)
+						vals[j] = oc->values[bt->rows[j]];
+					bo->values = vals;
+					bo->codes = NULL;
+				}
+			}
+		}
 		if (!ld->sparse) {
 			if (ensure(&bt->data, &bt->data_cap, rowb * (n ? n : 1)))
 				return ab_error_set(AB_ENOMEM, "out of memory");
@@ -1412,6 +1552,22 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	int rc = make_sampler(ld, epoch, &ld->sampler);
 	if (rc)
 		return rc;
+	if (ld->n_obs_names && !ld->obs) {
+		ld->obs = calloc(ld->n_obs_names, sizeof *ld->obs);
+		if (!ld->obs) {
+			rc = ab_error_set(AB_ENOMEM, "out of memory");
+			goto fail;
+		}
+		for (size_t i = 0; i < ld->n_obs_names; i++) {
+			if ((rc = ld_obs_load(ld, ld->obs_names[i], &ld->obs[i]))) {
+				for (size_t k = 0; k < i; k++)
+					ld_obs_free(&ld->obs[k]);
+				free(ld->obs);
+				ld->obs = NULL;
+				goto fail;
+			}
+		}
+	}
 	ld->epoch = epoch;
 	ld->nwindows = ab_sampler_nwindows(ld->sampler);
 	/* Resume: find the window holding batch start_batch. */
@@ -1582,6 +1738,8 @@ int ab_batch_get_view(const ab_batch *b, ab_batch_view *v)
 	v->dtype = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
 	v->sparse = ld->sparse;
 	v->rows = b->rows;
+	v->n_obs = ld->n_obs_names;
+	v->obs = b->obs;
 	if (ld->sparse) {
 		v->indptr = b->indptr;
 		v->indices = b->indices;
@@ -1629,6 +1787,8 @@ void ab_loader_destroy(ab_loader *ld)
 		free(b->indptr);
 		free(b->indices);
 		free(b->rows);
+		free(b->obs_buf);
+		free(b->obs);
 		free(b);
 	}
 	while (ld->free_windows) {
@@ -1640,6 +1800,11 @@ void ab_loader_destroy(ab_loader *ld)
 		free(w->arena);
 		free(w);
 	}
+	free_obs(ld);
+	if (ld->class_loaded)
+		ld_obs_free(&ld->class_col);
+	free(ld->class_name);
+	free(ld->class_w);
 	for (size_t i = 0; i < ld->nsrc; i++)
 		source_free(&ld->src[i]);
 	free(ld->src);

@@ -20,6 +20,7 @@
 #include "array.h"
 #include "hist.h"
 #include "io.h"
+#include "obs.h"
 #include "ring.h"
 #include "sampler.h"
 
@@ -37,6 +38,7 @@ typedef struct ld_source {
 	uint64_t shape[AB_MAX_NDIM];
 	uint64_t row0, nrows;  /* place in the global row space                   */
 	char *name;
+	char *ad_node;         /* the AnnData group in `store` (NULL: no obs)      */
 } ld_source;
 
 /* One destination of a decoded unit: rows [src_row, src_row + nrows) of the
@@ -121,6 +123,9 @@ struct ab_batch {
 	size_t indices_cap;
 	uint64_t *rows;
 	size_t rows_cap;
+	void *obs_buf;            /* obs values / codes of the batch's rows     */
+	size_t obs_cap;
+	ab_batch_obs *obs;        /* one view per selected column               */
 	struct ab_batch *next_free;
 };
 
@@ -142,6 +147,15 @@ struct ab_loader {
 	uint64_t trailing[AB_MAX_NDIM];
 	int ndim;
 	uint64_t n_cols;            /* sparse                                  */
+	/* obs columns delivered with batches, and the class column */
+	char **obs_names;
+	size_t n_obs_names;
+	ld_obs_col *obs;            /* loaded at the first start                 */
+	char *class_name;
+	double *class_w;
+	size_t n_class_w;
+	ld_obs_col class_col;
+	int class_loaded;
 	/* epoch state */
 	ab_sampler *sampler;
 	uint64_t epoch;

@@ -50,6 +50,21 @@ typedef struct ab_sampler_config {
 	uint64_t seed;
 	uint64_t epoch;
 	uint32_t rank, world_size; /* world_size 0 or 1: not distributed */
+	/* Class sampling (classes != NULL), as the Python ClassSampler: every
+	 * batch comes from one class. A class is drawn per group of
+	 * batch_size / gcd(chunk_size, batch_size) chunks with probability
+	 * proportional to its weight (uniform when class_weights is NULL; a weight
+	 * <= 0 excludes the class), each chunk start is drawn uniformly among the
+	 * starts that keep the chunk inside one run of that class, num_samples
+	 * rows (default: the mask's rows) are drawn with replacement, windows are
+	 * cut into consecutive batches and rows are shuffled within each batch.
+	 * Every run of a non-excluded class must be at least chunk_size rows:
+	 * the data must be grouped by class on disk. shuffle/replacement are
+	 * implied; codes of -1 (missing) are refused. */
+	const int32_t *classes;          /* n_obs codes, global row order           */
+	uint32_t n_classes;
+	const double *class_weights;     /* n_classes entries, or NULL              */
+	const char *const *class_labels; /* for messages, or NULL                   */
 } ab_sampler_config;
 
 typedef struct ab_chunk_range {

@@ -391,6 +391,26 @@ int ab_loader_add_dense_memory(ab_loader *ld, const void *data, ab_dtype dtype, 
 int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t *indices,
 			     const void *data, ab_dtype dtype, uint64_t n_rows, uint64_t n_cols);
 
+/* Names obs columns to deliver with every batch (before ab_loader_start;
+ * every dataset must have them). Each named column is read whole, once, into
+ * memory (8 bytes a row) — only named columns are, as reading a whole obs table
+ * can be slow. Numbers arrive as double (NaN where a nullable value is
+ * missing); categorical and string columns as int32 codes into one label table
+ * shared by all datasets (-1 where missing). "_index" names the obs names. */
+int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n);
+
+/* Class sampling: every batch comes from one class of the categorical obs
+ * column `name`, the class drawn with probability proportional to its weight
+ * (`weights` in the order of the column's categories; NULL = uniform; 0
+ * excludes), with replacement, num_samples rows a pass (default: the mask's
+ * rows). The data must be grouped by class on disk (annbatch convert
+ * --groupby): a run of a class shorter than chunk_size is refused, naming it. */
+int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
+
+/* The var names of the first dataset (its var index), freed with
+ * ab_strings_free_n. */
+int ab_loader_var_names(ab_loader *ld, char ***names, size_t *count);
+
 /* Rows in the global row space, and batches of one epoch with this config. */
 uint64_t ab_loader_nrows(const ab_loader *ld);
 int ab_loader_nbatches(ab_loader *ld, uint64_t *nbatches);
@@ -407,6 +427,15 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch);
 int ab_loader_next(ab_loader *ld, ab_batch **batch);
 /* Hands a batch's memory back to the loader. */
 void ab_batch_release(ab_batch *batch);
+
+typedef struct ab_batch_obs {
+	const char *name;
+	int categorical;
+	const double *values;      /* numeric: one per row (NaN = missing)          */
+	const int32_t *codes;      /* categorical: one per row (-1 = missing)       */
+	const char *const *labels; /* categorical: the label table                  */
+	size_t n_labels;
+} ab_batch_obs;
 
 typedef struct ab_batch_view {
 	uint64_t epoch;
@@ -425,6 +454,9 @@ typedef struct ab_batch_view {
 	uint64_t n_cols;
 	/* the global row index of each row */
 	const uint64_t *rows;
+	/* the obs columns named with ab_loader_set_obs_columns, in that order */
+	size_t n_obs;
+	const ab_batch_obs *obs;
 } ab_batch_view;
 int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
 
@@ -440,6 +472,108 @@ typedef struct ab_loader_stats {
 	char note[160];            /* why a fallback happened, if one did           */
 } ab_loader_stats;
 int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *stats);
+
+/* ------------------------------------------------------------------------- */
+/* Writing stores                                                            */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * A writer builds a new zarr store (v3 by default, or v2) in a hidden
+ * temporary directory beside its final path, `.NAME.annbatch-tmp-PID`, and
+ * moves it into place only in ab_writer_commit. A run that is killed or fails
+ * leaves whatever was at the final path untouched; the next writer created
+ * beside it removes temporary directories whose process is gone.
+ *
+ * Arrays are written row by row along axis 0 (appended), and are chunked
+ * along axis 0 only: a chunk holds `chunk_rows` whole rows, a shard (v3)
+ * `shard_rows` whole rows whose inner chunks follow one another in row order,
+ * then the shard index (bytes little endian + crc32c) at the end of the file,
+ * the layout zarr-python 3 writes. Memory per open array is one chunk (plus,
+ * sharded, the index of the current shard).
+ *
+ * Metadata follows zarr-python 3 (v3: zarr.json per node and the whole
+ * hierarchy again, inline, as consolidated metadata in the root zarr.json) or
+ * zarr-python 2 (.zgroup/.zarray/.zattrs and a root .zmetadata). Parent groups
+ * that were not declared are created with empty attributes.
+ *
+ * A writer and its arrays are used from one thread at a time.
+ */
+typedef struct ab_writer ab_writer;
+typedef struct ab_writer_array ab_writer_array;
+
+typedef enum ab_compressor {
+	AB_COMPRESSOR_NONE = 0,
+	AB_COMPRESSOR_BLOSC_LZ4,   /* blosc lz4, clevel 3, byte shuffle ("blosc-lz4") */
+	AB_COMPRESSOR_BLOSC_ZSTD,  /* blosc zstd, clevel 3, byte shuffle ("blosc-zstd") */
+	AB_COMPRESSOR_ZSTD,        /* zstd level 3, no checksum ("zstd")              */
+	AB_COMPRESSOR_GZIP         /* gzip level 5 ("gzip")                           */
+} ab_compressor;
+
+/* "none", "blosc-lz4", "blosc-zstd", "zstd", "gzip" <-> the enum. */
+int ab_compressor_parse(const char *name, ab_compressor *out);
+const char *ab_compressor_name(ab_compressor c);
+
+typedef struct ab_writer_config {
+	int zarr_format;           /* 3 (default) or 2                              */
+	int overwrite;             /* commit replaces an existing directory at the
+	                              final path (atomically: the old tree is swapped
+	                              out in one rename, then removed)               */
+} ab_writer_config;
+void ab_writer_config_init(ab_writer_config *cfg);
+
+/* Starts a store that will appear at `path` on commit. Fails with AB_EINVAL if
+ * `path` exists and cfg->overwrite is 0, AB_EIO if the temporary directory
+ * cannot be made. `cfg` may be NULL for the defaults. */
+int ab_writer_create(const char *path, const ab_writer_config *cfg, ab_writer **out);
+
+/* The temporary directory the store is being written into (until commit). */
+const char *ab_writer_tmp_path(const ab_writer *w);
+
+/* Declares the group `node` ("" = the root) with its attributes (a JSON
+ * object as text, NULL = {}). Declaring a group again replaces its
+ * attributes. */
+int ab_writer_group(ab_writer *w, const char *node, const char *attributes_json);
+
+typedef struct ab_writer_array_config {
+	ab_dtype dtype;            /* numeric, bool or AB_DT_STRING (vlen UTF-8)    */
+	int ndim;                  /* >= 1                                          */
+	uint64_t shape[AB_MAX_NDIM]; /* shape[0] is ignored: the rows appended decide */
+	uint64_t chunk_rows;       /* rows per chunk (inner chunk when sharded), >=1 */
+	uint64_t shard_rows;       /* rows per shard, a multiple of chunk_rows;
+	                              0 = not sharded. v3 only                      */
+	ab_compressor compressor;  /* applied to every (inner) chunk                */
+	int level;                 /* -1 = the compressor's default level above     */
+	const char *attributes_json; /* NULL = {}                                   */
+} ab_writer_array_config;
+/* Zeroes the config and sets ndim 1, chunk_rows 1, level -1, float32. */
+void ab_writer_array_config_init(ab_writer_array_config *cfg);
+
+/* Creates the array `node` (its parent groups as needed). Its metadata is
+ * written when it is closed, with shape[0] = the rows appended. */
+int ab_writer_array_create(ab_writer *w, const char *node, const ab_writer_array_config *cfg,
+			   ab_writer_array **out);
+
+/* Appends `nrows` rows: C-order items in host byte order (bool: one byte, 0
+ * or 1), nrows * (product of shape[1..]) items. Full chunks are encoded and
+ * written as they fill. */
+int ab_writer_array_append(ab_writer_array *a, const void *rows, uint64_t nrows);
+/* Appends `n` strings (UTF-8, NULL is written as "") to a string array; n is a
+ * multiple of the items per row. */
+int ab_writer_array_append_strings(ab_writer_array *a, const char *const *strings, uint64_t n);
+
+/* Writes the last partial chunk (padded with the fill value: 0, false or ""),
+ * the last shard's index and the array's metadata, and frees the handle,
+ * whatever the result. */
+int ab_writer_array_close(ab_writer_array *a);
+
+/* Writes the root metadata with the consolidated metadata of every node,
+ * flushes the file system, and moves the store to its final path. Every
+ * array must have been closed. Frees `w` whatever the result; on failure the
+ * temporary directory is removed and the final path is left as it was. */
+int ab_writer_commit(ab_writer *w);
+/* Drops the store: closes open arrays, removes the temporary directory,
+ * frees `w`. */
+void ab_writer_abort(ab_writer *w);
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,9 @@ static const char iterate_usage[] =
 	"every dataset; STORE:NODE: a raw array, rows on axis 0) and prints one line\n"
 	"per batch, in order: the batch's global row indices separated by spaces\n"
 	"(--emit index, the default), or tokens i:s with s the sum of row i's values\n"
-	"printed with %.17g (--emit index+rowsum).\n"
+	"printed with %.17g (--emit index+rowsum), or tokens i=v;v;... with the values\n"
+	"of the --obs columns (numbers with %.17g, categories as integer codes, -1 when\n"
+	"missing; --emit index+obs).\n"
 	"\n"
 	"Sampling (defaults as in the Python annbatch library):\n"
 	"  --batch-size N        rows per batch (1)\n"
@@ -30,6 +32,10 @@ static const char iterate_usage[] =
 	"  --rank R --world-size W  distributed: this process's share (default from\n"
 	"                        RANK/WORLD_SIZE, OMPI_COMM_WORLD_*, SLURM_PROCID/NTASKS)\n"
 	"  --start-batch N       resume the epoch after N batches\n"
+	"  --class-column COL    every batch from one class of the categorical obs COL\n"
+	"                        (data grouped by class on disk; num_samples rows a pass)\n"
+	"  --class-weights W,W   class weights in category order (uniform; 0 excludes)\n"
+	"  --obs COL,COL         obs columns delivered with each batch (see --emit)\n"
 	"Engine:\n"
 	"  --io direct|buffered|auto   I/O mode (auto: direct above half of RAM)\n"
 	"  --backend uring|pread       I/O backend (default: uring, pread if refused)\n"
@@ -96,6 +102,74 @@ static double value_at(ab_dtype dt, const void *p, uint64_t i)
 	}
 }
 
+/* Splits "a,b,c" into a NULL-terminated array (freed by the caller). */
+static char **split_list(const char *s, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = s; *p; p++)
+		cap += *p == ',';
+	char **v = calloc(cap + 1, sizeof *v);
+	if (!v)
+		return NULL;
+	*n = 0;
+	const char *p = s;
+	for (;;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		v[(*n)++] = strndup(p, len);
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return v;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int set_obs(ab_loader *ld, const char *list)
+{
+	size_t n;
+	char **v = split_list(list, &n);
+	if (!v)
+		return cli_fail("iterate", "out of memory");
+	int rc = ab_loader_set_obs_columns(ld, (const char *const *)v, n);
+	free_list(v, n);
+	return rc ? cli_fail_lib("iterate", rc, NULL) : 0;
+}
+
+static int set_class(ab_loader *ld, const char *col, const char *weights)
+{
+	double *w = NULL;
+	size_t n = 0;
+	if (weights) {
+		char **v = split_list(weights, &n);
+		w = v ? malloc(n * sizeof *w) : NULL;
+		for (size_t i = 0; w && i < n; i++) {
+			char *end;
+			w[i] = strtod(v[i] ? v[i] : "", &end);
+			if (!v[i] || end == v[i] || *end || !(w[i] >= 0)) {
+				int r = cli_fail("iterate", "--class-weights: '%s' is not a non-negative number",
+						 v[i] ? v[i] : "");
+				free_list(v, n);
+				free(w);
+				return r;
+			}
+		}
+		if (v)
+			free_list(v, n);
+		if (!w)
+			return cli_fail("iterate", "out of memory");
+	}
+	int rc = ab_loader_set_class_column(ld, col, w, n);
+	free(w);
+	return rc ? cli_fail_lib("iterate", rc, NULL) : 0;
+}
+
 int cmd_iterate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -128,6 +202,7 @@ int cmd_iterate(int argc, char **argv)
 	ab_loader_config cfg;
 	ab_loader_config_init(&cfg);
 	int rowsum = 0, stats = 0, c;
+	const char *class_col = NULL, *class_w = NULL, *obs_list = NULL;
 	uint64_t v, epoch = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -189,11 +264,13 @@ int cmd_iterate(int argc, char **argv)
 		case O_EMIT:
 			if (strcmp(optarg, "index") == 0) rowsum = 0;
 			else if (strcmp(optarg, "index+rowsum") == 0) rowsum = 1;
-			else return cli_fail("iterate", "--emit must be index or index+rowsum"), 2;
+			else if (strcmp(optarg, "index+obs") == 0) rowsum = 2;
+			else return cli_fail("iterate", "--emit must be index, index+rowsum or index+obs"), 2;
 			break;
 		case O_STATS: stats = 1; break;
-		case O_CLASSCOL: case O_CLASSW: case O_OBS:
-			return cli_fail("iterate", "%s is not implemented yet", name), 2;
+		case O_CLASSCOL: class_col = optarg; break;
+		case O_CLASSW: class_w = optarg; break;
+		case O_OBS: obs_list = optarg; break;
 		case 'h': fputs(iterate_usage, stdout); return 0;
 		default: fputs(iterate_usage, stderr); return 2;
 		}
@@ -202,8 +279,10 @@ int cmd_iterate(int argc, char **argv)
 		fprintf(stderr, "annbatch iterate: expected at least one INPUT\n%s", iterate_usage);
 		return 2;
 	}
-	if (rowsum)
-		cfg.to_float32 = 0;
+	if (rowsum == 2 && !obs_list)
+		return cli_fail("iterate", "--emit index+obs needs --obs COL,COL"), 2;
+	if (class_w && !class_col)
+		return cli_fail("iterate", "--class-weights needs --class-column"), 2;
 	ab_loader *ld;
 	int rc = ab_loader_create(&cfg, &ld);
 	if (rc)
@@ -211,6 +290,10 @@ int cmd_iterate(int argc, char **argv)
 	int ret = 0;
 	for (int i = optind; i < argc && !ret; i++)
 		ret = add_input(ld, argv[i]);
+	if (!ret && obs_list)
+		ret = set_obs(ld, obs_list);
+	if (!ret && class_col)
+		ret = set_class(ld, class_col, class_w);
 	if (!ret && (rc = ab_loader_start(ld, epoch)))
 		ret = cli_fail_lib("iterate", rc, NULL);
 	ab_batch *b;
@@ -220,8 +303,20 @@ int cmd_iterate(int argc, char **argv)
 		for (uint64_t r = 0; r < bv.nrows; r++) {
 			if (r)
 				putchar(' ');
-			if (!rowsum) {
+			if (rowsum == 0) {
 				printf("%llu", (unsigned long long)bv.rows[r]);
+				continue;
+			}
+			if (rowsum == 2) {
+				printf("%llu=", (unsigned long long)bv.rows[r]);
+				for (size_t k = 0; k < bv.n_obs; k++) {
+					if (k)
+						putchar(';');
+					if (bv.obs[k].categorical)
+						printf("%d", bv.obs[k].codes[r]);
+					else
+						printf("%.17g", bv.obs[k].values[r]);
+				}
 				continue;
 			}
 			double s = 0;

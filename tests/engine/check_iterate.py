@@ -71,6 +71,42 @@ def main():
         else:
             assert 0 < sizes[-1] <= bs
             assert sorted(rows) == list(range(n)), "rows are not every row exactly once"
+    elif mode == "obs":
+        # lines of i=ct;n;maybe tokens for the grouped store
+        n = 0
+        for line in open(sys.argv[3]):
+            for tok in line.split():
+                i, vals = tok.split("=")
+                i = int(i)
+                ct, num, maybe = vals.split(";")
+                want_ct = 0 if i < 200 else 1 if i < 350 else 2
+                assert int(ct) == want_ct, (i, ct)
+                assert float(num) == 2 * i, (i, num)
+                if i % 7 == 0:
+                    assert maybe == "nan", (i, maybe)
+                else:
+                    assert float(maybe) == i, (i, maybe)
+                n += 1
+        assert n == 600, n
+    elif mode == "class":
+        # every batch from one class; total rows; allowed classes
+        total, allowed = int(sys.argv[4]), set(int(x) for x in sys.argv[5].split(","))
+        rows = 0
+        seen = set()
+        for line in open(sys.argv[3]):
+            toks = line.split()
+            codes = set()
+            for tok in toks:
+                i, vals = tok.split("=")
+                code = int(vals.split(";")[0])
+                want = 0 if int(i) < 200 else 1 if int(i) < 350 else 2
+                assert code == want, (i, code)
+                codes.add(code)
+            assert len(codes) == 1, f"batch mixes classes {codes}"
+            seen |= codes
+            rows += len(toks)
+        assert rows == total, (rows, total)
+        assert seen == allowed, (seen, allowed)
     else:
         raise SystemExit("unknown mode " + mode)
 

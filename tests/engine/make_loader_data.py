@@ -83,3 +83,13 @@ g = zarr.open_group(os.path.join(out, "raw.zarr"), mode="w")
 g.create_dataset("stack", data=t, chunks=(30, 4, 3), compressor=numcodecs.Zstd(3))
 np.savez(os.path.join(out, "dense_expected.npz"), dense_a=d, stack=t)
 print("loader test data written to", out)
+
+# Grouped by class on disk (as `convert --groupby` writes), with obs columns:
+# a categorical, an integer, and a nullable integer with missing values.
+n = 600
+ct = np.array(["A"] * 200 + ["B"] * 150 + ["C"] * 250)
+nullable = pd.array([None if i % 7 == 0 else i for i in range(n)], dtype="Int64")
+obs = pd.DataFrame({"ct": pd.Categorical(ct, categories=["A", "B", "C"]), "n": np.arange(n) * 2,
+                    "maybe": nullable}, index=[f"g{i}" for i in range(n)])
+gx = random_csr(n, 20, 0.3)
+anndata.AnnData(X=gx, obs=obs).write_zarr(os.path.join(out, "grouped.zarr"))

@@ -105,7 +105,21 @@ run stack "$work/stack" "$D/raw.zarr:stack" --batch-size 25 --chunk-size 25 --pr
 	index+rowsum --io direct && check "3-d contents" $CHECK dense-rowsum "$D/dense_expected.npz" "$work/stack" stack
 check "3-d once" $CHECK once "$D/dense_expected.npz" "$work/stack" 500 25
 
-# 7. Errors: one line, non-zero exit, naming the problem.
+# 7. obs columns with batches, and the class sampler on data grouped by class.
+G="$D/grouped.zarr"
+run obs "$work/obs" "$G" --batch-size 8 --chunk-size 16 --preload-nchunks 4 --shuffle --obs ct,n,maybe \
+	--emit index+obs && check "obs values" $CHECK obs "$D/csr_expected.npz" "$work/obs"
+run class "$work/class" "$G" --batch-size 10 --chunk-size 20 --preload-nchunks 4 --class-column ct \
+	--num-samples 1000 --obs ct --emit index+obs --seed 4 &&
+	check "class batches" $CHECK class "$D/csr_expected.npz" "$work/class" 1000 0,1,2
+run "class weights" "$work/classw" "$G" --batch-size 10 --chunk-size 20 --preload-nchunks 4 --class-column ct \
+	--class-weights 0,1,0 --num-samples 400 --obs ct --emit index+obs &&
+	check "class weights" $CHECK class "$D/csr_expected.npz" "$work/classw" 400 1
+run "class threads" "$work/class8" "$G" --batch-size 10 --chunk-size 20 --preload-nchunks 4 --class-column ct \
+	--num-samples 1000 --obs ct --emit index+obs --seed 4 --threads 8 --backend pread &&
+	check "class deterministic" cmp -s "$work/class" "$work/class8"
+
+# 8. Errors: one line, non-zero exit, naming the problem.
 expect_fail() { # name substring args...
 	local n=$1 sub=$2; shift 2
 	"$AB" iterate "$@" >/dev/null 2>"$work/err"; local rc=$?
@@ -119,6 +133,11 @@ expect_fail "mixed trailing shape" "trailing shape" "$D/dense_a.zarr" "$D/raw.za
 expect_fail "dense with sparse" "mix" "$D/dense_a.zarr" "$D/csr_a.zarr"
 expect_fail "missing input" "not found" "$D/none.zarr"
 expect_fail "bad option" "emit" "${CSR[@]}" --emit rows
+expect_fail "no such obs column" "no obs column 'ct'" "${CSR[@]}" --obs ct --emit index+obs
+expect_fail "class run too short" "shorter than chunk_size" "$G" --class-column ct --chunk-size 300 \
+	--batch-size 10 --preload-nchunks 1
+expect_fail "class weights count" "class weights" "$G" --class-column ct --class-weights 1,2 --chunk-size 20 \
+	--batch-size 10 --preload-nchunks 1
 cp -r "$D/csr_a.zarr" "$work/broken.zarr"
 truncate -s 20 "$work/broken.zarr/X/data/1"
 expect_fail "truncated chunk" "chunk 1" "$work/broken.zarr" --batch-size 10 --chunk-size 10 --preload-nchunks 4

@@ -1118,6 +1118,133 @@ END_TEST
 
 /* ------------------------------------------------------------------- main */
 
+/* ------------------------------------------------------ class sampling */
+
+static int32_t class_codes[400];
+
+static void class_setup(void)
+{
+	/* runs: [0,100) class 0, [100,300) class 1, [300,350) class 2,
+	 * [350,400) class 0 */
+	for (int i = 0; i < 400; i++)
+		class_codes[i] = i < 100 ? 0 : i < 300 ? 1 : i < 350 ? 2 : 0;
+}
+
+static ab_sampler *class_sampler(uint64_t chunk, uint64_t preload, uint64_t batch, uint64_t nsamp,
+				 const double *w, int drop, uint64_t seed, int *rc)
+{
+	ab_sampler_config c;
+	memset(&c, 0, sizeof c);
+	c.chunk_size = chunk;
+	c.preload_nchunks = preload;
+	c.batch_size = batch;
+	c.num_samples = nsamp;
+	c.drop_last = drop;
+	c.seed = seed;
+	c.classes = class_codes;
+	c.n_classes = 3;
+	c.class_weights = w;
+	static const char *const labels[] = { "T cell", "B cell", "NK cell" };
+	c.class_labels = labels;
+	ab_sampler *s = NULL;
+	*rc = ab_sampler_create(&c, 400, &s);
+	return s;
+}
+
+START_TEST(test_class_batches_single_class)
+{
+	class_setup();
+	const uint64_t cfgs[][4] = { { 16, 4, 16, 1000 }, { 16, 4, 8, 777 }, { 10, 6, 12, 500 }, { 20, 3, 60, 333 } };
+	for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++) {
+		int rc;
+		ab_sampler *s = class_sampler(cfgs[t][0], cfgs[t][1], cfgs[t][2], cfgs[t][3], NULL, 0, 3, &rc);
+		ck_assert_int_eq(rc, 0);
+		uint64_t total = 0, nb = 0;
+		int seen[3] = { 0, 0, 0 };
+		for (size_t i = 0; i < ab_sampler_nwindows(s); i++) {
+			ab_window w;
+			ck_assert_int_eq(ab_sampler_window(s, i, &w), 0);
+			/* window-local row -> global row */
+			uint64_t *g = malloc(w.nrows * sizeof *g);
+			uint64_t k = 0;
+			for (size_t c = 0; c < w.nchunks; c++) {
+				ck_assert_uint_le(w.chunks[c].stop, 400);
+				for (uint64_t r = w.chunks[c].start; r < w.chunks[c].stop; r++)
+					g[k++] = r;
+			}
+			for (size_t b = 0; b < w.nbatches; b++) {
+				int32_t cls = class_codes[g[w.perm[w.batch_off[b]]]];
+				for (size_t j = w.batch_off[b]; j < w.batch_off[b + 1]; j++)
+					ck_assert_int_eq(class_codes[g[w.perm[j]]], cls);
+				seen[cls] = 1;
+				total += w.batch_off[b + 1] - w.batch_off[b];
+				nb++;
+			}
+			free(g);
+			ab_window_free(&w);
+		}
+		ck_assert_uint_eq(total, cfgs[t][3]);
+		ck_assert_uint_eq(nb, (cfgs[t][3] + cfgs[t][2] - 1) / cfgs[t][2]);
+		ck_assert_uint_eq(nb, ab_sampler_nbatches(s));
+		ck_assert(seen[0] && seen[1] && seen[2]);
+		ab_sampler_destroy(s);
+	}
+}
+END_TEST
+
+START_TEST(test_class_weights_and_errors)
+{
+	class_setup();
+	int rc;
+	const double w[3] = { 0, 1, 3 };
+	ab_sampler *s = class_sampler(16, 2, 16, 3200, w, 1, 9, &rc);
+	ck_assert_int_eq(rc, 0);
+	uint64_t per[3] = { 0, 0, 0 };
+	for (size_t i = 0; i < ab_sampler_nwindows(s); i++) {
+		ab_window win;
+		ck_assert_int_eq(ab_sampler_window(s, i, &win), 0);
+		for (size_t c = 0; c < win.nchunks; c++)
+			per[class_codes[win.chunks[c].start]] += win.chunks[c].stop - win.chunks[c].start;
+		ab_window_free(&win);
+	}
+	ck_assert_uint_eq(per[0], 0); /* weight 0 excludes */
+	/* class 2 drawn about three times as often as class 1 */
+	ck_assert(per[2] > 2 * per[1] && per[2] < 4 * per[1]);
+	ab_sampler_destroy(s);
+
+	/* a run shorter than chunk_size: the class is named */
+	s = class_sampler(64, 2, 16, 100, NULL, 0, 1, &rc);
+	ck_assert_int_eq(rc, AB_EINVAL);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "NK cell"));
+	/* ... unless that class is excluded */
+	const double w2[3] = { 0, 1, 0 }; /* class 0 also has a 50-row run */
+	s = class_sampler(64, 2, 16, 100, w2, 0, 1, &rc);
+	ck_assert_int_eq(rc, 0);
+	ab_sampler_destroy(s);
+	/* missing codes are refused */
+	class_codes[5] = -1;
+	s = class_sampler(16, 2, 16, 100, NULL, 0, 1, &rc);
+	ck_assert_int_eq(rc, AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "missing"));
+	class_setup();
+	/* determinism */
+	ab_sampler *a = class_sampler(16, 4, 8, 500, NULL, 0, 5, &rc), *b = class_sampler(16, 4, 8, 500, NULL, 0, 5, &rc);
+	for (size_t i = 0; i < ab_sampler_nwindows(a); i++) {
+		ab_window x, y;
+		ck_assert_int_eq(ab_sampler_window(a, i, &x), 0);
+		ck_assert_int_eq(ab_sampler_window(b, i, &y), 0);
+		ck_assert_uint_eq(x.nrows, y.nrows);
+		ck_assert_mem_eq(x.chunks, y.chunks, x.nchunks * sizeof *x.chunks);
+		ck_assert_mem_eq(x.perm, y.perm, x.batch_off[x.nbatches] * sizeof *x.perm);
+		ab_window_free(&x);
+		ab_window_free(&y);
+	}
+	ab_sampler_destroy(a);
+	ab_sampler_destroy(b);
+}
+END_TEST
+
 static Suite *sampler_suite(void)
 {
 	Suite *s = suite_create("sampler");
@@ -1150,6 +1277,10 @@ static Suite *sampler_suite(void)
 	suite_add_tcase(s, t);
 	t = tcase_create("validation");
 	tcase_add_test(t, test_validation);
+	suite_add_tcase(s, t);
+	t = tcase_create("class");
+	tcase_add_test(t, test_class_batches_single_class);
+	tcase_add_test(t, test_class_weights_and_errors);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -1,0 +1,33 @@
+/*
+ * obs.h - obs columns gathered over every dataset of a loader (internal).
+ *
+ * A named column is read whole, once, into memory in global row order: 8 bytes
+ * a row for numbers (double, NaN where a nullable value is missing) or 4 bytes
+ * a row for categories (int32 codes into one label table shared by all
+ * datasets, -1 where missing). String columns become categories too. Only
+ * named columns are loaded: reading every column of a large obs table is slow.
+ */
+#ifndef AB_ENGINE_OBS_H
+#define AB_ENGINE_OBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ab_loader;
+
+typedef struct ld_obs_col {
+	char *name;
+	int categorical;
+	double *values;      /* numeric: one per global row          */
+	int32_t *codes;      /* categorical: one per global row      */
+	char **labels;       /* categorical: label table             */
+	size_t n_labels, cap_labels;
+	uint32_t *hash;      /* open addressing: label index + 1     */
+	size_t hash_cap;
+} ld_obs_col;
+
+/* Loads column `name` from every dataset (in loader row order). */
+int ld_obs_load(struct ab_loader *ld, const char *name, ld_obs_col *out);
+void ld_obs_free(ld_obs_col *c);
+
+#endif
