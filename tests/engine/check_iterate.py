@@ -38,7 +38,7 @@ def seqsum(vals):
 def main():
     mode = sys.argv[1]
     exp = np.load(sys.argv[2])
-    batches = parse(sys.argv[3])
+    batches = parse(sys.argv[3]) if mode in ("csr-rowsum", "dense-rowsum", "once") else None
     if mode == "csr-rowsum":
         data, indptr = exp["data"], exp["indptr"]
         n = 0
