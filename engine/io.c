@@ -8,6 +8,7 @@
  * other.
  */
 #include "io.h"
+#include "io_fault.h"
 #include "io_impl.h"
 
 #include <errno.h>
@@ -136,6 +137,19 @@ int ab_io_create(const ab_io_config *cfg, ab_io **out, const char **fallback_rea
 	if (why) {
 		size_t l = strlen(io->describe);
 		snprintf(io->describe + l, sizeof io->describe - l, " (fallback)");
+	}
+	/* Test hook: AB_IO_FAULT (see io.h) puts the fault injector between
+	 * the caller and the real backend. A spec that does not parse fails
+	 * the creation, so a typo cannot silently run a test without faults. */
+	const char *faults = getenv("AB_IO_FAULT");
+	if (faults && faults[0]) {
+		ab_io *wrapped;
+		st = ab_io_fault_wrap(io, faults, &wrapped);
+		if (st != AB_OK) {
+			ab_io_destroy(io);
+			return st;
+		}
+		io = wrapped;
 	}
 	if (fallback_reason)
 		*fallback_reason = why;

@@ -39,7 +39,24 @@ typedef struct ab_io_config {
 } ab_io_config;
 
 /* Creates a backend. With AB_IO_URING and io_uring unavailable, creates the
- * pread pool instead and leaves the reason in *fallback_reason (static text). */
+ * pread pool instead and leaves the reason in *fallback_reason (static text).
+ *
+ * Fault injection (for tests): when the environment variable AB_IO_FAULT is
+ * set and not empty, the backend is wrapped in one that spoils chosen reads,
+ * numbered 1, 2, 3, ... in submission order for this backend instance (the
+ * loader creates one per epoch, so the count restarts at every
+ * ab_loader_start). A comma-separated list of KIND@N[:ARG]:
+ *   eio@N            read N fails with -EIO
+ *   short@N[:K]      read N returns K bytes (default half of them), as at a
+ *                    premature end of file
+ *   corrupt@N[:OFF]  read N succeeds with one byte flipped (at OFF modulo
+ *                    the length read; default the middle byte)
+ *   delay@N[:T]      read N is handed back T later (250ms, 40us, 2s, 1000ns;
+ *                    a bare number is ms; default 100ms)
+ * e.g. AB_IO_FAULT="eio@5" or "delay@1:20ms,corrupt@3". A list that does not
+ * parse makes ab_io_create fail with AB_EINVAL. The wrapper reports the kind
+ * and name of the real backend and keeps its rules (one driving thread).
+ * See io_fault.h. */
 int ab_io_create(const ab_io_config *cfg, ab_io **out, const char **fallback_reason);
 void ab_io_destroy(ab_io *io);
 ab_io_kind ab_io_kind_of(const ab_io *io);

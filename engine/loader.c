@@ -1279,7 +1279,8 @@ static void publish(ab_loader *ld, ld_window *w)
 		ld->next_publish++;
 		for (size_t b = p->skip; b < p->nbatches; b++) {
 			ab_batch *bt = p->batches[b];
-			bt->index = ld->cfg.start_batch + (uint64_t)atomic_fetch_add(&ld->st_batches, 1);
+			bt->index = ld->cfg.start_batch + (uint64_t)atomic_fetch_add(&ld->st_epoch_batches, 1);
+			atomic_fetch_add_explicit(&ld->st_batches, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&ld->st_rows, bt->nrows, memory_order_relaxed);
 			/* The ring holds max_windows windows of batches: never full. */
 			if (ab_ring_push(ld->ring, bt) != 0)
@@ -1431,6 +1432,7 @@ static void *io_main(void *arg)
 			}
 		}
 		inflight = ab_io_inflight(ld->io);
+		atomic_store_explicit(&ld->st_inflight, inflight, memory_order_relaxed);
 		if (inflight) {
 			ab_io_req *done[256];
 			int more = npending > 0 || (credits > 0 && next_plan < ld->nwindows);
@@ -1487,6 +1489,8 @@ static void stop_epoch(ab_loader *ld)
 	if (!ld->running)
 		return;
 	atomic_store(&ld->stop, 1);
+	/* Consumers asleep in ab_loader_next wake up and see the end. */
+	ab_ring_close(ld->ring);
 	pthread_mutex_lock(&ld->mu);
 	pthread_cond_broadcast(&ld->cv);
 	pthread_mutex_unlock(&ld->mu);
@@ -1639,13 +1643,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	ld->next_publish = ld->first_window;
 	ld->workers_quit = 0;
 	ld->task_head = ld->task_tail = NULL;
-	atomic_store(&ld->st_rows, 0);
-	atomic_store(&ld->st_batches, 0);
-	atomic_store(&ld->st_bytes_read, 0);
-	atomic_store(&ld->st_bytes_decoded, 0);
-	atomic_store(&ld->st_reads, 0);
-	ab_hist_reset(&ld->read_lat);
-	ab_hist_reset(&ld->wait_lat);
+	atomic_store(&ld->st_epoch_batches, 0);
 	ld->workers = calloc(ld->cfg.threads, sizeof *ld->workers);
 	if (!ld->workers) {
 		rc = ab_error_set(AB_ENOMEM, "out of memory");
@@ -1682,13 +1680,20 @@ fail:
 	return rc;
 }
 
+void ab_loader_stop(ab_loader *ld)
+{
+	if (ld)
+		stop_epoch(ld);
+}
+
 int ab_loader_next(ab_loader *ld, ab_batch **batch)
 {
 	if (!ld || !batch)
 		return ab_error_set(AB_EINVAL, "ab_loader_next: null argument");
 	*batch = NULL;
-	if (!ld->running)
-		return ab_error_set(AB_EINVAL, "no epoch running: call ab_loader_start first");
+	if (!atomic_load(&ld->running))
+		return ld->gen ? AB_END /* stopped */
+			       : ab_error_set(AB_EINVAL, "no epoch running: call ab_loader_start first");
 	uint64_t t0 = ab_now_ns();
 	void *item;
 	int r = ab_ring_pop(ld->ring, &item);
@@ -1753,6 +1758,19 @@ int ab_batch_get_view(const ab_batch *b, ab_batch_view *v)
 	return 0;
 }
 
+void ab_loader_reset_stats(ab_loader *ld)
+{
+	if (!ld)
+		return;
+	atomic_store(&ld->st_rows, 0);
+	atomic_store(&ld->st_batches, 0);
+	atomic_store(&ld->st_bytes_read, 0);
+	atomic_store(&ld->st_bytes_decoded, 0);
+	atomic_store(&ld->st_reads, 0);
+	ab_hist_reset(&ld->read_lat);
+	ab_hist_reset(&ld->wait_lat);
+}
+
 int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 {
 	if (!ld || !st)
@@ -1763,6 +1781,9 @@ int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 	st->bytes_read = atomic_load(&ld->st_bytes_read);
 	st->bytes_decoded = atomic_load(&ld->st_bytes_decoded);
 	st->reads = atomic_load(&ld->st_reads);
+	st->reads_in_flight = atomic_load(&ld->st_inflight);
+	st->threads = ld->cfg.threads;
+	st->queue_depth = ld->cfg.queue_depth;
 	const double q[4] = { 0.5, 0.9, 0.99, 0.999 };
 	for (int i = 0; i < 4; i++)
 		st->read_lat_us[i] = ab_hist_quantile(&ld->read_lat, q[i]) / 1000.0;

@@ -161,7 +161,7 @@ struct ab_loader {
 	uint64_t epoch;
 	uint64_t gen;               /* bumped by every ab_loader_start          */
 	size_t nwindows;
-	int running;
+	atomic_int running;
 	pthread_t io_thread;
 	pthread_t *workers;
 	unsigned nworkers;
@@ -191,6 +191,7 @@ struct ab_loader {
 	char note[160];
 	/* stats */
 	_Atomic uint64_t st_rows, st_batches, st_bytes_read, st_bytes_decoded, st_reads;
+	_Atomic uint64_t st_epoch_batches, st_inflight;
 	ab_hist read_lat, wait_lat;
 };
 

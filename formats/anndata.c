@@ -233,13 +233,22 @@ int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind 
 		return ab_error_set(AB_EINVAL, "null argument");
 	const char *col = strcmp(name, "_index") == 0 && ad->obs_index ? ad->obs_index : name;
 	char *p = ab_path_join("obs", col);
-	char *full = p ? ab_path_join(ad->node, p) : NULL;
+	char *joined = p ? ab_path_join(ad->node, p) : NULL;
 	free(p);
-	if (!full)
+	if (!joined)
 		return ab_error_set(AB_ENOMEM, "out of memory");
+	/* Column names come from the store (column-order, _index), so they are
+	 * as untrusted as the rest of it: normalise like every public entry
+	 * point does, which refuses ".." and keeps "obs/../../x" from reaching
+	 * files outside the store. */
+	char *full;
+	int rc = ab_node_normalize(joined, &full);
+	free(joined);
+	if (rc)
+		return rc;
 	ab_node_type t;
 	char *enc = NULL;
-	int rc = ab_node_encoding(ad->store, full, &t, &enc, NULL);
+	rc = ab_node_encoding(ad->store, full, &t, &enc, NULL);
 	if (rc == 0) {
 		if (t == AB_NODE_ARRAY) {
 			ab_array *a;

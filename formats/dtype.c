@@ -205,11 +205,18 @@ static int store_int(const ab_dtype_desc *d, const json_t *fv, uint8_t *item)
 {
 	if (json_is_real(fv)) {
 		double r = json_real_value(fv);
-		if (r != floor(r))
+		/* Converting a double that no 64-bit integer holds (1e300) is
+		 * undefined behaviour in C, so such fill values are refused up
+		 * front; in range, the low bytes are kept as for integers. */
+		if (r != floor(r) || !(r >= -0x1p63 && r < 0x1p64))
 			return -1;
-		fv = NULL;
-		int64_t v = (int64_t)r;
-		memcpy(item, &v, d->disk_size);
+		if (r >= 0x1p63) {
+			uint64_t u = (uint64_t)r;
+			memcpy(item, &u, d->disk_size);
+		} else {
+			int64_t v = (int64_t)r;
+			memcpy(item, &v, d->disk_size);
+		}
 		return 0;
 	}
 	/* jansson holds integers as long long: uint64 values above INT64_MAX arrive

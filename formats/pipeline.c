@@ -513,6 +513,12 @@ static int decode_shard_in_memory(const ab_shard_cfg *s, const ab_dtype_desc *dt
 				  const uint64_t *shape, const uint8_t *src, size_t srclen,
 				  const uint8_t *fill, const char *fill_str, void *out)
 {
+	/* The inner chunks are copied into `out` at their grid positions, which
+	 * is only in bounds when `shape` is the shard shape the configuration was
+	 * built for. */
+	for (int d = 0; d < ndim; d++)
+		if (shape[d] != s->per_dim[d] * s->inner_shape[d])
+			return ab_error_set(AB_EINVAL, "shard shape does not match the sharding configuration");
 	if (srclen < s->index_bytes)
 		return ab_error_set(AB_ECORRUPT, "shard of %zu bytes is shorter than its index (%llu bytes)",
 				    srclen, (unsigned long long)s->index_bytes);
@@ -534,6 +540,15 @@ static int decode_shard_in_memory(const ab_shard_cfg *s, const ab_dtype_desc *dt
 	rc = ab_shard_index_decode(s, raw, (size_t)s->index_bytes, srclen, entries);
 	size_t item = dt->str == AB_STR_VLEN ? sizeof(char *) : dt->disk_size;
 	uint64_t n_inner_items = inner_bytes / (item ? item : 1);
+	/* Strings: each inner chunk hands its malloc'd strings over to `out` as
+	 * it is copied in. If a later inner chunk fails, the caller gets an error
+	 * and owns nothing, so the strings already placed must be freed here;
+	 * starting from all-NULL pointers makes that a plain sweep. */
+	uint64_t out_items = 0;
+	if (dt->str == AB_STR_VLEN) {
+		out_items = n_inner_items * s->n_inner;
+		memset(out, 0, (size_t)out_items * sizeof(char *));
+	}
 	uint64_t idx[AB_MAX_NDIM] = { 0 };
 	for (uint64_t k = 0; rc == 0 && k < s->n_inner; k++) {
 		uint64_t off = entries[2 * k], nb = entries[2 * k + 1];
@@ -556,10 +571,44 @@ static int decode_shard_in_memory(const ab_shard_cfg *s, const ab_dtype_desc *dt
 			idx[d] = 0;
 		}
 	}
+	if (rc && out_items)
+		ab_chunk_free_strings(out, out_items);
 	ab_scratch_free(&scratch);
 	free(entries);
 	free(tmp);
 	return rc;
+}
+
+/* The densest expansion any bytes->bytes decoder here can legitimately
+ * produce, as decoded bytes per encoded byte. zstd is the densest: an RLE
+ * block costs 4 bytes (3 of header, 1 of payload) for at most 128 KiB, i.e.
+ * 32768:1; deflate stops at about 1032:1, LZ4 at about 255:1, blosc inherits
+ * from its inner codec. Twice the zstd figure leaves a margin. */
+#define AB_MAX_EXPANSION ((uint64_t)1 << 16)
+
+/* The largest size one bytes->bytes stage of a chunk may decode to. Headers
+ * that announce a size (blosc nbytes, the zstd frame content size, the lz4
+ * prefix) and the grow-and-retry loop for streams that announce none would
+ * otherwise size the scratch buffer from whatever a hostile file says: a
+ * 20-byte zstd frame claiming 2^60 bytes must be refused, not allocated.
+ *  - Any chain: no stage can expand its input by more than AB_MAX_EXPANSION.
+ *  - A bytes chain ends in exactly `outbytes` (the chunk), and every encoder
+ *    that ran after that step grows its input by at most a few bytes per
+ *    kilobyte plus a header, so no intermediate form is legitimately larger
+ *    than twice the chunk plus 64 KiB. */
+static uint64_t stage_limit(int exact, size_t outbytes, size_t encoded)
+{
+	uint64_t limit;
+	if (ab_mul_u64(encoded, AB_MAX_EXPANSION, &limit) || ab_add_u64(limit, 1 << 16, &limit))
+		limit = UINT64_MAX;
+	if (exact) {
+		uint64_t chain = (uint64_t)outbytes * 2 + (1 << 16);
+		if (chain < limit)
+			limit = chain;
+	}
+	if (limit > (uint64_t)SIZE_MAX / 2)
+		limit = (uint64_t)SIZE_MAX / 2;
+	return limit;
 }
 
 int ab_chunk_decode(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_t *shape,
@@ -593,7 +642,15 @@ int ab_chunk_decode(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_
 		if (last && exact && hint >= 0 && (uint64_t)hint != outbytes)
 			return ab_error_set(AB_ECORRUPT, "codec announces %lld decoded bytes, the chunk needs %zu",
 					    (long long)hint, outbytes);
+		uint64_t limit = stage_limit(exact, outbytes, curlen);
+		if (hint >= 0 && (uint64_t)hint > limit)
+			return ab_error_set(AB_ECORRUPT,
+					    "codec announces %lld decoded bytes from %zu encoded bytes, more than "
+					    "the chunk (%zu bytes) can need",
+					    (long long)hint, curlen, outbytes);
 		size_t cap = hint >= 0 ? (size_t)hint : (last && exact ? outbytes : (curlen < 1024 ? 4096 : curlen * 4));
+		if (cap > limit)
+			cap = (size_t)limit;
 		uint8_t *dst;
 		int direct = last && exact && !p->has_transpose && !swap;
 		for (;;) {
@@ -606,9 +663,12 @@ int ab_chunk_decode(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_
 			}
 			ssize_t n = ab_b2b_decode(c, cur, curlen, dst, cap);
 			if (n == AB_ETOOSMALL && hint < 0 && !(last && exact)) {
-				if (cap > ((size_t)1 << 40))
-					return ab_error_set(AB_ECORRUPT, "decoded chunk is implausibly large");
-				cap *= 2;
+				if (cap >= limit)
+					return ab_error_set(AB_ECORRUPT,
+							    "decoded data exceeds %llu bytes, more than %zu encoded "
+							    "bytes can hold for a chunk of %zu bytes",
+							    (unsigned long long)limit, curlen, outbytes);
+				cap = (uint64_t)cap * 2 > limit ? (size_t)limit : cap * 2;
 				continue;
 			}
 			if (n == AB_ETOOSMALL)

@@ -419,6 +419,11 @@ int ab_loader_nbatches(ab_loader *ld, uint64_t *nbatches);
  * another epoch; an unfinished one is stopped first. */
 int ab_loader_start(ab_loader *ld, uint64_t epoch);
 
+/* Stops the running epoch: reading stops, batches not yet handed out are
+ * dropped, and every thread blocked in ab_loader_next returns AB_END. Batches
+ * already handed out stay valid until released. */
+void ab_loader_stop(ab_loader *ld);
+
 #define AB_END 1
 /* The next batch, in order. Blocks (without spinning) until one is ready.
  * Returns 0 with *batch set, AB_END when the epoch is over, or a negative error
@@ -460,18 +465,24 @@ typedef struct ab_batch_view {
 } ab_batch_view;
 int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
 
+/* Statistics accumulate from ab_loader_create (or the last reset) over every
+ * epoch. */
 typedef struct ab_loader_stats {
 	uint64_t rows, batches;
 	uint64_t bytes_read;       /* from disk, as issued (aligned for O_DIRECT)    */
 	uint64_t bytes_decoded;
 	uint64_t reads;            /* read requests issued                          */
+	uint64_t reads_in_flight;  /* at the moment of the call                     */
 	double read_lat_us[4];     /* p50, p90, p99, p99.9 of read completion time   */
 	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next    */
+	unsigned threads;          /* decode workers in use                         */
+	unsigned queue_depth;
 	char backend[16];          /* "uring" or "pread"                            */
 	char io_mode[16];          /* "direct" or "buffered"                        */
 	char note[160];            /* why a fallback happened, if one did           */
 } ab_loader_stats;
 int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *stats);
+void ab_loader_reset_stats(ab_loader *ld);
 
 /* ------------------------------------------------------------------------- */
 /* Writing stores                                                            */
@@ -560,6 +571,12 @@ int ab_writer_array_append(ab_writer_array *a, const void *rows, uint64_t nrows)
 /* Appends `n` strings (UTF-8, NULL is written as "") to a string array; n is a
  * multiple of the items per row. */
 int ab_writer_array_append_strings(ab_writer_array *a, const char *const *strings, uint64_t n);
+
+/* Takes the subtree `node` of the existing zarr v3 store at `src_path` into
+ * the new store unchanged, under the same node path: its files are hard-linked
+ * (copied where links are refused) and its metadata joins the consolidated
+ * metadata. This is how a collection grows without rewriting its datasets. */
+int ab_writer_adopt(ab_writer *w, const char *src_path, const char *node);
 
 /* Writes the last partial chunk (padded with the fill value: 0, false or ""),
  * the last shard's index and the array's metadata, and frees the handle,

@@ -7,6 +7,8 @@ pkgs=(
 	liburing-dev libzstd-dev liblz4-dev libjansson-dev libblosc-dev zlib1g-dev check
 	python3-zarr python3-numcodecs python3-anndata python3-numpy python3-scipy
 	python3-pandas python3-h5py openmpi-bin
+	time valgrind
+	clang libclang-rt-14-dev # libFuzzer targets (make fuzz-smoke)
 )
 missing=()
 for p in "${pkgs[@]}"; do

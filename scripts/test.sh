@@ -24,4 +24,15 @@ run_suite() { # NAME DIR [configure args]
 }
 run_suite plain "$top/build"
 run_suite "asan+ubsan" "$top/build-asan" --enable-sanitizers
+# Fuzz smoke run: every libFuzzer target briefly from its seed corpus (needs
+# clang with its fuzzer runtime; skipped without clang).
+if command -v clang >/dev/null 2>&1; then
+	echo "== fuzz-smoke"
+	if make -C "$top/build" fuzz-smoke; then
+		echo "== fuzz-smoke: all passed"
+	else
+		status=1
+		echo "== fuzz-smoke: FAILED"
+	fi
+fi
 exit $status

@@ -12,6 +12,9 @@ static const char main_usage[] =
 	"  inspect PATH [NODE] [--json]   the tree: arrays, codecs, bytes on disk, AnnData summary\n"
 	"  get STORE [NODE] [options]     one node's values as raw bytes or JSON\n"
 	"  iterate INPUT... [options]     run the loader: one line per batch\n"
+	"  bench INPUT... [options]       the loader as a storage benchmark\n"
+	"  convert INPUT... -o OUT [options]  build a preshuffled, sharded zarr v3 collection\n"
+	"  synth OUT [options]            write a synthetic single-cell AnnData store\n"
 	"\n"
 	"Run 'annbatch COMMAND --help' for a command's options.\n"
 	"  -h, --help      this help\n"
@@ -33,6 +36,12 @@ int main(int argc, char **argv)
 				return cmd_get(2, hargv);
 			if (strcmp(argv[2], "iterate") == 0)
 				return cmd_iterate(2, hargv);
+			if (strcmp(argv[2], "bench") == 0)
+				return cmd_bench(2, hargv);
+			if (strcmp(argv[2], "convert") == 0)
+				return cmd_convert(2, hargv);
+			if (strcmp(argv[2], "synth") == 0)
+				return cmd_synth(2, hargv);
 		}
 		fputs(main_usage, stdout);
 		return 0;
@@ -47,6 +56,12 @@ int main(int argc, char **argv)
 		return cmd_get(argc - 1, argv + 1);
 	if (strcmp(cmd, "iterate") == 0)
 		return cmd_iterate(argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return cmd_bench(argc - 1, argv + 1);
+	if (strcmp(cmd, "convert") == 0)
+		return cmd_convert(argc - 1, argv + 1);
+	if (strcmp(cmd, "synth") == 0)
+		return cmd_synth(argc - 1, argv + 1);
 	fprintf(stderr, "annbatch: unknown command '%s'\n%s", cmd, main_usage);
 	return 2;
 }

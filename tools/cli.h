@@ -13,6 +13,9 @@
 int cmd_inspect(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_iterate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Prints "annbatch <cmd>: <message>" on stderr; returns 1 (the exit status). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -119,10 +119,28 @@ run "class threads" "$work/class8" "$G" --batch-size 10 --chunk-size 20 --preloa
 	--num-samples 1000 --obs ct --emit index+obs --seed 4 --threads 8 --backend pread &&
 	check "class deterministic" cmp -s "$work/class" "$work/class8"
 
-# 8. Errors: one line, non-zero exit, naming the problem.
+# 8. bench: the report's keys and counts (speed itself is never asserted).
+"$AB" bench "${CSR[@]}" "${S[@]}" --epochs 2 --consumers 3 --touch --json >"$work/bench.json" 2>"$work/err"
+check "bench json" "$PY" - "$work/bench.json" $NCSR <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = int(sys.argv[2])
+keys = "samples_per_s batches_per_s disk_bytes_per_s read_iops mean_read_bytes decoded_bytes_per_s read_lat_us wait_us cpu_user_s cpu_sys_s io_backend io_mode rows".split()
+missing = [k for k in keys if k not in d]
+assert not missing, missing
+assert set(d["read_lat_us"]) == {"p50", "p90", "p99", "p999"} and set(d["wait_us"]) == {"p50", "p99"}
+assert d["samples"] == 2 * n and d["rows"] == 2 * n and d["epochs"] == 2, d
+assert d["io_backend"] in ("uring", "pread") and d["io_mode"] in ("direct", "buffered")
+assert d["reads"] > 0 and d["disk_bytes"] > 0 and d["threads"] >= 1
+PYEOF
+"$AB" bench "${CSR[@]}" "${S[@]}" --duration 0.5 --cold --io direct >"$work/bench.txt" 2>"$work/err"
+check "bench text" grep -q "samples/s" "$work/bench.txt"
+check "bench io mode" grep -q "io direct" "$work/bench.txt"
+
+# 9. Errors: one line, non-zero exit, naming the problem.
 expect_fail() { # name substring args...
 	local n=$1 sub=$2; shift 2
-	"$AB" iterate "$@" >/dev/null 2>"$work/err"; local rc=$?
+	"$AB" "${CMD:-iterate}" "$@" >/dev/null 2>"$work/err"; local rc=$?
 	if [ $rc -ne 0 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -qi -- "$sub" "$work/err"; then ok
 	else bad "$n (rc=$rc, stderr: $(cat "$work/err"))"; fi
 }
@@ -133,6 +151,7 @@ expect_fail "mixed trailing shape" "trailing shape" "$D/dense_a.zarr" "$D/raw.za
 expect_fail "dense with sparse" "mix" "$D/dense_a.zarr" "$D/csr_a.zarr"
 expect_fail "missing input" "not found" "$D/none.zarr"
 expect_fail "bad option" "emit" "${CSR[@]}" --emit rows
+CMD=bench expect_fail "bench duration and epochs" "exclude" --duration 1 --epochs 2 "${CSR[@]}"
 expect_fail "no such obs column" "no obs column 'ct'" "${CSR[@]}" --obs ct --emit index+obs
 expect_fail "class run too short" "shorter than chunk_size" "$G" --class-column ct --chunk-size 300 \
 	--batch-size 10 --preload-nchunks 1

@@ -488,6 +488,142 @@ START_TEST(test_store_errors)
 }
 END_TEST
 
+/* ------------------------------------------------------------ hardening
+ * Inputs the fuzz targets (tests/fuzz) found or were written against; each
+ * has a reproducer under tests/fuzz/corpus/ too. */
+
+static int meta_from(const char *text, ab_array_meta *m)
+{
+	json_t *doc = J(text);
+	int rc = ab_array_meta_parse(doc, 3, "t", m);
+	json_decref(doc);
+	return rc;
+}
+
+/* A string shard whose second inner chunk is corrupt: the strings of the
+ * first one (here the fill value) must not leak when decoding fails. */
+START_TEST(test_vlen_shard_error_frees_strings)
+{
+	ab_array_meta m;
+	ck_assert_int_eq(meta_from("{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[4],"
+				   "\"data_type\":\"string\",\"chunk_grid\":{\"name\":\"regular\","
+				   "\"configuration\":{\"chunk_shape\":[4]}},\"chunk_key_encoding\":"
+				   "{\"name\":\"default\"},\"fill_value\":\"f\",\"codecs\":[{\"name\":"
+				   "\"sharding_indexed\",\"configuration\":{\"chunk_shape\":[2],\"codecs\":"
+				   "[{\"name\":\"vlen-utf8\"}],\"index_codecs\":[{\"name\":\"bytes\"}]}}]}",
+				   &m), 0);
+	/* inner chunk 0 absent, inner chunk 1: 3 bytes that are no vlen chunk */
+	uint8_t shard[3 + 32];
+	memset(shard, 0xff, sizeof shard);
+	memcpy(shard, "bad", 3);
+	ab_store_le64(shard + 3 + 16, 0);
+	ab_store_le64(shard + 3 + 24, 3);
+	char *out[4];
+	ab_scratch scratch = { 0 };
+	ck_assert_int_eq(ab_chunk_decode(&m.pipe, &m.dt, m.chunk, shard, sizeof shard, m.fill, m.fill_str,
+					 out, sizeof out, &scratch), AB_ECORRUPT);
+	/* (the ASan build's leak checker fails this test if the "f" strings of
+	 * inner chunk 0 are lost) */
+	ab_store_le64(shard + 3 + 16, AB_SHARD_EMPTY);
+	ab_store_le64(shard + 3 + 24, AB_SHARD_EMPTY);
+	ck_assert_int_eq(ab_chunk_decode(&m.pipe, &m.dt, m.chunk, shard, sizeof shard, m.fill, m.fill_str,
+					 out, sizeof out, &scratch), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_str_eq(out[i], "f");
+	ab_chunk_free_strings(out, 4);
+	ab_scratch_free(&scratch);
+	ab_array_meta_free(&m);
+}
+END_TEST
+
+/* A 22-byte zstd frame whose header claims 2^40 decoded bytes, as an
+ * intermediate stage (bytes | crc32c | zstd) and in a string chain: refused
+ * as corrupt before any buffer is sized from the claim. */
+START_TEST(test_lying_size_header_is_corrupt)
+{
+	uint8_t frame[4 + 1 + 8 + 3 + 1] = { 0x28, 0xb5, 0x2f, 0xfd, 0xe0 };
+	ab_store_le64(frame + 5, (uint64_t)1 << 40);    /* frame content size */
+	frame[13] = 1 << 3 | 1;                         /* last raw block, 1 byte */
+	frame[16] = 'x';
+	const char *chains[2] = {
+		"{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[4],\"data_type\":\"uint8\","
+		"\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[4]}},"
+		"\"chunk_key_encoding\":{\"name\":\"default\"},\"fill_value\":0,\"codecs\":["
+		"{\"name\":\"bytes\"},{\"name\":\"crc32c\"},{\"name\":\"zstd\"}]}",
+		"{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[4],\"data_type\":\"string\","
+		"\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[4]}},"
+		"\"chunk_key_encoding\":{\"name\":\"default\"},\"fill_value\":\"\",\"codecs\":["
+		"{\"name\":\"vlen-utf8\"},{\"name\":\"zstd\"}]}",
+	};
+	for (int k = 0; k < 2; k++) {
+		ab_array_meta m;
+		ck_assert_int_eq(meta_from(chains[k], &m), 0);
+		ab_scratch scratch = { 0 };
+		char *out[4];
+		ck_assert_int_eq(ab_chunk_decode(&m.pipe, &m.dt, m.chunk, frame, sizeof frame, m.fill, m.fill_str,
+						 out, sizeof out, &scratch), AB_ECORRUPT);
+		ck_assert_ptr_nonnull(strstr(ab_last_error(), "announces"));
+		ck_assert_uint_lt(scratch.b[0].cap + scratch.b[1].cap, (size_t)1 << 24);
+		ab_scratch_free(&scratch);
+		ab_array_meta_free(&m);
+	}
+}
+END_TEST
+
+/* An integer fill value no 64-bit integer holds is refused, not converted
+ * (the conversion would be undefined behaviour). */
+START_TEST(test_fill_real_out_of_range)
+{
+	ab_dtype_desc d;
+	uint8_t item[16];
+	ck_assert_int_eq(ab_dtype_parse_v3("int32", &d), 0);
+	json_t *v = J("1e300");
+	ck_assert_int_eq(ab_fill_parse(v, &d, 3, item, NULL), AB_EFORMAT);
+	json_decref(v);
+	v = J("-1e19");
+	ck_assert_int_eq(ab_fill_parse(v, &d, 3, item, NULL), AB_EFORMAT);
+	json_decref(v);
+	ck_assert_int_eq(ab_dtype_parse_v3("uint64", &d), 0);
+	v = J("1e19");
+	ck_assert_int_eq(ab_fill_parse(v, &d, 3, item, NULL), 0);
+	uint64_t u;
+	memcpy(&u, item, 8);
+	ck_assert_uint_eq(u, 10000000000000000000ULL);
+	json_decref(v);
+}
+END_TEST
+
+/* Column names come from the store's attributes: "../../x" must not reach a
+ * node outside the store. */
+START_TEST(test_obs_column_name_cannot_escape)
+{
+	make_tmpdir();
+	char store[300];
+	snprintf(store, sizeof store, "%s/store", tmpdir);
+	write_text("store/zarr.json",
+		   "{\"zarr_format\":3,\"node_type\":\"group\",\"attributes\":{\"encoding-type\":\"anndata\"}}");
+	char x[512];
+	snprintf(x, sizeof x, "%s", v3_array_json);
+	write_text("store/X/zarr.json", x);
+	write_text("store/obs/zarr.json",
+		   "{\"zarr_format\":3,\"node_type\":\"group\",\"attributes\":{\"encoding-type\":"
+		   "\"dataframe\",\"_index\":\"../../outside\",\"column-order\":[\"../../outside\"]}}");
+	write_text("outside/zarr.json", v3_array_json); /* next to the store, not in it */
+	ab_store *st;
+	ck_assert_int_eq(ab_store_open(store, &st), 0);
+	ab_anndata *ad;
+	ck_assert_int_eq(ab_anndata_open(st, "", &ad), 0);
+	ab_column_kind k;
+	ck_assert_int_eq(ab_anndata_obs_column_kind(ad, "../../outside", &k), AB_EINVAL);
+	ck_assert_int_eq(ab_anndata_obs_column_kind(ad, "_index", &k), AB_EINVAL);
+	ab_column *c;
+	ck_assert_int_eq(ab_anndata_obs_column(ad, "../../outside", &c), AB_EINVAL);
+	ab_anndata_close(ad);
+	ab_store_close(st);
+	rm_tmpdir();
+}
+END_TEST
+
 static Suite *formats_suite(void)
 {
 	Suite *s = suite_create("formats");
@@ -512,6 +648,12 @@ static Suite *formats_suite(void)
 	t = tcase_create("store");
 	tcase_add_test(t, test_store_v3_roundtrip);
 	tcase_add_test(t, test_store_errors);
+	suite_add_tcase(s, t);
+	t = tcase_create("hardening");
+	tcase_add_test(t, test_vlen_shard_error_frees_strings);
+	tcase_add_test(t, test_lying_size_header_is_corrupt);
+	tcase_add_test(t, test_fill_real_out_of_range);
+	tcase_add_test(t, test_obs_column_name_cannot_escape);
 	suite_add_tcase(s, t);
 	return s;
 }

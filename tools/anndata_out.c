@@ -1,0 +1,211 @@
+/* anndata_out.c - AnnData nodes through the public writer API. */
+#include "anndata_out.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ado_shard_rows(const ado_opts *o, uint64_t chunk_rows, uint64_t row_bytes,
+		    uint64_t *shard_rows)
+{
+	if (!o->shard_bytes) {
+		*shard_rows = 0;
+		return;
+	}
+	uint64_t chunk_bytes = chunk_rows * (row_bytes ? row_bytes : 1);
+	uint64_t k = o->shard_bytes / (chunk_bytes ? chunk_bytes : 1);
+	*shard_rows = (k ? k : 1) * chunk_rows;
+}
+
+static int group_json(ab_writer *w, const char *node, json_t *attrs)
+{
+	char *text = json_dumps(attrs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(attrs);
+	if (!text)
+		return AB_ENOMEM;
+	int rc = ab_writer_group(w, node, text);
+	free(text);
+	return rc;
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *p = malloc(la + lb + 2);
+	if (!p)
+		return NULL;
+	memcpy(p, a, la);
+	size_t n = la;
+	if (la)
+		p[n++] = '/';
+	memcpy(p + n, b, lb + 1);
+	return p;
+}
+
+int ado_anndata_group(ab_writer *w, const char *node)
+{
+	int rc = group_json(w, node, json_pack("{s:s, s:s}", "encoding-type", "anndata",
+					       "encoding-version", "0.1.0"));
+	static const char *const empties[] = { "layers", "obsm", "obsp", "uns", "varm", "varp" };
+	for (size_t i = 0; !rc && i < sizeof empties / sizeof empties[0]; i++) {
+		char *p = join(node, empties[i]);
+		if (!p)
+			return AB_ENOMEM;
+		rc = group_json(w, p, json_pack("{s:s, s:s}", "encoding-type", "dict",
+						"encoding-version", "0.1.0"));
+		free(p);
+	}
+	return rc;
+}
+
+int ado_dataframe_group(ab_writer *w, const char *node, const char *const *columns, size_t n)
+{
+	json_t *order = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(order, json_string(columns[i]));
+	return group_json(w, node, json_pack("{s:s, s:o, s:s, s:s}", "_index", "_index",
+					     "column-order", order, "encoding-type", "dataframe",
+					     "encoding-version", "0.2.0"));
+}
+
+int ado_csr_group(ab_writer *w, const char *node, uint64_t n_rows, uint64_t n_cols)
+{
+	return group_json(w, node, json_pack("{s:s, s:s, s:[I, I]}", "encoding-type", "csr_matrix",
+					     "encoding-version", "0.1.0", "shape",
+					     (json_int_t)n_rows, (json_int_t)n_cols));
+}
+
+int ado_array(ab_writer *w, const char *node, ab_dtype dt, int ndim, const uint64_t *shape,
+	      uint64_t chunk_rows, uint64_t shard_rows, const ado_opts *o, const char *attrs,
+	      ab_writer_array **out)
+{
+	ab_writer_array_config c;
+	ab_writer_array_config_init(&c);
+	c.dtype = dt;
+	c.ndim = ndim;
+	for (int d = 0; d < ndim; d++)
+		c.shape[d] = shape[d];
+	c.chunk_rows = chunk_rows ? chunk_rows : 1;
+	c.shard_rows = shard_rows;
+	c.compressor = o->compressor;
+	c.level = o->level;
+	c.attributes_json = attrs;
+	return ab_writer_array_create(w, node, &c, out);
+}
+
+static const char *enc_attrs(const char *encoding)
+{
+	if (strcmp(encoding, "string-array") == 0)
+		return "{\"encoding-type\":\"string-array\",\"encoding-version\":\"0.2.0\"}";
+	return "{\"encoding-type\":\"array\",\"encoding-version\":\"0.2.0\"}";
+}
+
+/* One chunk for a small array, bounded so a huge column is still chunked. */
+static uint64_t small_chunk(uint64_t n)
+{
+	const uint64_t cap = (uint64_t)1 << 20;
+	return n == 0 ? 1 : n > cap ? cap : n;
+}
+
+int ado_write_numeric(ab_writer *w, const char *node, ab_dtype dt, const void *values,
+		      uint64_t n, const ado_opts *o, const char *encoding)
+{
+	ab_writer_array *a;
+	uint64_t shape[1] = { n };
+	int rc = ado_array(w, node, dt, 1, shape, small_chunk(n), 0, o,
+			   encoding ? enc_attrs(encoding) : NULL, &a);
+	if (rc)
+		return rc;
+	rc = ab_writer_array_append(a, values, n);
+	int rc2 = ab_writer_array_close(a);
+	return rc ? rc : rc2;
+}
+
+int ado_write_strings(ab_writer *w, const char *node, const char *const *values, uint64_t n,
+		      const ado_opts *o)
+{
+	ab_writer_array *a;
+	uint64_t shape[1] = { n };
+	int rc = ado_array(w, node, AB_DT_STRING, 1, shape, small_chunk(n), 0, o,
+			   enc_attrs("string-array"), &a);
+	if (rc)
+		return rc;
+	rc = ab_writer_array_append_strings(a, values, n);
+	int rc2 = ab_writer_array_close(a);
+	return rc ? rc : rc2;
+}
+
+int ado_write_categorical(ab_writer *w, const char *node, const int32_t *codes, uint64_t n,
+			  const char *const *categories, uint64_t n_categories, int ordered,
+			  const ado_opts *o)
+{
+	int rc = group_json(w, node, json_pack("{s:s, s:s, s:b}", "encoding-type", "categorical",
+					       "encoding-version", "0.2.0", "ordered", ordered));
+	if (rc)
+		return rc;
+	char *cp = join(node, "codes"), *kp = join(node, "categories");
+	void *narrow = NULL;
+	if (!cp || !kp) {
+		rc = AB_ENOMEM;
+		goto out;
+	}
+	/* anndata stores codes in the narrowest signed type that holds them. */
+	ab_dtype dt = n_categories < 128 ? AB_DT_INT8 : n_categories < 32768 ? AB_DT_INT16 : AB_DT_INT32;
+	narrow = malloc(n ? n * ab_dtype_size(dt) : 1);
+	if (!narrow) {
+		rc = AB_ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		if (dt == AB_DT_INT8)
+			((int8_t *)narrow)[i] = (int8_t)codes[i];
+		else if (dt == AB_DT_INT16)
+			((int16_t *)narrow)[i] = (int16_t)codes[i];
+		else
+			((int32_t *)narrow)[i] = codes[i];
+	}
+	rc = ado_write_numeric(w, cp, dt, narrow, n, o, "array");
+	if (!rc)
+		rc = ado_write_strings(w, kp, categories, n_categories, o);
+out:
+	free(narrow);
+	free(cp);
+	free(kp);
+	return rc;
+}
+
+int ado_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -1;
+	double v = strtod(s, &end);
+	if (end == s || v < 0)
+		return -1;
+	double mult = 1;
+	if (*end) {
+		char u = (char)(*end | 0x20);
+		int base2 = end[1] == 'i' || end[1] == 'I';
+		double k = base2 ? 1024.0 : 1000.0;
+		switch (u) {
+		case 'b': mult = 1; break;
+		case 'k': mult = k; break;
+		case 'm': mult = k * k; break;
+		case 'g': mult = k * k * k; break;
+		case 't': mult = k * k * k * k; break;
+		default: return -1;
+		}
+		const char *rest = end + 1 + base2;
+		if (u == 'b')
+			rest = end + 1;
+		else if (*rest == 'b' || *rest == 'B')
+			rest++;
+		if (*rest)
+			return -1;
+	}
+	v *= mult;
+	if (v >= 1.8e19)
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
+}

@@ -1,0 +1,1471 @@
+/* cmd_convert.c - `annbatch convert`: AnnData stores into a preshuffled,
+ * sharded zarr v3 collection (the layout the Python annbatch writer makes). */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "anndata_out.h"
+#include "rng.h"
+
+static const char convert_usage[] =
+	"Usage: annbatch convert INPUT... -o OUT.zarr [options]\n"
+	"\n"
+	"Builds an annbatch collection (zarr v3, encoding-type annbatch-preshuffled):\n"
+	"datasets dataset_0..N, each an AnnData group with X (csr_matrix, or a dense\n"
+	"array when every input is dense), obs (the selected columns plus src_path, the\n"
+	"input each row came from) and var. INPUT is a zarr v2 or v3 AnnData store.\n"
+	"\n"
+	"The inputs are cut into blocks of --shuffle-chunk-size contiguous rows; the\n"
+	"blocks are taken in random order and split over datasets of --dataset-size,\n"
+	"and each dataset's rows are permuted in memory before it is written, so a\n"
+	"loader reading contiguous chunks still sees well-mixed rows.\n"
+	"\n"
+	"If OUT is an existing collection, the inputs are added to it as new datasets,\n"
+	"subset to its var space; OUT is replaced in one step when all is written.\n"
+	"\n"
+	"Options:\n"
+	"  -o, --output OUT         the collection to write (required)\n"
+	"  --var-subset FILE        var names to keep, one a line, in that order\n"
+	"                           (default: the outer join of the inputs' var names,\n"
+	"                           in order of first appearance; missing genes are 0)\n"
+	"  --obs-columns C,C        obs columns to keep (default: those in every input)\n"
+	"  --no-shuffle             keep the input order (no block shuffle, no permutation)\n"
+	"  --shuffle-chunk-size N   rows per contiguous block, 1000\n"
+	"  --dataset-size N|SIZE    rows per dataset (a plain number), or bytes of X\n"
+	"                           per dataset (with a unit: 20GB, the default)\n"
+	"  --seed N                 random seed, 0\n"
+	"  --groupby COL[,COL]      sort each dataset's rows by these obs columns\n"
+	"  --n-obs-per-chunk N      rows per X chunk (dense) or their mean non-zeros\n"
+	"                           (sparse data/indices), 64\n"
+	"  --shard-size SIZE        bytes per shard, 1GB\n"
+	"  --compressor C           blosc-lz4 (default: clevel 3, byte shuffle),\n"
+	"                           blosc-zstd, zstd, gzip, none\n"
+	"  --memory SIZE            memory budget, a quarter of RAM by default; a\n"
+	"                           dataset is made smaller if it would not fit\n"
+	"  --progress / --no-progress  progress line on stderr (default: on a TTY)\n"
+	"  -h, --help               this help\n"
+	"\n"
+	"OUT appears (or changes) only when everything is written: a killed run\n"
+	"leaves it as it was. Any failure prints one line on stderr and exits non-zero.\n";
+
+enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_CHUNK,
+       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG };
+
+#define CMD "convert"
+
+/* ------------------------------------------------------------------------- */
+/* a string -> index hash table (var names, category labels)                  */
+/* ------------------------------------------------------------------------- */
+
+typedef struct strtab {
+	char **names;     /* by index, owned */
+	uint64_t n, cap;
+	uint64_t *slots;  /* index + 1, 0 = empty */
+	uint64_t nslots;
+} strtab;
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static void strtab_free(strtab *t)
+{
+	for (uint64_t i = 0; i < t->n; i++)
+		free(t->names[i]);
+	free(t->names);
+	free(t->slots);
+	memset(t, 0, sizeof *t);
+}
+
+static int64_t strtab_find(const strtab *t, const char *s)
+{
+	if (!t->nslots)
+		return -1;
+	for (uint64_t i = str_hash(s) & (t->nslots - 1);; i = (i + 1) & (t->nslots - 1)) {
+		uint64_t v = t->slots[i];
+		if (!v)
+			return -1;
+		if (strcmp(t->names[v - 1], s) == 0)
+			return (int64_t)(v - 1);
+	}
+}
+
+/* Index of s, added at the end if new. -1 on allocation failure. */
+static int64_t strtab_add(strtab *t, const char *s)
+{
+	int64_t f = strtab_find(t, s);
+	if (f >= 0)
+		return f;
+	if ((t->n + 1) * 2 > t->nslots) {
+		uint64_t ns = t->nslots ? t->nslots * 2 : 64;
+		uint64_t *sl = calloc(ns, sizeof *sl);
+		if (!sl)
+			return -1;
+		for (uint64_t k = 0; k < t->n; k++) {
+			uint64_t i = str_hash(t->names[k]) & (ns - 1);
+			while (sl[i])
+				i = (i + 1) & (ns - 1);
+			sl[i] = k + 1;
+		}
+		free(t->slots);
+		t->slots = sl;
+		t->nslots = ns;
+	}
+	if (t->n == t->cap) {
+		uint64_t nc = t->cap ? t->cap * 2 : 64;
+		char **nn = realloc(t->names, nc * sizeof *nn);
+		if (!nn)
+			return -1;
+		t->names = nn;
+		t->cap = nc;
+	}
+	char *c = strdup(s);
+	if (!c)
+		return -1;
+	t->names[t->n] = c;
+	uint64_t i = str_hash(s) & (t->nslots - 1);
+	while (t->slots[i])
+		i = (i + 1) & (t->nslots - 1);
+	t->slots[i] = ++t->n;
+	return (int64_t)(t->n - 1);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the names and rebuilds the index, as pandas sorts the union of
+ * unordered categories. */
+static int strtab_sort(strtab *t)
+{
+	strtab s;
+	memset(&s, 0, sizeof s);
+	qsort(t->names, t->n, sizeof *t->names, cmp_str);
+	for (uint64_t i = 0; i < t->n; i++)
+		if (strtab_add(&s, t->names[i]) < 0) {
+			strtab_free(&s);
+			return -1;
+		}
+	strtab_free(t);
+	*t = s;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* numeric conversion                                                        */
+/* ------------------------------------------------------------------------- */
+
+static double load_num(ab_dtype dt, const void *p, size_t i)
+{
+	switch (dt) {
+	case AB_DT_BOOL: return ((const uint8_t *)p)[i] != 0;
+	case AB_DT_INT8: return ((const int8_t *)p)[i];
+	case AB_DT_INT16: return ((const int16_t *)p)[i];
+	case AB_DT_INT32: return ((const int32_t *)p)[i];
+	case AB_DT_INT64: return (double)((const int64_t *)p)[i];
+	case AB_DT_UINT8: return ((const uint8_t *)p)[i];
+	case AB_DT_UINT16: return ((const uint16_t *)p)[i];
+	case AB_DT_UINT32: return ((const uint32_t *)p)[i];
+	case AB_DT_UINT64: return (double)((const uint64_t *)p)[i];
+	case AB_DT_FLOAT32: return ((const float *)p)[i];
+	case AB_DT_FLOAT64: return ((const double *)p)[i];
+	default: return 0;
+	}
+}
+
+static void store_num(ab_dtype dt, void *p, size_t i, double v)
+{
+	switch (dt) {
+	case AB_DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+	case AB_DT_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
+	case AB_DT_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
+	case AB_DT_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
+	case AB_DT_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
+	case AB_DT_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+	case AB_DT_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+	case AB_DT_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+	case AB_DT_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
+	case AB_DT_FLOAT32: ((float *)p)[i] = (float)v; break;
+	case AB_DT_FLOAT64: ((double *)p)[i] = v; break;
+	default: break;
+	}
+}
+
+/* Copies item si of src (dtype sd) to item di of dst (dtype dd). */
+static inline void copy_item(ab_dtype dd, void *dst, size_t di, ab_dtype sd, const void *src,
+			     size_t si, size_t isz)
+{
+	if (dd == sd)
+		memcpy((uint8_t *)dst + di * isz, (const uint8_t *)src + si * isz, isz);
+	else
+		store_num(dd, dst, di, load_num(sd, src, si));
+}
+
+static int is_zero(ab_dtype dt, const void *p, size_t i, size_t isz)
+{
+	static const uint8_t zero[16];
+	if (dt == AB_DT_FLOAT32)
+		return ((const float *)p)[i] == 0.0f;
+	if (dt == AB_DT_FLOAT64)
+		return ((const double *)p)[i] == 0.0;
+	return memcmp((const uint8_t *)p + i * isz, zero, isz) == 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* the plan                                                                  */
+/* ------------------------------------------------------------------------- */
+
+typedef enum { OC_NUMERIC = 1, OC_STRING, OC_CATEGORICAL } ocol_kind;
+
+typedef struct ocol {
+	char *name;
+	ocol_kind kind;
+	ab_dtype dtype;          /* numeric */
+	strtab cats;             /* categorical: the union of categories */
+	int ordered;
+} ocol;
+
+typedef struct input {
+	const char *path;
+	ab_store *st;
+	ab_anndata *ad;
+	ab_anndata_info info;
+	int64_t *colmap;         /* input var -> output var, -1 = dropped */
+	int monotonic;           /* colmap keeps the order of kept columns */
+	ab_column **obs;         /* per output column */
+	ab_column *names;        /* obs/_index */
+} input;
+
+typedef struct block { uint32_t in; uint64_t start, end; } block;
+
+typedef struct conv {
+	/* options */
+	const char *out;
+	const char *var_subset;
+	char *obs_columns_opt;
+	char *groupby_opt;
+	int shuffle;
+	uint64_t chunk_size;     /* shuffle chunk */
+	uint64_t ds_rows, ds_bytes;
+	uint64_t seed;
+	uint64_t memory;
+	int progress;
+	ado_opts o;
+	/* inputs and output space */
+	input *in;
+	size_t n_in;
+	strtab vars;
+	uint64_t n_vars;
+	int sparse;
+	ab_dtype x_dtype;
+	ocol *cols;
+	size_t n_cols;
+	int *groupby;            /* indices into cols */
+	size_t n_groupby;
+	uint64_t first_dataset;  /* when adding to a collection */
+	/* progress */
+	uint64_t total_rows, rows_done, bytes_in;
+	struct timespec t0;
+	int bar_shown;
+} conv;
+
+/* One dataset in memory. */
+typedef struct dset {
+	uint64_t n;
+	int64_t *indptr;         /* sparse: n + 1 */
+	int32_t *indices;
+	void *data;              /* sparse: nnz items; dense: n * n_vars */
+	uint64_t nnz, cap;
+	void **colnum;           /* numeric columns: n items */
+	int32_t **colcode;       /* categorical: codes */
+	char ***colstr;          /* string columns */
+	int32_t *src;
+	char **obs_names;
+} dset;
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void progress(conv *c, int final)
+{
+	if (!c->progress)
+		return;
+	double el = now_s() - ((double)c->t0.tv_sec + (double)c->t0.tv_nsec * 1e-9);
+	double frac = c->total_rows ? (double)c->rows_done / (double)c->total_rows : 1;
+	double mbs = el > 0 ? (double)c->bytes_in / 1e6 / el : 0;
+	double eta = frac > 0 ? el * (1 - frac) / frac : 0;
+	char bar[31];
+	int fill = (int)(frac * 30);
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[30] = '\0';
+	fprintf(stderr, "\r[%s] %" PRIu64 "/%" PRIu64 " rows  %.1f MB/s  ETA %d:%02d ", bar,
+		c->rows_done, c->total_rows, mbs, (int)eta / 60, (int)eta % 60);
+	c->bar_shown = 1;
+	if (final)
+		fputc('\n', stderr);
+}
+
+static void progress_clear(conv *c)
+{
+	if (c->bar_shown) {
+		fputc('\n', stderr);
+		c->bar_shown = 0;
+	}
+}
+
+static int fail(conv *c, const char *fmt, const char *a, const char *b)
+{
+	progress_clear(c);
+	if (b)
+		return cli_fail(CMD, fmt, a, b);
+	return cli_fail(CMD, fmt, a);
+}
+
+static int fail_lib(conv *c, int rc, const char *what)
+{
+	progress_clear(c);
+	return cli_fail_lib(CMD, rc, what);
+}
+
+/* Splits "a,b,c" into a NULL-terminated list (in place). */
+static char **split_commas(char *s, size_t *n)
+{
+	size_t k = 1;
+	for (char *p = s; *p; p++)
+		k += *p == ',';
+	char **v = calloc(k + 1, sizeof *v);
+	if (!v)
+		return NULL;
+	*n = 0;
+	for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ","))
+		if (*tok)
+			v[(*n)++] = tok;
+	return v;
+}
+
+static int read_var_names(input *in, char ***names, size_t *n)
+{
+	ab_column *col;
+	int rc = ab_anndata_var_column(in->ad, "_index", &col);
+	if (rc)
+		return rc;
+	rc = ab_column_read_strings(col, 0, in->info.n_vars, names, n);
+	ab_column_close(col);
+	return rc;
+}
+
+static int load_var_subset(conv *c)
+{
+	FILE *f = fopen(c->var_subset, "r");
+	if (!f)
+		return fail(c, "--var-subset %s: %s", c->var_subset, strerror(errno));
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int ret = 0;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (!len)
+			continue;
+		if (strtab_add(&c->vars, line) < 0) {
+			ret = fail(c, "%s", "out of memory", NULL);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!ret && !c->vars.n)
+		ret = fail(c, "--var-subset %s: no names in the file", c->var_subset, NULL);
+	return ret;
+}
+
+/* Opens the inputs, builds the var space and the column maps. */
+static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
+{
+	c->in = calloc(n, sizeof *c->in);
+	if (!c->in)
+		return fail(c, "%s", "out of memory", NULL);
+	c->n_in = n;
+	int have_dense = 0;
+	for (size_t i = 0; i < n; i++) {
+		input *in = &c->in[i];
+		in->path = paths[i];
+		size_t pl = strlen(paths[i]);
+		if (pl > 5 && strcmp(paths[i] + pl - 5, ".h5ad") == 0)
+			return fail(c, "%s: .h5ad input is not supported yet (zarr AnnData stores only)",
+				    paths[i], NULL);
+		int rc = ab_store_open(paths[i], &in->st);
+		if (!rc)
+			rc = ab_anndata_open(in->st, "", &in->ad);
+		if (rc)
+			return fail_lib(c, rc, paths[i]);
+		ab_anndata_get_info(in->ad, &in->info);
+		if (in->info.x_kind == AB_X_CSC)
+			return fail(c, "%s: X is a csc_matrix; only csr_matrix and dense X are supported",
+				    paths[i], NULL);
+		if (in->info.x_dtype == AB_DT_STRING || in->info.x_dtype == AB_DT_COMPLEX64 ||
+		    in->info.x_dtype == AB_DT_COMPLEX128 || in->info.x_dtype == AB_DT_FLOAT16)
+			return fail(c, "%s: X dtype %s is not supported", paths[i],
+				    ab_dtype_name(in->info.x_dtype));
+		if (in->info.x_kind == AB_X_CSR)
+			c->sparse = 1;
+		else
+			have_dense = 1;
+		ab_dtype dt = in->info.x_dtype;
+		if (i == 0)
+			c->x_dtype = dt;
+		else if (c->x_dtype != dt)
+			c->x_dtype = (c->x_dtype == AB_DT_FLOAT64 || dt == AB_DT_FLOAT64 ||
+				      c->x_dtype == AB_DT_INT64 || dt == AB_DT_INT64 ||
+				      c->x_dtype == AB_DT_INT32 || dt == AB_DT_INT32 ||
+				      c->x_dtype == AB_DT_UINT32 || dt == AB_DT_UINT32 ||
+				      c->x_dtype == AB_DT_UINT64 || dt == AB_DT_UINT64)
+				? AB_DT_FLOAT64 : AB_DT_FLOAT32;
+		c->total_rows += in->info.n_obs;
+
+		char **names;
+		size_t nn;
+		if ((rc = read_var_names(in, &names, &nn)))
+			return fail_lib(c, rc, paths[i]);
+		in->colmap = malloc((nn ? nn : 1) * sizeof *in->colmap);
+		if (!in->colmap) {
+			ab_strings_free_n(names, nn);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+		in->monotonic = 1;
+		int64_t last = -1;
+		for (size_t j = 0; j < nn; j++) {
+			const char *nm = names[j] ? names[j] : "";
+			int64_t k = fixed_vars ? strtab_find(&c->vars, nm) : strtab_add(&c->vars, nm);
+			in->colmap[j] = k;
+			if (k >= 0) {
+				if (k < last)
+					in->monotonic = 0;
+				last = k;
+			}
+		}
+		ab_strings_free_n(names, nn);
+	}
+	(void)have_dense;
+	c->n_vars = c->vars.n;
+	if (c->n_vars > INT32_MAX)
+		return fail(c, "%s", "more than 2^31 var names", NULL);
+	return 0;
+}
+
+static int col_index(conv *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_cols; i++)
+		if (strcmp(c->cols[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int has_obs_column(input *in, const char *name)
+{
+	for (const char *const *p = ab_anndata_obs_columns(in->ad); p && *p; p++)
+		if (strcmp(*p, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Chooses the obs columns and their output kind. */
+static int plan_columns(conv *c)
+{
+	char **names = NULL;
+	size_t n = 0;
+	char **want = NULL;
+	if (c->obs_columns_opt) {
+		want = split_commas(c->obs_columns_opt, &n);
+		if (!want)
+			return fail(c, "%s", "out of memory", NULL);
+		names = want;
+	} else {
+		/* the columns of the first input present in all of them */
+		const char *const *first = ab_anndata_obs_columns(c->in[0].ad);
+		size_t k = 0;
+		while (first && first[k])
+			k++;
+		want = calloc(k + 1, sizeof *want);
+		if (!want)
+			return fail(c, "%s", "out of memory", NULL);
+		for (size_t j = 0; j < k; j++) {
+			int all = strcmp(first[j], "src_path") != 0;
+			for (size_t i = 1; all && i < c->n_in; i++)
+				all = has_obs_column(&c->in[i], first[j]);
+			if (all)
+				want[n++] = (char *)first[j];
+		}
+		names = want;
+	}
+	c->cols = calloc(n + 1, sizeof *c->cols);
+	if (!c->cols) {
+		free(want);
+		return fail(c, "%s", "out of memory", NULL);
+	}
+	for (size_t i = 0; i < c->n_in; i++) {
+		c->in[i].obs = calloc(n + 1, sizeof(ab_column *));
+		if (!c->in[i].obs) {
+			free(want);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+	}
+	int ret = 0;
+	for (size_t j = 0; j < n && !ret; j++) {
+		ocol *oc = &c->cols[c->n_cols++];
+		oc->name = strdup(names[j]);
+		if (!oc->name) {
+			ret = fail(c, "%s", "out of memory", NULL);
+			break;
+		}
+		if (strcmp(oc->name, "src_path") == 0) {
+			ret = fail(c, "obs column '%s' is written by convert itself", oc->name, NULL);
+			break;
+		}
+		int all_num = 1, all_str = 1, all_cat = 1;
+		for (size_t i = 0; i < c->n_in && !ret; i++) {
+			input *in = &c->in[i];
+			int rc = ab_anndata_obs_column(in->ad, oc->name, &in->obs[j]);
+			if (rc) {
+				ret = fail_lib(c, rc, in->path);
+				break;
+			}
+			ab_column_info ci;
+			ab_column_get_info(in->obs[j], &ci);
+			all_num &= ci.kind == AB_COL_ARRAY && ci.dtype != AB_DT_STRING &&
+				   ci.dtype != AB_DT_COMPLEX64 && ci.dtype != AB_DT_COMPLEX128 &&
+				   ci.dtype != AB_DT_FLOAT16;
+			all_str &= ci.kind == AB_COL_STRING;
+			all_cat &= ci.kind == AB_COL_CATEGORICAL;
+			if (i == 0)
+				oc->dtype = ci.dtype;
+			else if (oc->dtype != ci.dtype)
+				oc->dtype = AB_DT_FLOAT64;
+			if (ci.kind == AB_COL_CATEGORICAL && ci.ordered)
+				oc->ordered = 1;
+		}
+		if (ret)
+			break;
+		oc->kind = all_num ? OC_NUMERIC : all_str ? OC_STRING : OC_CATEGORICAL;
+		if (!all_cat)
+			oc->ordered = 0;
+		if (oc->kind != OC_CATEGORICAL)
+			continue;
+		/* The categories are fixed before any dataset is written, so every
+		 * dataset codes a label the same way. */
+		for (size_t i = 0; i < c->n_in && !ret; i++) {
+			input *in = &c->in[i];
+			ab_column_info ci;
+			ab_column_get_info(in->obs[j], &ci);
+			char **s;
+			size_t ns;
+			int rc = ci.kind == AB_COL_CATEGORICAL
+				? ab_column_categories(in->obs[j], &s, &ns)
+				: ab_column_read_strings(in->obs[j], 0, ci.length, &s, &ns);
+			if (rc) {
+				ret = fail_lib(c, rc, in->path);
+				break;
+			}
+			for (size_t k = 0; k < ns && !ret; k++)
+				if (s[k] && strtab_add(&oc->cats, s[k]) < 0)
+					ret = fail(c, "%s", "out of memory", NULL);
+			ab_strings_free_n(s, ns);
+		}
+	}
+	free(want);
+	for (size_t j = 0; !ret && j < c->n_cols; j++)
+		if (c->cols[j].kind == OC_CATEGORICAL && !c->cols[j].ordered && strtab_sort(&c->cols[j].cats))
+			ret = fail(c, "%s", "out of memory", NULL);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < c->n_in; i++) {
+		int rc = ab_anndata_obs_column(c->in[i].ad, "_index", &c->in[i].names);
+		if (rc)
+			return fail_lib(c, rc, c->in[i].path);
+	}
+	if (c->groupby_opt) {
+		size_t ng;
+		char **g = split_commas(c->groupby_opt, &ng);
+		c->groupby = calloc(ng + 1, sizeof *c->groupby);
+		if (!g || !c->groupby) {
+			free(g);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+		for (size_t k = 0; k < ng; k++) {
+			int idx = col_index(c, g[k]);
+			if (idx < 0 && strcmp(g[k], "src_path") != 0) {
+				int r = fail(c, "--groupby %s: not among the obs columns written", g[k], NULL);
+				free(g);
+				return r;
+			}
+			c->groupby[c->n_groupby++] = idx; /* -1 = src_path */
+		}
+		free(g);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* reading a dataset                                                         */
+/* ------------------------------------------------------------------------- */
+
+static void dset_free(conv *c, dset *d)
+{
+	free(d->indptr);
+	free(d->indices);
+	free(d->data);
+	for (size_t j = 0; j < c->n_cols; j++) {
+		if (d->colnum)
+			free(d->colnum[j]);
+		if (d->colcode)
+			free(d->colcode[j]);
+		if (d->colstr && d->colstr[j])
+			ab_strings_free_n(d->colstr[j], d->n);
+	}
+	free(d->colnum);
+	free(d->colcode);
+	free(d->colstr);
+	free(d->src);
+	if (d->obs_names)
+		ab_strings_free_n(d->obs_names, d->n);
+	memset(d, 0, sizeof *d);
+}
+
+static int grow(void **p, uint64_t *cap, uint64_t need, size_t isz)
+{
+	if (need <= *cap)
+		return 0;
+	uint64_t nc = *cap ? *cap : 1024;
+	while (nc < need)
+		nc *= 2;
+	void *np = realloc(*p, (size_t)(nc * isz));
+	if (!np)
+		return -1;
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+typedef struct pair { int32_t col; uint32_t pos; } pair;
+
+static int pair_cmp(const void *a, const void *b)
+{
+	const pair *x = a, *y = b;
+	return (x->col > y->col) - (x->col < y->col);
+}
+
+/* Appends rows [b->start, b->end) of an input to the dataset (X part). */
+static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
+			uint64_t *scap)
+{
+	input *in = &c->in[b->in];
+	uint64_t nr = b->end - b->start;
+	size_t isz_in = ab_dtype_size(in->info.x_dtype), isz = ab_dtype_size(c->x_dtype);
+	int rc;
+	if (in->info.x_kind == AB_X_CSR) {
+		ab_csr *x = ab_anndata_x_csr(in->ad);
+		uint64_t nnz;
+		if ((rc = ab_csr_nnz(x, b->start, b->end, &nnz)))
+			return fail_lib(c, rc, in->path);
+		/* scratch: indptr (nr+1) + indices (nnz) as int64, then data */
+		uint64_t need = (nr + 1 + nnz) * 8 + nnz * isz_in + 64;
+		if (grow(scratch, scap, need, 1))
+			return fail(c, "%s", "out of memory", NULL);
+		int64_t *ip = *scratch, *ix = ip + nr + 1;
+		void *dv = ix + nnz;
+		if ((rc = ab_csr_read_rows(x, b->start, b->end, ip, nr + 1, ix, nnz, dv, nnz)))
+			return fail_lib(c, rc, in->path);
+		c->bytes_in += nnz * (isz_in + 8) + nr * 8;
+		if (c->sparse) {
+			if (grow((void **)&d->indices, &d->cap, d->nnz + nnz, sizeof(int32_t)))
+				return fail(c, "%s", "out of memory", NULL);
+			uint64_t dcap = d->cap;
+			/* data grows with the same capacity as indices */
+			void *nd = realloc(d->data, (size_t)(dcap * isz));
+			if (!nd)
+				return fail(c, "%s", "out of memory", NULL);
+			d->data = nd;
+			for (uint64_t r = 0; r < nr; r++) {
+				uint64_t s = (uint64_t)ip[r], e = (uint64_t)ip[r + 1];
+				uint64_t out0 = d->nnz;
+				for (uint64_t k = s; k < e; k++) {
+					int64_t oc = in->colmap[ix[k]];
+					if (oc < 0)
+						continue;
+					d->indices[d->nnz] = (int32_t)oc;
+					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
+					d->nnz++;
+				}
+				if (!in->monotonic && d->nnz - out0 > 1) {
+					/* A reordered var space: sort the row's entries by
+					 * their new column, carrying the values along. */
+					uint64_t m = d->nnz - out0;
+					pair *pp = malloc(m * sizeof *pp);
+					uint8_t *tv = malloc(m * isz);
+					if (!pp || !tv) {
+						free(pp);
+						free(tv);
+						return fail(c, "%s", "out of memory", NULL);
+					}
+					for (uint64_t k = 0; k < m; k++) {
+						pp[k].col = d->indices[out0 + k];
+						pp[k].pos = (uint32_t)k;
+					}
+					qsort(pp, m, sizeof *pp, pair_cmp);
+					memcpy(tv, (uint8_t *)d->data + out0 * isz, m * isz);
+					for (uint64_t k = 0; k < m; k++) {
+						d->indices[out0 + k] = pp[k].col;
+						memcpy((uint8_t *)d->data + (out0 + k) * isz, tv + pp[k].pos * isz, isz);
+					}
+					free(pp);
+					free(tv);
+				}
+				d->indptr[row0 + r + 1] = (int64_t)d->nnz;
+			}
+		} else {
+			return fail(c, "%s: internal: sparse input into dense output", in->path, NULL);
+		}
+		return 0;
+	}
+	/* dense input */
+	ab_array *x = ab_anndata_x_dense(in->ad);
+	uint64_t nv = in->info.n_vars;
+	if (grow(scratch, scap, nr * nv * isz_in + 64, 1))
+		return fail(c, "%s", "out of memory", NULL);
+	if ((rc = ab_array_read_rows(x, b->start, b->end, *scratch, (size_t)(nr * nv * isz_in))))
+		return fail_lib(c, rc, in->path);
+	c->bytes_in += nr * nv * isz_in;
+	const void *src = *scratch;
+	if (c->sparse) {
+		uint64_t add = 0;
+		for (uint64_t k = 0; k < nr * nv; k++)
+			add += !is_zero(in->info.x_dtype, src, k, isz_in) && in->colmap[k % (nv ? nv : 1)] >= 0;
+		if (grow((void **)&d->indices, &d->cap, d->nnz + add, sizeof(int32_t)))
+			return fail(c, "%s", "out of memory", NULL);
+		void *nd = realloc(d->data, (size_t)(d->cap * isz));
+		if (!nd)
+			return fail(c, "%s", "out of memory", NULL);
+		d->data = nd;
+		for (uint64_t r = 0; r < nr; r++) {
+			uint64_t out0 = d->nnz;
+			for (uint64_t j = 0; j < nv; j++) {
+				uint64_t k = r * nv + j;
+				if (in->colmap[j] < 0 || is_zero(in->info.x_dtype, src, k, isz_in))
+					continue;
+				d->indices[d->nnz] = (int32_t)in->colmap[j];
+				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
+				d->nnz++;
+			}
+			if (!in->monotonic && d->nnz - out0 > 1) {
+				/* rare: dense input with reordered vars; insertion sort */
+				for (uint64_t a = out0 + 1; a < d->nnz; a++) {
+					int32_t col = d->indices[a];
+					uint8_t tmp[16];
+					memcpy(tmp, (uint8_t *)d->data + a * isz, isz);
+					uint64_t bb = a;
+					while (bb > out0 && d->indices[bb - 1] > col) {
+						d->indices[bb] = d->indices[bb - 1];
+						memcpy((uint8_t *)d->data + bb * isz, (uint8_t *)d->data + (bb - 1) * isz, isz);
+						bb--;
+					}
+					d->indices[bb] = col;
+					memcpy((uint8_t *)d->data + bb * isz, tmp, isz);
+				}
+			}
+			d->indptr[row0 + r + 1] = (int64_t)d->nnz;
+		}
+		return 0;
+	}
+	uint8_t *dst = (uint8_t *)d->data + row0 * c->n_vars * isz;
+	memset(dst, 0, (size_t)(nr * c->n_vars * isz));
+	for (uint64_t r = 0; r < nr; r++)
+		for (uint64_t j = 0; j < nv; j++)
+			if (in->colmap[j] >= 0)
+				copy_item(c->x_dtype, dst, r * c->n_vars + (uint64_t)in->colmap[j],
+					  in->info.x_dtype, src, r * nv + j, isz);
+	return 0;
+}
+
+static int read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
+			  uint64_t *scap)
+{
+	input *in = &c->in[b->in];
+	uint64_t nr = b->end - b->start;
+	int rc;
+	for (uint64_t r = 0; r < nr; r++)
+		d->src[row0 + r] = (int32_t)b->in;
+	char **s;
+	size_t ns;
+	if ((rc = ab_column_read_strings(in->names, b->start, b->end, &s, &ns)))
+		return fail_lib(c, rc, in->path);
+	memcpy(d->obs_names + row0, s, ns * sizeof *s);
+	free(s); /* the strings now belong to the dataset */
+	for (size_t j = 0; j < c->n_cols; j++) {
+		ocol *oc = &c->cols[j];
+		ab_column *col = in->obs[j];
+		if (oc->kind == OC_NUMERIC) {
+			ab_column_info ci;
+			ab_column_get_info(col, &ci);
+			size_t isz = ab_dtype_size(ci.dtype);
+			if (grow(scratch, scap, nr * isz + 16, 1))
+				return fail(c, "%s", "out of memory", NULL);
+			if ((rc = ab_column_read(col, b->start, b->end, *scratch, nr * isz, NULL)))
+				return fail_lib(c, rc, in->path);
+			for (uint64_t r = 0; r < nr; r++)
+				copy_item(oc->dtype, d->colnum[j], row0 + r, ci.dtype, *scratch, r,
+					  ab_dtype_size(oc->dtype));
+			continue;
+		}
+		if ((rc = ab_column_read_strings(col, b->start, b->end, &s, &ns)))
+			return fail_lib(c, rc, in->path);
+		if (oc->kind == OC_STRING) {
+			memcpy(d->colstr[j] + row0, s, ns * sizeof *s);
+			free(s);
+			continue;
+		}
+		for (size_t r = 0; r < ns; r++)
+			d->colcode[j][row0 + r] = s[r] ? (int32_t)strtab_find(&oc->cats, s[r]) : -1;
+		ab_strings_free_n(s, ns);
+	}
+	return 0;
+}
+
+static int dset_alloc(conv *c, dset *d, uint64_t n)
+{
+	d->n = n;
+	size_t isz = ab_dtype_size(c->x_dtype);
+	int bad = 0;
+	if (c->sparse) {
+		d->indptr = calloc(n + 1, sizeof *d->indptr);
+		bad |= !d->indptr;
+	} else {
+		d->data = malloc((size_t)(n * c->n_vars * isz) + 1);
+		bad |= !d->data;
+	}
+	d->colnum = calloc(c->n_cols + 1, sizeof *d->colnum);
+	d->colcode = calloc(c->n_cols + 1, sizeof *d->colcode);
+	d->colstr = calloc(c->n_cols + 1, sizeof *d->colstr);
+	d->src = malloc((n ? n : 1) * sizeof *d->src);
+	d->obs_names = calloc(n ? n : 1, sizeof *d->obs_names);
+	bad |= !d->colnum || !d->colcode || !d->colstr || !d->src || !d->obs_names;
+	for (size_t j = 0; !bad && j < c->n_cols; j++) {
+		ocol *oc = &c->cols[j];
+		if (oc->kind == OC_NUMERIC)
+			bad |= !(d->colnum[j] = malloc((n ? n : 1) * ab_dtype_size(oc->dtype)));
+		else if (oc->kind == OC_CATEGORICAL)
+			bad |= !(d->colcode[j] = malloc((n ? n : 1) * sizeof(int32_t)));
+		else
+			bad |= !(d->colstr[j] = calloc(n ? n : 1, sizeof(char *)));
+	}
+	return bad ? fail(c, "%s", "out of memory", NULL) : 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* ordering within a dataset                                                 */
+/* ------------------------------------------------------------------------- */
+
+typedef struct sort_ctx { conv *c; dset *d; } sort_ctx;
+
+static int row_cmp(const void *a, const void *b, void *arg)
+{
+	const sort_ctx *s = arg;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	for (size_t k = 0; k < s->c->n_groupby; k++) {
+		int j = s->c->groupby[k];
+		int r = 0;
+		if (j < 0) {
+			r = (s->d->src[x] > s->d->src[y]) - (s->d->src[x] < s->d->src[y]);
+		} else {
+			ocol *oc = &s->c->cols[j];
+			if (oc->kind == OC_NUMERIC) {
+				double u = load_num(oc->dtype, s->d->colnum[j], x);
+				double v = load_num(oc->dtype, s->d->colnum[j], y);
+				r = (u > v) - (u < v);
+			} else if (oc->kind == OC_CATEGORICAL) {
+				/* missing (-1) last, as pandas sorts NaN */
+				uint32_t u = (uint32_t)s->d->colcode[j][x], v = (uint32_t)s->d->colcode[j][y];
+				r = (u > v) - (u < v);
+			} else {
+				const char *u = s->d->colstr[j][x], *v = s->d->colstr[j][y];
+				r = strcmp(u ? u : "", v ? v : "");
+			}
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* A stable merge sort of the permutation (qsort is not stable, and the
+ * shuffled order inside a group must survive the grouping). */
+static void merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s)
+{
+	if (n < 2)
+		return;
+	uint64_t h = n / 2;
+	merge_sort(a, tmp, h, s);
+	merge_sort(a + h, tmp, n - h, s);
+	uint64_t i = 0, j = h, k = 0;
+	while (i < h && j < n)
+		tmp[k++] = row_cmp(&a[j], &a[i], s) < 0 ? a[j++] : a[i++];
+	while (i < h)
+		tmp[k++] = a[i++];
+	while (j < n)
+		tmp[k++] = a[j++];
+	memcpy(a, tmp, n * sizeof *a);
+}
+
+/* ------------------------------------------------------------------------- */
+/* writing a dataset                                                         */
+/* ------------------------------------------------------------------------- */
+
+static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint64_t k)
+{
+	char g[64], p[256];
+	snprintf(g, sizeof g, "dataset_%" PRIu64, k);
+	int rc = ado_anndata_group(w, g);
+	size_t isz = ab_dtype_size(c->x_dtype);
+	const ado_opts *o = &c->o;
+	uint64_t n = d->n;
+	if (rc)
+		return fail_lib(c, rc, c->out);
+	if (c->sparse) {
+		snprintf(p, sizeof p, "%s/X", g);
+		if ((rc = ado_csr_group(w, p, n, c->n_vars)))
+			return fail_lib(c, rc, c->out);
+		/* chunks of data/indices: the non-zeros of n_obs_per_chunk rows on
+		 * average, so a chunk costs about what a dense one would */
+		uint64_t mean = n ? (d->nnz + n - 1) / n : 1;
+		uint64_t per = o->n_obs_per_chunk * (mean ? mean : 1), shard;
+		ado_shard_rows(o, per, isz, &shard);
+		uint64_t shape[1] = { d->nnz };
+		ab_writer_array *xv = NULL, *xi = NULL;
+		snprintf(p, sizeof p, "%s/X/data", g);
+		rc = ado_array(w, p, c->x_dtype, 1, shape, per, shard, o, NULL, &xv);
+		snprintf(p, sizeof p, "%s/X/indices", g);
+		if (!rc)
+			rc = ado_array(w, p, AB_DT_INT32, 1, shape, per, shard, o, NULL, &xi);
+		int64_t *indptr = malloc((n + 1) * sizeof *indptr);
+		if (!rc && !indptr)
+			rc = AB_ENOMEM;
+		if (!rc)
+			indptr[0] = 0;
+		for (uint64_t i = 0; !rc && i < n; i++) {
+			uint64_t r = perm ? perm[i] : i;
+			uint64_t s = (uint64_t)d->indptr[r], e = (uint64_t)d->indptr[r + 1];
+			rc = ab_writer_array_append(xv, (uint8_t *)d->data + s * isz, e - s);
+			if (!rc)
+				rc = ab_writer_array_append(xi, d->indices + s, e - s);
+			indptr[i + 1] = indptr[i] + (int64_t)(e - s);
+			if ((i & 4095) == 4095) {
+				c->rows_done += 4096;
+				progress(c, 0);
+			}
+		}
+		c->rows_done += n & 4095;
+		int rc2 = xv ? ab_writer_array_close(xv) : 0;
+		int rc3 = xi ? ab_writer_array_close(xi) : 0;
+		rc = rc ? rc : rc2 ? rc2 : rc3;
+		snprintf(p, sizeof p, "%s/X/indptr", g);
+		if (!rc)
+			rc = ado_write_numeric(w, p, AB_DT_INT64, indptr, n + 1, o, NULL);
+		free(indptr);
+		if (rc)
+			return rc == AB_ENOMEM && !*ab_last_error() ? fail(c, "%s", "out of memory", NULL)
+								   : fail_lib(c, rc, c->out);
+	} else {
+		uint64_t shape[2] = { n, c->n_vars }, shard;
+		ado_shard_rows(o, o->n_obs_per_chunk, c->n_vars * isz, &shard);
+		ab_writer_array *x;
+		snprintf(p, sizeof p, "%s/X", g);
+		rc = ado_array(w, p, c->x_dtype, 2, shape, o->n_obs_per_chunk, shard, o,
+			       "{\"encoding-type\":\"array\",\"encoding-version\":\"0.2.0\"}", &x);
+		if (rc)
+			return fail_lib(c, rc, c->out);
+		size_t rb = (size_t)(c->n_vars * isz);
+		for (uint64_t i = 0; !rc && i < n; i++) {
+			uint64_t r = perm ? perm[i] : i;
+			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
+			if ((i & 1023) == 1023) {
+				c->rows_done += 1024;
+				progress(c, 0);
+			}
+		}
+		c->rows_done += n & 1023;
+		int rc2 = ab_writer_array_close(x);
+		if (rc || rc2)
+			return fail_lib(c, rc ? rc : rc2, c->out);
+	}
+
+	/* obs: the selected columns, then src_path */
+	const char **order = calloc(c->n_cols + 2, sizeof *order);
+	void *buf = malloc((n ? n : 1) * 8);
+	int32_t *codes = malloc((n ? n : 1) * sizeof *codes);
+	const char **sv = malloc((n ? n : 1) * sizeof *sv);
+	if (!order || !buf || !codes || !sv) {
+		free(order);
+		free(buf);
+		free(codes);
+		free(sv);
+		return fail(c, "%s", "out of memory", NULL);
+	}
+	for (size_t j = 0; j < c->n_cols; j++)
+		order[j] = c->cols[j].name;
+	order[c->n_cols] = "src_path";
+	snprintf(p, sizeof p, "%s/obs", g);
+	rc = ado_dataframe_group(w, p, order, c->n_cols + 1);
+	for (uint64_t i = 0; i < n; i++)
+		sv[i] = d->obs_names[perm ? perm[i] : i];
+	snprintf(p, sizeof p, "%s/obs/_index", g);
+	if (!rc)
+		rc = ado_write_strings(w, p, sv, n, o);
+	for (size_t j = 0; !rc && j < c->n_cols; j++) {
+		ocol *oc = &c->cols[j];
+		snprintf(p, sizeof p, "%s/obs/%s", g, oc->name);
+		if (oc->kind == OC_NUMERIC) {
+			size_t cs = ab_dtype_size(oc->dtype);
+			for (uint64_t i = 0; i < n; i++)
+				memcpy((uint8_t *)buf + i * cs, (uint8_t *)d->colnum[j] + (perm ? perm[i] : i) * cs, cs);
+			rc = ado_write_numeric(w, p, oc->dtype, buf, n, o, "array");
+		} else if (oc->kind == OC_STRING) {
+			for (uint64_t i = 0; i < n; i++)
+				sv[i] = d->colstr[j][perm ? perm[i] : i];
+			rc = ado_write_strings(w, p, sv, n, o);
+		} else {
+			for (uint64_t i = 0; i < n; i++)
+				codes[i] = d->colcode[j][perm ? perm[i] : i];
+			rc = ado_write_categorical(w, p, codes, n, (const char *const *)oc->cats.names,
+						   oc->cats.n, oc->ordered, o);
+		}
+	}
+	if (!rc) {
+		const char **paths = malloc(c->n_in * sizeof *paths);
+		if (!paths) {
+			rc = AB_ENOMEM;
+		} else {
+			for (size_t i = 0; i < c->n_in; i++)
+				paths[i] = c->in[i].path;
+			for (uint64_t i = 0; i < n; i++)
+				codes[i] = d->src[perm ? perm[i] : i];
+			snprintf(p, sizeof p, "%s/obs/src_path", g);
+			rc = ado_write_categorical(w, p, codes, n, paths, c->n_in, 0, o);
+			free(paths);
+		}
+	}
+	snprintf(p, sizeof p, "%s/var", g);
+	if (!rc)
+		rc = ado_dataframe_group(w, p, NULL, 0);
+	snprintf(p, sizeof p, "%s/var/_index", g);
+	if (!rc)
+		rc = ado_write_strings(w, p, (const char *const *)c->vars.names, c->n_vars, o);
+	free(order);
+	free(buf);
+	free(codes);
+	free(sv);
+	if (rc)
+		return rc == AB_ENOMEM && !*ab_last_error() ? fail(c, "%s", "out of memory", NULL)
+							   : fail_lib(c, rc, c->out);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* the run                                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* Rows per dataset: --dataset-size (rows, or bytes of X), then capped so a
+ * dataset held in memory stays within --memory. */
+static uint64_t dataset_rows(conv *c)
+{
+	uint64_t nnz_total = 0;
+	for (size_t i = 0; i < c->n_in; i++) {
+		input *in = &c->in[i];
+		if (in->info.x_kind == AB_X_CSR) {
+			ab_csr_info ci;
+			ab_csr_get_info(ab_anndata_x_csr(in->ad), &ci);
+			nnz_total += ci.nnz;
+		} else {
+			nnz_total += in->info.n_obs * in->info.n_vars / 4; /* a guess for dense */
+		}
+	}
+	size_t isz = ab_dtype_size(c->x_dtype);
+	double row_x = c->sparse ? (double)nnz_total / (double)(c->total_rows ? c->total_rows : 1) * (double)(isz + 4) + 8
+				 : (double)c->n_vars * (double)isz;
+	if (row_x < 1)
+		row_x = 1;
+	uint64_t rows = c->ds_rows ? c->ds_rows : (uint64_t)((double)c->ds_bytes / row_x);
+	/* in memory: X, ~64 bytes of obs per row and column, and read scratch */
+	double row_mem = row_x * 1.5 + 64.0 * (double)(c->n_cols + 2);
+	uint64_t cap = (uint64_t)((double)c->memory / row_mem);
+	if (rows > cap)
+		rows = cap;
+	return rows ? rows : 1;
+}
+
+static int adopt_existing(conv *c, ab_writer *w, ab_store *old)
+{
+	char **names;
+	size_t n;
+	int rc = ab_collection_datasets(old, "", &names, &n);
+	if (rc)
+		return fail_lib(c, rc, c->out);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = ab_writer_adopt(w, c->out, names[i]);
+	c->first_dataset = n;
+	ab_strings_free(names);
+	return rc ? fail_lib(c, rc, c->out) : 0;
+}
+
+static int run(conv *c, char **paths, size_t n_paths)
+{
+	int ret = 0, rc;
+	ab_store *old = NULL;
+	struct stat sb;
+	int adding = stat(c->out, &sb) == 0;
+	if (adding) {
+		/* An existing collection: its var space is the one to use. */
+		char **ds;
+		size_t nds;
+		if ((rc = ab_store_open(c->out, &old)))
+			return fail_lib(c, rc, c->out);
+		if ((rc = ab_collection_datasets(old, "", &ds, &nds)) || nds == 0) {
+			ab_store_close(old);
+			if (!rc)
+				return fail(c, "%s: exists and is an empty collection", c->out, NULL);
+			return fail(c, "%s: exists and is not an annbatch collection; not touched",
+				    c->out, NULL);
+		}
+		ab_anndata *ad;
+		rc = ab_anndata_open(old, ds[0], &ad);
+		ab_strings_free(ds);
+		if (rc) {
+			ab_store_close(old);
+			return fail_lib(c, rc, c->out);
+		}
+		ab_column *vc;
+		ab_anndata_info ai;
+		ab_anndata_get_info(ad, &ai);
+		c->sparse = ai.x_kind == AB_X_CSR;
+		rc = ab_anndata_var_column(ad, "_index", &vc);
+		char **vn = NULL;
+		size_t nv = 0;
+		if (!rc)
+			rc = ab_column_read_strings(vc, 0, ai.n_vars, &vn, &nv);
+		if (!rc)
+			ab_column_close(vc);
+		ab_anndata_close(ad);
+		if (rc) {
+			ab_store_close(old);
+			return fail_lib(c, rc, c->out);
+		}
+		for (size_t i = 0; i < nv; i++)
+			strtab_add(&c->vars, vn[i] ? vn[i] : "");
+		ab_strings_free_n(vn, nv);
+		if (c->var_subset)
+			fprintf(stderr, "annbatch convert: note: --var-subset ignored, %s fixes the var space\n",
+				c->out);
+	} else if (c->var_subset && (ret = load_var_subset(c))) {
+		return ret;
+	}
+	int old_sparse = c->sparse;
+	if ((ret = open_inputs(c, paths, n_paths, adding || c->var_subset != NULL)))
+		goto out;
+	/* open_inputs only ever turns sparse on: a sparse collection takes dense
+	 * inputs (their zeros dropped), a dense one cannot take sparse inputs. */
+	if (adding && !old_sparse && c->sparse) {
+		ret = fail(c, "%s: the collection has dense X, an input is sparse", c->out, NULL);
+		goto out;
+	}
+	if ((ret = plan_columns(c)))
+		goto out;
+
+	/* the blocks, in random order (or input order) */
+	uint64_t nblocks = 0;
+	for (size_t i = 0; i < c->n_in; i++)
+		nblocks += (c->in[i].info.n_obs + c->chunk_size - 1) / c->chunk_size;
+	block *blocks = malloc((nblocks ? nblocks : 1) * sizeof *blocks);
+	uint64_t *order = malloc((nblocks ? nblocks : 1) * sizeof *order);
+	if (!blocks || !order) {
+		free(blocks);
+		free(order);
+		ret = fail(c, "%s", "out of memory", NULL);
+		goto out;
+	}
+	uint64_t nb = 0;
+	for (size_t i = 0; i < c->n_in; i++)
+		for (uint64_t s = 0; s < c->in[i].info.n_obs; s += c->chunk_size) {
+			uint64_t e = s + c->chunk_size < c->in[i].info.n_obs ? s + c->chunk_size : c->in[i].info.n_obs;
+			blocks[nb] = (block){ (uint32_t)i, s, e };
+			order[nb] = nb;
+			nb++;
+		}
+	rng r;
+	rng_seed(&r, c->seed, 0x5348554646ull);
+	if (c->shuffle)
+		rng_shuffle_u64(&r, order, nb);
+	uint64_t per = dataset_rows(c);
+	uint64_t nds = (c->total_rows + per - 1) / per;
+	if (nds > nb)
+		nds = nb;
+	if (nds == 0 && c->total_rows == 0)
+		nds = 0;
+
+	ab_writer_config wc;
+	ab_writer_config_init(&wc);
+	wc.overwrite = adding;
+	ab_writer *w;
+	if ((rc = ab_writer_create(c->out, &wc, &w))) {
+		free(blocks);
+		free(order);
+		ret = fail_lib(c, rc, c->out);
+		goto out;
+	}
+	if (adding && (ret = adopt_existing(c, w, old)))
+		goto abort;
+	if ((rc = ab_writer_group(w, "", "{\"encoding-type\":\"annbatch-preshuffled\","
+				  "\"encoding-version\":\"0.1.0\"}"))) {
+		ret = fail_lib(c, rc, c->out);
+		goto abort;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &c->t0);
+	void *scratch = NULL;
+	uint64_t scap = 0, bi = 0;
+	for (uint64_t k = 0; k < nds && !ret; k++) {
+		/* blocks up to the k-th equal share of all rows */
+		uint64_t target = (uint64_t)((double)c->total_rows * (double)(k + 1) / (double)nds + 0.5);
+		uint64_t b0 = bi, rows = 0, acc = 0;
+		for (uint64_t q = 0; q < b0; q++)
+			acc += blocks[order[q]].end - blocks[order[q]].start;
+		while (bi < nb && (acc + rows < target || bi == b0 || k == nds - 1)) {
+			rows += blocks[order[bi]].end - blocks[order[bi]].start;
+			bi++;
+		}
+		dset d;
+		memset(&d, 0, sizeof d);
+		if ((ret = dset_alloc(c, &d, rows))) {
+			dset_free(c, &d);
+			break;
+		}
+		uint64_t row0 = 0;
+		for (uint64_t q = b0; q < bi && !ret; q++) {
+			const block *b = &blocks[order[q]];
+			ret = read_block_x(c, &d, b, row0, &scratch, &scap);
+			if (!ret)
+				ret = read_block_obs(c, &d, b, row0, &scratch, &scap);
+			row0 += b->end - b->start;
+			progress(c, 0);
+		}
+		uint64_t *perm = NULL;
+		if (!ret && (c->shuffle || c->n_groupby)) {
+			perm = malloc((rows ? rows : 1) * sizeof *perm);
+			uint64_t *tmp = malloc((rows ? rows : 1) * sizeof *tmp);
+			if (!perm || !tmp) {
+				ret = fail(c, "%s", "out of memory", NULL);
+			} else {
+				for (uint64_t i = 0; i < rows; i++)
+					perm[i] = i;
+				rng pr;
+				rng_seed(&pr, c->seed, 0x5045524d00ull + k);
+				if (c->shuffle)
+					rng_shuffle_u64(&pr, perm, rows);
+				if (c->n_groupby) {
+					sort_ctx sc = { c, &d };
+					merge_sort(perm, tmp, rows, &sc);
+				}
+			}
+			free(tmp);
+		}
+		if (!ret)
+			ret = write_dataset(c, w, &d, perm, c->first_dataset + k);
+		free(perm);
+		dset_free(c, &d);
+	}
+	free(scratch);
+	if (ret)
+		goto abort;
+	free(blocks);
+	free(order);
+	progress(c, 1);
+	c->bar_shown = 0;
+	if ((rc = ab_writer_commit(w)))
+		ret = fail_lib(c, rc, c->out);
+	goto out;
+abort:
+	free(blocks);
+	free(order);
+	ab_writer_abort(w);
+out:
+	if (old)
+		ab_store_close(old);
+	return ret;
+}
+
+static int parse_u64_opt(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-')
+		return cli_fail(CMD, "%s: expected a non-negative integer, got '%s'", opt, s ? s : "");
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return cli_fail(CMD, "%s: expected a non-negative integer, got '%s'", opt, s);
+	*out = v;
+	return 0;
+}
+
+static void conv_free(conv *c)
+{
+	for (size_t i = 0; i < c->n_in; i++) {
+		input *in = &c->in[i];
+		for (size_t j = 0; in->obs && j < c->n_cols; j++)
+			if (in->obs[j])
+				ab_column_close(in->obs[j]);
+		free(in->obs);
+		if (in->names)
+			ab_column_close(in->names);
+		free(in->colmap);
+		if (in->ad)
+			ab_anndata_close(in->ad);
+		if (in->st)
+			ab_store_close(in->st);
+	}
+	free(c->in);
+	for (size_t j = 0; j < c->n_cols; j++) {
+		free(c->cols[j].name);
+		strtab_free(&c->cols[j].cats);
+	}
+	free(c->cols);
+	free(c->groupby);
+	strtab_free(&c->vars);
+}
+
+int cmd_convert(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "var-subset", required_argument, NULL, O_VARSUB },
+		{ "obs-columns", required_argument, NULL, O_OBSCOLS },
+		{ "no-shuffle", no_argument, NULL, O_NOSHUF },
+		{ "shuffle-chunk-size", required_argument, NULL, O_SCHUNK },
+		{ "dataset-size", required_argument, NULL, O_DSIZE },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "groupby", required_argument, NULL, O_GROUPBY },
+		{ "n-obs-per-chunk", required_argument, NULL, O_CHUNK },
+		{ "shard-size", required_argument, NULL, O_SHARD },
+		{ "compressor", required_argument, NULL, O_COMP },
+		{ "memory", required_argument, NULL, O_MEM },
+		{ "progress", no_argument, NULL, O_PROG },
+		{ "no-progress", no_argument, NULL, O_NOPROG },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	conv c;
+	memset(&c, 0, sizeof c);
+	c.shuffle = 1;
+	c.chunk_size = 1000;
+	c.ds_bytes = 20000000000ull;
+	c.progress = isatty(2);
+	c.o = (ado_opts){ .compressor = AB_COMPRESSOR_BLOSC_LZ4, .level = -1, .n_obs_per_chunk = 64,
+			  .shard_bytes = 1000000000ull };
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	c.memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : (uint64_t)4 << 30;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			fputs(convert_usage, stdout);
+			return 0;
+		case 'o':
+			c.out = optarg;
+			break;
+		case O_VARSUB:
+			c.var_subset = optarg;
+			break;
+		case O_OBSCOLS:
+			c.obs_columns_opt = optarg;
+			break;
+		case O_NOSHUF:
+			c.shuffle = 0;
+			break;
+		case O_SCHUNK:
+			if (parse_u64_opt("--shuffle-chunk-size", optarg, &c.chunk_size))
+				return 1;
+			if (!c.chunk_size)
+				return cli_fail(CMD, "--shuffle-chunk-size must be at least 1");
+			break;
+		case O_DSIZE: {
+			size_t l = strlen(optarg);
+			int plain = l > 0 && strspn(optarg, "0123456789") == l;
+			if (plain) {
+				if (parse_u64_opt("--dataset-size", optarg, &c.ds_rows))
+					return 1;
+				if (!c.ds_rows)
+					return cli_fail(CMD, "--dataset-size must be at least 1");
+			} else if (ado_parse_size(optarg, &c.ds_bytes) || !c.ds_bytes) {
+				return cli_fail(CMD, "--dataset-size '%s': expected rows (a number) or a size like 20GB",
+						optarg);
+			}
+			break;
+		}
+		case O_SEED:
+			if (parse_u64_opt("--seed", optarg, &c.seed))
+				return 1;
+			break;
+		case O_GROUPBY:
+			c.groupby_opt = optarg;
+			break;
+		case O_CHUNK:
+			if (parse_u64_opt("--n-obs-per-chunk", optarg, &c.o.n_obs_per_chunk))
+				return 1;
+			if (!c.o.n_obs_per_chunk)
+				return cli_fail(CMD, "--n-obs-per-chunk must be at least 1");
+			break;
+		case O_SHARD:
+			if (ado_parse_size(optarg, &c.o.shard_bytes) || !c.o.shard_bytes)
+				return cli_fail(CMD, "--shard-size '%s': expected a size like 1GB or 256MiB", optarg);
+			break;
+		case O_COMP:
+			if (ab_compressor_parse(optarg, &c.o.compressor))
+				return cli_fail(CMD, "--compressor: %s", ab_last_error());
+			break;
+		case O_MEM:
+			if (ado_parse_size(optarg, &c.memory) || !c.memory)
+				return cli_fail(CMD, "--memory '%s': expected a size like 8GB", optarg);
+			break;
+		case O_PROG:
+			c.progress = 1;
+			break;
+		case O_NOPROG:
+			c.progress = 0;
+			break;
+		default:
+			fputs(convert_usage, stderr);
+			return 2;
+		}
+	}
+	if (!c.out)
+		return cli_fail(CMD, "-o OUT is required (see --help)");
+	if (optind >= argc)
+		return cli_fail(CMD, "no INPUT given (see --help)");
+	int ret = run(&c, argv + optind, (size_t)(argc - optind));
+	conv_free(&c);
+	return ret;
+}

@@ -1,0 +1,415 @@
+/* cmd_synth.c - `annbatch synth`: synthetic single-cell AnnData stores. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anndata_out.h"
+#include "rng.h"
+
+static const char synth_usage[] =
+	"Usage: annbatch synth OUT [options]\n"
+	"\n"
+	"Writes a synthetic single-cell AnnData store for demos, tests and benchmarks:\n"
+	"negative-binomial counts as float32 in a csr_matrix X with sorted indices, a\n"
+	"per-cell sequencing depth so the non-zeros per row vary (mean --mean-nnz),\n"
+	"50 cell types with their own marker genes, obs cell_type (categorical) and\n"
+	"donor (int64), var names gene_00000... The same --seed gives the same bytes.\n"
+	"\n"
+	"Options:\n"
+	"  --n-obs N             rows (cells), 10000\n"
+	"  --n-vars N            columns (genes), 20000\n"
+	"  --mean-nnz N          mean non-zeros per row, 2000 (at most n_vars/2)\n"
+	"  --dense               X as a dense float32 array instead of csr_matrix\n"
+	"  --format F            zarr3 (default) or zarr2\n"
+	"  --compressor C        blosc-lz4 (default), blosc-zstd, zstd, gzip, none\n"
+	"  --n-obs-per-chunk N   rows per X chunk (dense), or their mean non-zeros\n"
+	"                        per chunk of data/indices (sparse); 64\n"
+	"  --shard-size SIZE     bytes per shard (zarr3), 1GB; e.g. 256MB, 1GiB\n"
+	"  --no-shard            zarr3 without sharding (one file per chunk)\n"
+	"  --seed N              random seed, 0\n"
+	"  --force               replace OUT if it exists\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"OUT appears only when complete (written under a temporary name, then renamed).\n";
+
+enum { O_NOBS = 256, O_NVARS, O_MEANNNZ, O_DENSE, O_FORMAT, O_COMP, O_CHUNK, O_SHARD, O_NOSHARD,
+       O_SEED, O_FORCE };
+
+#define N_TYPES 50
+#define N_DONORS 8
+#define BLOCK_ROWS 1024
+
+static int parse_u64_opt(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-')
+		return cli_fail("synth", "%s: expected a non-negative integer, got '%s'", opt, s ? s : "");
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return cli_fail("synth", "%s: expected a non-negative integer, got '%s'", opt, s);
+	*out = v;
+	return 0;
+}
+
+typedef struct synth {
+	uint64_t n_obs, n_vars, mean_nnz, seed;
+	double *cdf;          /* N_TYPES cumulative gene weights, n_vars each */
+	double *weight;       /* relative expression level per gene (mean 1)  */
+	double type_cdf[N_TYPES];
+	uint8_t *mark;        /* per-gene scratch for distinct sampling        */
+} synth;
+
+/* Gene levels are lognormal (a few genes take most of the counts, as in real
+ * data); each cell type multiplies its own ~2% marker genes by 8, so types
+ * differ in which genes are non-zero, not only in how many. */
+static int synth_init(synth *s)
+{
+	rng r;
+	rng_seed(&r, s->seed, UINT64_MAX);
+	s->weight = malloc(s->n_vars * sizeof(double));
+	s->cdf = malloc((size_t)N_TYPES * s->n_vars * sizeof(double));
+	s->mark = calloc(s->n_vars ? s->n_vars : 1, 1);
+	if (!s->weight || !s->cdf || !s->mark)
+		return -1;
+	double sum = 0;
+	for (uint64_t g = 0; g < s->n_vars; g++) {
+		s->weight[g] = exp(1.2 * rng_normal(&r));
+		sum += s->weight[g];
+	}
+	for (uint64_t g = 0; g < s->n_vars; g++)
+		s->weight[g] *= (double)s->n_vars / sum;
+	for (int t = 0; t < N_TYPES; t++) {
+		double *c = s->cdf + (size_t)t * s->n_vars, acc = 0;
+		for (uint64_t g = 0; g < s->n_vars; g++) {
+			uint64_t h = (g + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)(t + 1) * 0xC2B2AE3D27D4EB4Full;
+			h ^= h >> 29;
+			acc += s->weight[g] * ((h % 50) == 0 ? 8.0 : 1.0);
+			c[g] = acc;
+		}
+	}
+	/* Zipf-like type frequencies: a few abundant types, a long tail. */
+	double acc = 0;
+	for (int t = 0; t < N_TYPES; t++) {
+		acc += 1.0 / (1.0 + t * 0.3);
+		s->type_cdf[t] = acc;
+	}
+	return 0;
+}
+
+static uint64_t pick(const double *cdf, uint64_t n, double u)
+{
+	double x = u * cdf[n - 1];
+	uint64_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (cdf[mid] > x)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* One cell: its type, donor and sorted (gene, count) pairs. Depends only on
+ * (seed, row), so blocks and thread counts never change the output. Returns
+ * the number of non-zeros written to idx/val (capacity n_vars / 2 + 1). */
+static uint64_t synth_row(synth *s, uint64_t row, int32_t *type, int64_t *donor, int32_t *idx,
+			  float *val)
+{
+	rng r;
+	rng_seed(&r, s->seed, row);
+	double u = rng_unif(&r);
+	int t = 0;
+	while (t < N_TYPES - 1 && s->type_cdf[t] < u * s->type_cdf[N_TYPES - 1])
+		t++;
+	*type = t;
+	*donor = (int64_t)rng_below(&r, N_DONORS);
+	if (!s->n_vars)
+		return 0;
+	/* Sequencing depth: lognormal with mean 1, sigma 0.5. */
+	double depth = exp(0.5 * rng_normal(&r) - 0.125);
+	uint64_t cap = s->n_vars / 2 ? s->n_vars / 2 : 1;
+	double want = floor((double)s->mean_nnz * depth + 0.5);
+	uint64_t k = want < 1 ? 1 : want > (double)cap ? cap : (uint64_t)want;
+	const double *cdf = s->cdf + (size_t)t * s->n_vars;
+	uint64_t n = 0;
+	for (uint64_t tries = 0; n < k && tries < 20 * k; tries++) {
+		uint64_t g = pick(cdf, s->n_vars, rng_unif(&r));
+		if (s->mark[g])
+			continue;
+		s->mark[g] = 1;
+		idx[n++] = (int32_t)g;
+	}
+	qsort(idx, n, sizeof *idx, cmp_i32);
+	for (uint64_t i = 0; i < n; i++) {
+		s->mark[idx[i]] = 0;
+		/* Negative binomial as a gamma-Poisson mixture (dispersion 2),
+		 * shifted by one because the entry is a non-zero by choice. */
+		double mu = 0.6 * s->weight[idx[i]] * depth;
+		val[i] = (float)(1 + rng_poisson(&r, rng_gamma(&r, 2.0) * mu / 2.0));
+	}
+	return n;
+}
+
+static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int64_t *donors,
+			 const ado_opts *o)
+{
+	static const char *const cols[] = { "cell_type", "donor" };
+	int rc = ado_dataframe_group(w, "obs", cols, 2);
+	uint64_t nmax = s->n_obs > s->n_vars ? s->n_obs : s->n_vars;
+	char **names = calloc(nmax ? nmax : 1, sizeof(char *));
+	char *pool = malloc((nmax ? nmax : 1) * 24);
+	if (!names || !pool) {
+		free(names);
+		free(pool);
+		return AB_ENOMEM;
+	}
+	for (uint64_t i = 0; !rc && i < s->n_obs; i++) {
+		names[i] = pool + i * 24;
+		snprintf(names[i], 24, "cell_%07llu", (unsigned long long)i);
+	}
+	if (!rc)
+		rc = ado_write_strings(w, "obs/_index", (const char *const *)names, s->n_obs, o);
+	char cats[N_TYPES][16];
+	const char *catp[N_TYPES];
+	for (int t = 0; t < N_TYPES; t++) {
+		snprintf(cats[t], sizeof cats[t], "type_%02d", t);
+		catp[t] = cats[t];
+	}
+	if (!rc)
+		rc = ado_write_categorical(w, "obs/cell_type", types, s->n_obs, catp, N_TYPES, 0, o);
+	if (!rc)
+		rc = ado_write_numeric(w, "obs/donor", AB_DT_INT64, donors, s->n_obs, o, "array");
+	if (!rc)
+		rc = ado_dataframe_group(w, "var", NULL, 0);
+	for (uint64_t g = 0; !rc && g < s->n_vars; g++) {
+		names[g] = pool + g * 24;
+		snprintf(names[g], 24, "gene_%05llu", (unsigned long long)g);
+	}
+	if (!rc)
+		rc = ado_write_strings(w, "var/_index", (const char *const *)names, s->n_vars, o);
+	free(names);
+	free(pool);
+	return rc;
+}
+
+static int run(const char *out, synth *s, int dense, int zarr_format, int force, ado_opts *o)
+{
+	ab_writer_config wc;
+	ab_writer_config_init(&wc);
+	wc.zarr_format = zarr_format;
+	wc.overwrite = force;
+	ab_writer *w;
+	int rc = ab_writer_create(out, &wc, &w);
+	if (rc)
+		return cli_fail_lib("synth", rc, NULL);
+	int32_t *types = malloc((s->n_obs ? s->n_obs : 1) * sizeof *types);
+	int64_t *donors = malloc((s->n_obs ? s->n_obs : 1) * sizeof *donors);
+	int64_t *indptr = malloc((s->n_obs + 1) * sizeof *indptr);
+	uint64_t cap = s->n_vars / 2 + 1;
+	int32_t *idx = malloc(BLOCK_ROWS * cap * sizeof *idx);
+	float *val = malloc(BLOCK_ROWS * cap * sizeof *val);
+	float *dense_buf = dense ? calloc(BLOCK_ROWS * (s->n_vars ? s->n_vars : 1), sizeof(float)) : NULL;
+	ab_writer_array *xd = NULL, *xi = NULL, *xv = NULL;
+	if (!types || !donors || !indptr || !idx || !val || (dense && !dense_buf)) {
+		rc = AB_ENOMEM;
+		goto done;
+	}
+	if ((rc = ado_anndata_group(w, "")))
+		goto done;
+	uint64_t shard;
+	if (dense) {
+		uint64_t shape[2] = { s->n_obs, s->n_vars };
+		ado_shard_rows(o, o->n_obs_per_chunk, s->n_vars * 4, &shard);
+		rc = ado_array(w, "X", AB_DT_FLOAT32, 2, shape, o->n_obs_per_chunk, shard, o,
+			       "{\"encoding-type\":\"array\",\"encoding-version\":\"0.2.0\"}", &xd);
+	} else {
+		/* data/indices chunks hold the non-zeros of n_obs_per_chunk rows
+		 * on average, as the Python annbatch writer sizes them. */
+		uint64_t per = o->n_obs_per_chunk * (s->mean_nnz < cap ? s->mean_nnz : cap);
+		uint64_t shape[1] = { 0 };
+		if (!(rc = ado_csr_group(w, "X", s->n_obs, s->n_vars))) {
+			ado_shard_rows(o, per, 4, &shard);
+			rc = ado_array(w, "X/data", AB_DT_FLOAT32, 1, shape, per, shard, o, NULL, &xv);
+		}
+		if (!rc)
+			rc = ado_array(w, "X/indices", AB_DT_INT32, 1, shape, per, shard, o, NULL, &xi);
+	}
+	if (rc)
+		goto done;
+	indptr[0] = 0;
+	for (uint64_t r0 = 0; r0 < s->n_obs && !rc; r0 += BLOCK_ROWS) {
+		uint64_t nb = s->n_obs - r0 < BLOCK_ROWS ? s->n_obs - r0 : BLOCK_ROWS;
+		uint64_t off = 0;
+		for (uint64_t i = 0; i < nb; i++) {
+			uint64_t row = r0 + i;
+			uint64_t n = synth_row(s, row, &types[row], &donors[row], idx + off, val + off);
+			if (dense) {
+				float *d = dense_buf + i * s->n_vars;
+				memset(d, 0, s->n_vars * sizeof(float));
+				for (uint64_t k = 0; k < n; k++)
+					d[idx[off + k]] = val[off + k];
+			}
+			off += n;
+			indptr[row + 1] = indptr[row] + (int64_t)n;
+		}
+		if (dense)
+			rc = ab_writer_array_append(xd, dense_buf, nb);
+		else if (!(rc = ab_writer_array_append(xv, val, off)))
+			rc = ab_writer_array_append(xi, idx, off);
+	}
+	if (rc)
+		goto done;
+	if (dense) {
+		rc = ab_writer_array_close(xd);
+		xd = NULL;
+	} else {
+		rc = ab_writer_array_close(xv);
+		xv = NULL;
+		int rc2 = ab_writer_array_close(xi);
+		xi = NULL;
+		if (!rc)
+			rc = rc2;
+		if (!rc)
+			rc = ado_write_numeric(w, "X/indptr", AB_DT_INT64, indptr, s->n_obs + 1, o, NULL);
+	}
+	if (!rc)
+		rc = write_obs_var(w, s, types, donors, o);
+done:
+	if (xd)
+		ab_writer_array_close(xd);
+	if (xv)
+		ab_writer_array_close(xv);
+	if (xi)
+		ab_writer_array_close(xi);
+	free(types);
+	free(donors);
+	free(indptr);
+	free(idx);
+	free(val);
+	free(dense_buf);
+	if (rc) {
+		int ret = rc == AB_ENOMEM && !*ab_last_error() ? cli_fail("synth", "out of memory")
+							      : cli_fail_lib("synth", rc, NULL);
+		ab_writer_abort(w);
+		return ret;
+	}
+	rc = ab_writer_commit(w);
+	return rc ? cli_fail_lib("synth", rc, NULL) : 0;
+}
+
+int cmd_synth(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "n-obs", required_argument, NULL, O_NOBS },
+		{ "n-vars", required_argument, NULL, O_NVARS },
+		{ "mean-nnz", required_argument, NULL, O_MEANNNZ },
+		{ "dense", no_argument, NULL, O_DENSE },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "compressor", required_argument, NULL, O_COMP },
+		{ "n-obs-per-chunk", required_argument, NULL, O_CHUNK },
+		{ "shard-size", required_argument, NULL, O_SHARD },
+		{ "no-shard", no_argument, NULL, O_NOSHARD },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	synth s = { .n_obs = 10000, .n_vars = 20000, .mean_nnz = 2000, .seed = 0 };
+	ado_opts o = { .compressor = AB_COMPRESSOR_BLOSC_LZ4, .level = -1, .n_obs_per_chunk = 64,
+		       .shard_bytes = 1000000000ull };
+	int dense = 0, zarr_format = 3, no_shard = 0, force = 0, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(synth_usage, stdout);
+			return 0;
+		case O_NOBS:
+			if (parse_u64_opt("--n-obs", optarg, &s.n_obs))
+				return 1;
+			break;
+		case O_NVARS:
+			if (parse_u64_opt("--n-vars", optarg, &s.n_vars))
+				return 1;
+			if (s.n_vars > INT32_MAX)
+				return cli_fail("synth", "--n-vars: at most %d", INT32_MAX);
+			break;
+		case O_MEANNNZ:
+			if (parse_u64_opt("--mean-nnz", optarg, &s.mean_nnz))
+				return 1;
+			break;
+		case O_DENSE:
+			dense = 1;
+			break;
+		case O_FORMAT:
+			if (strcmp(optarg, "zarr3") == 0)
+				zarr_format = 3;
+			else if (strcmp(optarg, "zarr2") == 0)
+				zarr_format = 2;
+			else if (strcmp(optarg, "h5ad") == 0)
+				return cli_fail("synth", "--format h5ad: not supported yet (zarr3 or zarr2)");
+			else
+				return cli_fail("synth", "--format '%s': expected zarr3 or zarr2", optarg);
+			break;
+		case O_COMP:
+			if (ab_compressor_parse(optarg, &o.compressor))
+				return cli_fail("synth", "--compressor: %s", ab_last_error());
+			break;
+		case O_CHUNK:
+			if (parse_u64_opt("--n-obs-per-chunk", optarg, &o.n_obs_per_chunk))
+				return 1;
+			if (!o.n_obs_per_chunk)
+				return cli_fail("synth", "--n-obs-per-chunk must be at least 1");
+			break;
+		case O_SHARD:
+			if (ado_parse_size(optarg, &o.shard_bytes) || !o.shard_bytes)
+				return cli_fail("synth", "--shard-size '%s': expected a size like 1GB or 256MiB",
+						optarg);
+			break;
+		case O_NOSHARD:
+			no_shard = 1;
+			break;
+		case O_SEED:
+			if (parse_u64_opt("--seed", optarg, &s.seed))
+				return 1;
+			break;
+		case O_FORCE:
+			force = 1;
+			break;
+		default:
+			fputs(synth_usage, stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_fail("synth", "expected one output path (see --help)");
+	if (zarr_format == 2 || no_shard)
+		o.shard_bytes = 0;
+	if (s.mean_nnz == 0)
+		s.mean_nnz = 1;
+	if (dense && s.n_vars && s.n_obs > UINT64_MAX / 4 / s.n_vars)
+		return cli_fail("synth", "--dense: too large");
+	if (synth_init(&s)) {
+		free(s.weight);
+		free(s.cdf);
+		free(s.mark);
+		return cli_fail("synth", "out of memory");
+	}
+	int ret = run(argv[optind], &s, dense, zarr_format, force, &o);
+	free(s.weight);
+	free(s.cdf);
+	free(s.mark);
+	return ret;
+}
