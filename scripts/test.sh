@@ -1,18 +1,21 @@
 #!/bin/bash
-# Runs the whole test suite: installs what is missing, builds twice (plain and
-# with AddressSanitizer + UndefinedBehaviorSanitizer) and runs `make check` in
-# each. Exits non-zero if anything fails.
+# Runs the whole test suite: installs what is missing, builds three times and
+# runs `make check` in each: plain, with AddressSanitizer + UndefinedBehavior-
+# Sanitizer, and the concurrency suites with ThreadSanitizer; then a short fuzz
+# run of every decoder. Exits non-zero if anything fails.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/scripts/deps.sh"
 status=0
-run_suite() { # NAME DIR [configure args]
-	local name=$1 dir=$2
-	shift 2
+run_suite() { # NAME DIR TESTS [configure args]; TESTS empty = all
+	local name=$1 dir=$2 tests=$3
+	shift 3
 	echo "== $name build"
 	bash "$top/scripts/build.sh" "$dir" "$@"
 	echo "== $name tests"
-	if make -C "$dir" -j"$(nproc)" check; then
+	local only=()
+	[ -z "$tests" ] || only=(TESTS="$tests")
+	if make -C "$dir" -j"$(nproc)" check "${only[@]}"; then
 		echo "== $name: all passed"
 	else
 		status=1
@@ -22,8 +25,12 @@ run_suite() { # NAME DIR [configure args]
 		done
 	fi
 }
-run_suite plain "$top/build"
-run_suite "asan+ubsan" "$top/build-asan" --enable-sanitizers
+run_suite plain "$top/build" ""
+run_suite "asan+ubsan" "$top/build-asan" "" --enable-sanitizers
+# The engine's concurrency under ThreadSanitizer: the ring, the I/O backends,
+# the loader with many consumers, and fault injection.
+run_suite tsan "$top/build-tsan" "tests/unit/test_ring tests/unit/test_io tests/unit/test_loader tests/unit/test_faults" \
+	--enable-tsan
 # Fuzz smoke run: every libFuzzer target briefly from its seed corpus (needs
 # clang with its fuzzer runtime; skipped without clang).
 if command -v clang >/dev/null 2>&1; then
