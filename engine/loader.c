@@ -701,7 +701,10 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		u->offset = loc.offset;
 		u->length = loc.length;
 	}
-	qsort(w->units, w->nunits, sizeof *w->units, cmp_unit_file);
+	/* A window of in-memory sources has no units and no units array:
+	 * qsort(NULL, 0, ...) is undefined behaviour (UBSan stops on it). */
+	if (w->nunits)
+		qsort(w->units, w->nunits, sizeof *w->units, cmp_unit_file);
 	uint64_t A = ld->direct ? (ld->align ? ld->align : 4096) : 1;
 	size_t arena = 0;
 	w->nreads = 0;

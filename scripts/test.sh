@@ -21,9 +21,13 @@ run_suite() { # NAME DIR TESTS [configure args]; TESTS empty = all
 		status=1
 		echo "== $name: FAILED"
 		for log in $(find "$dir/tests" -name '*.log' | sort); do
-			grep -q -E '^(FAIL|ERROR)' "${log%.log}.trs" 2>/dev/null && { echo "--- $log"; tail -40 "$log"; }
+			if grep -q -E '^:test-result: (FAIL|ERROR)' "${log%.log}.trs" 2>/dev/null; then
+				echo "--- $log"
+				tail -40 "$log"
+			fi
 		done
 	fi
+	return 0
 }
 run_suite plain "$top/build" ""
 run_suite "asan+ubsan" "$top/build-asan" "" --enable-sanitizers
