@@ -14,6 +14,11 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node + npm bring zarrita, the independent zarr v3 reader of the writer tests.
+# A node that ships its own npm (another packaging) is fine as it is.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	if [ "$(id -u)" -ne 0 ]; then

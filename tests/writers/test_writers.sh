@@ -119,7 +119,7 @@ roundtrip() {
 	for ((k = 0; k < n; k++)); do
 		"$AB" get coll.zarr "dataset_$k/X" --dense -o "rt_$k.f32" || return 1
 	done
-	"$AB" iterate coll.zarr --batch-size 7 --shuffle --seed 1 --emit index+rowsum >iter.txt || return 1
+	"$AB" iterate coll.zarr --batch-size 8 --shuffle --seed 1 --emit index+rowsum >iter.txt || return 1
 	$PY - "$n" <<'EOF'
 import sys, numpy as np
 n = int(sys.argv[1])
@@ -190,9 +190,10 @@ killed_run() { # killed_run OUT: start, kill -9 after a moment
 killed_run fresh.zarr
 check "kill -9 mid-convert: no collection appears" test ! -e fresh.zarr
 check "kill -9 mid-convert: only a hidden temporary directory is left" bash -c 'ls -a | grep -q "^\.fresh\.zarr\.annbatch-tmp-"'
-cp -a coll.zarr coll_snapshot
-killed_run coll.zarr
-check "kill -9 while adding: the old collection is unchanged" diff -r coll_snapshot coll.zarr
+"$AB" convert big.zarr -o bigcoll.zarr --no-progress >/dev/null 2>&1
+cp -a bigcoll.zarr bigcoll_snapshot
+killed_run bigcoll.zarr
+check "kill -9 while adding: the old collection is unchanged" diff -r bigcoll_snapshot bigcoll.zarr
 check "the next run sweeps the stale temporary directory" bash -c '
 	"$0" convert in1.zarr -o fresh.zarr --no-progress && ! ls -a | grep -q "^\.fresh\.zarr\.annbatch-tmp-"' "$AB"
 
