@@ -1024,19 +1024,57 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 	atomic_fetch_add_explicit(&ld->st_bytes_decoded, unit_bytes, memory_order_relaxed);
 	ab_dtype from = dt->dt;
 	if (u->stream == STREAM_INDICES) {
-		/* CSR column indices: checked against n_cols, stored as int32. */
+		/* CSR column indices: checked against n_cols, stored as int32. The
+		 * loops are typed so the compiler vectorises the copy and the bound
+		 * check (the unsigned compare catches negative values too); the
+		 * slow loop only runs to name an offending index. */
 		uint64_t ncols = ld->n_cols;
 		for (size_t c = 0; c < u->ncopies; c++) {
 			const ld_copy *cp = &w->copies[u->copy_first + c];
-			for (uint64_t i = 0; i < cp->nrows; i++) {
-				int64_t v = ab_value_as_int64(from, cx->unit.data, (size_t)(cp->src_row + i));
+			int32_t *dst = w->ibuf + cp->dst_row;
+			size_t n = (size_t)cp->nrows, at = (size_t)cp->src_row;
+			uint64_t bad = 0;
+#define INDEX_COPY(T)                                                           \
+	do {                                                                    \
+		const T *src = (const T *)(const void *)cx->unit.data + at;     \
+		for (size_t i = 0; i < n; i++) {                                \
+			bad |= (uint64_t)(int64_t)src[i] >= ncols;              \
+			dst[i] = (int32_t)src[i];                               \
+		}                                                               \
+	} while (0)
+			switch (from) {
+			case AB_DT_INT32: {
+				/* the common case, kept in 32 bits so it vectorises
+				 * (n_cols <= INT32_MAX was checked when adding data) */
+				const int32_t *src = (const int32_t *)(const void *)cx->unit.data + at;
+				uint32_t lim = (uint32_t)ncols, b32 = 0;
+				for (size_t i = 0; i < n; i++) {
+					b32 |= (uint32_t)src[i] >= lim;
+					dst[i] = src[i];
+				}
+				bad = b32;
+				break;
+			}
+			case AB_DT_INT64: INDEX_COPY(int64_t); break;
+			case AB_DT_UINT16: INDEX_COPY(uint16_t); break;
+			case AB_DT_UINT32: INDEX_COPY(uint32_t); break;
+			case AB_DT_INT16: INDEX_COPY(int16_t); break;
+			case AB_DT_UINT8: INDEX_COPY(uint8_t); break;
+			case AB_DT_INT8: INDEX_COPY(int8_t); break;
+			case AB_DT_UINT64: INDEX_COPY(uint64_t); break;
+			default:
+				return ab_error_set(AB_EFORMAT, "CSR indices of dtype %s are not integers",
+						    ab_dtype_name(from));
+			}
+#undef INDEX_COPY
+			for (size_t i = 0; bad && i < n; i++) {
+				int64_t v = ab_value_as_int64(from, cx->unit.data, at + i);
 				if (v < 0 || (uint64_t)v >= ncols) {
 					char where[1024];
 					unit_where(u, where, sizeof where);
 					return ab_error_set(AB_ECORRUPT, "%s: column index %lld outside [0, %llu)", where,
 							    (long long)v, (unsigned long long)ncols);
 				}
-				w->ibuf[cp->dst_row + i] = (int32_t)v;
 			}
 		}
 		return 0;
