@@ -88,7 +88,11 @@ const char *ab_attr_str(const json_t *attrs, const char *key)
 
 int ab_store_open_file(ab_store *s, const char *rel)
 {
-	return openat(s->rootfd, *rel ? rel : ".", O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a store is untrusted, and opening a FIFO planted under a
+	 * metadata or chunk name would otherwise block forever waiting for a
+	 * writer. Regular files and directories ignore the flag; anything else
+	 * is then refused by the S_ISREG checks (or fails its reads). */
+	return openat(s->rootfd, *rel ? rel : ".", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 }
 
 int ab_store_read_file(ab_store *s, const char *rel, ab_buf *buf, int *found)

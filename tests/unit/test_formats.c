@@ -624,6 +624,38 @@ START_TEST(test_obs_column_name_cannot_escape)
 }
 END_TEST
 
+/* A FIFO planted under a metadata or chunk name must give an error, not a
+ * reader blocked forever in open() (Check's timeout fails the test then). */
+START_TEST(test_fifo_in_store_does_not_block)
+{
+	make_tmpdir();
+	write_text("zarr.json", "{\"zarr_format\":3,\"node_type\":\"group\",\"attributes\":{}}");
+	write_text("a/zarr.json", v3_array_json);
+	char path[512];
+	snprintf(path, sizeof path, "%s/a/c", tmpdir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/a/c/0", tmpdir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/a/c/0/0", tmpdir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof path, "%s/b", tmpdir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/b/zarr.json", tmpdir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ab_store *st;
+	ck_assert_int_eq(ab_store_open(tmpdir, &st), 0);
+	ab_array *a;
+	ck_assert_int_eq(ab_array_open(st, "a", &a), 0);
+	uint16_t out[6];
+	ck_assert_int_lt(ab_array_read_rows(a, 0, 2, out, sizeof out), 0);
+	ab_array_close(a);
+	ab_node_type t;
+	ck_assert_int_lt(ab_node_type_of(st, "b", &t), 0);
+	ab_store_close(st);
+	rm_tmpdir();
+}
+END_TEST
+
 static Suite *formats_suite(void)
 {
 	Suite *s = suite_create("formats");
@@ -654,6 +686,7 @@ static Suite *formats_suite(void)
 	tcase_add_test(t, test_lying_size_header_is_corrupt);
 	tcase_add_test(t, test_fill_real_out_of_range);
 	tcase_add_test(t, test_obs_column_name_cannot_escape);
+	tcase_add_test(t, test_fifo_in_store_does_not_block);
 	suite_add_tcase(s, t);
 	return s;
 }
