@@ -54,6 +54,13 @@ static void prep(struct io_uring_sqe *sqe, ab_io_req *r)
 	else
 		io_uring_prep_read(sqe, r->fd, dst, len, r->offset + done);
 	io_uring_sqe_set_data(sqe, r);
+	/* A buffered read that hits the page cache is otherwise completed inline,
+	 * inside io_uring_enter, by the one submitting thread: every copy out of
+	 * the page cache would then run on the event loop. IOSQE_ASYNC hands
+	 * them to the kernel's worker pool, which copies in parallel. Direct
+	 * reads are asynchronous by nature and keep the inline fast path. */
+	if (!r->direct)
+		sqe->flags |= IOSQE_ASYNC;
 }
 
 /* An SQE for a resubmission. The ring has depth >= queue depth entries and

@@ -585,6 +585,19 @@ static int grow(void **p, size_t *cap, size_t need, size_t item)
 	return 0;
 }
 
+/* Grows a buffer to `need` bytes, keeping its contents; -1 when out of memory. */
+static int ensure(void **p, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	void *n = realloc(*p, need);
+	if (!n)
+		return -1;
+	*p = n;
+	*cap = need;
+	return 0;
+}
+
 /* Adds the decode units of rows [r0, r1) of `arr` (axis 0) that go to stream
  * rows starting at dst_row. Units of N-d arrays span all trailing units. */
 static int plan_rows(ld_window *w, ab_array *arr, int stream, uint64_t r0, uint64_t r1, uint64_t dst_row)
@@ -832,14 +845,8 @@ static void window_put(ab_loader *ld, ld_window *w)
 		}
 	ab_window_free(&w->w);
 	memset(&w->w, 0, sizeof w->w);
-	free(w->rows);
-	free(w->xbuf);
-	free(w->ibuf);
-	free(w->indptr);
-	w->rows = NULL;
-	w->xbuf = NULL;
-	w->ibuf = NULL;
-	w->indptr = NULL;
+	/* rows, xbuf, ibuf and indptr keep their memory for the next window:
+	 * fresh large allocations would be mapped and faulted in every time. */
 	free(w->batches);
 	w->batches = NULL;
 	w->nbatches = 0;
@@ -896,8 +903,7 @@ static int plan_window(ab_loader *ld, size_t index, ld_window **out)
 	w->epoch = ld->epoch;
 	w->gen = ld->gen;
 	uint64_t n = w->w.nrows;
-	w->rows = malloc(sizeof(uint64_t) * (n ? n : 1));
-	if (!w->rows) {
+	if (ensure((void **)&w->rows, &w->rows_cap, sizeof(uint64_t) * (n ? n : 1))) {
 		rc = ab_error_set(AB_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -907,8 +913,7 @@ static int plan_window(ab_loader *ld, size_t index, ld_window **out)
 			w->rows[k++] = r;
 	if (ld->sparse) {
 		/* The window's indptr comes from the in-memory indptr: no I/O. */
-		w->indptr = malloc(sizeof(int64_t) * (n + 1));
-		if (!w->indptr) {
+		if (ensure((void **)&w->indptr, &w->indptr_cap, sizeof(int64_t) * (n + 1))) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory");
 			goto fail;
 		}
@@ -920,17 +925,15 @@ static int plan_window(ab_loader *ld, size_t index, ld_window **out)
 			w->indptr[i + 1] = w->indptr[i] + (ip[lr + 1] - ip[lr]);
 		}
 		w->nnz = (uint64_t)w->indptr[n];
-		w->xbuf = malloc(w->nnz * ld->out_isz + 64);
-		w->ibuf = malloc(w->nnz * sizeof(int32_t) + 64);
-		if (!w->xbuf || !w->ibuf) {
+		if (ensure((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
+		    ensure((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %llu non-zeros",
 					  (unsigned long long)w->nnz);
 			goto fail;
 		}
 	} else {
 		size_t bytes = (size_t)(n * ld->row_items * ld->out_isz);
-		w->xbuf = malloc(bytes ? bytes : 64);
-		if (!w->xbuf) {
+		if (ensure((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %zu bytes", bytes);
 			goto fail;
 		}
@@ -1191,17 +1194,6 @@ static ab_batch *batch_get(ab_loader *ld)
 	return b;
 }
 
-static int ensure(void **p, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	void *n = realloc(*p, need);
-	if (!n)
-		return -1;
-	*p = n;
-	*cap = need;
-	return 0;
-}
 
 static int assemble(ab_loader *ld, ld_window *w)
 {
@@ -1281,11 +1273,6 @@ static int assemble(ab_loader *ld, ld_window *w)
 			bt->nnz = nnz;
 		}
 	}
-	/* The window's big buffers are no longer needed: batches hold copies. */
-	free(w->xbuf);
-	free(w->ibuf);
-	w->xbuf = NULL;
-	w->ibuf = NULL;
 	return 0;
 }
 
@@ -1860,6 +1847,10 @@ void ab_loader_destroy(ab_loader *ld)
 		free(w->units);
 		free(w->reads);
 		free(w->arena);
+		free(w->rows);
+		free(w->xbuf);
+		free(w->ibuf);
+		free(w->indptr);
 		free(w);
 	}
 	free_obs(ld);

@@ -87,10 +87,11 @@ typedef struct ld_window {
 	uint64_t epoch;
 	uint64_t gen;             /* the ab_loader_start call it belongs to   */
 	uint64_t *rows;           /* global row of each window row              */
-	/* streams */
+	/* streams (capacities kept across the window's reuse) */
 	uint8_t *xbuf;            /* dense rows, or CSR values                   */
 	int32_t *ibuf;            /* CSR column indices                          */
 	int64_t *indptr;          /* CSR: nrows + 1                              */
+	size_t rows_cap, xbuf_cap, ibuf_cap, indptr_cap;
 	uint64_t nnz;
 	/* plan */
 	ld_copy *copies;

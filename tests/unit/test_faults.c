@@ -688,6 +688,76 @@ START_TEST(test_destroy_and_recover)
 }
 END_TEST
 
+typedef struct consumer {
+	ab_loader *ld;
+	epoch_result res;
+} consumer;
+
+static void *consume(void *arg)
+{
+	consumer *c = arg;
+	drain(c->ld, &c->res);
+	return NULL;
+}
+
+/* Several consumer threads blocked in ab_loader_next when a read fails:
+ * every one of them wakes with the error, none hangs, none gets bad data.
+ * And queue depths of 1 and 2, where a held (delayed) read occupies the
+ * whole queue: the batches still come, the same ones. */
+START_TEST(test_consumers_and_depth)
+{
+	set_variant(_i);
+	set_faults("delay@2:80ms,eio@6");
+	ab_loader *ld = make_loader(dense2, _i, 1);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	consumer cs[4];
+	pthread_t th[4];
+	for (int k = 0; k < 4; k++) {
+		cs[k].ld = ld;
+		ck_assert_int_eq(pthread_create(&th[k], NULL, consume, &cs[k]), 0);
+	}
+	uint64_t rows = 0;
+	for (int k = 0; k < 4; k++) {
+		pthread_join(th[k], NULL);
+		ck_assert_msg(cs[k].res.rc == AB_EIO, "consumer %d: rc %d: %s", k, cs[k].res.rc, cs[k].res.msg);
+		ck_assert_contains(cs[k].res.msg, "chunk ");
+		ck_assert_uint_eq(cs[k].res.bad, 0);
+		rows += cs[k].res.rows;
+	}
+	ck_assert_uint_lt(rows, NROWS);
+	ab_loader_destroy(ld);
+
+	epoch_result plain, slow;
+	run_epoch(csr2, _i, 1, NULL, &plain);
+	ck_assert_int_eq(plain.rc, AB_END);
+	for (unsigned qd = 1; qd <= 2; qd++) {
+		set_faults("delay@1:30ms,delay@2:10ms,delay@5:20ms");
+		ab_loader_config cfg;
+		ab_loader_config_init(&cfg);
+		cfg.batch_size = 8;
+		cfg.chunk_size = CHUNK_ROWS;
+		cfg.preload_nchunks = 2;
+		cfg.shuffle = 1;
+		cfg.seed = 3;
+		cfg.rank = 0;
+		cfg.world_size = 1;
+		cfg.threads = (_i & 2) ? 4 : 1;
+		cfg.io_mode = (_i & 4) ? AB_IO_MODE_DIRECT : AB_IO_MODE_BUFFERED;
+		cfg.max_windows = 2;
+		cfg.queue_depth = qd;
+		ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+		ck_assert_int_eq(ab_loader_add_anndata(ld, csr2), 0);
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		drain(ld, &slow);
+		ab_loader_destroy(ld);
+		ck_assert_msg(slow.rc == AB_END, "depth %u: rc %d: %s", qd, slow.rc, slow.msg);
+		ck_assert_uint_eq(slow.bad, 0);
+		ck_assert_uint_eq(slow.digest, plain.digest);
+	}
+	set_faults(NULL);
+}
+END_TEST
+
 /* ------------------------------------------------------------ ceilings */
 
 static int count_fds(void)
@@ -761,6 +831,7 @@ int main(void)
 	tcase_add_loop_test(t, test_corrupt, 0, 8);
 	tcase_add_loop_test(t, test_delay, 0, 8);
 	tcase_add_loop_test(t, test_destroy_and_recover, 0, 8);
+	tcase_add_loop_test(t, test_consumers_and_depth, 0, 8);
 	suite_add_tcase(s, t);
 	t = tcase_create("ceilings");
 	tcase_set_timeout(t, 60);
