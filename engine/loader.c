@@ -508,31 +508,46 @@ static void fd_close_all(ab_loader *ld)
  * refuses it (tmpfs: EINVAL) gets buffered reads, and the stats say so. */
 static int open_data_file(ab_loader *ld, ab_store *st, const char *rel, int *fd)
 {
-	int flags = O_RDONLY | O_CLOEXEC;
+	/* O_NONBLOCK so that a FIFO planted in a store cannot block the event
+	 * loop in open(); it is cleared again below for the regular file. */
+	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+	int f = -1;
 	if (ld->direct) {
-		int f = openat(st->rootfd, rel, flags | O_DIRECT);
-		if (f >= 0) {
-			*fd = f;
-			if (ld->align == 0) {
-				uint32_t mem = 4096, off = 4096;
-				if (ab_io_dio_alignment(f, &mem, &off) != 0)
-					mem = off = 4096;
-				ld->align = mem > off ? mem : off;
-				if (ld->align < 512)
-					ld->align = 512;
-			}
-			return 0;
-		}
-		if (errno != EINVAL)
+		f = openat(st->rootfd, rel, flags | O_DIRECT);
+		if (f < 0 && errno != EINVAL)
 			goto fail;
-		ld->direct = 0;
-		ld->align = 1;
-		snprintf(ld->note, sizeof ld->note, "O_DIRECT refused by the filesystem of %s; using buffered reads",
-			 st->root);
+		if (f < 0) {
+			ld->direct = 0;
+			ld->align = 1;
+			snprintf(ld->note, sizeof ld->note,
+				 "O_DIRECT refused by the filesystem of %s; using buffered reads", st->root);
+		}
 	}
-	*fd = openat(st->rootfd, rel, flags);
-	if (*fd >= 0)
-		return 0;
+	if (f < 0 && (f = openat(st->rootfd, rel, flags)) < 0)
+		goto fail;
+	struct stat sb;
+	if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(f);
+		return ab_error_set(AB_EFORMAT, "%s/%s: not a regular file", st->root, rel);
+	}
+	/* io_uring treats O_NONBLOCK files as "never wait" and would answer
+	 * EAGAIN instead of reading: make the descriptor blocking again. */
+	int fl = fcntl(f, F_GETFL);
+	if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int e = errno;
+		close(f);
+		return ab_error_set(AB_EIO, "%s/%s: fcntl: %s", st->root, rel, strerror(e));
+	}
+	if (ld->direct && ld->align == 0) {
+		uint32_t mem = 4096, off = 4096;
+		if (ab_io_dio_alignment(f, &mem, &off) != 0)
+			mem = off = 4096;
+		ld->align = mem > off ? mem : off;
+		if (ld->align < 512)
+			ld->align = 512;
+	}
+	*fd = f;
+	return 0;
 fail:
 	if (errno == ENOENT || errno == ENOTDIR) {
 		*fd = -1;

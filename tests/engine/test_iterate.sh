@@ -163,6 +163,10 @@ expect_fail "truncated chunk" "chunk 1" "$work/broken.zarr" --batch-size 10 --ch
 cp -r "$D/csr_b.zarr" "$work/broken3.zarr"
 printf 'XXXX' | dd of="$work/broken3.zarr/dataset_0/X/data/c/0" bs=1 seek=10 conv=notrunc status=none
 expect_fail "corrupt shard" "shard" "$work/broken3.zarr" --batch-size 10 --chunk-size 10 --preload-nchunks 4
+cp -r "$D/csr_a.zarr" "$work/fifo.zarr"
+rm "$work/fifo.zarr/X/data/1" && mkfifo "$work/fifo.zarr/X/data/1"
+expect_fail "a FIFO in place of a chunk" "not a regular file" "$work/fifo.zarr" --batch-size 10 --chunk-size 10 \
+	--preload-nchunks 4
 
 echo "iterate: $pass passed, $fail failed"
 [ $fail -eq 0 ] && [ $pass -gt 0 ]
