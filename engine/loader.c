@@ -713,6 +713,47 @@ static int merge_units(ld_window *w)
 	return 0;
 }
 
+/* The registered read buffers: one per window slot (max_windows), sized from
+ * the first window of the epoch with a quarter of headroom. Registering pins
+ * the pages once, so reads skip the per-read page pinning (read_fixed). It is
+ * done before the epoch's first read, when nothing is in flight; a window
+ * that outgrows its slot, or a refusal (locked-memory limit), falls back to
+ * ordinary buffers, and the stats say so. */
+static void register_pool(ab_loader *ld, size_t first_arena)
+{
+	ld->reg_tried = 1;
+	ld->reg_active = 0;
+	size_t want = first_arena + first_arena / 4;
+	want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+	if (!ld->reg_buf || ld->reg_size < first_arena) {
+		/* (re)allocate: at an epoch's first plan no read or decode of any
+		 * window is running, so no slot buffer is in use */
+		for (unsigned i = 0; i < ld->nreg; i++)
+			free(ld->reg_buf[i]);
+		free(ld->reg_buf);
+		ld->reg_buf = calloc(ld->cfg.max_windows, sizeof *ld->reg_buf);
+		ld->nreg = 0;
+		if (!ld->reg_buf)
+			return;
+		for (unsigned i = 0; i < ld->cfg.max_windows; i++) {
+			if (posix_memalign(&ld->reg_buf[i], 4096, want) != 0)
+				break;
+			ld->nreg++;
+		}
+		ld->reg_size = want;
+	}
+	if (ld->nreg == 0)
+		return;
+	size_t lens[64];
+	unsigned n = ld->nreg < 64 ? ld->nreg : 64;
+	for (unsigned i = 0; i < n; i++)
+		lens[i] = ld->reg_size;
+	if (ab_io_register_buffers(ld->io, ld->reg_buf, lens, n) == 0)
+		ld->reg_active = 1;
+	else
+		snprintf(ld->note, sizeof ld->note, "read buffers not registered (%s)", ab_last_error());
+}
+
 /* Turns located units into reads: one per unsharded chunk file; adjacent byte
  * ranges of one shard file coalesced into one read. Widened to the O_DIRECT
  * alignment; the buffers live in one arena per window. */
@@ -819,15 +860,30 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		i = j;
 	}
 	if (arena) {
-		if (arena > w->arena_size || !w->arena) {
-			free(w->arena);
-			w->arena = NULL;
-			if (posix_memalign(&w->arena, 4096, arena) != 0)
-				return ab_error_set(AB_ENOMEM, "out of memory for %zu bytes of read buffers", arena);
-			w->arena_size = arena;
+		uint8_t *base;
+		int index = -1;
+		if (!ld->reg_tried)
+			register_pool(ld, arena);
+		if (w->slot < 0 && ld->slots_used < ld->nreg)
+			w->slot = (int)ld->slots_used++;
+		if (w->slot >= 0 && (unsigned)w->slot < ld->nreg && ld->reg_active && arena <= ld->reg_size) {
+			/* the window's registered buffer: reads go as read_fixed */
+			base = ld->reg_buf[w->slot];
+			index = w->slot;
+		} else {
+			if (arena > w->arena_size || !w->arena) {
+				free(w->arena);
+				w->arena = NULL;
+				if (posix_memalign(&w->arena, 4096, arena) != 0)
+					return ab_error_set(AB_ENOMEM, "out of memory for %zu bytes of read buffers", arena);
+				w->arena_size = arena;
+			}
+			base = w->arena;
 		}
-		for (size_t k = 0; k < w->nreads; k++)
-			w->reads[k].req.buf = (uint8_t *)w->arena + (uintptr_t)w->reads[k].req.buf;
+		for (size_t k = 0; k < w->nreads; k++) {
+			w->reads[k].req.buf = base + (uintptr_t)w->reads[k].req.buf;
+			w->reads[k].req.buf_index = index;
+		}
 	}
 	/* Back pointers only now: growing the array above moves the reads. */
 	for (size_t k = 0; k < w->nreads; k++)
@@ -842,8 +898,11 @@ static ld_window *window_get(ab_loader *ld)
 	if (w)
 		ld->free_windows = w->next;
 	pthread_mutex_unlock(&ld->mu);
-	if (!w)
+	if (!w) {
 		w = calloc(1, sizeof *w);
+		if (w)
+			w->slot = -1;
+	}
 	if (w) {
 		w->ld = ld;
 		w->next = NULL;
@@ -1643,6 +1702,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	}
 	ld->direct = direct;
 	ld->align = direct ? 0 : 1;
+	ld->reg_tried = 0; /* the new ring registers the pool again */
 	ld->note[0] = '\0';
 	ab_io_config ic = { 0 };
 	ic.kind = ld->cfg.backend == AB_BACKEND_PREAD ? AB_IO_PREAD : AB_IO_URING;
@@ -1651,6 +1711,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	const char *why = NULL;
 	if ((rc = ab_io_create(&ic, &ld->io, &why)))
 		goto fail;
+	snprintf(ld->backend_name, sizeof ld->backend_name, "%s", ab_io_name(ld->io));
 	if (why) {
 		if (ld->cfg.backend == AB_BACKEND_URING) {
 			rc = ab_error_set(AB_EUNSUPPORTED, "%s", why);
@@ -1826,13 +1887,14 @@ int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 	st->reads = atomic_load(&ld->st_reads);
 	st->reads_in_flight = atomic_load(&ld->st_inflight);
 	st->threads = ld->cfg.threads;
+	st->registered_buffers = ld->reg_active;
 	st->queue_depth = ld->cfg.queue_depth;
 	const double q[4] = { 0.5, 0.9, 0.99, 0.999 };
 	for (int i = 0; i < 4; i++)
 		st->read_lat_us[i] = ab_hist_quantile(&ld->read_lat, q[i]) / 1000.0;
 	st->wait_us[0] = ab_hist_quantile(&ld->wait_lat, 0.5) / 1000.0;
 	st->wait_us[1] = ab_hist_quantile(&ld->wait_lat, 0.99) / 1000.0;
-	snprintf(st->backend, sizeof st->backend, "%s", ld->io ? ab_io_name(ld->io) : "none");
+	snprintf(st->backend, sizeof st->backend, "%s", ld->backend_name[0] ? ld->backend_name : "none");
 	snprintf(st->io_mode, sizeof st->io_mode, "%s", ld->direct ? "direct" : "buffered");
 	snprintf(st->note, sizeof st->note, "%s", ld->note);
 	return 0;
@@ -1868,6 +1930,9 @@ void ab_loader_destroy(ab_loader *ld)
 		free(w->indptr);
 		free(w);
 	}
+	for (unsigned i = 0; i < ld->nreg; i++)
+		free(ld->reg_buf[i]);
+	free(ld->reg_buf);
 	free_obs(ld);
 	if (ld->class_loaded)
 		ld_obs_free(&ld->class_col);

@@ -100,8 +100,9 @@ typedef struct ld_window {
 	size_t nunits, cap_units;
 	ld_read *reads;
 	size_t nreads, cap_reads, next_submit;
-	void *arena;
+	void *arena;              /* read buffers when the window has no slot   */
 	size_t arena_size;
+	int slot;                 /* registered buffer of this window, or -1    */
 	atomic_size_t tasks_left;
 	ld_task fill_task;
 	size_t skip;              /* leading batches not published (resume)    */
@@ -190,6 +191,12 @@ struct ab_loader {
 	int direct;                 /* open data files with O_DIRECT             */
 	uint32_t align;             /* O_DIRECT alignment (1 when buffered)       */
 	char note[160];
+	char backend_name[16];      /* of the last epoch (kept after a stop)     */
+	/* registered read buffers, one per window slot */
+	void **reg_buf;
+	size_t reg_size;
+	unsigned nreg, slots_used;
+	int reg_tried, reg_active;
 	/* stats */
 	_Atomic uint64_t st_rows, st_batches, st_bytes_read, st_bytes_decoded, st_reads;
 	_Atomic uint64_t st_epoch_batches, st_inflight;

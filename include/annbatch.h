@@ -476,6 +476,7 @@ typedef struct ab_loader_stats {
 	double read_lat_us[4];     /* p50, p90, p99, p99.9 of read completion time   */
 	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next    */
 	unsigned threads;          /* decode workers in use                         */
+	int registered_buffers;    /* reads go into registered (fixed) buffers      */
 	unsigned queue_depth;
 	char backend[16];          /* "uring" or "pread"                            */
 	char io_mode[16];          /* "direct" or "buffered"                        */

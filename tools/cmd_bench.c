@@ -329,7 +329,7 @@ int cmd_bench(int argc, char **argv)
 			       "\"cpu_sys_s\": %.3f, \"io_backend\": \"%s\", \"io_mode\": \"%s\", \"consumers\": %llu, "
 			       "\"touch\": %s, \"cold\": %s, \"page_cache_dropped\": %s, \"batch_size\": %llu, "
 			       "\"chunk_size\": %llu, \"preload_nchunks\": %llu, \"shuffle\": %s, \"queue_depth\": %u, "
-			       "\"threads\": %u, \"max_windows\": %u, \"note\": ",
+			       "\"threads\": %u, \"max_windows\": %u, \"registered_buffers\": %s, \"note\": ",
 			       (unsigned long long)samples, (unsigned long long)batches, (unsigned long long)st.rows,
 			       (unsigned long long)epochs_done, el, (double)samples / el, (double)batches / el,
 			       (unsigned long long)st.bytes_read, (double)st.bytes_read / el, (unsigned long long)st.reads,
@@ -338,7 +338,8 @@ int cmd_bench(int argc, char **argv)
 			       cpu_s, st.backend, st.io_mode, (unsigned long long)consumers, touch ? "true" : "false",
 			       cold ? "true" : "false", dropped_all ? "true" : "false", (unsigned long long)cf->batch_size,
 			       (unsigned long long)cf->chunk_size, (unsigned long long)cf->preload_nchunks,
-			       cf->shuffle ? "true" : "false", st.queue_depth, st.threads, cf->max_windows);
+			       cf->shuffle ? "true" : "false", st.queue_depth, st.threads, cf->max_windows,
+			       st.registered_buffers ? "true" : "false");
 			cli_json_string(stdout, st.note);
 			printf("}\n");
 		} else {
@@ -357,8 +358,9 @@ int cmd_bench(int argc, char **argv)
 			printf("  batch wait : p50 %.1f us, p99 %.1f us (consumer time in ab_loader_next)\n", st.wait_us[0],
 			       st.wait_us[1]);
 			printf("  cpu        : user %.2f s/s, sys %.2f s/s\n", cpu_u / el, cpu_s / el);
-			printf("  engine     : backend %s, io %s, queue depth %u, %u decode threads, %llu consumer(s)%s%s\n",
-			       st.backend, st.io_mode, st.queue_depth, st.threads, (unsigned long long)consumers,
+			printf("  engine     : backend %s, io %s%s, queue depth %u, %u decode threads, %llu consumer(s)%s%s\n",
+			       st.backend, st.io_mode, st.registered_buffers ? ", registered buffers" : "", st.queue_depth,
+			       st.threads, (unsigned long long)consumers,
 			       touch ? ", touch" : "", cold ? (dropped_all ? ", cold (page cache dropped)" : ", cold (fadvise)")
 							     : "");
 			printf("  sampling   : batch %llu, chunk %llu, preload %llu, %s\n", (unsigned long long)cf->batch_size,
