@@ -254,12 +254,44 @@ int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, uns
 	return AB_OK;
 }
 
+int ab_io_register_files(ab_io *io, unsigned n)
+{
+	if (!io)
+		return ab_error_set(AB_EINVAL, "io: register_files: NULL argument");
+	int st = check_thread(io, "register_files", 0);
+	if (st)
+		return st;
+	if (io->inflight)
+		return ab_error_set(AB_EINVAL, "io: register_files with %u reads in flight", io->inflight);
+	if (n > 65536)
+		return ab_error_set(AB_EINVAL, "io: %u file slots, limit 65536", n);
+	if ((st = io->ops->register_files(io, n)))
+		return st;
+	io->nfiles = n;
+	return AB_OK;
+}
+
+int ab_io_set_file(ab_io *io, unsigned slot, int fd)
+{
+	if (!io)
+		return ab_error_set(AB_EINVAL, "io: set_file: NULL argument");
+	int st = check_thread(io, "set_file", 0);
+	if (st)
+		return st;
+	if (slot >= io->nfiles)
+		return ab_error_set(AB_EINVAL, "io: file slot %u of %u", slot, io->nfiles);
+	return io->ops->set_file(io, slot, fd);
+}
+
 static int check_req(const ab_io *io, const ab_io_req *r, unsigned i)
 {
 	if (!r)
 		return ab_error_set(AB_EINVAL, "io: request %u is NULL", i);
 	if (r->len && !r->buf)
 		return ab_error_set(AB_EINVAL, "io: request %u has no buffer", i);
+	if (r->fixed_file > io->nfiles)
+		return ab_error_set(AB_EINVAL, "io: request %u names file slot %u of %u", i, r->fixed_file - 1,
+				    io->nfiles);
 	if (r->buf_index >= 0) {
 		if ((unsigned)r->buf_index >= io->nbufs)
 			return ab_error_set(AB_EINVAL,

@@ -23,6 +23,8 @@ typedef struct ab_io_req {
 	uint32_t len;
 	void *buf;            /* len bytes (aligned for direct reads)               */
 	int buf_index;        /* registered buffer index, or -1                     */
+	unsigned fixed_file;  /* 0: read `fd`; k > 0: registered file slot k - 1,    */
+	                      /* which must hold `fd` (ab_io_set_file)              */
 	/* results, filled by the backend */
 	int64_t result;       /* bytes read (< len only at end of file), or -errno  */
 	uint64_t submit_ns, complete_ns; /* CLOCK_MONOTONIC, for latency stats    */
@@ -66,6 +68,14 @@ unsigned ab_io_queue_depth(const ab_io *io);
 /* Registers buffers (io_uring fixed buffers; no-op for pread). Optional: reads
  * with buf_index = -1 work without it. */
 int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, unsigned n);
+
+/* Registered files: a table of n slots (io_uring: a sparse fixed-file table,
+ * so a read skips the per-read file-table lookup; the pread pool has nothing
+ * to register and reads `fd`). ab_io_set_file puts `fd` in a slot (-1 clears
+ * it) and may be called with reads in flight; requests then name the slot in
+ * fixed_file. Both only from the driving thread. */
+int ab_io_register_files(ab_io *io, unsigned n);
+int ab_io_set_file(ab_io *io, unsigned slot, int fd);
 
 /* Queues up to n requests (n <= free slots = queue_depth - in flight) and
  * submits them with one system call. Returns the number queued (>= 0) or a

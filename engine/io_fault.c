@@ -256,6 +256,16 @@ static int fault_register_buffers(ab_io *io, const struct iovec *iov, unsigned n
 	return st;
 }
 
+static int fault_register_files(ab_io *io, unsigned n)
+{
+	return ab_io_register_files(F(io)->inner, n);
+}
+
+static int fault_set_file(ab_io *io, unsigned slot, int fd)
+{
+	return ab_io_set_file(F(io)->inner, slot, fd);
+}
+
 static int fault_submit(ab_io *io, ab_io_req *const *reqs, unsigned n, uint64_t now)
 {
 	(void)now; /* the real backend stamps submit_ns itself */
@@ -349,6 +359,8 @@ int ab_io_fault_wrap(ab_io *inner, const char *spec, ab_io **out)
 		.name = inner->ops->name,
 		.destroy = fault_destroy,
 		.register_buffers = fault_register_buffers,
+		.register_files = fault_register_files,
+		.set_file = fault_set_file,
 		.submit = fault_submit,
 		.reap = fault_reap,
 	};

@@ -30,6 +30,9 @@ struct ab_io_ops {
 	void (*destroy)(ab_io *io);
 	/* io.c has checked the table; n == 0 means "drop the registration". */
 	int (*register_buffers)(ab_io *io, const struct iovec *iov, unsigned n);
+	/* A table of n file slots, and one slot's descriptor. */
+	int (*register_files)(ab_io *io, unsigned n);
+	int (*set_file)(ab_io *io, unsigned slot, int fd);
 	/* io.c has checked every request and capped n at the free slots; the
 	 * backend takes all n (or fails without taking any). */
 	int (*submit)(ab_io *io, ab_io_req *const *reqs, unsigned n, uint64_t now);
@@ -45,6 +48,7 @@ struct ab_io {
 	 * buf..buf+len lies inside the buffer it names. */
 	struct iovec *bufs;
 	unsigned nbufs;
+	unsigned nfiles;      /* registered file slots                            */
 	/* The driving thread: bound by the first ab_io_submit. io_uring with
 	 * SINGLE_ISSUER only accepts that thread, and the pread pool is held to
 	 * the same rule so that a loader tested on either behaves the same. */

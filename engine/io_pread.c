@@ -115,6 +115,22 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The pool reads `fd` directly: file slots need nothing. */
+static int pread_register_files(ab_io *io, unsigned n)
+{
+	(void)io;
+	(void)n;
+	return AB_OK;
+}
+
+static int pread_set_file(ab_io *io, unsigned slot, int fd)
+{
+	(void)io;
+	(void)slot;
+	(void)fd;
+	return AB_OK;
+}
+
 static int pread_register_buffers(ab_io *io, const struct iovec *iov, unsigned n)
 {
 	/* Nothing to pin: pread copies into any buffer. io.c keeps the table
@@ -192,6 +208,8 @@ static const struct ab_io_ops pread_ops = {
 	.name = "pread",
 	.destroy = pread_destroy,
 	.register_buffers = pread_register_buffers,
+	.register_files = pread_register_files,
+	.set_file = pread_set_file,
 	.submit = pread_submit,
 	.reap = pread_reap,
 };

@@ -49,10 +49,14 @@ static void prep(struct io_uring_sqe *sqe, ab_io_req *r)
 	uint64_t done = (uint64_t)r->result;
 	char *dst = (char *)r->buf + done;
 	unsigned len = r->len - (uint32_t)done;
+	/* A registered file is named by its slot, with IOSQE_FIXED_FILE. */
+	int fd = r->fixed_file ? (int)(r->fixed_file - 1) : r->fd;
 	if (r->buf_index >= 0)
-		io_uring_prep_read_fixed(sqe, r->fd, dst, len, r->offset + done, r->buf_index);
+		io_uring_prep_read_fixed(sqe, fd, dst, len, r->offset + done, r->buf_index);
 	else
-		io_uring_prep_read(sqe, r->fd, dst, len, r->offset + done);
+		io_uring_prep_read(sqe, fd, dst, len, r->offset + done);
+	if (r->fixed_file)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data(sqe, r);
 	/* A buffered read that hits the page cache is otherwise completed inline,
 	 * inside io_uring_enter, by the one submitting thread: every copy out of
@@ -117,6 +121,31 @@ static int complete(struct uring_io *u, ab_io_req *r, int res, uint64_t now, int
 }
 
 /* --------------------------------------------------------------- ops */
+
+static int uring_register_files(ab_io *io, unsigned n)
+{
+	struct uring_io *u = U(io);
+	/* Replace any earlier table: -ENXIO only says there was none. */
+	int rc = io_uring_unregister_files(&u->ring);
+	if (rc < 0 && rc != -ENXIO)
+		return ab_error_set(AB_EIO, "io_uring: unregister files: %s", strerror(-rc));
+	if (n == 0)
+		return AB_OK;
+	rc = io_uring_register_files_sparse(&u->ring, n);
+	if (rc < 0)
+		return ab_error_set(rc == -EINVAL ? AB_EUNSUPPORTED : AB_EIO,
+				    "io_uring: register %u file slots: %s", n, strerror(-rc));
+	return AB_OK;
+}
+
+static int uring_set_file(ab_io *io, unsigned slot, int fd)
+{
+	struct uring_io *u = U(io);
+	int rc = io_uring_register_files_update(&u->ring, slot, &fd, 1);
+	if (rc < 0)
+		return ab_error_set(AB_EIO, "io_uring: file slot %u: %s", slot, strerror(-rc));
+	return AB_OK;
+}
 
 static int uring_register_buffers(ab_io *io, const struct iovec *iov, unsigned n)
 {
@@ -303,6 +332,8 @@ static const struct ab_io_ops uring_ops = {
 	.name = "uring",
 	.destroy = uring_destroy,
 	.register_buffers = uring_register_buffers,
+	.register_files = uring_register_files,
+	.set_file = uring_set_file,
 	.submit = uring_submit,
 	.reap = uring_reap,
 };

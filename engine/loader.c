@@ -489,13 +489,6 @@ static void post_error(ab_loader *ld, int code, const char *msg)
 
 /* ------------------------------------------------------------ files */
 
-static int fd_lookup(ab_loader *ld, const ab_array *arr, uint64_t lin)
-{
-	for (size_t i = 0; i < ld->nfds; i++)
-		if (ld->fds[i].arr == arr && ld->fds[i].lin == lin)
-			return ld->fds[i].fd;
-	return -1;
-}
 
 static void fd_close_all(ab_loader *ld)
 {
@@ -556,13 +549,18 @@ fail:
 	return ab_error_set(AB_EIO, "%s/%s: cannot open: %s", st->root, rel, strerror(errno));
 }
 
-static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *fd)
+/* The cached descriptor of a shard file, opened on first use; *fixed gets
+ * its registered file slot + 1 (0 when not registered). */
+static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *fd, unsigned *fixed)
 {
-	int f = fd_lookup(ld, arr, loc->file_lin);
-	if (f >= 0) {
-		*fd = f;
-		return 0;
+	for (size_t i = 0; i < ld->nfds; i++) {
+		if (ld->fds[i].arr == arr && ld->fds[i].lin == loc->file_lin) {
+			*fd = ld->fds[i].fd;
+			*fixed = ld->fds[i].fixed;
+			return 0;
+		}
 	}
+	int f;
 	int rc = open_data_file(ld, arr->store, loc->rel, &f);
 	if (rc)
 		return rc;
@@ -578,8 +576,18 @@ static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *f
 		ld->fds = n;
 		ld->cap_fds = nc;
 	}
-	ld->fds[ld->nfds++] = (ld_fd_slot){ arr, loc->file_lin, f };
+	/* Long-lived shard files go into the ring's file table while there is
+	 * room: their reads then skip the per-read file lookup. */
+	unsigned slot = 0;
+	if (ld->nfds < ld->file_slots && ab_io_set_file(ld->io, (unsigned)ld->nfds, f) == 0)
+	{
+		slot = (unsigned)ld->nfds + 1;
+		if (slot > ld->registered_files)
+			ld->registered_files = slot;
+	}
+	ld->fds[ld->nfds++] = (ld_fd_slot){ arr, loc->file_lin, f, slot };
 	*fd = f;
+	*fixed = slot;
 	return 0;
 }
 
@@ -760,6 +768,11 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 static int plan_reads(ab_loader *ld, ld_window *w)
 {
 	int rc;
+	if (!ld->files_tried) {
+		/* before the epoch's first read: nothing is in flight */
+		ld->files_tried = 1;
+		ld->file_slots = ab_io_register_files(ld->io, 1024) == 0 ? 1024 : 0;
+	}
 	for (size_t i = 0; i < w->nunits; i++) {
 		ld_unit *u = &w->units[i];
 		ab_unit_loc loc;
@@ -822,7 +835,7 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		} else {
 			ab_unit_loc loc;
 			ab_array_locate_unit(u->arr, u->coord, &loc); /* cached: gives rel */
-			if ((rc = shard_fd(ld, u->arr, &loc, &r->fd)))
+			if ((rc = shard_fd(ld, u->arr, &loc, &r->fd, &r->req.fixed_file)))
 				return rc;
 			uint64_t end = u->offset + u->length;
 			while (j < w->nunits && w->units[j].arr == u->arr && w->units[j].present &&
@@ -1702,7 +1715,9 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	}
 	ld->direct = direct;
 	ld->align = direct ? 0 : 1;
-	ld->reg_tried = 0; /* the new ring registers the pool again */
+	ld->reg_tried = 0; /* the new ring registers the pool and files again */
+	ld->files_tried = 0;
+	ld->file_slots = 0;
 	ld->note[0] = '\0';
 	ab_io_config ic = { 0 };
 	ic.kind = ld->cfg.backend == AB_BACKEND_PREAD ? AB_IO_PREAD : AB_IO_URING;
@@ -1888,6 +1903,7 @@ int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 	st->reads_in_flight = atomic_load(&ld->st_inflight);
 	st->threads = ld->cfg.threads;
 	st->registered_buffers = ld->reg_active;
+	st->registered_files = ld->registered_files;
 	st->queue_depth = ld->cfg.queue_depth;
 	const double q[4] = { 0.5, 0.9, 0.99, 0.999 };
 	for (int i = 0; i < 4; i++)

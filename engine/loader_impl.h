@@ -135,6 +135,7 @@ typedef struct ld_fd_slot {
 	const ab_array *arr;
 	uint64_t lin;
 	int fd;
+	unsigned fixed;       /* registered file slot + 1, or 0               */
 } ld_fd_slot;
 
 struct ab_loader {
@@ -197,6 +198,9 @@ struct ab_loader {
 	size_t reg_size;
 	unsigned nreg, slots_used;
 	int reg_tried, reg_active;
+	unsigned file_slots;        /* registered file table size (0: none)      */
+	unsigned registered_files;  /* high-water mark, for the stats            */
+	int files_tried;
 	/* stats */
 	_Atomic uint64_t st_rows, st_batches, st_bytes_read, st_bytes_decoded, st_reads;
 	_Atomic uint64_t st_epoch_batches, st_inflight;

@@ -477,6 +477,7 @@ typedef struct ab_loader_stats {
 	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next    */
 	unsigned threads;          /* decode workers in use                         */
 	int registered_buffers;    /* reads go into registered (fixed) buffers      */
+	unsigned registered_files; /* shard files in the ring's file table          */
 	unsigned queue_depth;
 	char backend[16];          /* "uring" or "pread"                            */
 	char io_mode[16];          /* "direct" or "buffered"                        */

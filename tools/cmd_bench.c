@@ -329,7 +329,7 @@ int cmd_bench(int argc, char **argv)
 			       "\"cpu_sys_s\": %.3f, \"io_backend\": \"%s\", \"io_mode\": \"%s\", \"consumers\": %llu, "
 			       "\"touch\": %s, \"cold\": %s, \"page_cache_dropped\": %s, \"batch_size\": %llu, "
 			       "\"chunk_size\": %llu, \"preload_nchunks\": %llu, \"shuffle\": %s, \"queue_depth\": %u, "
-			       "\"threads\": %u, \"max_windows\": %u, \"registered_buffers\": %s, \"note\": ",
+			       "\"threads\": %u, \"max_windows\": %u, \"registered_buffers\": %s, \"registered_files\": %u, \"note\": ",
 			       (unsigned long long)samples, (unsigned long long)batches, (unsigned long long)st.rows,
 			       (unsigned long long)epochs_done, el, (double)samples / el, (double)batches / el,
 			       (unsigned long long)st.bytes_read, (double)st.bytes_read / el, (unsigned long long)st.reads,
@@ -339,7 +339,7 @@ int cmd_bench(int argc, char **argv)
 			       cold ? "true" : "false", dropped_all ? "true" : "false", (unsigned long long)cf->batch_size,
 			       (unsigned long long)cf->chunk_size, (unsigned long long)cf->preload_nchunks,
 			       cf->shuffle ? "true" : "false", st.queue_depth, st.threads, cf->max_windows,
-			       st.registered_buffers ? "true" : "false");
+			       st.registered_buffers ? "true" : "false", st.registered_files);
 			cli_json_string(stdout, st.note);
 			printf("}\n");
 		} else {

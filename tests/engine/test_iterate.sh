@@ -134,6 +134,8 @@ assert d["io_backend"] in ("uring", "pread") and d["io_mode"] in ("direct", "buf
 assert d["reads"] > 0 and d["disk_bytes"] > 0 and d["threads"] >= 1
 # as root the locked-memory limit allows registering the read buffers
 assert d["io_backend"] != "uring" or d["registered_buffers"] is True, d
+# the collection's shard files go into the ring's file table
+assert d["io_backend"] != "uring" or d["registered_files"] >= 2, d
 PYEOF
 "$AB" bench "${CSR[@]}" "${S[@]}" --duration 0.5 --cold --io direct >"$work/bench.txt" 2>"$work/err"
 check "bench text" grep -q "samples/s" "$work/bench.txt"
