@@ -25,7 +25,7 @@ void ab_loader_config_init(ab_loader_config *c)
 	c->batch_size = 1;
 	c->rank = -1;
 	c->world_size = -1;
-	c->io_mode = AB_IO_MODE_AUTO;
+	c->io_mode = AB_IO_MODE_DIRECT; /* falls back to buffered where refused */
 	c->backend = AB_BACKEND_AUTO;
 	c->queue_depth = 64;
 	c->threads = 0;
@@ -732,7 +732,7 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 	ld->reg_tried = 1;
 	ld->reg_active = 0;
 	size_t want = first_arena + first_arena / 4;
-	want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+	want = (want + 4095) & ~(size_t)4095;
 	if (!ld->reg_buf || ld->reg_size < first_arena) {
 		/* (re)allocate: at an epoch's first plan no read or decode of any
 		 * window is running, so no slot buffer is in use */

@@ -321,7 +321,8 @@ int ab_collection_datasets(ab_store *store, const char *node, char ***names, siz
  * random order with `shuffle`), loads `preload_nchunks` of them at once (a
  * window), permutes the window's rows in memory and cuts them into batches of
  * `batch_size`, exactly as the Python annbatch library does. Reads are
- * submitted in batches to io_uring (O_DIRECT by default on large stores),
+ * submitted in batches to io_uring (O_DIRECT by default, buffered where the
+ * filesystem refuses it),
  * decoded on a worker pool, and handed to any number of consumer threads
  * through a bounded lock-free ring.
  *
@@ -364,7 +365,7 @@ typedef struct ab_loader_config {
 	/* output */
 	int to_float32;            /* convert X values to float32                   */
 	/* engine */
-	ab_io_mode io_mode;
+	ab_io_mode io_mode;        /* direct (O_DIRECT, buffered where refused)     */
 	ab_io_backend backend;
 	unsigned queue_depth;      /* reads in flight, 64                           */
 	unsigned threads;          /* decode workers, 0 = number of CPUs            */

@@ -76,7 +76,10 @@ CFG=(--batch-size $BATCH --chunk-size $CHUNK --preload-nchunks $PRELOAD --shuffl
 #  - the batches cut from it, which copy the same again;
 #  - its read buffers: per chunk_size rows, every zarr chunk those rows'
 #    elements can touch (ceil(elements / chunk elements) + 1), at the size of
-#    the largest chunk file, plus one alignment block per read.
+#    the largest chunk file, plus one alignment block per read. A window owns
+#    a registered read buffer (its slot: 1.25 x the epoch's first window's
+#    reads) and, when a later window needs more than that, an ordinary one of
+#    its own as well: 2.25 x the read bound in all.
 # On top: each decode thread's scratch (a decoded chunk and the codec's
 # buffer), the whole indptr (8 bytes a row, read once), doubled for what
 # glibc keeps in its per-thread arenas after a free; and a fixed allowance
@@ -104,7 +107,7 @@ row_bytes = 16
 streams = W * max_row * sum(a[0] for a in arrays) + W * row_bytes
 batches = streams
 reads = preload * sum((math.ceil(chunk * max_row / e) + 1) * (f + 4096) for _, e, f in arrays)
-window = streams + batches + reads
+window = streams + batches + reads * 9 // 4
 decode = threads * 2 * max(isz * e for isz, e, _ in arrays)
 whole_indptr = 8 * (len(indptr) - 1)
 allowance = 10 << 20
