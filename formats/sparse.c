@@ -59,6 +59,11 @@ double ab_value_as_double(ab_dtype dt, const void *buf, size_t i)
 	}
 }
 
+double ab_item_as_double(ab_dtype dt, const void *items, size_t i)
+{
+	return items ? ab_value_as_double(dt, items, i) : 0;
+}
+
 int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp)
 {
 	ab_dtype dt = arr->m.dt.dt;

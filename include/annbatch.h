@@ -87,6 +87,10 @@ size_t ab_dtype_size(ab_dtype dt);
 /* A stable lowercase name: "bool", "int8", ..., "float32", "string". */
 const char *ab_dtype_name(ab_dtype dt);
 
+/* Item i of an array of `dt` items (host byte order) as a double: bool 0/1,
+ * integers and floats (float16 included) converted, complex: the real part. */
+double ab_item_as_double(ab_dtype dt, const void *items, size_t i);
+
 /* ------------------------------------------------------------------------- */
 /* Stores and the hierarchy                                                  */
 /* ------------------------------------------------------------------------- */

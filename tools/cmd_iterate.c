@@ -34,23 +34,6 @@ static void usage(FILE *f)
 
 enum { O_EMIT = 1, O_STATS, O_EPOCHS };
 
-static double value_at(ab_dtype dt, const void *p, uint64_t i)
-{
-	switch (dt) {
-	case AB_DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-	case AB_DT_INT8: return ((const int8_t *)p)[i];
-	case AB_DT_INT16: return ((const int16_t *)p)[i];
-	case AB_DT_INT32: return ((const int32_t *)p)[i];
-	case AB_DT_INT64: return (double)((const int64_t *)p)[i];
-	case AB_DT_UINT8: return ((const uint8_t *)p)[i];
-	case AB_DT_UINT16: return ((const uint16_t *)p)[i];
-	case AB_DT_UINT32: return ((const uint32_t *)p)[i];
-	case AB_DT_UINT64: return (double)((const uint64_t *)p)[i];
-	case AB_DT_FLOAT32: return ((const float *)p)[i];
-	case AB_DT_FLOAT64: return ((const double *)p)[i];
-	default: return 0; /* float16 is promoted by the loader's to_float32 */
-	}
-}
 
 int cmd_iterate(int argc, char **argv)
 {
@@ -132,10 +115,10 @@ int cmd_iterate(int argc, char **argv)
 					double s = 0;
 					if (bv.sparse) {
 						for (int64_t k = bv.indptr[r]; k < bv.indptr[r + 1]; k++)
-							s += value_at(bv.dtype, bv.values, (uint64_t)k);
+							s += ab_item_as_double(bv.dtype, bv.values, (size_t)k);
 					} else {
 						for (uint64_t k = 0; k < bv.row_items; k++)
-							s += value_at(bv.dtype, bv.data, r * bv.row_items + k);
+							s += ab_item_as_double(bv.dtype, bv.data, (size_t)(r * bv.row_items + k));
 					}
 					printf("%llu:%.17g", (unsigned long long)bv.rows[r], s);
 				}
