@@ -1159,12 +1159,9 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 #undef INDEX_COPY
 			for (size_t i = 0; bad && i < n; i++) {
 				int64_t v = ab_value_as_int64(from, cx->unit.data, at + i);
-				if (v < 0 || (uint64_t)v >= ncols) {
-					char where[1024];
-					unit_where(u, where, sizeof where);
-					return ab_error_set(AB_ECORRUPT, "%s: column index %lld outside [0, %llu)", where,
+				if (v < 0 || (uint64_t)v >= ncols) /* run_task names the unit */
+					return ab_error_set(AB_ECORRUPT, "column index %lld outside [0, %llu)",
 							    (long long)v, (unsigned long long)ncols);
-				}
 			}
 		}
 		return 0;
@@ -1226,8 +1223,11 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 			}
 		} else {
 			for (size_t k = 0; k < w->nunits && rc == 0; k++)
-				if (!w->units[k].present)
-					rc = decode_unit(ld, w, &w->units[k], NULL, 0, cx);
+				if (!w->units[k].present && (rc = decode_unit(ld, w, &w->units[k], NULL, 0, cx))) {
+					char where[1024];
+					unit_where(&w->units[k], where, sizeof where);
+					ab_error_prefix(rc, "%s: ", where);
+				}
 		}
 		if (rc)
 			post_error(ld, rc, ab_last_error());

@@ -649,6 +649,11 @@ int ab_array_get_storage(ab_array *a, ab_array_storage *st)
 		if (ab_mul_u64(total, grid[i], &total))
 			return ab_error_set(AB_EFORMAT, "chunk grid too large");
 	}
+	/* One stat per file: a grid of billions (a huge shape over small chunks)
+	 * would keep `inspect` busy for days, so such grids are not scanned. */
+	if (total > ((uint64_t)1 << 26))
+		return ab_error_set(AB_EFORMAT, "chunk grid too large to scan (%llu files)",
+				    (unsigned long long)total);
 	st->files_total = total;
 	uint64_t per_file = a->sharded ? a->m.pipe.shard->n_inner : 1;
 	st->chunks_total = total * per_file;
@@ -658,7 +663,10 @@ int ab_array_get_storage(ab_array *a, ab_array_storage *st)
 		if (krc)
 			return krc;
 		struct stat sb;
-		if (fstatat(a->store->rootfd, rel, &sb, 0) == 0 && S_ISREG(sb.st_mode)) {
+		int srv = fstatat(a->store->rootfd, rel, &sb, 0);
+		if (srv != 0 && errno != ENOENT && errno != ENOTDIR)
+			return ab_error_set(AB_EIO, "%s/%s: cannot stat: %s", a->store->root, rel, strerror(errno));
+		if (srv == 0 && S_ISREG(sb.st_mode)) {
 			st->files_present++;
 			st->bytes_on_disk += (uint64_t)sb.st_size;
 			if (a->sharded) {

@@ -52,6 +52,13 @@ static int check_grid(ab_array_meta *m)
 	size_t item = m->dt.disk_size ? m->dt.disk_size : sizeof(char *);
 	if (ab_mul_u64(items, item, &bytes) || bytes > ((uint64_t)1 << 40))
 		return ab_error_set(AB_EFORMAT, "a chunk of this shape would hold more than 1 TiB");
+	/* The whole array's size (and so a row's, which callers compute without
+	 * checks) must fit in 63 bits; zero extents are skipped so that an empty
+	 * leading axis cannot hide an overflowing row. */
+	uint64_t all = item;
+	for (int i = 0; i < m->ndim; i++)
+		if (m->shape[i] && (ab_mul_u64(all, m->shape[i], &all) || all > (uint64_t)INT64_MAX))
+			return ab_error_set(AB_EFORMAT, "shape times the %zu-byte item size overflows 63 bits", item);
 	return 0;
 }
 

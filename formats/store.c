@@ -418,6 +418,35 @@ static int add_name(char ***list, size_t *n, size_t *cap, const char *name, size
 	return 0;
 }
 
+/* `rel` (a child of group `node`) is a symbolic link: refuses it when it leads
+ * back to the group itself or to one of its ancestors, a cycle that would send
+ * a walk of the tree (inspect) round forever. */
+static int check_link_cycle(ab_store *s, const char *node, const char *rel)
+{
+	struct stat t;
+	if (fstatat(s->rootfd, rel, &t, 0) != 0 || !S_ISDIR(t.st_mode))
+		return 0; /* dangling, looping or not a directory: the probes report it */
+	size_t len = strlen(node);
+	char *prefix = malloc(len + 1);
+	if (!prefix)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	for (size_t i = 0; i <= len; i++) {
+		if (i != 0 && i != len && node[i] != '/')
+			continue;
+		memcpy(prefix, node, i);
+		prefix[i] = '\0';
+		struct stat a;
+		if (fstatat(s->rootfd, i ? prefix : ".", &a, 0) == 0 && a.st_dev == t.st_dev && a.st_ino == t.st_ino) {
+			int rc = ab_error_set(AB_EFORMAT, "%s/%s: symbolic link cycle (leads back to '%s')", s->root,
+					      rel, i ? prefix : "/");
+			free(prefix);
+			return rc;
+		}
+	}
+	free(prefix);
+	return 0;
+}
+
 int ab_group_children(ab_store *s, const char *node_in, char ***names, size_t *count)
 {
 	char *node;
@@ -488,13 +517,24 @@ int ab_group_children(ab_store *s, const char *node_in, char ***names, size_t *c
 			const char *probes2[] = { ".zarray", ".zgroup" };
 			const char **probes = s->zarr_format == 3 ? probes3 : probes2;
 			int np = s->zarr_format == 3 ? 1 : 2;
-			for (int k = 0; k < np && !is_node; k++) {
+			struct stat ls;
+			if (fstatat(s->rootfd, rel, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode))
+				rc = check_link_cycle(s, node, rel);
+			for (int k = 0; k < np && !is_node && !rc; k++) {
 				char *p = ab_path_join(rel, probes[k]);
 				if (p && faccessat(s->rootfd, p, F_OK, 0) == 0)
 					is_node = 1;
+				else if (p && errno != ENOENT && errno != ENOTDIR)
+					/* a symlink loop or an unreadable directory is not
+					 * "no node here": say so rather than hide the child */
+					rc = ab_error_set(AB_EIO, "%s/%s: cannot read: %s", s->root, p, strerror(errno));
 				free(p);
 			}
 			free(rel);
+			if (rc) {
+				closedir(d);
+				goto fail;
+			}
 			if (is_node && (rc = add_name(&list, &n, &cap, e->d_name, strlen(e->d_name)))) {
 				closedir(d);
 				goto fail;

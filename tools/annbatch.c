@@ -14,7 +14,7 @@ static const char main_usage[] =
 	"  iterate INPUT... [options]     run the loader: one line per batch\n"
 	"  bench INPUT... [options]       the loader as a storage benchmark\n"
 	"  convert INPUT... -o OUT [options]  build a preshuffled, sharded zarr v3 collection\n"
-	"  synth OUT [options]            write a synthetic single-cell AnnData store\n"
+	"  synth OUT [options]            write a synthetic AnnData store (zarr or .h5ad)\n"
 	"\n"
 	"Run 'annbatch COMMAND --help' for a command's options.\n"
 	"  -h, --help      this help\n"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "anndata_out.h"
+#include "h5ad.h"
 #include "rng.h"
 
 static const char convert_usage[] =
@@ -20,7 +22,10 @@ static const char convert_usage[] =
 	"Builds an annbatch collection (zarr v3, encoding-type annbatch-preshuffled):\n"
 	"datasets dataset_0..N, each an AnnData group with X (csr_matrix, or a dense\n"
 	"array when every input is dense), obs (the selected columns plus src_path, the\n"
-	"input each row came from) and var. INPUT is a zarr v2 or v3 AnnData store.\n"
+	"input each row came from) and var. INPUT is a zarr v2 or v3 AnnData store or\n"
+	"an .h5ad file (HDF5, as anndata writes it; any HDF5 filter the library has,\n"
+	"such as gzip); both kinds mix in one call. X must be dense or csr_matrix.\n"
+	"Nullable integer/boolean obs columns become float64 with NaN where missing.\n"
 	"\n"
 	"The inputs are cut into blocks of --shuffle-chunk-size contiguous rows; the\n"
 	"blocks are taken in random order and split over datasets of --dataset-size,\n"
@@ -237,15 +242,22 @@ typedef struct ocol {
 	int ordered;
 } ocol;
 
+/* An obs/var column of either kind of input. */
+typedef struct icol {
+	ab_column *ab;
+	h5ad_col *h5;
+} icol;
+
 typedef struct input {
 	const char *path;
-	ab_store *st;
+	ab_store *st;            /* zarr inputs */
 	ab_anndata *ad;
+	h5ad *h5;                /* .h5ad inputs (st and ad are NULL) */
 	ab_anndata_info info;
 	int64_t *colmap;         /* input var -> output var, -1 = dropped */
 	int monotonic;           /* colmap keeps the order of kept columns */
-	ab_column **obs;         /* per output column */
-	ab_column *names;        /* obs/_index */
+	icol *obs;               /* per output column */
+	icol names;              /* obs/_index */
 } input;
 
 typedef struct block { uint32_t in; uint64_t start, end; } block;
@@ -344,6 +356,71 @@ static int fail_lib(conv *c, int rc, const char *what)
 	return cli_fail_lib(CMD, rc, what);
 }
 
+/* A failure reading input `in`: the message of whichever reader failed. */
+static int fail_in(conv *c, const input *in, int rc)
+{
+	if (in->h5 || !in->st) {
+		progress_clear(c);
+		return cli_fail(CMD, "%s", h5ad_last_error());
+	}
+	return fail_lib(c, rc, in->path);
+}
+
+/* The column calls, for a zarr or an h5ad input alike. */
+static int icol_open(input *in, const char *frame, const char *name, icol *out)
+{
+	if (in->h5)
+		return h5ad_column_open(in->h5, frame, name, &out->h5);
+	return strcmp(frame, "obs") == 0 ? ab_anndata_obs_column(in->ad, name, &out->ab)
+					 : ab_anndata_var_column(in->ad, name, &out->ab);
+}
+
+static void icol_close(icol *col)
+{
+	if (col->ab)
+		ab_column_close(col->ab);
+	if (col->h5)
+		h5ad_column_close(col->h5);
+	col->ab = NULL;
+	col->h5 = NULL;
+}
+
+static void icol_info(const icol *col, ab_column_info *ci)
+{
+	if (col->h5)
+		h5ad_column_get_info(col->h5, ci);
+	else
+		ab_column_get_info(col->ab, ci);
+}
+
+static int icol_read(icol *col, uint64_t s, uint64_t e, void *dst, size_t size, uint8_t *mask)
+{
+	return col->h5 ? h5ad_column_read(col->h5, s, e, dst, size, mask)
+		       : ab_column_read(col->ab, s, e, dst, size, mask);
+}
+
+static int icol_strings(icol *col, uint64_t s, uint64_t e, char ***out, size_t *n)
+{
+	return col->h5 ? h5ad_column_read_strings(col->h5, s, e, out, n)
+		       : ab_column_read_strings(col->ab, s, e, out, n);
+}
+
+static int icol_categories(icol *col, char ***out, size_t *n)
+{
+	return col->h5 ? h5ad_column_categories(col->h5, out, n) : ab_column_categories(col->ab, out, n);
+}
+
+static const char *const *in_obs_columns(const input *in)
+{
+	return in->h5 ? h5ad_obs_columns(in->h5) : ab_anndata_obs_columns(in->ad);
+}
+
+/* Nullable integer/boolean columns are written as float64, NaN = missing. */
+static int is_nullable_num(const ab_column_info *ci)
+{
+	return ci->kind == AB_COL_NULLABLE_INTEGER || ci->kind == AB_COL_NULLABLE_BOOLEAN;
+}
+
 /* Splits "a,b,c" into a NULL-terminated list (in place). */
 static char **split_commas(char *s, size_t *n)
 {
@@ -362,12 +439,12 @@ static char **split_commas(char *s, size_t *n)
 
 static int read_var_names(input *in, char ***names, size_t *n)
 {
-	ab_column *col;
-	int rc = ab_anndata_var_column(in->ad, "_index", &col);
+	icol col = { NULL, NULL };
+	int rc = icol_open(in, "var", "_index", &col);
 	if (rc)
 		return rc;
-	rc = ab_column_read_strings(col, 0, in->info.n_vars, names, n);
-	ab_column_close(col);
+	rc = icol_strings(&col, 0, in->info.n_vars, names, n);
+	icol_close(&col);
 	return rc;
 }
 
@@ -408,16 +485,20 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 	for (size_t i = 0; i < n; i++) {
 		input *in = &c->in[i];
 		in->path = paths[i];
-		size_t pl = strlen(paths[i]);
-		if (pl > 5 && strcmp(paths[i] + pl - 5, ".h5ad") == 0)
-			return fail(c, "%s: .h5ad input is not supported yet (zarr AnnData stores only)",
-				    paths[i], NULL);
-		int rc = ab_store_open(paths[i], &in->st);
-		if (!rc)
-			rc = ab_anndata_open(in->st, "", &in->ad);
-		if (rc)
-			return fail_lib(c, rc, paths[i]);
-		ab_anndata_get_info(in->ad, &in->info);
+		int rc;
+		if (h5ad_is_hdf5(paths[i])) {
+			/* An HDF5 file (signature or .h5ad name): the h5ad reader. */
+			if ((rc = h5ad_open(paths[i], &in->h5)))
+				return fail_in(c, in, rc);
+			h5ad_get_info(in->h5, &in->info);
+		} else {
+			rc = ab_store_open(paths[i], &in->st);
+			if (!rc)
+				rc = ab_anndata_open(in->st, "", &in->ad);
+			if (rc)
+				return fail_lib(c, rc, paths[i]);
+			ab_anndata_get_info(in->ad, &in->info);
+		}
 		if (in->info.x_kind == AB_X_CSC)
 			return fail(c, "%s: X is a csc_matrix; only csr_matrix and dense X are supported",
 				    paths[i], NULL);
@@ -444,7 +525,7 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 		char **names;
 		size_t nn;
 		if ((rc = read_var_names(in, &names, &nn)))
-			return fail_lib(c, rc, paths[i]);
+			return fail_in(c, in, rc);
 		in->colmap = malloc((nn ? nn : 1) * sizeof *in->colmap);
 		if (!in->colmap) {
 			ab_strings_free_n(names, nn);
@@ -481,7 +562,7 @@ static int col_index(conv *c, const char *name)
 
 static int has_obs_column(input *in, const char *name)
 {
-	for (const char *const *p = ab_anndata_obs_columns(in->ad); p && *p; p++)
+	for (const char *const *p = in_obs_columns(in); p && *p; p++)
 		if (strcmp(*p, name) == 0)
 			return 1;
 	return 0;
@@ -500,7 +581,7 @@ static int plan_columns(conv *c)
 		names = want;
 	} else {
 		/* the columns of the first input present in all of them */
-		const char *const *first = ab_anndata_obs_columns(c->in[0].ad);
+		const char *const *first = in_obs_columns(&c->in[0]);
 		size_t k = 0;
 		while (first && first[k])
 			k++;
@@ -522,7 +603,7 @@ static int plan_columns(conv *c)
 		return fail(c, "%s", "out of memory", NULL);
 	}
 	for (size_t i = 0; i < c->n_in; i++) {
-		c->in[i].obs = calloc(n + 1, sizeof(ab_column *));
+		c->in[i].obs = calloc(n + 1, sizeof(icol));
 		if (!c->in[i].obs) {
 			free(want);
 			return fail(c, "%s", "out of memory", NULL);
@@ -543,21 +624,22 @@ static int plan_columns(conv *c)
 		int all_num = 1, all_str = 1, all_cat = 1;
 		for (size_t i = 0; i < c->n_in && !ret; i++) {
 			input *in = &c->in[i];
-			int rc = ab_anndata_obs_column(in->ad, oc->name, &in->obs[j]);
+			int rc = icol_open(in, "obs", oc->name, &in->obs[j]);
 			if (rc) {
-				ret = fail_lib(c, rc, in->path);
+				ret = fail_in(c, in, rc);
 				break;
 			}
 			ab_column_info ci;
-			ab_column_get_info(in->obs[j], &ci);
-			all_num &= ci.kind == AB_COL_ARRAY && ci.dtype != AB_DT_STRING &&
-				   ci.dtype != AB_DT_COMPLEX64 && ci.dtype != AB_DT_COMPLEX128 &&
-				   ci.dtype != AB_DT_FLOAT16;
+			icol_info(&in->obs[j], &ci);
+			all_num &= (ci.kind == AB_COL_ARRAY || is_nullable_num(&ci)) &&
+				   ci.dtype != AB_DT_STRING && ci.dtype != AB_DT_COMPLEX64 &&
+				   ci.dtype != AB_DT_COMPLEX128 && ci.dtype != AB_DT_FLOAT16;
 			all_str &= ci.kind == AB_COL_STRING;
 			all_cat &= ci.kind == AB_COL_CATEGORICAL;
+			ab_dtype dt = is_nullable_num(&ci) ? AB_DT_FLOAT64 : ci.dtype;
 			if (i == 0)
-				oc->dtype = ci.dtype;
-			else if (oc->dtype != ci.dtype)
+				oc->dtype = dt;
+			else if (oc->dtype != dt)
 				oc->dtype = AB_DT_FLOAT64;
 			if (ci.kind == AB_COL_CATEGORICAL && ci.ordered)
 				oc->ordered = 1;
@@ -574,14 +656,14 @@ static int plan_columns(conv *c)
 		for (size_t i = 0; i < c->n_in && !ret; i++) {
 			input *in = &c->in[i];
 			ab_column_info ci;
-			ab_column_get_info(in->obs[j], &ci);
+			icol_info(&in->obs[j], &ci);
 			char **s;
 			size_t ns;
 			int rc = ci.kind == AB_COL_CATEGORICAL
-				? ab_column_categories(in->obs[j], &s, &ns)
-				: ab_column_read_strings(in->obs[j], 0, ci.length, &s, &ns);
+				? icol_categories(&in->obs[j], &s, &ns)
+				: icol_strings(&in->obs[j], 0, ci.length, &s, &ns);
 			if (rc) {
-				ret = fail_lib(c, rc, in->path);
+				ret = fail_in(c, in, rc);
 				break;
 			}
 			for (size_t k = 0; k < ns && !ret; k++)
@@ -597,9 +679,9 @@ static int plan_columns(conv *c)
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < c->n_in; i++) {
-		int rc = ab_anndata_obs_column(c->in[i].ad, "_index", &c->in[i].names);
+		int rc = icol_open(&c->in[i], "obs", "_index", &c->in[i].names);
 		if (rc)
-			return fail_lib(c, rc, c->in[i].path);
+			return fail_in(c, &c->in[i], rc);
 	}
 	if (c->groupby_opt) {
 		size_t ng;
@@ -681,9 +763,11 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 	size_t isz_in = ab_dtype_size(in->info.x_dtype), isz = ab_dtype_size(c->x_dtype);
 	int rc;
 	if (in->info.x_kind == AB_X_CSR) {
-		ab_csr *x = ab_anndata_x_csr(in->ad);
+		ab_csr *x = in->h5 ? NULL : ab_anndata_x_csr(in->ad);
 		uint64_t nnz;
-		if ((rc = ab_csr_nnz(x, b->start, b->end, &nnz)))
+		if (in->h5)
+			nnz = h5ad_x_nnz(in->h5, b->start, b->end);
+		else if ((rc = ab_csr_nnz(x, b->start, b->end, &nnz)))
 			return fail_lib(c, rc, in->path);
 		/* scratch: indptr (nr+1) + indices (nnz) as int64, then data */
 		uint64_t need = (nr + 1 + nnz) * 8 + nnz * isz_in + 64;
@@ -691,8 +775,10 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 			return fail(c, "%s", "out of memory", NULL);
 		int64_t *ip = *scratch, *ix = ip + nr + 1;
 		void *dv = ix + nnz;
-		if ((rc = ab_csr_read_rows(x, b->start, b->end, ip, nr + 1, ix, nnz, dv, nnz)))
-			return fail_lib(c, rc, in->path);
+		rc = in->h5 ? h5ad_x_read_csr(in->h5, b->start, b->end, ip, ix, dv)
+			    : ab_csr_read_rows(x, b->start, b->end, ip, nr + 1, ix, nnz, dv, nnz);
+		if (rc)
+			return fail_in(c, in, rc);
 		c->bytes_in += nnz * (isz_in + 8) + nr * 8;
 		if (c->sparse) {
 			if (grow((void **)&d->indices, &d->cap, d->nnz + nnz, sizeof(int32_t)))
@@ -746,12 +832,14 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 		return 0;
 	}
 	/* dense input */
-	ab_array *x = ab_anndata_x_dense(in->ad);
 	uint64_t nv = in->info.n_vars;
 	if (grow(scratch, scap, nr * nv * isz_in + 64, 1))
 		return fail(c, "%s", "out of memory", NULL);
-	if ((rc = ab_array_read_rows(x, b->start, b->end, *scratch, (size_t)(nr * nv * isz_in))))
-		return fail_lib(c, rc, in->path);
+	rc = in->h5 ? h5ad_x_read_dense(in->h5, b->start, b->end, *scratch, (size_t)(nr * nv * isz_in))
+		    : ab_array_read_rows(ab_anndata_x_dense(in->ad), b->start, b->end, *scratch,
+					 (size_t)(nr * nv * isz_in));
+	if (rc)
+		return fail_in(c, in, rc);
 	c->bytes_in += nr * nv * isz_in;
 	const void *src = *scratch;
 	if (c->sparse) {
@@ -814,28 +902,35 @@ static int read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void 
 		d->src[row0 + r] = (int32_t)b->in;
 	char **s;
 	size_t ns;
-	if ((rc = ab_column_read_strings(in->names, b->start, b->end, &s, &ns)))
-		return fail_lib(c, rc, in->path);
+	if ((rc = icol_strings(&in->names, b->start, b->end, &s, &ns)))
+		return fail_in(c, in, rc);
 	memcpy(d->obs_names + row0, s, ns * sizeof *s);
 	free(s); /* the strings now belong to the dataset */
 	for (size_t j = 0; j < c->n_cols; j++) {
 		ocol *oc = &c->cols[j];
-		ab_column *col = in->obs[j];
+		icol *col = &in->obs[j];
 		if (oc->kind == OC_NUMERIC) {
 			ab_column_info ci;
-			ab_column_get_info(col, &ci);
+			icol_info(col, &ci);
 			size_t isz = ab_dtype_size(ci.dtype);
-			if (grow(scratch, scap, nr * isz + 16, 1))
+			int nullable = is_nullable_num(&ci);
+			/* values, then (nullable) one mask byte per row */
+			if (grow(scratch, scap, nr * isz + nr + 16, 1))
 				return fail(c, "%s", "out of memory", NULL);
-			if ((rc = ab_column_read(col, b->start, b->end, *scratch, nr * isz, NULL)))
-				return fail_lib(c, rc, in->path);
-			for (uint64_t r = 0; r < nr; r++)
-				copy_item(oc->dtype, d->colnum[j], row0 + r, ci.dtype, *scratch, r,
-					  ab_dtype_size(oc->dtype));
+			uint8_t *mask = nullable ? (uint8_t *)*scratch + nr * isz : NULL;
+			if ((rc = icol_read(col, b->start, b->end, *scratch, nr * isz, mask)))
+				return fail_in(c, in, rc);
+			for (uint64_t r = 0; r < nr; r++) {
+				if (mask && mask[r])
+					store_num(AB_DT_FLOAT64, d->colnum[j], row0 + r, (double)NAN);
+				else
+					copy_item(oc->dtype, d->colnum[j], row0 + r, ci.dtype, *scratch,
+						  r, ab_dtype_size(oc->dtype));
+			}
 			continue;
 		}
-		if ((rc = ab_column_read_strings(col, b->start, b->end, &s, &ns)))
-			return fail_lib(c, rc, in->path);
+		if ((rc = icol_strings(col, b->start, b->end, &s, &ns)))
+			return fail_in(c, in, rc);
 		if (oc->kind == OC_STRING) {
 			memcpy(d->colstr[j] + row0, s, ns * sizeof *s);
 			free(s);
@@ -1097,7 +1192,9 @@ static uint64_t dataset_rows(conv *c)
 	uint64_t nnz_total = 0;
 	for (size_t i = 0; i < c->n_in; i++) {
 		input *in = &c->in[i];
-		if (in->info.x_kind == AB_X_CSR) {
+		if (in->info.x_kind == AB_X_CSR && in->h5) {
+			nnz_total += h5ad_x_nnz(in->h5, 0, in->info.n_obs);
+		} else if (in->info.x_kind == AB_X_CSR) {
 			ab_csr_info ci;
 			ab_csr_get_info(ab_anndata_x_csr(in->ad), &ci);
 			nnz_total += ci.nnz;
@@ -1335,11 +1432,10 @@ static void conv_free(conv *c)
 	for (size_t i = 0; i < c->n_in; i++) {
 		input *in = &c->in[i];
 		for (size_t j = 0; in->obs && j < c->n_cols; j++)
-			if (in->obs[j])
-				ab_column_close(in->obs[j]);
+			icol_close(&in->obs[j]);
 		free(in->obs);
-		if (in->names)
-			ab_column_close(in->names);
+		icol_close(&in->names);
+		h5ad_close(in->h5);
 		free(in->colmap);
 		if (in->ad)
 			ab_anndata_close(in->ad);

@@ -132,8 +132,12 @@ static json_t *describe(ab_store *st, const char *node, const char *name, int *e
 		return o;
 	}
 	json_object_set_new(o, "type", json_string("group"));
-	if (enc && strcmp(enc, "anndata") == 0)
-		json_object_set_new(o, "anndata", describe_anndata(st, node));
+	if (enc && strcmp(enc, "anndata") == 0) {
+		json_t *ad = describe_anndata(st, node);
+		if (json_object_get(ad, "error"))
+			(*errors)++;
+		json_object_set_new(o, "anndata", ad);
+	}
 	if (enc && strcmp(enc, "annbatch-preshuffled") == 0) {
 		char **ds;
 		size_t n;

@@ -1300,6 +1300,180 @@ def gen_bad(g):
     g.case("bad_v3_rows_past_end", "fail", "bad_v3_ok", "a", "--rows 0:21", "range")
     g.case("bad_v3_rows_reversed", "fail", "bad_v3_ok", "a", "--rows 10:9", "range")
 
+    # ---- the hardening corpus: shards, shapes, deep JSON, dtypes, CSR, symlinks, ".." ----
+    # (tests/conformance/bad_cli.sh runs `iterate` and `inspect` on these same stores.)
+
+    # a shard cut short: index at the end (its tail, the crc32c, is gone) ...
+    p = v3_store("bad_v3_shard_cut_end", data, (16, 10), [sharding((4, 5), [BYTES_LE])])
+    truncate(os.path.join(p, "c", "0", "0"), -7)
+    g.case("bad_v3_shard_truncated_end", "fail", "bad_v3_shard_cut_end", "a", "-", "crc32c")
+    # ... and index at the start (the index is intact, the inner chunks it lists are not)
+    p = v3_store("bad_v3_shard_cut_start", data, (16, 10), [sharding((4, 5), [BYTES_LE], location="start")])
+    truncate(os.path.join(p, "c", "0", "0"), -50)
+    g.case("bad_v3_shard_truncated_start", "fail", "bad_v3_shard_cut_start", "a", "-", "shard")
+    # an inner chunk whose own crc32c is wrong
+    p = v3_store("bad_v3_shard_inner_crc", data, (16, 10), [sharding((4, 5), [BYTES_LE, CRC])])
+    flip_byte(os.path.join(p, "c", "0", "0"), 3)
+    g.case("bad_v3_shard_inner_crc32c", "fail", "bad_v3_shard_inner_crc", "a", "-", "crc32c")
+
+    # shard index entries whose offset + nbytes wraps around 2^64, or whose size is absurd
+    def patch_index(name, entry):
+        q = v3_store(name, data, (16, 10), [sharding((4, 5), [BYTES_LE], index_codecs=[BYTES_LE])])
+        f = os.path.join(q, "c", "0", "0")
+        with open(f, "r+b") as fh:
+            fh.seek(os.path.getsize(f) - 16 * 8)
+            fh.write(struct.pack("<QQ", *entry))
+    patch_index("bad_v3_shard_wrap", (U64MAX - 15, 80))
+    g.case("bad_v3_shard_offset_wraps", "fail", "bad_v3_shard_wrap", "a", "-", "shard")
+    patch_index("bad_v3_shard_huge_len", (0, 2**63))
+    g.case("bad_v3_shard_nbytes_huge", "fail", "bad_v3_shard_huge_len", "a", "-", "shard")
+
+    # shapes: negative, huge, zero chunks, shape x itemsize overflow
+    def v2_meta(name, **upd):
+        q = v2_store(name, data, (8, 5))
+        edit_json(os.path.join(q, ".zarray"), lambda m: m.update(**upd))
+
+    def v3_meta(name, shape=None, chunk_shape=None, codecs=None, dtype=None):
+        q = v3_store(name, data, (8, 5), codecs or [BYTES_LE])
+
+        def fn(m):
+            if shape is not None:
+                m["shape"] = shape
+            if chunk_shape is not None:
+                m["chunk_grid"]["configuration"]["chunk_shape"] = chunk_shape
+            if dtype is not None:
+                m["data_type"] = dtype
+        edit_json(os.path.join(q, "zarr.json"), fn)
+
+    v2_meta("bad_v2_shape_neg", shape=[-20, 10])
+    g.case("bad_v2_shape_negative", "fail", "bad_v2_shape_neg", "a", "-", "shape")
+    v3_meta("bad_v3_shape_neg", shape=[20, -10])
+    g.case("bad_v3_shape_negative", "fail", "bad_v3_shape_neg", "a", "-", "shape")
+    v2_meta("bad_v2_shape_huge", shape=[2**62, 10])
+    g.case("bad_v2_shape_huge", "fail", "bad_v2_shape_huge", "a", "-", "too large")
+    v3_meta("bad_v3_shape_huge", shape=[2**63 - 1, 10])
+    g.case("bad_v3_shape_huge", "fail", "bad_v3_shape_huge", "a", "-", "too large")
+    # every extent is allowed (< 2^48) but shape x itemsize is not: 2^40 x 2^22 x 2
+    # float32 is 2^65 bytes; and 4 x 2^32 x 2^32, where a row's item count alone
+    # wraps to 0 in 64 bits (that one used to overflow the output buffer of `get`)
+    v2_meta("bad_v2_nbytes_overflow", shape=[2**40, 2**22, 2], chunks=[8, 5, 1])
+    g.case("bad_v2_shape_itemsize_overflow", "fail", "bad_v2_nbytes_overflow", "a", "-", "overflow")
+    v2_meta("bad_v2_row_overflow", shape=[4, 2**32, 2**32], chunks=[1, 2, 2])
+    g.case("bad_v2_shape_row_items_wrap", "fail", "bad_v2_row_overflow", "a", "--rows 0:1", "overflow")
+    v3_meta("bad_v3_nbytes_overflow", shape=[2**40, 2**22, 2], chunk_shape=[8, 5, 1])
+    g.case("bad_v3_shape_itemsize_overflow", "fail", "bad_v3_nbytes_overflow", "a", "-", "overflow")
+    v3_meta("bad_v3_row_overflow", shape=[0, 2**47, 2**20], chunk_shape=[1, 2, 2])
+    g.case("bad_v3_shape_row_items_wrap", "fail", "bad_v3_row_overflow", "a", "-", "overflow")
+    # allowed extents over tiny chunks: a grid of ~5.5e12 files (bad_cli.sh: `inspect`
+    # must refuse to stat them all rather than hang)
+    v2_meta("bad_v2_shape_big", shape=[2**40, 10], chunks=[1, 2])
+    # one chunk of 2^31 x 2^31 float32 is 2^64 bytes
+    v2_meta("bad_v2_chunk_overflow", chunks=[2**31, 2**31])
+    g.case("bad_v2_chunk_itemsize_overflow", "fail", "bad_v2_chunk_overflow", "a", "-", "overflow")
+    v3_meta("bad_v3_chunk_overflow", chunk_shape=[2**31, 2**31])
+    g.case("bad_v3_chunk_itemsize_overflow", "fail", "bad_v3_chunk_overflow", "a", "-", "overflow")
+    v2_meta("bad_v2_chunks_zero", chunks=[0, 5])
+    g.case("bad_v2_chunks_zero", "fail", "bad_v2_chunks_zero", "a", "-", "chunks")
+    v3_meta("bad_v3_chunk_zero", chunk_shape=[8, 0])
+    g.case("bad_v3_chunk_shape_zero", "fail", "bad_v3_chunk_zero", "a", "-", "chunk_shape")
+    q = v3_store("bad_v3_inner_zero", data, (16, 10), [sharding((4, 5), [BYTES_LE])])
+    edit_json(os.path.join(q, "zarr.json"),
+              lambda m: m["codecs"][0]["configuration"].update(chunk_shape=[0, 5]))
+    g.case("bad_v3_shard_inner_chunk_zero", "fail", "bad_v3_inner_zero", "a", "-", "chunk_shape")
+
+    # 100 000 nested arrays: jansson's depth limit must make this a plain JSON error
+    deep = "[" * 100000 + "]" * 100000
+    p = v2_store("bad_v2_deep", data, (8, 5))
+    with open(os.path.join(p, ".zarray"), "w") as fh:
+        fh.write(deep)
+    g.case("bad_v2_deep_zarray", "fail", "bad_v2_deep", "a", "-", "json")
+    p = v2_store("bad_v2_deep_attrs", data, (8, 5))
+    with open(os.path.join(p, ".zattrs"), "w") as fh:
+        fh.write('{"x": ' + deep + "}")
+    g.case("bad_v2_deep_zattrs", "fail", "bad_v2_deep_attrs", "a", "-", "json")
+    p = v3_store("bad_v3_deep", data, (8, 5), [BYTES_LE])
+    with open(os.path.join(p, "zarr.json"), "w") as fh:
+        fh.write('{"zarr_format": 3, "node_type": "array", "attributes": ' + deep + "}")
+    g.case("bad_v3_deep_zarr_json", "fail", "bad_v3_deep", "a", "-", "json")
+    v2_store("bad_v2_deep_zmeta", data, (8, 5))
+    with open(os.path.join(g.spath("bad_v2_deep_zmeta"), ".zmetadata"), "w") as fh:
+        fh.write('{"zarr_consolidated_format": 1, "metadata": ' + deep + "}")
+    g.case("bad_v2_deep_zmetadata", "fail", "bad_v2_deep_zmeta", "a", "-", "json")
+
+    # unknown v2 dtypes (an unknown kind and a structured dtype)
+    v2_meta("bad_v2_dtype_kind", dtype="<x4")
+    g.case("bad_v2_unknown_dtype", "fail", "bad_v2_dtype_kind", "a", "-", "<x4")
+    v2_meta("bad_v2_dtype_struct", dtype=[["f0", "<f4"], ["f1", "<i4"]])
+    g.case("bad_v2_structured_dtype", "fail", "bad_v2_dtype_struct", "a", "-", "dtype")
+
+    # CSR groups that lie: written by zarr, edited with numpy
+    n_obs, n_var = 12, 6
+    crng = np.random.default_rng(SEED + 7)
+    dense = np.where(crng.random((n_obs, n_var)) < 0.5, crng.standard_normal((n_obs, n_var)), 0).astype("<f4")
+    dense[:, 0] = 1.0  # every row holds at least one value
+    ind, ptr, val = [], [0], []
+    for r in range(n_obs):
+        cols = np.nonzero(dense[r])[0]
+        ind.extend(cols)
+        val.extend(dense[r, cols])
+        ptr.append(len(ind))
+
+    def csr_store(name, indptr=None, indices=None):
+        root = zarr.open_group(g.spath(name), mode="w")
+        root.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+        xg = root.create_group("X")
+        xg.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": [n_obs, n_var]})
+        xg.create_dataset("data", data=np.array(val, dtype="<f4"), chunks=(16,))
+        xg.create_dataset("indices", data=np.array(ind if indices is None else indices, dtype="<i4"), chunks=(16,))
+        xg.create_dataset("indptr", data=np.array(ptr if indptr is None else indptr, dtype="<i8"), chunks=(5,))
+
+    csr_store("bad_csr_ok")  # the control: bad_cli.sh checks that it iterates
+    g.case("bad_csr_control_dense", "bytes", "bad_csr_ok", "X", "--dense", le_bytes(dense))
+    q = list(ptr)
+    q[5], q[6] = q[6], q[5] - 1  # a row end before its start
+    csr_store("bad_csr_indptr_dec", indptr=q)
+    g.case("bad_csr_indptr_not_monotonic", "fail", "bad_csr_indptr_dec", "X", "--dense", "indptr")
+    csr_store("bad_csr_indptr_last", indptr=ptr[:-1] + [ptr[-1] + 3])
+    g.case("bad_csr_indptr_past_nnz", "fail", "bad_csr_indptr_last", "X", "--dense", "indptr")
+    csr_store("bad_csr_indptr_short", indptr=ptr[:-1] + [ptr[-1] - 2])
+    g.case("bad_csr_indptr_below_nnz", "fail", "bad_csr_indptr_short", "X", "--dense", "indptr")
+    csr_store("bad_csr_indptr_first", indptr=[1] + ptr[1:])
+    g.case("bad_csr_indptr_first_nonzero", "fail", "bad_csr_indptr_first", "X", "--dense", "indptr")
+    oob = list(ind)
+    oob[len(oob) // 2] = n_var  # one column index == n_vars
+    csr_store("bad_csr_indices_oob", indices=oob)
+    g.case("bad_csr_indices_ge_nvars", "fail", "bad_csr_indices_oob", "X", "--dense", "column index")
+    neg = list(ind)
+    neg[3] = -1
+    csr_store("bad_csr_indices_neg", indices=neg)
+    g.case("bad_csr_indices_negative", "fail", "bad_csr_indices_neg", "X", "--dense", "column index")
+
+    # symlink loops inside a store: a chunk file pointing at itself, and two
+    # directories pointing at each other
+    csr_store("bad_symlink_chunk")
+    c0 = os.path.join(g.spath("bad_symlink_chunk"), "X", "data", "0")
+    os.remove(c0)
+    os.symlink("0", c0)
+    g.case("bad_symlink_chunk_self", "fail", "bad_symlink_chunk", "X", "--dense", "symbolic links")
+    g.case("bad_symlink_chunk_self_array", "fail", "bad_symlink_chunk", "X/data", "-", "symbolic links")
+    csr_store("bad_symlink_dir")
+    xd = os.path.join(g.spath("bad_symlink_dir"), "X")
+    shutil.rmtree(os.path.join(xd, "indices"))
+    os.symlink("indices_b", os.path.join(xd, "indices"))
+    os.symlink("indices", os.path.join(xd, "indices_b"))
+    g.case("bad_symlink_dir_cycle", "fail", "bad_symlink_dir", "X", "--dense", "symbolic links")
+    g.case("bad_symlink_dir_cycle_array", "fail", "bad_symlink_dir", "X/indices", "-", "symbolic links")
+    # a directory linking back to its parent: a cycle only a tree walk can meet
+    # (bad_cli.sh runs `inspect` on it); reading a node through it still works
+    csr_store("bad_symlink_parent")
+    os.symlink("..", os.path.join(g.spath("bad_symlink_parent"), "X", "up"))
+    g.case("bad_symlink_parent_read", "bytes", "bad_symlink_parent", "X", "--dense", le_bytes(dense))
+
+    # node paths with ".." are refused (even when they would lead back inside)
+    g.case("bad_dotdot_node", "fail", "bad_v2_ok", "../bad_v2_ok/a", "-", "..")
+    g.case("bad_dotdot_inner", "fail", "bad_v2_ok", "a/../a", "-", "..")
+    g.case("bad_dotdot_csr", "fail", "bad_csr_ok", "X/../X", "--dense", "..")
+
 
 def main():
     if len(sys.argv) != 2:

@@ -6,8 +6,10 @@ Usage: check_convert.py OUTDUMP [--groupby COL] [--var-subset FILE] INPUT...
 OUTDUMP is what zarrita_dump.mjs wrote for the collection (every array read by
 zarrita, an independent zarr v3 implementation). Each INPUT is SRC=SOURCE where
 SRC is the path given to `annbatch convert` (the src_path label) and SOURCE is
-either `anndata:PATH` (a zarr v2 store read by Debian's python3-anndata) or
-`dump:DIR` (a zarrita dump of a v3 AnnData store).
+either `anndata:PATH` (a zarr v2 store read by Debian's python3-anndata),
+`h5ad:PATH` (an .h5ad file read by python3-anndata) or `dump:DIR` (a zarrita
+dump of a v3 AnnData store). Nullable integer/boolean obs columns are compared
+as float64 with NaN for missing values, as convert writes them.
 
 Checks: every input row is in exactly one dataset, once; its X row equals the
 input row placed in the output var space by name (outer join, or the subset),
@@ -73,15 +75,18 @@ def obs_from_dump(arrays, prefix):
 def load_input(spec):
     src, source = spec.split("=", 1)
     kind, path = source.split(":", 1)
-    if kind == "anndata":
+    if kind in ("anndata", "h5ad"):
         import anndata
-        a = anndata.read_zarr(path)
+        a = anndata.read_zarr(path) if kind == "anndata" else anndata.read_h5ad(path)
         x = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
         cols = {}
         for c in a.obs.columns:
             s = a.obs[c]
             if str(s.dtype) == "category":
                 cols[c] = [None if v != v else str(v) for v in s.astype(object)]
+            elif str(s.dtype) in ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32",
+                                  "UInt64", "boolean"):
+                cols[c] = list(s.astype("float64").to_numpy())
             else:
                 cols[c] = list(s.to_numpy())
         return src, list(a.obs_names), list(a.var_names), x.astype(np.float64), cols
