@@ -475,6 +475,11 @@ static int build_class_chunks(ab_sampler *s, const ab_sampler_config *c, uint64_
 		goto out;
 	}
 	uint64_t n_slices = ceil_div(num_samples, cs), rem = num_samples % cs;
+	if (n_slices > ((uint64_t)1 << 28)) {
+		rc = ab_error_set(AB_EINVAL, "class sampler: %" PRIu64 " chunks a pass is too many (limit 2^28); "
+				  "raise chunk_size or lower num_samples", n_slices);
+		goto out;
+	}
 	uint64_t group = s->batch_size / gcd64(cs, s->batch_size);
 	s->chunks = malloc((n_slices ? n_slices : 1) * sizeof *s->chunks);
 	if (!s->chunks) {
@@ -640,6 +645,13 @@ int ab_sampler_create(const ab_sampler_config *cfg, uint64_t n_obs, ab_sampler *
 	rc = count_chunks(s, cfg->replacement, num_samples, &passes, &total);
 	if (rc)
 		goto fail;
+	/* The epoch's chunk list lives in memory (16 bytes a chunk): past 2^28
+	 * chunks (4 GiB) the configuration, not the machine, is at fault. */
+	if (total > ((uint64_t)1 << 28)) {
+		rc = ab_error_set(AB_EINVAL, "an epoch of %" PRIu64 " chunks is too many (limit 2^28); raise chunk_size",
+				  total);
+		goto fail;
+	}
 	s->chunks = malloc(total ? (size_t)total * sizeof *s->chunks : 1);
 	if (s->chunks == NULL) {
 		rc = ab_error_set(AB_ENOMEM, "sampler: out of memory for %" PRIu64 " chunks", total);
