@@ -27,8 +27,16 @@ run_suite() { # NAME DIR TESTS [configure args]; TESTS empty = all
 			fi
 		done
 	fi
+	# totals for the closing line (automake's summary of this tree)
+	local p f
+	p=$(awk '/^# PASS:/ {print $3; exit}' "$dir/test-suite.log" 2>/dev/null)
+	f=$(awk '/^# (FAIL|ERROR):/ {s += $3} END {print s + 0}' "$dir/test-suite.log" 2>/dev/null)
+	total_pass=$((total_pass + ${p:-0}))
+	total_fail=$((total_fail + ${f:-0}))
 	return 0
 }
+total_pass=0
+total_fail=0
 run_suite plain "$top/build" ""
 run_suite "asan+ubsan" "$top/build-asan" "" --enable-sanitizers
 # The engine's concurrency under ThreadSanitizer: the ring, the I/O backends,
@@ -41,9 +49,13 @@ if command -v clang >/dev/null 2>&1; then
 	echo "== fuzz-smoke"
 	if make -C "$top/build" fuzz-smoke; then
 		echo "== fuzz-smoke: all passed"
+		total_pass=$((total_pass + 1))
 	else
 		status=1
+		total_fail=$((total_fail + 1))
 		echo "== fuzz-smoke: FAILED"
 	fi
 fi
+[ $status -eq 0 ] || [ $total_fail -gt 0 ] || total_fail=1
+echo "suites: $total_pass passed, $total_fail failed"
 exit $status
