@@ -165,6 +165,29 @@ static uint64_t synth_row(synth *s, uint64_t row, int32_t *type, int64_t *donor,
 	return n;
 }
 
+/* Draws rows [r0, r0 + nb): their cell types and donors, their non-zeros
+ * appended to idx/val, indptr filled in; with `dense`, also the dense rows.
+ * Returns the number of non-zeros drawn. Shared by the zarr and h5ad paths
+ * so both write the very same numbers for a seed. */
+static uint64_t synth_block(synth *s, uint64_t r0, uint64_t nb, int32_t *types, int64_t *donors, int32_t *idx,
+			    float *val, int64_t *indptr, float *dense)
+{
+	uint64_t off = 0;
+	for (uint64_t i = 0; i < nb; i++) {
+		uint64_t row = r0 + i;
+		uint64_t n = synth_row(s, row, &types[row], &donors[row], idx + off, val + off);
+		if (dense) {
+			float *d = dense + i * s->n_vars;
+			memset(d, 0, s->n_vars * sizeof(float));
+			for (uint64_t k = 0; k < n; k++)
+				d[idx[off + k]] = val[off + k];
+		}
+		off += n;
+		indptr[row + 1] = indptr[row] + (int64_t)n;
+	}
+	return off;
+}
+
 static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int64_t *donors,
 			 const ado_opts *o)
 {
@@ -254,19 +277,7 @@ static int run(const char *out, synth *s, int dense, int zarr_format, int force,
 	indptr[0] = 0;
 	for (uint64_t r0 = 0; r0 < s->n_obs && !rc; r0 += BLOCK_ROWS) {
 		uint64_t nb = s->n_obs - r0 < BLOCK_ROWS ? s->n_obs - r0 : BLOCK_ROWS;
-		uint64_t off = 0;
-		for (uint64_t i = 0; i < nb; i++) {
-			uint64_t row = r0 + i;
-			uint64_t n = synth_row(s, row, &types[row], &donors[row], idx + off, val + off);
-			if (dense) {
-				float *d = dense_buf + i * s->n_vars;
-				memset(d, 0, s->n_vars * sizeof(float));
-				for (uint64_t k = 0; k < n; k++)
-					d[idx[off + k]] = val[off + k];
-			}
-			off += n;
-			indptr[row + 1] = indptr[row] + (int64_t)n;
-		}
+		uint64_t off = synth_block(s, r0, nb, types, donors, idx, val, indptr, dense ? dense_buf : NULL);
 		if (dense)
 			rc = ab_writer_array_append(xd, dense_buf, nb);
 		else if (!(rc = ab_writer_array_append(xv, val, off)))
@@ -352,19 +363,7 @@ static int run_h5ad(const char *out, synth *s, int dense, int force, int gzip, c
 	indptr[0] = 0;
 	for (uint64_t r0 = 0; !rc && r0 < s->n_obs; r0 += BLOCK_ROWS) {
 		uint64_t nb = s->n_obs - r0 < BLOCK_ROWS ? s->n_obs - r0 : BLOCK_ROWS;
-		uint64_t off = 0;
-		for (uint64_t i = 0; i < nb; i++) {
-			uint64_t row = r0 + i;
-			uint64_t n = synth_row(s, row, &types[row], &donors[row], idx + off, val + off);
-			if (dense) {
-				float *d = dense_buf + i * s->n_vars;
-				memset(d, 0, s->n_vars * sizeof(float));
-				for (uint64_t k = 0; k < n; k++)
-					d[idx[off + k]] = val[off + k];
-			}
-			off += n;
-			indptr[row + 1] = indptr[row] + (int64_t)n;
-		}
+		uint64_t off = synth_block(s, r0, nb, types, donors, idx, val, indptr, dense ? dense_buf : NULL);
 		if (dense)
 			rc = h5w_array_append(xd, dense_buf, nb);
 		else if (!(rc = h5w_array_append(xv, val, off)))
