@@ -188,6 +188,25 @@ static uint64_t synth_block(synth *s, uint64_t r0, uint64_t nb, int32_t *types, 
 	return off;
 }
 
+/* Row names "cell_0000042" / "gene_00042" for n rows, carved out of `pool`
+ * (24 bytes a name), as both output formats write them. */
+static void number_names(char **names, char *pool, uint64_t n, const char *prefix, int digits)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		names[i] = pool + i * 24;
+		snprintf(names[i], 24, "%s%0*llu", prefix, digits, (unsigned long long)i % 10000000000ULL);
+	}
+}
+
+/* The cell type labels "type_00".."type_49". */
+static void type_labels(char cats[][16], const char **catp)
+{
+	for (int t = 0; t < N_TYPES; t++) {
+		snprintf(cats[t], 16, "type_%02d", t);
+		catp[t] = cats[t];
+	}
+}
+
 static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int64_t *donors,
 			 const ado_opts *o)
 {
@@ -201,28 +220,21 @@ static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int
 		free(pool);
 		return AB_ENOMEM;
 	}
-	for (uint64_t i = 0; !rc && i < s->n_obs; i++) {
-		names[i] = pool + i * 24;
-		snprintf(names[i], 24, "cell_%07llu", (unsigned long long)i);
-	}
+	if (!rc)
+		number_names(names, pool, s->n_obs, "cell_", 7);
 	if (!rc)
 		rc = ado_write_strings(w, "obs/_index", (const char *const *)names, s->n_obs, o);
 	char cats[N_TYPES][16];
 	const char *catp[N_TYPES];
-	for (int t = 0; t < N_TYPES; t++) {
-		snprintf(cats[t], sizeof cats[t], "type_%02d", t);
-		catp[t] = cats[t];
-	}
+	type_labels(cats, catp);
 	if (!rc)
 		rc = ado_write_categorical(w, "obs/cell_type", types, s->n_obs, catp, N_TYPES, 0, o);
 	if (!rc)
 		rc = ado_write_numeric(w, "obs/donor", AB_DT_INT64, donors, s->n_obs, o, "array");
 	if (!rc)
 		rc = ado_dataframe_group(w, "var", NULL, 0);
-	for (uint64_t g = 0; !rc && g < s->n_vars; g++) {
-		names[g] = pool + g * 24;
-		snprintf(names[g], 24, "gene_%05llu", (unsigned long long)g);
-	}
+	if (!rc)
+		number_names(names, pool, s->n_vars, "gene_", 5);
 	if (!rc)
 		rc = ado_write_strings(w, "var/_index", (const char *const *)names, s->n_vars, o);
 	free(names);
@@ -377,28 +389,21 @@ static int run_h5ad(const char *out, synth *s, int dense, int force, int gzip, c
 	static const char *const cols[] = { "cell_type", "donor" };
 	if (!rc)
 		rc = h5w_dataframe(w, "obs", cols, 2);
-	for (uint64_t i = 0; !rc && i < s->n_obs; i++) {
-		names[i] = pool + i * 24;
-		snprintf(names[i], 24, "cell_%07llu", (unsigned long long)i);
-	}
+	if (!rc)
+		number_names(names, pool, s->n_obs, "cell_", 7);
 	if (!rc)
 		rc = h5w_strings(w, "obs/_index", (const char *const *)names, s->n_obs);
 	char cats[N_TYPES][16];
 	const char *catp[N_TYPES];
-	for (int t = 0; t < N_TYPES; t++) {
-		snprintf(cats[t], sizeof cats[t], "type_%02d", t);
-		catp[t] = cats[t];
-	}
+	type_labels(cats, catp);
 	if (!rc)
 		rc = h5w_categorical(w, "obs/cell_type", types, s->n_obs, catp, N_TYPES, 0);
 	if (!rc)
 		rc = h5w_numeric(w, "obs/donor", AB_DT_INT64, donors, s->n_obs, "array");
 	if (!rc)
 		rc = h5w_dataframe(w, "var", NULL, 0);
-	for (uint64_t g = 0; !rc && g < s->n_vars; g++) {
-		names[g] = pool + g * 24;
-		snprintf(names[g], 24, "gene_%05llu", (unsigned long long)g);
-	}
+	if (!rc)
+		number_names(names, pool, s->n_vars, "gene_", 5);
 	if (!rc)
 		rc = h5w_strings(w, "var/_index", (const char *const *)names, s->n_vars);
 	if (rc)
