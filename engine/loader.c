@@ -58,6 +58,7 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 	pthread_cond_init(&ld->task_cv, NULL);
 	ab_hist_reset(&ld->read_lat);
 	ab_hist_reset(&ld->wait_lat);
+	ab_hist_reset(&ld->first_lat);
 	*out = ld;
 	return 0;
 }
@@ -1092,6 +1093,85 @@ static void unit_where(const ld_unit *u, char *buf, size_t size)
 	}
 }
 
+/* Names the first CSR column index of v[0..n) outside [0, ncols). */
+static int bad_index(ab_dtype from, const void *v, size_t n, uint64_t ncols)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t x = ab_value_as_int64(from, v, i);
+		if (x < 0 || (uint64_t)x >= ncols) /* run_task names the unit */
+			return ab_error_set(AB_ECORRUPT, "column index %lld outside [0, %llu)", (long long)x,
+					    (unsigned long long)ncols);
+	}
+	return 0;
+}
+
+/* Decodes only the rows of a unit the window takes (the blosc blocks that
+ * hold them; see ab_chunk_decode_part). A 32-row chunk of a sparse store
+ * covers about half of a 64-row inner chunk, so decoding whole units costs
+ * about 3x the bytes delivered, decoding blocks about 2x with blosc's default
+ * blocks, less with smaller ones. Where the rows need no conversion (1-d
+ * values of the output dtype, int32 column indices) each copy is decoded
+ * straight into the window, which also saves the unit -> window copy;
+ * otherwise the rows span [lo, hi) of the unit are decoded into the worker's
+ * unit buffer at their place and *staged is set, for the copies of
+ * decode_unit. Returns 0, AB_NO_PART (decode the whole unit instead), or a
+ * negative status. */
+static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const uint8_t *bytes, size_t len,
+			    ld_worker_ctx *cx, int *staged)
+{
+	ab_array *arr = u->arr;
+	const ab_dtype_desc *dt = &arr->m.dt;
+	*staged = 0;
+	if (u->ncopies == 0 || !ab_pipeline_partial(arr->unit_pipe, dt))
+		return AB_NO_PART;
+	int nd = arr->m.ndim, rc;
+	ab_dtype from = dt->dt, to = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
+	size_t isz = dt->disk_size, done = 0, d;
+	const ld_copy *cps = &w->copies[u->copy_first];
+	int direct_values = nd == 1 && u->stream == STREAM_VALUES && to == from;
+	int direct_indices = nd == 1 && u->stream == STREAM_INDICES && from == AB_DT_INT32;
+	if (direct_values || direct_indices) {
+		for (size_t c = 0; c < u->ncopies; c++) {
+			void *dst = direct_values ? (void *)(w->xbuf + cps[c].dst_row * isz)
+						  : (void *)(w->ibuf + cps[c].dst_row);
+			rc = ab_chunk_decode_part(arr->unit_pipe, dt, arr->unit, bytes, len, cps[c].src_row,
+						  cps[c].nrows, dst, &d);
+			if (rc)
+				return rc;
+			done += d;
+			if (direct_indices) {
+				/* the bound check of the copy loop, in place */
+				const int32_t *v = dst;
+				uint32_t lim = (uint32_t)ld->n_cols, bad = 0;
+				for (size_t i = 0; i < (size_t)cps[c].nrows; i++)
+					bad |= (uint32_t)v[i] >= lim;
+				if (bad && (rc = bad_index(from, v, (size_t)cps[c].nrows, ld->n_cols)))
+					return rc;
+			}
+		}
+		atomic_fetch_add_explicit(&ld->st_bytes_decoded, done, memory_order_relaxed);
+		return 0;
+	}
+	uint64_t row_items = 1, lo = UINT64_MAX, hi = 0;
+	for (int i = 1; i < nd; i++)
+		row_items *= arr->unit[i];
+	for (size_t c = 0; c < u->ncopies; c++) {
+		lo = cps[c].src_row < lo ? cps[c].src_row : lo;
+		hi = cps[c].src_row + cps[c].nrows > hi ? cps[c].src_row + cps[c].nrows : hi;
+	}
+	size_t unit_bytes;
+	if ((rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes)) ||
+	    (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
+		return rc;
+	rc = ab_chunk_decode_part(arr->unit_pipe, dt, arr->unit, bytes, len, lo * row_items, (hi - lo) * row_items,
+				  cx->unit.data + lo * row_items * isz, &d);
+	if (rc)
+		return rc;
+	atomic_fetch_add_explicit(&ld->st_bytes_decoded, d, memory_order_relaxed);
+	*staged = 1;
+	return 0;
+}
+
 /* Decodes one unit (or fills it) and copies its rows into the window. */
 static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint8_t *bytes, size_t len,
 		       ld_worker_ctx *cx)
@@ -1100,18 +1180,28 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 	const ab_dtype_desc *dt = &arr->m.dt;
 	int nd = arr->m.ndim;
 	size_t unit_bytes;
-	int rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes);
-	if (rc || (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
+	int staged = 0, rc = 0;
+	if (bytes && !ld->cfg.whole_chunks) {
+		rc = decode_unit_part(ld, w, u, bytes, len, cx, &staged);
+		if (rc == 0 && !staged)
+			return 0;
+		if (rc < 0)
+			return rc;
+	}
+	if ((rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes)) ||
+	    (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
 		return rc;
 	uint64_t unit_items = unit_bytes / dt->disk_size;
-	if (bytes)
-		rc = ab_chunk_decode(arr->unit_pipe, dt, arr->unit, bytes, len, arr->m.fill, arr->m.fill_str,
-				     cx->unit.data, unit_bytes, &cx->scratch);
-	else
-		rc = ab_chunk_fill(cx->unit.data, unit_items, dt, arr->m.fill, arr->m.fill_str);
-	if (rc)
-		return rc;
-	atomic_fetch_add_explicit(&ld->st_bytes_decoded, unit_bytes, memory_order_relaxed);
+	if (!staged) {
+		if (bytes)
+			rc = ab_chunk_decode(arr->unit_pipe, dt, arr->unit, bytes, len, arr->m.fill,
+					     arr->m.fill_str, cx->unit.data, unit_bytes, &cx->scratch);
+		else
+			rc = ab_chunk_fill(cx->unit.data, unit_items, dt, arr->m.fill, arr->m.fill_str);
+		if (rc)
+			return rc;
+		atomic_fetch_add_explicit(&ld->st_bytes_decoded, unit_bytes, memory_order_relaxed);
+	}
 	ab_dtype from = dt->dt;
 	if (u->stream == STREAM_INDICES) {
 		/* CSR column indices: checked against n_cols, stored as int32. The
@@ -1157,12 +1247,8 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 						    ab_dtype_name(from));
 			}
 #undef INDEX_COPY
-			for (size_t i = 0; bad && i < n; i++) {
-				int64_t v = ab_value_as_int64(from, cx->unit.data, at + i);
-				if (v < 0 || (uint64_t)v >= ncols) /* run_task names the unit */
-					return ab_error_set(AB_ECORRUPT, "column index %lld outside [0, %llu)",
-							    (long long)v, (unsigned long long)ncols);
-			}
+			if (bad && (rc = bad_index(from, cx->unit.data + at * dt->disk_size, n, ncols)))
+				return rc;
 		}
 		return 0;
 	}
@@ -1822,7 +1908,14 @@ int ab_loader_next(ab_loader *ld, ab_batch **batch)
 		else
 			r = 1;
 	}
-	ab_hist_record(&ld->wait_lat, ab_now_ns() - t0);
+	/* A batch of the first window cannot be ready before it is asked for
+	 * (the loader starts with ab_loader_start): its wait is the time to
+	 * the first batch, kept apart from the steady-state waits. */
+	uint64_t waited = ab_now_ns() - t0;
+	if (r == 0 && ((ab_batch *)item)->win->w.index == ld->first_window)
+		ab_hist_record(&ld->first_lat, waited);
+	else
+		ab_hist_record(&ld->wait_lat, waited);
 	int err = atomic_load(&ld->error);
 	if (err) {
 		if (r == 0)
@@ -1888,6 +1981,7 @@ void ab_loader_reset_stats(ab_loader *ld)
 	atomic_store(&ld->st_reads, 0);
 	ab_hist_reset(&ld->read_lat);
 	ab_hist_reset(&ld->wait_lat);
+	ab_hist_reset(&ld->first_lat);
 }
 
 int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
@@ -1910,6 +2004,8 @@ int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 		st->read_lat_us[i] = ab_hist_quantile(&ld->read_lat, q[i]) / 1000.0;
 	st->wait_us[0] = ab_hist_quantile(&ld->wait_lat, 0.5) / 1000.0;
 	st->wait_us[1] = ab_hist_quantile(&ld->wait_lat, 0.99) / 1000.0;
+	st->first_wait_us[0] = ab_hist_quantile(&ld->first_lat, 0.5) / 1000.0;
+	st->first_wait_us[1] = ab_hist_quantile(&ld->first_lat, 0.999999) / 1000.0;
 	snprintf(st->backend, sizeof st->backend, "%s", ld->backend_name[0] ? ld->backend_name : "none");
 	snprintf(st->io_mode, sizeof st->io_mode, "%s", ld->direct ? "direct" : "buffered");
 	snprintf(st->note, sizeof st->note, "%s", ld->note);

@@ -205,6 +205,7 @@ struct ab_loader {
 	_Atomic uint64_t st_rows, st_batches, st_bytes_read, st_bytes_decoded, st_reads;
 	_Atomic uint64_t st_epoch_batches, st_inflight;
 	ab_hist read_lat, wait_lat;
+	ab_hist first_lat;          /* waits for batches of a start's first window */
 };
 
 #endif

@@ -125,6 +125,18 @@ ssize_t ab_b2b_decode(const ab_b2b_codec *c, const void *src, size_t srclen,
 			    (int)c->kind);
 }
 
+int ab_b2b_decode_part(const ab_b2b_codec *c, const void *src, size_t srclen, size_t off,
+		       size_t len, void *dst, size_t *decoded)
+{
+	int rc = check_args(c, src, srclen, dst, len);
+	if (rc < 0)
+		return rc;
+	if (c->kind != AB_B2B_BLOSC)
+		return AB_NO_PART;
+	rc = ab_blosc_decode_part(src, srclen, off, len, dst, decoded);
+	return rc == AB_BLOSC_NO_PART ? AB_NO_PART : rc;
+}
+
 size_t ab_b2b_encode_bound(const ab_b2b_codec *c, size_t srclen)
 {
 	if (c == NULL)

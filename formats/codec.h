@@ -60,6 +60,20 @@ int64_t ab_b2b_decoded_size(const ab_b2b_codec *c, const void *src, size_t srcle
 ssize_t ab_b2b_decode(const ab_b2b_codec *c, const void *src, size_t srclen,
 		      void *dst, size_t dstcap);
 
+/* Decodes only bytes [off, off + len) of the decoded form of src into dst
+ * (dst receives exactly len bytes), for codecs that store their output in
+ * independently decodable pieces: blosc, whose blocks are each shuffled and
+ * compressed on their own, so only the blocks holding the range are
+ * decompressed. *decoded is set to the bytes really decompressed (whole
+ * blocks). Returns 0; AB_NO_PART when this codec or this buffer cannot be
+ * decoded in part (other codecs, an old blosc frame format, a range off the
+ * frame's item boundaries): the caller then decodes the whole buffer; or a
+ * negative AB_E* code with a message (a range past the decoded size is
+ * AB_ECORRUPT). The frame is validated like ab_b2b_decode validates it. */
+#define AB_NO_PART 1
+int ab_b2b_decode_part(const ab_b2b_codec *c, const void *src, size_t srclen, size_t off,
+		       size_t len, void *dst, size_t *decoded);
+
 /* Worst-case encoded size of `srclen` bytes. */
 size_t ab_b2b_encode_bound(const ab_b2b_codec *c, size_t srclen);
 

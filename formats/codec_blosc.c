@@ -177,6 +177,47 @@ ssize_t ab_blosc_decode(const void *src, size_t srclen, void *dst, size_t dstcap
 	return (ssize_t)r;
 }
 
+/* Decodes bytes [off, off + len) of a frame's decoded form into dst, touching
+ * only the blocks that hold them (libblosc's getitem: each block is shuffled
+ * and compressed on its own). The frame is validated by parse_frame first:
+ * blosc_getitem takes no source length and trusts the block table. Returns 0,
+ * AB_BLOSC_NO_PART when this frame cannot be decoded in part (an older frame
+ * format, or a range that does not fall on the frame's item boundaries: the
+ * caller decodes the whole frame), or a negative status with a message. */
+int ab_blosc_decode_part(const void *src, size_t srclen, size_t off, size_t len, void *dst,
+			 size_t *decoded)
+{
+	const uint8_t *s = src;
+	struct blosc_header h;
+	int rc = parse_frame(s, srclen, &h);
+	if (rc < 0)
+		return rc;
+	*decoded = 0;
+	if (off > h.nbytes || len > h.nbytes - off)
+		return ab_error_set(AB_ECORRUPT, "blosc: bytes %zu..%zu asked of a frame of %u decoded bytes",
+				    off, off + len, (unsigned)h.nbytes);
+	if (len == 0)
+		return 0;
+	if (h.flags & BLOSC_MEMCPYED) {
+		memcpy(dst, s + HDR + off, len);
+		*decoded = len;
+		return 0;
+	}
+	if (h.version != BLOSC_VERSION_FORMAT || off % h.typesize || len % h.typesize)
+		return AB_BLOSC_NO_PART;
+	int r = blosc_getitem(s, (int)(off / h.typesize), (int)(len / h.typesize), dst);
+	if (r < 0)
+		return ab_error_set(AB_ECORRUPT, "blosc: corrupt frame (libblosc getitem error %d)", r);
+	if ((size_t)r != len)
+		return ab_error_set(AB_ECORRUPT, "blosc: part of a frame decoded to %d bytes, %zu expected", r,
+				    len);
+	/* whole blocks are decompressed: count what the library really did */
+	size_t b0 = off / h.blocksize, b1 = (off + len - 1) / h.blocksize;
+	size_t end = (b1 + 1) * (size_t)h.blocksize;
+	*decoded = (end < h.nbytes ? end : h.nbytes) - b0 * (size_t)h.blocksize;
+	return 0;
+}
+
 size_t ab_blosc_encode_bound(size_t srclen)
 {
 	return ab_size_add(srclen, BLOSC_MAX_OVERHEAD);

@@ -45,6 +45,9 @@ static inline size_t ab_size_add(size_t a, size_t b)
 /* ---- blosc (codec_blosc.c) ---- */
 int64_t ab_blosc_decoded_size(const void *src, size_t srclen);
 ssize_t ab_blosc_decode(const void *src, size_t srclen, void *dst, size_t dstcap);
+#define AB_BLOSC_NO_PART 1
+int ab_blosc_decode_part(const void *src, size_t srclen, size_t off, size_t len, void *dst,
+			 size_t *decoded);
 size_t ab_blosc_encode_bound(size_t srclen);
 ssize_t ab_blosc_encode(const ab_b2b_codec *c, const void *src, size_t srclen,
 			void *dst, size_t dstcap);

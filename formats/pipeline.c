@@ -754,3 +754,44 @@ int ab_chunk_decode(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_
 	}
 	return ab_error_set(AB_EFORMAT, "no array->bytes codec");
 }
+
+int ab_pipeline_partial(const ab_pipeline *p, const ab_dtype_desc *dt)
+{
+	int swap = p->big_endian && dt->swap_unit > 1;
+	return p->a2b == AB_A2B_BYTES && !p->has_transpose && !swap && dt->disk_size > 0 &&
+	       dt->str != AB_STR_VLEN && (p->nb2b == 0 || (p->nb2b == 1 && p->b2b[0].kind == AB_B2B_BLOSC));
+}
+
+int ab_chunk_decode_part(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_t *shape,
+			 const uint8_t *src, size_t srclen, uint64_t item0, uint64_t nitems, void *out,
+			 size_t *decoded)
+{
+	*decoded = 0;
+	if (!ab_pipeline_partial(p, dt))
+		return AB_NO_PART;
+	size_t outbytes;
+	int rc = ab_chunk_nbytes(p->ndim, shape, dt, &outbytes);
+	if (rc)
+		return rc;
+	size_t isz = dt->disk_size;
+	if (item0 > outbytes / isz || nitems > outbytes / isz - item0)
+		return ab_error_set(AB_EINVAL, "items %llu..%llu asked of a chunk of %zu items",
+				    (unsigned long long)item0, (unsigned long long)(item0 + nitems), outbytes / isz);
+	size_t off = (size_t)item0 * isz, len = (size_t)nitems * isz;
+	if (p->nb2b == 0) {
+		if (srclen != outbytes)
+			return ab_error_set(AB_ECORRUPT, "chunk holds %zu bytes, expected %zu (%zu items of %zu bytes)",
+					    srclen, outbytes, outbytes / isz, isz);
+		memcpy(out, src + off, len);
+		*decoded = len;
+		return 0;
+	}
+	/* the same size check the whole-chunk decode makes */
+	int64_t hint = ab_b2b_decoded_size(&p->b2b[0], src, srclen);
+	if (hint < 0)
+		return hint == -1 ? AB_NO_PART : (int)hint;
+	if ((uint64_t)hint != outbytes)
+		return ab_error_set(AB_ECORRUPT, "codec announces %lld decoded bytes, the chunk needs %zu",
+				    (long long)hint, outbytes);
+	return ab_b2b_decode_part(&p->b2b[0], src, srclen, off, len, out, decoded);
+}

@@ -79,6 +79,21 @@ int ab_chunk_decode(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_
 		    const uint8_t *src, size_t srclen, const uint8_t *fill, const char *fill_str,
 		    void *out, size_t outcap, ab_scratch *scratch);
 
+/* Whether a chunk of this chain can be decoded in part: items stored as
+ * plain bytes in host order (no transpose, no byte swap, no strings of
+ * variable length) and either no bytes->bytes codec or one blosc. */
+int ab_pipeline_partial(const ab_pipeline *p, const ab_dtype_desc *dt);
+
+/* Decodes items [item0, item0 + nitems) (C order of `shape`) of one encoded
+ * chunk into out, decompressing only the blosc blocks that hold them.
+ * *decoded is set to the bytes really decompressed. Returns 0; AB_NO_PART
+ * (see codec.h) when the chain or this chunk cannot be decoded in part (the
+ * caller decodes the whole chunk with ab_chunk_decode); or a negative AB_E*
+ * with a message. The sizes are checked as ab_chunk_decode checks them. */
+int ab_chunk_decode_part(const ab_pipeline *p, const ab_dtype_desc *dt, const uint64_t *shape,
+			 const uint8_t *src, size_t srclen, uint64_t item0, uint64_t nitems, void *out,
+			 size_t *decoded);
+
 /* Size in bytes of a decoded chunk of `shape` (strings: pointer per item). */
 int ab_chunk_nbytes(int ndim, const uint64_t *shape, const ab_dtype_desc *dt, size_t *out);
 

@@ -690,6 +690,12 @@ int ab_writer_array_create(ab_writer *w, const char *node, const ab_writer_array
 	rc = ab_compressor_codec(cfg->compressor, cfg->level,
 				 a->is_string ? 1 : (int)ab_dtype_size(cfg->dtype), &a->codec,
 				 &a->has_codec);
+	if (rc == 0 && a->codec.kind == AB_B2B_BLOSC) {
+		if (cfg->blosc_blocksize > (size_t)1 << 29)
+			rc = ab_error_set(AB_EINVAL, "blosc block size %zu: at most 512 MiB",
+					  cfg->blosc_blocksize);
+		a->codec.blocksize = cfg->blosc_blocksize;
+	}
 	if (rc) {
 		array_free(a);
 		return ab_error_prefix(rc, "%s: ", node);

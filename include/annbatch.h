@@ -375,6 +375,9 @@ typedef struct ab_loader_config {
 	unsigned threads;          /* decode workers, 0 = number of CPUs            */
 	unsigned max_windows;      /* windows in flight (memory ceiling), 3         */
 	uint64_t start_batch;      /* resume an epoch after this many batches       */
+	int whole_chunks;          /* 0: decode only the blosc blocks holding the
+	                            * rows asked for; 1: always whole chunks (for
+	                            * comparison: the rows delivered are the same)  */
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */
@@ -479,7 +482,11 @@ typedef struct ab_loader_stats {
 	uint64_t reads;            /* read requests issued                          */
 	uint64_t reads_in_flight;  /* at the moment of the call                     */
 	double read_lat_us[4];     /* p50, p90, p99, p99.9 of read completion time   */
-	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next    */
+	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next,
+	                              batches of an epoch's first window excepted */
+	double first_wait_us[2];   /* p50, max of the waits for batches of an epoch's
+	                              first window (nothing can be ready before
+	                              ab_loader_start: the time to the first batch) */
 	unsigned threads;          /* decode workers in use                         */
 	int registered_buffers;    /* reads go into registered (fixed) buffers      */
 	unsigned registered_files; /* shard files in the ring's file table          */
@@ -561,6 +568,12 @@ typedef struct ab_writer_array_config {
 	                              0 = not sharded. v3 only                      */
 	ab_compressor compressor;  /* applied to every (inner) chunk                */
 	int level;                 /* -1 = the compressor's default level above     */
+	size_t blosc_blocksize;    /* blosc: bytes per block asked of libblosc
+	                              (0 = its own choice; libblosc 1 makes blocks
+	                              of lz4 data at least 64 KiB). Smaller blocks
+	                              let a reader decode less of a chunk for a few
+	                              rows (ab_loader decodes only the blocks it
+	                              needs), at some cost in compression ratio   */
 	const char *attributes_json; /* NULL = {}                                   */
 } ab_writer_array_config;
 /* Zeroes the config and sets ndim 1, chunk_rows 1, level -1, float32. */

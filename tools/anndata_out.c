@@ -89,6 +89,7 @@ int ado_array(ab_writer *w, const char *node, ab_dtype dt, int ndim, const uint6
 	c.shard_rows = shard_rows;
 	c.compressor = o->compressor;
 	c.level = o->level;
+	c.blosc_blocksize = o->blosc_blocksize;
 	c.attributes_json = attrs;
 	return ab_writer_array_create(w, node, &c, out);
 }

@@ -14,6 +14,7 @@
 typedef struct ado_opts {
 	ab_compressor compressor;
 	int level;                 /* -1: the compressor's default              */
+	size_t blosc_blocksize;    /* 0: libblosc's choice                      */
 	uint64_t n_obs_per_chunk;  /* rows per X chunk (dense), 64              */
 	uint64_t shard_bytes;      /* bytes per shard; 0 = not sharded          */
 } ado_opts;

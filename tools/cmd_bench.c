@@ -32,6 +32,9 @@ static const char bench_tail[] =
 	"  --epochs N            run N epochs (default 1 when no --duration)\n"
 	"  --consumers N         consumer threads taking batches (1)\n"
 	"  --touch               consumers read every byte of each batch\n"
+	"  --consumer-delay MS   each consumer holds each batch MS milliseconds (a\n"
+	"                        training step) before taking the next: with a loader\n"
+	"                        that keeps up, the batch wait shows its hand-over cost\n"
 	"  --cold                drop the inputs from the page cache first\n"
 	"                        (posix_fadvise DONTNEED; drop_caches too when root)\n"
 	"  --json                the report as one JSON object\n"
@@ -44,11 +47,12 @@ static void usage(FILE *f)
 	fputs(bench_tail, f);
 }
 
-enum { O_DURATION = 1, O_EPOCHS, O_CONSUMERS, O_TOUCH, O_COLD, O_JSON };
+enum { O_DURATION = 1, O_EPOCHS, O_CONSUMERS, O_TOUCH, O_COLD, O_JSON, O_DELAY };
 
 typedef struct bench {
 	ab_loader *ld;
 	int touch;
+	double delay_s;            /* --consumer-delay */
 	_Atomic uint64_t samples, batches, sink;
 	_Atomic int stop;
 	_Atomic int error;
@@ -97,6 +101,12 @@ static void *consumer(void *arg)
 		ab_batch_get_view(bt, &v);
 		if (b->touch)
 			atomic_fetch_add_explicit(&b->sink, touch_batch(&v), memory_order_relaxed);
+		if (b->delay_s > 0) {
+			struct timespec d = { (time_t)b->delay_s,
+					      (long)((b->delay_s - (double)(time_t)b->delay_s) * 1e9) };
+			while (nanosleep(&d, &d) != 0 && errno == EINTR)
+				;
+		}
 		atomic_fetch_add_explicit(&b->samples, v.nrows, memory_order_relaxed);
 		atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
 		ab_batch_release(bt);
@@ -180,6 +190,7 @@ int cmd_bench(int argc, char **argv)
 	opts[n++] = (struct option){ "epochs", required_argument, NULL, O_EPOCHS };
 	opts[n++] = (struct option){ "consumers", required_argument, NULL, O_CONSUMERS };
 	opts[n++] = (struct option){ "touch", no_argument, NULL, O_TOUCH };
+	opts[n++] = (struct option){ "consumer-delay", required_argument, NULL, O_DELAY };
 	opts[n++] = (struct option){ "cold", no_argument, NULL, O_COLD };
 	opts[n++] = (struct option){ "json", no_argument, NULL, O_JSON };
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
@@ -189,6 +200,7 @@ int cmd_bench(int argc, char **argv)
 	double duration = 0;
 	uint64_t epochs = 0, consumers = 1;
 	int touch = 0, cold = 0, json = 0, c;
+	double delay_ms = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int r = loader_opts_handle(&lo, c, optarg, "bench");
@@ -213,6 +225,13 @@ int cmd_bench(int argc, char **argv)
 				return cli_fail("bench", "--consumers must be 1..256"), 2;
 			break;
 		case O_TOUCH: touch = 1; break;
+		case O_DELAY: {
+			char *end;
+			delay_ms = strtod(optarg, &end);
+			if (end == optarg || *end || !(delay_ms >= 0) || delay_ms > 1e6)
+				return cli_fail("bench", "--consumer-delay: expected milliseconds >= 0, got '%s'", optarg), 2;
+			break;
+		}
 		case O_COLD: cold = 1; break;
 		case O_JSON: json = 1; break;
 		case 'h': usage(stdout); return 0;
@@ -236,6 +255,7 @@ int cmd_bench(int argc, char **argv)
 	memset(&b, 0, sizeof b);
 	pthread_mutex_init(&b.mu, NULL);
 	b.touch = touch;
+	b.delay_s = delay_ms / 1000.0;
 	int ret = loader_opts_build(&lo, argv + optind, argc - optind, "bench", &b.ld);
 	if (ret)
 		return ret;
@@ -325,21 +345,25 @@ int cmd_bench(int argc, char **argv)
 			       "\"samples_per_s\": %.3f, \"batches_per_s\": %.3f, \"disk_bytes\": %llu, "
 			       "\"disk_bytes_per_s\": %.1f, \"reads\": %llu, \"read_iops\": %.1f, \"mean_read_bytes\": %.1f, "
 			       "\"decoded_bytes_per_s\": %.1f, \"read_lat_us\": {\"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, "
-			       "\"p999\": %.2f}, \"wait_us\": {\"p50\": %.2f, \"p99\": %.2f}, \"cpu_user_s\": %.3f, "
+			       "\"p999\": %.2f}, \"wait_us\": {\"p50\": %.2f, \"p99\": %.2f}, "
+			       "\"first_wait_us\": {\"p50\": %.2f, \"max\": %.2f}, \"cpu_user_s\": %.3f, "
 			       "\"cpu_sys_s\": %.3f, \"io_backend\": \"%s\", \"io_mode\": \"%s\", \"consumers\": %llu, "
 			       "\"touch\": %s, \"cold\": %s, \"page_cache_dropped\": %s, \"batch_size\": %llu, "
 			       "\"chunk_size\": %llu, \"preload_nchunks\": %llu, \"shuffle\": %s, \"queue_depth\": %u, "
-			       "\"threads\": %u, \"max_windows\": %u, \"registered_buffers\": %s, \"registered_files\": %u, \"note\": ",
+			       "\"threads\": %u, \"max_windows\": %u, \"registered_buffers\": %s, \"registered_files\": %u, "
+			       "\"consumer_delay_ms\": %.3f, \"decode\": \"%s\", \"note\": ",
 			       (unsigned long long)samples, (unsigned long long)batches, (unsigned long long)st.rows,
 			       (unsigned long long)epochs_done, el, (double)samples / el, (double)batches / el,
 			       (unsigned long long)st.bytes_read, (double)st.bytes_read / el, (unsigned long long)st.reads,
 			       (double)st.reads / el, mean_read, (double)st.bytes_decoded / el, st.read_lat_us[0],
-			       st.read_lat_us[1], st.read_lat_us[2], st.read_lat_us[3], st.wait_us[0], st.wait_us[1], cpu_u,
+			       st.read_lat_us[1], st.read_lat_us[2], st.read_lat_us[3], st.wait_us[0], st.wait_us[1],
+			       st.first_wait_us[0], st.first_wait_us[1], cpu_u,
 			       cpu_s, st.backend, st.io_mode, (unsigned long long)consumers, touch ? "true" : "false",
 			       cold ? "true" : "false", dropped_all ? "true" : "false", (unsigned long long)cf->batch_size,
 			       (unsigned long long)cf->chunk_size, (unsigned long long)cf->preload_nchunks,
 			       cf->shuffle ? "true" : "false", st.queue_depth, st.threads, cf->max_windows,
-			       st.registered_buffers ? "true" : "false", st.registered_files);
+			       st.registered_buffers ? "true" : "false", st.registered_files, delay_ms,
+			       cf->whole_chunks ? "chunks" : "blocks");
 			cli_json_string(stdout, st.note);
 			printf("}\n");
 		} else {
@@ -355,8 +379,9 @@ int cmd_bench(int argc, char **argv)
 			printf("  decoded    : %s\n", dec);
 			printf("  read lat   : p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us\n", st.read_lat_us[0],
 			       st.read_lat_us[1], st.read_lat_us[2], st.read_lat_us[3]);
-			printf("  batch wait : p50 %.1f us, p99 %.1f us (consumer time in ab_loader_next)\n", st.wait_us[0],
-			       st.wait_us[1]);
+			printf("  batch wait : p50 %.1f us, p99 %.1f us (consumer time in ab_loader_next); first window:"
+			       " p50 %.1f ms, max %.1f ms\n",
+			       st.wait_us[0], st.wait_us[1], st.first_wait_us[0] / 1000, st.first_wait_us[1] / 1000);
 			printf("  cpu        : user %.2f s/s, sys %.2f s/s\n", cpu_u / el, cpu_s / el);
 			printf("  engine     : backend %s, io %s%s, queue depth %u, %u decode threads, %llu consumer(s)%s%s\n",
 			       st.backend, st.io_mode, st.registered_buffers ? ", registered buffers" : "", st.queue_depth,
@@ -366,6 +391,10 @@ int cmd_bench(int argc, char **argv)
 			printf("  sampling   : batch %llu, chunk %llu, preload %llu, %s\n", (unsigned long long)cf->batch_size,
 			       (unsigned long long)cf->chunk_size, (unsigned long long)cf->preload_nchunks,
 			       cf->shuffle ? "shuffled" : "sequential");
+			printf("  decode     : %s", cf->whole_chunks ? "whole chunks" : "blosc blocks holding the rows");
+			if (delay_ms > 0)
+				printf("; consumers hold each batch %.3g ms", delay_ms);
+			printf("\n");
 			if (*st.note)
 				printf("  note       : %s\n", st.note);
 		}

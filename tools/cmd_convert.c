@@ -52,6 +52,9 @@ static const char convert_usage[] =
 	"  --shard-size SIZE        bytes per shard, 1GB\n"
 	"  --compressor C           blosc-lz4 (default: clevel 3, byte shuffle),\n"
 	"                           blosc-zstd, zstd, gzip, none\n"
+	"  --blosc-blocksize SIZE   bytes per blosc block asked of libblosc, 0 = its\n"
+	"                           own choice (default; see README: smaller blocks\n"
+	"                           decode less for small chunk sizes)\n"
 	"  --memory SIZE            memory budget, a quarter of RAM by default; a\n"
 	"                           dataset is made smaller if it would not fit\n"
 	"  --progress / --no-progress  progress line on stderr (default: on a TTY)\n"
@@ -61,7 +64,7 @@ static const char convert_usage[] =
 	"leaves it as it was. Any failure prints one line on stderr and exits non-zero.\n";
 
 enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_CHUNK,
-       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG };
+       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK };
 
 #define CMD "convert"
 
@@ -1466,6 +1469,7 @@ int cmd_convert(int argc, char **argv)
 		{ "n-obs-per-chunk", required_argument, NULL, O_CHUNK },
 		{ "shard-size", required_argument, NULL, O_SHARD },
 		{ "compressor", required_argument, NULL, O_COMP },
+		{ "blosc-blocksize", required_argument, NULL, O_BLOCK },
 		{ "memory", required_argument, NULL, O_MEM },
 		{ "progress", no_argument, NULL, O_PROG },
 		{ "no-progress", no_argument, NULL, O_NOPROG },
@@ -1542,6 +1546,13 @@ int cmd_convert(int argc, char **argv)
 			if (ab_compressor_parse(optarg, &c.o.compressor))
 				return cli_fail(CMD, "--compressor: %s", ab_last_error());
 			break;
+		case O_BLOCK: {
+			uint64_t v;
+			if (ado_parse_size(optarg, &v))
+				return cli_fail(CMD, "--blosc-blocksize '%s': expected a size like 16K", optarg);
+			c.o.blosc_blocksize = (size_t)v;
+			break;
+		}
 		case O_MEM:
 			if (ado_parse_size(optarg, &c.memory) || !c.memory)
 				return cli_fail(CMD, "--memory '%s': expected a size like 8GB", optarg);

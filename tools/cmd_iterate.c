@@ -6,20 +6,21 @@
 #include <string.h>
 
 static const char iterate_usage_head[] =
-	"Usage: annbatch iterate INPUT... [options] [--emit index|index+rowsum|index+obs]\n"
+	"Usage: annbatch iterate INPUT... [options] [--emit MODE]\n"
 	"\n"
 	"Runs the loader over INPUT (an AnnData store: its X; an annbatch collection:\n"
 	"every dataset; STORE:NODE: a raw array, rows on axis 0) and prints one line\n"
 	"per batch, in order: the batch's global row indices separated by spaces\n"
 	"(--emit index, the default), or tokens i:s with s the sum of row i's values\n"
-	"printed with %.17g (--emit index+rowsum), or tokens i=v;v;... with the values\n"
+	"printed with %.17g (--emit index+rowsum; index+colsum weights each value by\n"
+	"its column + 1), or tokens i=v;v;... with the values\n"
 	"of the --obs columns (numbers with %.17g, categories as integer codes, -1 when\n"
 	"missing; --emit index+obs).\n"
 	"\n";
 
 static const char iterate_usage_tail[] =
 	"Output:\n"
-	"  --emit MODE           index (default), index+rowsum or index+obs\n"
+	"  --emit MODE           index (default), index+rowsum, index+colsum or index+obs\n"
 	"  --stats               print loader statistics on stderr at the end\n"
 	"  --epochs N            run N epochs in a row in one loader (--epoch, +1, ...),\n"
 	"                        printing the batches of each in turn (1)\n"
@@ -62,7 +63,8 @@ int cmd_iterate(int argc, char **argv)
 			if (strcmp(optarg, "index") == 0) emit = 0;
 			else if (strcmp(optarg, "index+rowsum") == 0) emit = 1;
 			else if (strcmp(optarg, "index+obs") == 0) emit = 2;
-			else return cli_fail("iterate", "--emit must be index, index+rowsum or index+obs"), 2;
+			else if (strcmp(optarg, "index+colsum") == 0) emit = 3;
+			else return cli_fail("iterate", "--emit must be index, index+rowsum, index+colsum or index+obs"), 2;
 			break;
 		case O_STATS: stats = 1; break;
 		case O_EPOCHS:
@@ -112,13 +114,19 @@ int cmd_iterate(int argc, char **argv)
 							printf("%.17g", bv.obs[k].values[r]);
 					}
 				} else {
+					/* rowsum: the sum of the row's values; colsum: each
+					 * value weighted by its column + 1, so a value in
+					 * the wrong column shows too */
 					double s = 0;
+					int w = emit == 3;
 					if (bv.sparse) {
 						for (int64_t k = bv.indptr[r]; k < bv.indptr[r + 1]; k++)
-							s += ab_item_as_double(bv.dtype, bv.values, (size_t)k);
+							s += ab_item_as_double(bv.dtype, bv.values, (size_t)k) *
+							     (w ? (double)bv.indices[k] + 1 : 1.0);
 					} else {
 						for (uint64_t k = 0; k < bv.row_items; k++)
-							s += ab_item_as_double(bv.dtype, bv.data, (size_t)(r * bv.row_items + k));
+							s += ab_item_as_double(bv.dtype, bv.data, (size_t)(r * bv.row_items + k)) *
+							     (w ? (double)k + 1 : 1.0);
 					}
 					printf("%llu:%.17g", (unsigned long long)bv.rows[r], s);
 				}

@@ -29,6 +29,8 @@ static const char synth_usage[] =
 	"                        out as anndata 0.8 writes it)\n"
 	"  --compressor C        blosc-lz4 (default), blosc-zstd, zstd, gzip, none;\n"
 	"                        h5ad: none (default) or gzip\n"
+	"  --blosc-blocksize SIZE  bytes per blosc block asked of libblosc, 0 = its\n"
+	"                        own choice (default)\n"
 	"  --n-obs-per-chunk N   rows per X chunk (dense), or their mean non-zeros\n"
 	"                        per chunk of data/indices (sparse); 64\n"
 	"  --shard-size SIZE     bytes per shard (zarr3), 1GB; e.g. 256MB, 1GiB\n"
@@ -40,7 +42,7 @@ static const char synth_usage[] =
 	"OUT appears only when complete (written under a temporary name, then renamed).\n";
 
 enum { O_NOBS = 256, O_NVARS, O_MEANNNZ, O_DENSE, O_FORMAT, O_COMP, O_CHUNK, O_SHARD, O_NOSHARD,
-       O_SEED, O_FORCE };
+       O_SEED, O_FORCE, O_BLOCK };
 
 #define N_TYPES 50
 #define N_DONORS 8
@@ -438,6 +440,7 @@ int cmd_synth(int argc, char **argv)
 		{ "dense", no_argument, NULL, O_DENSE },
 		{ "format", required_argument, NULL, O_FORMAT },
 		{ "compressor", required_argument, NULL, O_COMP },
+		{ "blosc-blocksize", required_argument, NULL, O_BLOCK },
 		{ "n-obs-per-chunk", required_argument, NULL, O_CHUNK },
 		{ "shard-size", required_argument, NULL, O_SHARD },
 		{ "no-shard", no_argument, NULL, O_NOSHARD },
@@ -489,6 +492,13 @@ int cmd_synth(int argc, char **argv)
 				return cli_fail("synth", "--compressor: %s", ab_last_error());
 			comp_given = 1;
 			break;
+		case O_BLOCK: {
+			uint64_t v;
+			if (ado_parse_size(optarg, &v))
+				return cli_fail("synth", "--blosc-blocksize '%s': expected a size like 16K", optarg);
+			o.blosc_blocksize = (size_t)v;
+			break;
+		}
 		case O_CHUNK:
 			if (parse_u64_opt("--n-obs-per-chunk", optarg, &o.n_obs_per_chunk))
 				return 1;

@@ -11,7 +11,7 @@
 enum {
 	O_BATCH = LOPT_FIRST, O_CHUNK, O_PRELOAD, O_SHUFFLE, O_SEED, O_EPOCH, O_DROP, O_REPL, O_NUMS, O_MASK,
 	O_RANK, O_WORLD, O_IO, O_BACKEND, O_QD, O_THREADS, O_START, O_WINDOWS, O_CLASSCOL, O_CLASSW, O_OBS,
-	O_F32
+	O_F32, O_DECODE
 };
 
 const struct option loader_long_opts[] = {
@@ -37,6 +37,7 @@ const struct option loader_long_opts[] = {
 	{ "class-weights", required_argument, NULL, O_CLASSW },
 	{ "obs", required_argument, NULL, O_OBS },
 	{ "float32", no_argument, NULL, O_F32 },
+	{ "decode", required_argument, NULL, O_DECODE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -67,7 +68,9 @@ const char loader_opts_help[] =
 	"  --backend uring|pread       I/O backend (default: uring, pread if refused)\n"
 	"  --queue-depth N       reads in flight (64)\n"
 	"  --threads N           decode threads (number of CPUs)\n"
-	"  --max-windows N       windows in flight, the memory ceiling (3)\n";
+	"  --max-windows N       windows in flight, the memory ceiling (3)\n"
+	"  --decode blocks|chunks  blocks (default): decode only the blosc blocks that\n"
+	"                        hold the rows asked for; chunks: whole chunks (same rows)\n";
 
 void loader_opts_init(loader_opts *o)
 {
@@ -148,6 +151,11 @@ int loader_opts_handle(loader_opts *o, int c, const char *arg, const char *cmd)
 	case O_QD: return parse_bounded(cmd, "--queue-depth", arg, 1, 4096, &cfg->queue_depth);
 	case O_THREADS: return parse_bounded(cmd, "--threads", arg, 1, 256, &cfg->threads);
 	case O_WINDOWS: return parse_bounded(cmd, "--max-windows", arg, 1, 64, &cfg->max_windows);
+	case O_DECODE:
+		if (strcmp(arg, "blocks") == 0) cfg->whole_chunks = 0;
+		else if (strcmp(arg, "chunks") == 0) cfg->whole_chunks = 1;
+		else return cli_fail(cmd, "--decode must be blocks or chunks"), 2;
+		return 0;
 	case O_CLASSCOL: o->class_col = arg; return 0;
 	case O_CLASSW: o->class_w = arg; return 0;
 	case O_OBS: o->obs_list = arg; return 0;

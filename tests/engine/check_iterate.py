@@ -3,6 +3,8 @@
 Usage: check_iterate.py MODE EXPECTED.npz OUTPUT [args]
   csr-rowsum   every line's i:s tokens match row sums of the CSR rows
   dense-rowsum KEY  same for a dense array in the npz
+  csr-colsum, dense-colsum KEY  the same for --emit index+colsum: each value
+               weighted by its column + 1
   once N BS [DROP]  every row of range(N) exactly once, batches of BS (last may
                be short unless DROP), for index or index+rowsum output
 Row sums are compared exactly: the C side sums in stored order in double, and
@@ -38,23 +40,29 @@ def seqsum(vals):
 def main():
     mode = sys.argv[1]
     exp = np.load(sys.argv[2])
-    batches = parse(sys.argv[3]) if mode in ("csr-rowsum", "dense-rowsum", "once") else None
-    if mode == "csr-rowsum":
+    batches = parse(sys.argv[3]) if mode in ("csr-rowsum", "dense-rowsum", "csr-colsum", "dense-colsum",
+                                             "once") else None
+    weighted = mode.endswith("colsum")
+    if mode in ("csr-rowsum", "csr-colsum"):
         data, indptr = exp["data"], exp["indptr"]
         n = 0
         for b in batches:
             for i, s in b:
-                want = seqsum(data[indptr[i]:indptr[i + 1]])
+                vals = data[indptr[i]:indptr[i + 1]]
+                if weighted:
+                    vals = [float(v) * (float(c) + 1) for v, c in zip(vals, exp["indices"][indptr[i]:indptr[i + 1]])]
+                want = seqsum(vals)
                 assert s == want, f"row {i}: got {s!r}, want {want!r}"
                 n += 1
         assert n > 0
-    elif mode == "dense-rowsum":
+    elif mode in ("dense-rowsum", "dense-colsum"):
         x = exp[sys.argv[4]]
         x = x.reshape(x.shape[0], -1)
         n = 0
         for b in batches:
             for i, s in b:
-                want = seqsum(x[i])
+                vals = [float(v) * (k + 1) for k, v in enumerate(x[i])] if weighted else x[i]
+                want = seqsum(vals)
                 assert s == want, f"row {i}: got {s!r}, want {want!r}"
                 n += 1
         assert n > 0

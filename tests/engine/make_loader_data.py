@@ -93,3 +93,43 @@ obs = pd.DataFrame({"ct": pd.Categorical(ct, categories=["A", "B", "C"]), "n": n
                     "maybe": nullable}, index=[f"g{i}" for i in range(n)])
 gx = random_csr(n, 20, 0.3)
 anndata.AnnData(X=gx, obs=obs).write_zarr(os.path.join(out, "grouped.zarr"))
+
+# Chunks of many blosc blocks, for decoding only the blocks a window needs:
+# written by zarr-python / numcodecs with small forced block sizes (zstd is
+# not split, so its blocks stay as small as asked; lz4 blocks of 4-byte items
+# are at least 64 KiB), a memcpy'ed frame (clevel 0), bit shuffle, and a v3
+# dataset whose blosc typesize (8) does not match its 4-byte items (decoded
+# whole: a range need not fall on the frame's items).
+bx = random_csr(1500, 400, 0.3)
+g = zarr.open_group(os.path.join(out, "blocks_csr.zarr"), mode="w")
+g.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+X = g.create_group("X")
+X.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": list(bx.shape)})
+X.create_dataset("data", data=bx.data, chunks=(50000,),
+                 compressor=numcodecs.Blosc("zstd", 1, numcodecs.Blosc.SHUFFLE, blocksize=4096))
+X.create_dataset("indices", data=bx.indices.astype("<i4"), chunks=(40000,),
+                 compressor=numcodecs.Blosc("lz4", 3, numcodecs.Blosc.BITSHUFFLE, blocksize=16384))
+X.create_dataset("indptr", data=bx.indptr.astype("<i8"), chunks=(1000,))
+obs = g.create_group("obs")
+obs.attrs.update({"encoding-type": "dataframe", "encoding-version": "0.2.0", "_index": "_index",
+                  "column-order": []})
+by = random_csr(700, 400, 0.25)
+col = os.path.join(out, "blocks_v3.zarr")
+gf.v3_group(col, {"encoding-type": "annbatch-preshuffled", "encoding-version": "0.1.0"})
+p = os.path.join(col, "dataset_0")
+gf.v3_group(p, {"encoding-type": "anndata", "encoding-version": "0.1.0"})
+gf.v3_group(os.path.join(p, "X"), {"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
+                                   "shape": list(by.shape)})
+gf.v3_array(os.path.join(p, "X", "data"), by.data.astype("<f4"), [40000],
+            [gf.sharding([20000], [gf.BYTES_LE, gf.blosc3("lz4", "shuffle", 8, clevel=3)])], 0.0)
+gf.v3_array(os.path.join(p, "X", "indices"), by.indices.astype("<i4"), [40000],
+            [gf.sharding([20000], [gf.BYTES_LE, gf.blosc3("blosclz", "noshuffle", 4, clevel=0)])], 0)
+gf.v3_array(os.path.join(p, "X", "indptr"), by.indptr.astype("<i8"), [4096], [gf.BYTES_LE], 0)
+allb = sp.vstack([bx, by]).tocsr()
+np.savez(os.path.join(out, "blocks_expected.npz"), data=allb.data, indices=allb.indices,
+         indptr=allb.indptr, shape=np.array(allb.shape))
+m = rng.integers(-1000, 1000, size=(900, 70)).astype(np.float32)
+g = zarr.open_group(os.path.join(out, "blocks_raw.zarr"), mode="w")
+g.create_dataset("m", data=m, chunks=(300, 70),
+                 compressor=numcodecs.Blosc("zstd", 3, numcodecs.Blosc.NOSHUFFLE, blocksize=1024))
+np.savez(os.path.join(out, "blocks_dense.npz"), m=m)

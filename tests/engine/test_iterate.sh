@@ -105,6 +105,33 @@ run stack "$work/stack" "$D/raw.zarr:stack" --batch-size 25 --chunk-size 25 --pr
 	index+rowsum --io direct && check "3-d contents" $CHECK dense-rowsum "$D/dense_expected.npz" "$work/stack" stack
 check "3-d once" $CHECK once "$D/dense_expected.npz" "$work/stack" 500 25
 
+# 6b. Decoding only the blosc blocks a window needs (--decode blocks, the
+# default) against whole chunks: same batches, contents right with each value
+# weighted by its column, and fewer bytes decompressed (so the partial path is
+# the one taken). Odd chunk sizes cut blocks anywhere.
+B=("$D/blocks_csr.zarr" "$D/blocks_v3.zarr")
+for io in buffered direct; do
+	P=(--batch-size 14 --chunk-size 7 --preload-nchunks 6 --shuffle --seed 9 --emit index+colsum --stats --io $io)
+	"$AB" iterate "${B[@]}" "${P[@]}" >"$work/pb" 2>"$work/pb.err" &&
+		check "blocks contents ($io)" $CHECK csr-colsum "$D/blocks_expected.npz" "$work/pb" ||
+		bad "blocks iterate ($io): $(head -c 300 "$work/pb.err")"
+	check "blocks once ($io)" $CHECK once "$D/blocks_expected.npz" "$work/pb" 2200 14
+	"$AB" iterate "${B[@]}" "${P[@]}" --decode chunks >"$work/pc" 2>"$work/pc.err"
+	check "blocks = chunks ($io)" cmp -s "$work/pb" "$work/pc"
+	dec() { sed -n 's/.*bytes_decoded=\([0-9]*\).*/\1/p' "$1"; }
+	check "blocks decode less ($io: $(dec "$work/pb.err") < $(dec "$work/pc.err"))" \
+		test "$(dec "$work/pb.err")" -lt "$(dec "$work/pc.err")"
+done
+R=(--batch-size 10 --chunk-size 5 --preload-nchunks 4 --shuffle --seed 2 --emit index+colsum --stats)
+run "blocks dense" "$work/pd" "$D/blocks_raw.zarr:m" "${R[@]}" &&
+	check "blocks dense contents" $CHECK dense-colsum "$D/blocks_dense.npz" "$work/pd" m
+run "blocks dense float32" "$work/pf" "$D/blocks_raw.zarr:m" "${R[@]}" --float32 --threads 1 &&
+	check "blocks dense float32 = default" cmp -s "$work/pd" "$work/pf"
+run "dense chunks" "$work/pe" "$D/blocks_raw.zarr:m" "${R[@]}" --decode chunks &&
+	check "blocks dense = chunks" cmp -s "$work/pd" "$work/pe"
+run "csr colsum" "$work/cc" "${CSR[@]}" "${S[@]}" --emit index+colsum &&
+	check "csr colsum contents" $CHECK csr-colsum "$D/csr_expected.npz" "$work/cc"
+
 # 7. obs columns with batches, and the class sampler on data grouped by class.
 G="$D/grouped.zarr"
 run obs "$work/obs" "$G" --batch-size 8 --chunk-size 16 --preload-nchunks 4 --shuffle --obs ct,n,maybe \
@@ -136,6 +163,20 @@ assert d["reads"] > 0 and d["disk_bytes"] > 0 and d["threads"] >= 1
 assert d["io_backend"] != "uring" or d["registered_buffers"] is True, d
 # the collection's shard files go into the ring's file table
 assert d["io_backend"] != "uring" or d["registered_files"] >= 2, d
+assert set(d["first_wait_us"]) == {"p50", "max"} and d["first_wait_us"]["max"] > 0, d
+assert d["decode"] == "blocks" and d["consumer_delay_ms"] == 0, d
+PYEOF
+# a consumer that holds each batch 20 ms: the loader keeps up on this small
+# store, so the steady waits are far below the hold time (the first window's
+# waits are reported apart)
+"$AB" bench "${CSR[@]}" "${S[@]}" --num-samples 400 --epochs 1 --consumer-delay 20 --decode chunks --json >"$work/bench.json" 2>"$work/err"
+check "bench consumer delay" "$PY" - "$work/bench.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["consumer_delay_ms"] == 20 and d["decode"] == "chunks", d
+# 50 batches of 20 ms: at least 1 s
+assert d["batches"] == 50 and d["elapsed_s"] >= 50 * 0.020, d
+assert d["wait_us"]["p50"] < 20000, d
 PYEOF
 "$AB" bench "${CSR[@]}" "${S[@]}" --duration 0.5 --cold --io direct >"$work/bench.txt" 2>"$work/err"
 check "bench text" grep -q "samples/s" "$work/bench.txt"
@@ -156,6 +197,8 @@ expect_fail "dense with sparse" "mix" "$D/dense_a.zarr" "$D/csr_a.zarr"
 expect_fail "missing input" "not found" "$D/none.zarr"
 expect_fail "bad option" "emit" "${CSR[@]}" --emit rows
 CMD=bench expect_fail "bench duration and epochs" "exclude" --duration 1 --epochs 2 "${CSR[@]}"
+CMD=bench expect_fail "bench negative delay" "consumer-delay" --consumer-delay -1 "${CSR[@]}"
+expect_fail "bad decode mode" "decode must be" "${CSR[@]}" --decode some
 expect_fail "no such obs column" "no obs column 'ct'" "${CSR[@]}" --obs ct --emit index+obs
 expect_fail "class run too short" "shorter than chunk_size" "$G" --class-column ct --chunk-size 300 \
 	--batch-size 10 --preload-nchunks 1

@@ -6,8 +6,10 @@
  * announced size, decodes into a buffer of that size (or a guess when the
  * format announces none), once more into a buffer one byte too small, and
  * checks the contract of ab_b2b_decode: a result within the capacity, or
- * AB_ETOOSMALL, or another negative status. Then it encodes the frame bytes as
- * if they were data and checks that they decode back unchanged.
+ * AB_ETOOSMALL, or another negative status. It decodes a part of the frame
+ * (ab_b2b_decode_part, range from byte 1), which must agree with the whole
+ * decode where both succeed. Then it encodes the frame bytes as if they were
+ * data and checks that they decode back unchanged.
  */
 #include "fuzz_common.h"
 
@@ -41,6 +43,29 @@ static ssize_t decode_checked(const ab_b2b_codec *c, const uint8_t *src, size_t 
 	FUZZ_ASSERT(n >= 0 || n == AB_ETOOSMALL || (n <= AB_EINVAL && n >= AB_ETYPE));
 	free(dst);
 	return n;
+}
+
+/* A part of the frame: bytes [a, b) with a and b picked from `par`. */
+static void part_checked(const ab_b2b_codec *c, const uint8_t *src, size_t len, size_t total, uint8_t par)
+{
+	size_t ts = (size_t)c->typesize, items = total / ts;
+	size_t a = items * (par & 15) / 16, b = a + (items - a) * (par >> 4) / 15;
+	uint8_t *whole = malloc(total), *part = malloc((b - a) * ts + 1);
+	if (whole && part) {
+		size_t decoded = 0;
+		int rc = ab_b2b_decode_part(c, src, len, a * ts, (b - a) * ts, part, &decoded);
+		FUZZ_ASSERT(rc == 0 || rc == AB_NO_PART || (rc <= AB_EINVAL && rc >= AB_ETYPE));
+		if (rc == 0) {
+			FUZZ_ASSERT(decoded <= total);
+			ssize_t n = ab_b2b_decode(c, src, len, whole, total);
+			/* a block the part skipped may be corrupt; where the whole
+			 * frame decodes, the part must be its slice */
+			if (n == (ssize_t)total)
+				FUZZ_ASSERT(memcmp(part, whole + a * ts, (b - a) * ts) == 0);
+		}
+	}
+	free(whole);
+	free(part);
 }
 
 static void roundtrip(const ab_b2b_codec *c, const uint8_t *src, size_t len)
@@ -81,8 +106,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ssize_t n = decode_checked(&c, src, len, (size_t)hint);
 			/* A frame that decodes must produce what it announced. */
 			FUZZ_ASSERT(n < 0 || n == hint);
-			if (hint > 0)
+			if (hint > 0) {
 				decode_checked(&c, src, len, (size_t)hint - 1);
+				part_checked(&c, src, len, (size_t)hint, data[1]);
+			}
 		}
 	} else if (hint == -1) {
 		/* No announced size: grow as a reader would, within bounds. */

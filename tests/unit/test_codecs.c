@@ -726,6 +726,96 @@ START_TEST(test_vectors_decode)
 }
 END_TEST
 
+/* Decoding part of a frame: every blosc vector written by numcodecs (one and
+ * many blocks, every compressor and shuffle, stored frames), over ranges at
+ * the ends, across block boundaries and at random, must give exactly the
+ * slice of the .raw bytes, and never touch a byte of dst past the range. */
+static void check_part(const ab_b2b_codec *c, const uint8_t *enc, size_t enclen, const uint8_t *raw,
+		       size_t rawlen, size_t ts, const char *what, int *multi_block)
+{
+	size_t nitems = rawlen / ts, blocksize = enclen >= 16 ? (size_t)enc[8] | (size_t)enc[9] << 8 |
+									 (size_t)enc[10] << 16 | (size_t)enc[11] << 24
+								   : 0;
+	if (blocksize && blocksize < rawlen && !(enc[2] & 0x02))
+		(*multi_block)++;
+	uint8_t *dst = xmalloc(rawlen + 16);
+	uint64_t seed = 12345;
+	for (int t = 0; t < 60; t++) {
+		size_t a, b;
+		if (t == 0) { a = 0; b = nitems; }
+		else if (t == 1) { a = 0; b = nitems ? 1 : 0; }
+		else if (t == 2) { a = nitems ? nitems - 1 : 0; b = nitems; }
+		else if (t < 8 && blocksize && nitems) {
+			/* around the t-th block boundary */
+			size_t edge = (size_t)(t - 2) * blocksize / ts;
+			a = edge > 3 ? edge - 3 : 0;
+			b = edge + 2 < nitems ? edge + 2 : nitems;
+			if (a > b) a = b;
+		} else {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			a = nitems ? (size_t)(seed >> 33) % nitems : 0;
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			b = a + (nitems - a ? (size_t)(seed >> 33) % (nitems - a + 1) : 0);
+		}
+		memset(dst, 0xCD, rawlen + 16);
+		size_t decoded = 0;
+		int rc = ab_b2b_decode_part(c, enc, enclen, a * ts, (b - a) * ts, dst, &decoded);
+		ck_assert_msg(rc == 0, "%s: part %zu..%zu gave %d (%s)", what, a, b, rc, ab_last_error());
+		ck_assert_msg(memcmp(dst, raw + a * ts, (b - a) * ts) == 0, "%s: part %zu..%zu differs", what, a, b);
+		for (size_t k = (b - a) * ts; k < rawlen + 16; k++)
+			ck_assert_msg(dst[k] == 0xCD, "%s: part %zu..%zu wrote past its end", what, a, b);
+		ck_assert_msg(decoded >= (b - a) * ts && decoded <= rawlen, "%s: %zu bytes decompressed for %zu",
+			      what, decoded, (b - a) * ts);
+	}
+	/* a range past the decoded size is refused, not read */
+	size_t decoded;
+	ab_error_clear();
+	expect_error(ab_b2b_decode_part(c, enc, enclen, rawlen, ts, dst, &decoded), AB_ECORRUPT, "blosc");
+	/* a range off the frame's items: decoded whole by the caller instead */
+	if (ts > 1 && rawlen >= 2 * ts && enclen >= 16 && !(enc[2] & 0x02))
+		ck_assert_int_eq(ab_b2b_decode_part(c, enc, enclen, 1, ts, dst, &decoded), AB_NO_PART);
+	/* a truncated frame is refused */
+	if (enclen > 16) {
+		ab_error_clear();
+		ck_assert_int_lt(ab_b2b_decode_part(c, enc, enclen - 1, 0, ts, dst, &decoded), 0);
+	}
+	free(dst);
+}
+
+START_TEST(test_vectors_decode_part)
+{
+	const char *dir = vectors_dir();
+	vector *vs = xmalloc(sizeof(vector) * MAX_VECTORS);
+	int n = load_index(dir, vs), tested = 0, multi = 0;
+	for (int i = 0; i < n; i++) {
+		const vector *v = &vs[i];
+		ab_b2b_codec c;
+		size_t rawlen, enclen;
+		if (!vector_codec(v, &c))
+			continue;
+		uint8_t *raw = read_whole(dir, v->name, ".raw", &rawlen);
+		uint8_t *enc = read_whole(dir, v->name, ".enc", &enclen);
+		size_t dec = 0;
+		if (c.kind == AB_B2B_BLOSC) {
+			/* items of the size the frame was shuffled with */
+			size_t ts = enclen >= 16 && enc[3] ? enc[3] : 1;
+			if (rawlen % ts == 0) {
+				check_part(&c, enc, enclen, raw, rawlen, ts, v->name, &multi);
+				tested++;
+			}
+		} else if (rawlen) {
+			uint8_t one;
+			ck_assert_int_eq(ab_b2b_decode_part(&c, enc, enclen, 0, 1, &one, &dec), AB_NO_PART);
+		}
+		free(raw);
+		free(enc);
+	}
+	ck_assert_msg(tested >= 20, "only %d blosc vectors decoded in part", tested);
+	ck_assert_msg(multi >= 3, "only %d vectors have several blocks", multi);
+	free(vs);
+}
+END_TEST
+
 /* Vectors marked reencode=1: our encoder, same library and parameters, must
  * reproduce numcodecs' bytes exactly. */
 START_TEST(test_vectors_reencode)
@@ -1491,6 +1581,7 @@ static Suite *codec_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_vectors_decode);
 	tcase_add_test(tc, test_vectors_reencode);
+	tcase_add_test(tc, test_vectors_decode_part);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad_input");

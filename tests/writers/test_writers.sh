@@ -97,6 +97,27 @@ check "synth --dense: zarrita reads the dense X" bash -c '
 	"$0" get "$1/dense.zarr" X | cmp - "$1/ddense/X.bin"' "$AB" "$work" "$node_dir"
 
 # ---- convert
+# --blosc-blocksize: the same values, the block size recorded in the metadata
+# and used in the frames (blosc-zstd blocks are not split, so they stay 1 KiB)
+for fmt in zarr3 zarr2; do
+	st="$work/bs_$fmt.zarr"
+	"$AB" synth "$st" "${synth_args[@]}" --format $fmt --compressor blosc-zstd --blosc-blocksize 1KiB \
+		--shard-size 20KB >/dev/null 2>&1 || { bad "synth --blosc-blocksize $fmt: write"; continue; }
+	check "synth --blosc-blocksize ($fmt): zarrita + our reader give the reference values" \
+		same_as_ref "$st" "$work/dbs_$fmt"
+done
+check "synth --blosc-blocksize: metadata and frames" $PY - "$work" <<'EOF'
+import json, os, struct, sys
+w = sys.argv[1]
+m = json.load(open(os.path.join(w, "bs_zarr3.zarr", "X", "data", "zarr.json")))
+inner = m["codecs"][0]["configuration"]["codecs"]
+assert inner[-1]["name"] == "blosc" and inner[-1]["configuration"]["blocksize"] == 1024, inner
+a = json.load(open(os.path.join(w, "bs_zarr2.zarr", "X", "data", ".zarray")))
+assert a["compressor"]["blocksize"] == 1024, a["compressor"]
+hdr = open(os.path.join(w, "bs_zarr2.zarr", "X", "data", "0"), "rb").read(16)
+nbytes, blocksize, cbytes = struct.unpack("<3I", hdr[4:])
+assert blocksize == 1024 and nbytes > 2 * 1024, (nbytes, blocksize)
+EOF
 $PY "$here/make_inputs.py" "$work" || { bad "make_inputs.py"; }
 "$AB" synth "$work/syn.zarr" --n-obs 700 --n-vars 150 --mean-nnz 20 --seed 9 >/dev/null 2>&1
 dump "$work/syn.zarr" "$work/dsyn"
@@ -225,6 +246,7 @@ check "convert: OUT that is not a collection is refused" errline "$AB" convert i
 check "convert: bad --compressor" errline "$AB" convert in1.zarr -o x.zarr --compressor lzma
 check "synth: existing OUT is refused" errline "$AB" synth in1.zarr
 check "synth: bad --format" errline "$AB" synth x.zarr --format hdf9
+check "synth: bad --blosc-blocksize" errline "$AB" synth x.zarr --blosc-blocksize lots
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
