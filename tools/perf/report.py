@@ -290,15 +290,17 @@ def main():
     # the consumers (reading every byte) are slower than the loader alone.
     kept = []
     # Consumers that hold each batch (--consumer-delay, a training step): the
-    # loader keeps up when they get (nearly) the batches their hold time
-    # allows.
+    # loader keeps up when the median batch is ready on arrival and the
+    # consumers get most of the batches their hold time allows (the rest is
+    # the start of each epoch, whose first window nothing can have ready: those
+    # waits are reported apart as the time to the first batch).
     for x in rows:
         if x.get("delay_ms") and x.get("samples_per_s"):
             demand = x["consumers"] * x["batch_size"] / (x["delay_ms"] / 1000.0)
             x["demand_samples_per_s"] = demand
-            if x["samples_per_s"] >= 0.95 * demand:
+            if x["samples_per_s"] >= 0.8 * demand and x["wait_p50_ms"] < 0.1:
                 kept.append(x)
-    for x in rows:
+    for x in rows if not kept else []:
         if x["touch"] and x.get("samples_per_s"):
             base = by.get(x["name"].replace("_touch", ""))
             # Slower than without touching AND the median batch was ready on
@@ -310,10 +312,13 @@ def main():
                 kept.append(x)
     if kept:
         worst = max(kept, key=lambda x: x["wait_p99_ms"])
+        hold = (f"; consumers holding each batch {worst['delay_ms']:g} ms asked for "
+                f"{worst['demand_samples_per_s']:.0f} samples/s and got {worst['samples_per_s']:.0f}"
+                if worst.get("delay_ms") else "")
         target("consumer wait p99 when the loader keeps up", "< 1 ms",
                f"{worst['wait_p99_ms']:.3f} ms ({worst['name']})", worst["wait_p99_ms"] < 1.0,
-               f"waits for the batches of an epoch's first window (time to first batch, at most "
-               f"{worst.get('first_wait_max_ms', 0):.0f} ms) are reported apart")
+               f"waits for the batches of an epoch's first window (the time to the first batch, at most "
+               f"{worst.get('first_wait_max_ms', 0):.0f} ms, once an epoch) are reported apart{hold}")
     else:
         tr = [x for x in rows if x["touch"] and x.get("samples_per_s")]
         target("consumer wait p99 when the loader keeps up", "< 1 ms",
