@@ -54,6 +54,7 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 	if (ld->cfg.threads > 256)
 		ld->cfg.threads = 256;
 	pthread_mutex_init(&ld->mu, NULL);
+	pthread_mutex_init(&ld->lay_mu, NULL);
 	pthread_cond_init(&ld->cv, NULL);
 	pthread_cond_init(&ld->task_cv, NULL);
 	ab_hist_reset(&ld->read_lat);
@@ -763,6 +764,144 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 		snprintf(ld->note, sizeof ld->note, "read buffers not registered (%s)", ab_last_error());
 }
 
+/* ---- block layouts: reading only the blosc blocks a unit's rows need */
+
+/* At most this much memory for layouts (a few dozen bytes a unit: millions
+ * of units); beyond it, units are read whole. */
+#define LAYOUT_MAX_BYTES ((size_t)64 << 20)
+
+static size_t layout_slot(const ab_loader *ld, const ab_array *arr, uint64_t lin)
+{
+	uint64_t h = ((uint64_t)(uintptr_t)arr * 0x9E3779B97F4A7C15ull) ^ (lin * 0xC2B2AE3D27D4EB4Full);
+	h ^= h >> 29;
+	return (size_t)h & (ld->lay_cap - 1);
+}
+
+/* The entry of (arr, lin), or NULL; under lay_mu. */
+static ld_layout_entry *layout_find_locked(ab_loader *ld, const ab_array *arr, uint64_t lin)
+{
+	if (!ld->lay_cap)
+		return NULL;
+	for (size_t i = layout_slot(ld, arr, lin);; i = (i + 1) & (ld->lay_cap - 1)) {
+		ld_layout_entry *e = &ld->lay_tab[i];
+		if (!e->used)
+			return NULL;
+		if (e->arr == arr && e->lin == lin)
+			return e;
+	}
+}
+
+/* Whether the loader reads units of `arr` in part: its inner chunks are a
+ * single blosc stage over items in host order, in shards (unsharded chunk
+ * files are read whole). */
+static int array_partial(const ab_loader *ld, const ab_array *arr)
+{
+	const ab_pipeline *p = arr->unit_pipe;
+	return !ld->cfg.whole_chunks && arr->sharded && ab_pipeline_partial(p, &arr->m.dt) && p->nb2b == 1 &&
+	       p->b2b[0].kind == AB_B2B_BLOSC;
+}
+
+/* Remembers the layout of a unit's frame, read whole (worker side). */
+static void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len)
+{
+	pthread_mutex_lock(&ld->lay_mu);
+	int known = layout_find_locked(ld, arr, lin) != NULL;
+	pthread_mutex_unlock(&ld->lay_mu);
+	if (known)
+		return;
+	ab_blosc_layout *l = calloc(1, sizeof *l);
+	if (!l)
+		return;
+	int rc = ab_blosc_layout_read(frame, len, l);
+	if (rc < 0) { /* corrupt: the decode that follows says so */
+		free(l);
+		return;
+	}
+	if (rc == AB_NO_PART) {
+		free(l);
+		l = NULL; /* remembered as "read whole" */
+	}
+	size_t cost = sizeof(ld_layout_entry) * 2 + (l ? sizeof *l + sizeof(uint32_t) * (l->nblocks + 1) : 0);
+	pthread_mutex_lock(&ld->lay_mu);
+	int added = 0;
+	if (!layout_find_locked(ld, arr, lin) && ld->lay_bytes + cost <= LAYOUT_MAX_BYTES) {
+		if ((ld->lay_n + 1) * 2 > ld->lay_cap) {
+			size_t ncap = ld->lay_cap ? ld->lay_cap * 2 : 1024;
+			ld_layout_entry *nt = calloc(ncap, sizeof *nt), *old = ld->lay_tab;
+			size_t ocap = ld->lay_cap;
+			if (nt) {
+				ld->lay_tab = nt;
+				ld->lay_cap = ncap;
+				for (size_t i = 0; i < ocap; i++)
+					if (old[i].used) {
+						size_t k = layout_slot(ld, old[i].arr, old[i].lin);
+						while (nt[k].used)
+							k = (k + 1) & (ncap - 1);
+						nt[k] = old[i];
+					}
+				free(old);
+			}
+		}
+		if ((ld->lay_n + 1) * 2 <= ld->lay_cap) {
+			size_t k = layout_slot(ld, arr, lin);
+			while (ld->lay_tab[k].used)
+				k = (k + 1) & (ld->lay_cap - 1);
+			ld->lay_tab[k] = (ld_layout_entry){ arr, lin, l, 1 };
+			ld->lay_n++;
+			ld->lay_bytes += cost;
+			added = 1;
+		}
+	}
+	pthread_mutex_unlock(&ld->lay_mu);
+	if (!added && l) {
+		ab_blosc_layout_free(l);
+		free(l);
+	}
+}
+
+/* Narrows a located unit to the blosc blocks its copies need, when its
+ * frame's layout is known (event-loop side). */
+static void plan_part(ab_loader *ld, const ld_window *w, ld_unit *u)
+{
+	u->part = 0;
+	u->lay = NULL;
+	if (!u->present || u->length == UINT64_MAX || u->ncopies == 0 || !array_partial(ld, u->arr))
+		return;
+	pthread_mutex_lock(&ld->lay_mu);
+	ld_layout_entry *e = layout_find_locked(ld, u->arr, u->lin);
+	const ab_blosc_layout *l = e ? e->lay : NULL;
+	pthread_mutex_unlock(&ld->lay_mu);
+	size_t isz = u->arr->m.dt.disk_size;
+	/* the layout must describe these bytes, and every range asked of the
+	 * smaller frame must fall on its items */
+	if (!l || l->start[l->nblocks] != u->length || isz % l->typesize || l->blocksize % isz)
+		return;
+	uint64_t row_items = 1, lo = UINT64_MAX, hi = 0;
+	for (int i = 1; i < u->arr->m.ndim; i++)
+		row_items *= u->arr->unit[i];
+	for (size_t c = 0; c < u->ncopies; c++) {
+		const ld_copy *cp = &w->copies[u->copy_first + c];
+		lo = cp->src_row < lo ? cp->src_row : lo;
+		hi = cp->src_row + cp->nrows > hi ? cp->src_row + cp->nrows : hi;
+	}
+	if (hi <= lo || hi * row_items * isz > l->nbytes)
+		return;
+	uint64_t b0 = lo * row_items * isz / l->blocksize, b1 = (hi * row_items * isz - 1) / l->blocksize;
+	/* a frame may not be smaller than its block size: the shorter last
+	 * block never goes alone */
+	if (b0 == b1 && b1 + 1 == l->nblocks && l->nbytes % l->blocksize && b0 > 0)
+		b0--;
+	if (b0 == 0 && b1 + 1 == l->nblocks)
+		return; /* every block: read the frame as it is */
+	u->part = 1;
+	u->b0 = (uint32_t)b0;
+	u->b1 = (uint32_t)b1;
+	u->hdr = AB_BLOSC_SUBFRAME_HDR(u->b0, u->b1);
+	u->lay = l;
+	u->offset += l->start[b0];
+	u->length = l->start[b1 + 1] - l->start[b0];
+}
+
 /* Turns located units into reads: one per unsharded chunk file; adjacent byte
  * ranges of one shard file coalesced into one read. Widened to the O_DIRECT
  * alignment; the buffers live in one arena per window. */
@@ -783,6 +922,7 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		u->file_lin = loc.file_lin;
 		u->offset = loc.offset;
 		u->length = loc.length;
+		plan_part(ld, w, u);
 	}
 	/* A window of in-memory sources has no units and no units array:
 	 * qsort(NULL, 0, ...) is undefined behaviour (UBSan stops on it). */
@@ -839,7 +979,8 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 			if ((rc = shard_fd(ld, u->arr, &loc, &r->fd, &r->req.fixed_file)))
 				return rc;
 			uint64_t end = u->offset + u->length;
-			while (j < w->nunits && w->units[j].arr == u->arr && w->units[j].present &&
+			while (!u->part && j < w->nunits && !w->units[j].part && w->units[j].arr == u->arr &&
+			       w->units[j].present &&
 			       w->units[j].file_lin == u->file_lin && w->units[j].length != UINT64_MAX &&
 			       w->units[j].offset <= end && w->units[j].offset + w->units[j].length - u->offset <= MAX_READ_BYTES) {
 				uint64_t e = w->units[j].offset + w->units[j].length;
@@ -867,9 +1008,16 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		r->nunits = j - i;
 		for (size_t k = i; k < j; k++)
 			w->units[k].read_off = w->units[k].offset - a0;
+		/* A unit read in part gets the header of its smaller frame
+		 * written just before its bytes: in the read's own lead-in when
+		 * the alignment gave room enough, else in headroom kept before
+		 * the read's buffer (whole pages, so O_DIRECT alignment holds). */
+		size_t head = 0;
+		if (u->part && u->offset - a0 < u->hdr)
+			head = (size_t)(u->hdr - (u->offset - a0) + 4095) / 4096 * 4096;
 		/* arena offset kept in req.buf until the arena exists */
-		r->req.buf = (void *)(uintptr_t)arena;
-		arena += (size_t)((a1 - a0 + 4095) / 4096 * 4096);
+		r->req.buf = (void *)(uintptr_t)(arena + head);
+		arena += head + (size_t)((a1 - a0 + 4095) / 4096 * 4096);
 		w->nreads++;
 		i = j;
 	}
@@ -1128,14 +1276,24 @@ static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const
 	ab_dtype from = dt->dt, to = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
 	size_t isz = dt->disk_size, done = 0, d;
 	const ld_copy *cps = &w->copies[u->copy_first];
+	/* the items the bytes decode to: the whole unit, or the blocks read */
+	uint64_t unit_items = 1, f0 = 0, fn;
+	for (int i = 0; i < nd; i++)
+		unit_items *= arr->unit[i];
+	fn = unit_items;
+	if (u->part) {
+		uint64_t e = (uint64_t)(u->b1 + 1) * u->lay->blocksize;
+		f0 = (uint64_t)u->b0 * u->lay->blocksize / isz;
+		fn = ((e < u->lay->nbytes ? e : u->lay->nbytes) / isz) - f0;
+	}
 	int direct_values = nd == 1 && u->stream == STREAM_VALUES && to == from;
 	int direct_indices = nd == 1 && u->stream == STREAM_INDICES && from == AB_DT_INT32;
 	if (direct_values || direct_indices) {
 		for (size_t c = 0; c < u->ncopies; c++) {
 			void *dst = direct_values ? (void *)(w->xbuf + cps[c].dst_row * isz)
 						  : (void *)(w->ibuf + cps[c].dst_row);
-			rc = ab_chunk_decode_part(arr->unit_pipe, dt, arr->unit, bytes, len, cps[c].src_row,
-						  cps[c].nrows, dst, &d);
+			rc = ab_chunk_decode_part_of(arr->unit_pipe, dt, bytes, len, f0, fn, cps[c].src_row,
+						     cps[c].nrows, dst, &d);
 			if (rc)
 				return rc;
 			done += d;
@@ -1163,8 +1321,8 @@ static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const
 	if ((rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes)) ||
 	    (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
 		return rc;
-	rc = ab_chunk_decode_part(arr->unit_pipe, dt, arr->unit, bytes, len, lo * row_items, (hi - lo) * row_items,
-				  cx->unit.data + lo * row_items * isz, &d);
+	rc = ab_chunk_decode_part_of(arr->unit_pipe, dt, bytes, len, f0, fn, lo * row_items, (hi - lo) * row_items,
+				     cx->unit.data + lo * row_items * isz, &d);
 	if (rc)
 		return rc;
 	atomic_fetch_add_explicit(&ld->st_bytes_decoded, d, memory_order_relaxed);
@@ -1181,12 +1339,15 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 	int nd = arr->m.ndim;
 	size_t unit_bytes;
 	int staged = 0, rc = 0;
-	if (bytes && !ld->cfg.whole_chunks) {
+	if (bytes && (u->part || !ld->cfg.whole_chunks)) {
 		rc = decode_unit_part(ld, w, u, bytes, len, cx, &staged);
 		if (rc == 0 && !staged)
 			return 0;
 		if (rc < 0)
 			return rc;
+		if (rc == AB_NO_PART && u->part) /* plan_part checked this cannot be */
+			return ab_error_set(AB_ECORRUPT, "blocks %u..%u of the chunk cannot be decoded apart", u->b0,
+					    u->b1);
 	}
 	if ((rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes)) ||
 	    (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
@@ -1300,7 +1461,16 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 		if (r) {
 			for (size_t k = 0; k < r->nunits && rc == 0; k++) {
 				const ld_unit *u = &w->units[r->unit_first + k];
-				rc = decode_unit(ld, w, u, (const uint8_t *)r->req.buf + u->read_off, (size_t)u->length, cx);
+				uint8_t *bytes = (uint8_t *)r->req.buf + u->read_off;
+				size_t len = (size_t)u->length;
+				if (u->part) {
+					/* the blocks' bytes become a frame of their own */
+					bytes -= u->hdr;
+					len = ab_blosc_subframe_header(u->lay, u->b0, u->b1, bytes);
+				} else if (array_partial(ld, u->arr)) {
+					layout_learn(ld, u->arr, u->lin, bytes, len);
+				}
+				rc = decode_unit(ld, w, u, bytes, len, cx);
 				if (rc) {
 					char where[1024];
 					unit_where(u, where, sizeof where);
@@ -2055,6 +2225,13 @@ void ab_loader_destroy(ab_loader *ld)
 	free(ld->src);
 	free(ld->fds);
 	pthread_mutex_destroy(&ld->mu);
+	for (size_t i = 0; i < ld->lay_cap; i++)
+		if (ld->lay_tab[i].lay) {
+			ab_blosc_layout_free(ld->lay_tab[i].lay);
+			free(ld->lay_tab[i].lay);
+		}
+	free(ld->lay_tab);
+	pthread_mutex_destroy(&ld->lay_mu);
 	pthread_cond_destroy(&ld->cv);
 	pthread_cond_destroy(&ld->task_cv);
 	free(ld);

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "anndata.h"
+#include "codec.h"
 #include "annbatch.h"
 #include "array.h"
 #include "hist.h"
@@ -58,7 +59,23 @@ typedef struct ld_unit {
 	uint64_t file_lin, offset, length;
 	size_t copy_first, ncopies;
 	uint64_t read_off;        /* where the unit's bytes start in its read    */
+	/* read in part: only blosc blocks b0..b1 of the frame (offset and
+	 * length above are theirs); the worker writes the header of a frame
+	 * of those blocks (hdr bytes) just before them in the read buffer */
+	int part;
+	uint32_t b0, b1, hdr;
+	const struct ab_blosc_layout *lay;
 } ld_unit;
+
+/* The block layouts of blosc frames already read whole, by (array, unit):
+ * later reads of the unit fetch only the blocks they need. An entry with
+ * lay == NULL marks a frame that cannot be read in part. */
+typedef struct ld_layout_entry {
+	const ab_array *arr;
+	uint64_t lin;
+	struct ab_blosc_layout *lay;
+	int used;
+} ld_layout_entry;
 
 struct ld_window;
 struct ld_read;
@@ -206,6 +223,10 @@ struct ab_loader {
 	_Atomic uint64_t st_epoch_batches, st_inflight;
 	ab_hist read_lat, wait_lat;
 	ab_hist first_lat;          /* waits for batches of a start's first window */
+	/* block layouts (workers add, the event loop looks up), under lay_mu */
+	pthread_mutex_t lay_mu;
+	ld_layout_entry *lay_tab;   /* open addressing, lay_cap a power of two   */
+	size_t lay_cap, lay_n, lay_bytes;
 };
 
 #endif

@@ -25,6 +25,7 @@
 
 #include <blosc.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define HDR 16 /* BLOSC_MIN_HEADER_LENGTH */
 
@@ -216,6 +217,64 @@ int ab_blosc_decode_part(const void *src, size_t srclen, size_t off, size_t len,
 	size_t end = (b1 + 1) * (size_t)h.blocksize;
 	*decoded = (end < h.nbytes ? end : h.nbytes) - b0 * (size_t)h.blocksize;
 	return 0;
+}
+
+int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out)
+{
+	const uint8_t *s = src;
+	struct blosc_header h;
+	memset(out, 0, sizeof *out);
+	int rc = parse_frame(s, srclen, &h);
+	if (rc < 0)
+		return rc;
+	if ((h.flags & BLOSC_MEMCPYED) || h.version != BLOSC_VERSION_FORMAT || h.nbytes == 0)
+		return AB_BLOSC_NO_PART;
+	uint32_t nblocks = h.nbytes / h.blocksize + (h.nbytes % h.blocksize ? 1 : 0);
+	uint32_t *start = malloc(sizeof *start * ((size_t)nblocks + 1));
+	if (!start)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	/* Only frames whose blocks follow each other in block order: block j is
+	 * then exactly the bytes up to block j + 1 (libblosc writes them so when
+	 * it compresses with one thread, as numcodecs and this library do). */
+	for (uint32_t j = 0; j < nblocks; j++) {
+		start[j] = ab_load_le32(s + HDR + 4 * (size_t)j);
+		if (j && start[j] <= start[j - 1]) {
+			free(start);
+			return AB_BLOSC_NO_PART;
+		}
+	}
+	start[nblocks] = h.cbytes;
+	if (start[nblocks - 1] >= h.cbytes) {
+		free(start);
+		return AB_BLOSC_NO_PART;
+	}
+	memcpy(out->head, s, HDR);
+	out->nbytes = h.nbytes;
+	out->blocksize = h.blocksize;
+	out->typesize = h.typesize;
+	out->nblocks = nblocks;
+	out->start = start;
+	return 0;
+}
+
+void ab_blosc_layout_free(ab_blosc_layout *l)
+{
+	free(l->start);
+	l->start = NULL;
+}
+
+size_t ab_blosc_subframe_header(const ab_blosc_layout *l, uint32_t b0, uint32_t b1, uint8_t *hdr)
+{
+	uint32_t k = b1 - b0 + 1, hlen = HDR + 4 * k;
+	uint32_t data = l->start[b1 + 1] - l->start[b0];
+	uint64_t end = (uint64_t)(b1 + 1) * l->blocksize;
+	uint32_t nbytes = (uint32_t)((end < l->nbytes ? end : l->nbytes) - (uint64_t)b0 * l->blocksize);
+	memcpy(hdr, l->head, HDR);
+	ab_store_le32(hdr + 4, nbytes);
+	ab_store_le32(hdr + 12, hlen + data);
+	for (uint32_t j = 0; j < k; j++)
+		ab_store_le32(hdr + HDR + 4 * j, hlen + (l->start[b0 + j] - l->start[b0]));
+	return (size_t)hlen + data;
 }
 
 size_t ab_blosc_encode_bound(size_t srclen)

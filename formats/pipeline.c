@@ -766,18 +766,33 @@ int ab_chunk_decode_part(const ab_pipeline *p, const ab_dtype_desc *dt, const ui
 			 const uint8_t *src, size_t srclen, uint64_t item0, uint64_t nitems, void *out,
 			 size_t *decoded)
 {
+	size_t outbytes;
 	*decoded = 0;
 	if (!ab_pipeline_partial(p, dt))
 		return AB_NO_PART;
-	size_t outbytes;
 	int rc = ab_chunk_nbytes(p->ndim, shape, dt, &outbytes);
 	if (rc)
 		return rc;
+	return ab_chunk_decode_part_of(p, dt, src, srclen, 0, outbytes / dt->disk_size, item0, nitems, out,
+				       decoded);
+}
+
+int ab_chunk_decode_part_of(const ab_pipeline *p, const ab_dtype_desc *dt, const uint8_t *src, size_t srclen,
+			    uint64_t frame_item0, uint64_t frame_items, uint64_t item0, uint64_t nitems, void *out,
+			    size_t *decoded)
+{
+	*decoded = 0;
+	if (!ab_pipeline_partial(p, dt))
+		return AB_NO_PART;
 	size_t isz = dt->disk_size;
-	if (item0 > outbytes / isz || nitems > outbytes / isz - item0)
-		return ab_error_set(AB_EINVAL, "items %llu..%llu asked of a chunk of %zu items",
-				    (unsigned long long)item0, (unsigned long long)(item0 + nitems), outbytes / isz);
-	size_t off = (size_t)item0 * isz, len = (size_t)nitems * isz;
+	if (frame_items > SIZE_MAX / isz)
+		return ab_error_set(AB_EINVAL, "chunk of %llu items too large", (unsigned long long)frame_items);
+	size_t outbytes = (size_t)frame_items * isz;
+	if (item0 < frame_item0 || item0 - frame_item0 > frame_items || nitems > frame_items - (item0 - frame_item0))
+		return ab_error_set(AB_EINVAL, "items %llu..%llu asked of a chunk holding items %llu..%llu",
+				    (unsigned long long)item0, (unsigned long long)(item0 + nitems),
+				    (unsigned long long)frame_item0, (unsigned long long)(frame_item0 + frame_items));
+	size_t off = (size_t)(item0 - frame_item0) * isz, len = (size_t)nitems * isz;
 	if (p->nb2b == 0) {
 		if (srclen != outbytes)
 			return ab_error_set(AB_ECORRUPT, "chunk holds %zu bytes, expected %zu (%zu items of %zu bytes)",

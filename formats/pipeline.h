@@ -94,6 +94,14 @@ int ab_chunk_decode_part(const ab_pipeline *p, const ab_dtype_desc *dt, const ui
 			 const uint8_t *src, size_t srclen, uint64_t item0, uint64_t nitems, void *out,
 			 size_t *decoded);
 
+/* The same for an encoded buffer that decodes to items [frame_item0,
+ * frame_item0 + frame_items) of a chunk only (a blosc frame of some of the
+ * chunk's blocks, see ab_blosc_subframe_header); item0 is counted from the
+ * chunk's start. */
+int ab_chunk_decode_part_of(const ab_pipeline *p, const ab_dtype_desc *dt, const uint8_t *src, size_t srclen,
+			    uint64_t frame_item0, uint64_t frame_items, uint64_t item0, uint64_t nitems, void *out,
+			    size_t *decoded);
+
 /* Size in bytes of a decoded chunk of `shape` (strings: pointer per item). */
 int ab_chunk_nbytes(int ndim, const uint64_t *shape, const ab_dtype_desc *dt, size_t *out);
 

@@ -125,7 +125,24 @@ gf.v3_array(os.path.join(p, "X", "data"), by.data.astype("<f4"), [40000],
 gf.v3_array(os.path.join(p, "X", "indices"), by.indices.astype("<i4"), [40000],
             [gf.sharding([20000], [gf.BYTES_LE, gf.blosc3("blosclz", "noshuffle", 4, clevel=0)])], 0)
 gf.v3_array(os.path.join(p, "X", "indptr"), by.indptr.astype("<i8"), [4096], [gf.BYTES_LE], 0)
-allb = sp.vstack([bx, by]).tocsr()
+# In shards, frames of many blocks in block order: the loader reads only the
+# blocks a window needs once it has seen a frame whole. zstd blocks of 4 KiB;
+# lz4 blocks of 64 KiB over 80 KB chunks (a shorter last block).
+bz = random_csr(900, 400, 0.3)
+p = os.path.join(col, "dataset_1")
+gf.v3_group(p, {"encoding-type": "anndata", "encoding-version": "0.1.0"})
+gf.v3_group(os.path.join(p, "X"), {"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
+                                   "shape": list(bz.shape)})
+zb = dict(gf.blosc3("zstd", "shuffle", 4, clevel=3))
+zb["configuration"] = dict(zb["configuration"], blocksize=4096)
+lb = dict(gf.blosc3("lz4", "bitshuffle", 4, clevel=3))
+lb["configuration"] = dict(lb["configuration"], blocksize=2048)
+gf.v3_array(os.path.join(p, "X", "data"), bz.data.astype("<f4"), [60000],
+            [gf.sharding([20000], [gf.BYTES_LE, zb])], 0.0)
+gf.v3_array(os.path.join(p, "X", "indices"), bz.indices.astype("<i4"), [60000],
+            [gf.sharding([20000], [gf.BYTES_LE, lb])], 0)
+gf.v3_array(os.path.join(p, "X", "indptr"), bz.indptr.astype("<i8"), [4096], [gf.BYTES_LE], 0)
+allb = sp.vstack([bx, by, bz]).tocsr()
 np.savez(os.path.join(out, "blocks_expected.npz"), data=allb.data, indices=allb.indices,
          indptr=allb.indptr, shape=np.array(allb.shape))
 m = rng.integers(-1000, 1000, size=(900, 70)).astype(np.float32)

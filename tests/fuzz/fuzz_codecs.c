@@ -68,6 +68,37 @@ static void part_checked(const ab_b2b_codec *c, const uint8_t *src, size_t len, 
 	free(part);
 }
 
+/* A frame of some of the frame's blocks, as the loader builds after reading
+ * only those: it must decode to the same bytes as that part of the whole. */
+static void subframe_checked(const ab_b2b_codec *c, const uint8_t *src, size_t len, size_t total, uint8_t par)
+{
+	ab_blosc_layout l;
+	if (c->kind != AB_B2B_BLOSC || ab_blosc_layout_read(src, len, &l) != 0)
+		return;
+	uint32_t b0 = (uint32_t)(par & 15) % l.nblocks, b1 = b0 + (uint32_t)(par >> 4) % (l.nblocks - b0);
+	if (!(b0 == b1 && b1 + 1 == l.nblocks && l.nbytes % l.blocksize)) {
+		size_t h = AB_BLOSC_SUBFRAME_HDR(b0, b1), data = l.start[b1 + 1] - l.start[b0];
+		size_t a = (size_t)b0 * l.blocksize, e = (size_t)(b1 + 1) * l.blocksize;
+		e = e < total ? e : total;
+		uint8_t *f = malloc(h + data), *part = malloc(e - a + 1), *whole = malloc(total);
+		if (f && part && whole) {
+			memcpy(f + h, src + l.start[b0], data);
+			size_t flen = ab_blosc_subframe_header(&l, b0, b1, f);
+			FUZZ_ASSERT(flen == h + data);
+			ssize_t n = ab_b2b_decode(c, f, flen, part, e - a);
+			ssize_t w = ab_b2b_decode(c, src, len, whole, total);
+			if (n >= 0 && w == (ssize_t)total) {
+				FUZZ_ASSERT(n == (ssize_t)(e - a));
+				FUZZ_ASSERT(memcmp(part, whole + a, e - a) == 0);
+			}
+		}
+		free(f);
+		free(part);
+		free(whole);
+	}
+	ab_blosc_layout_free(&l);
+}
+
 static void roundtrip(const ab_b2b_codec *c, const uint8_t *src, size_t len)
 {
 	if (c->kind == AB_B2B_BLOSC && c->level > 5)
@@ -109,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (hint > 0) {
 				decode_checked(&c, src, len, (size_t)hint - 1);
 				part_checked(&c, src, len, (size_t)hint, data[1]);
+				subframe_checked(&c, src, len, (size_t)hint, data[1]);
 			}
 		}
 	} else if (hint == -1) {

@@ -785,11 +785,67 @@ static void check_part(const ab_b2b_codec *c, const uint8_t *enc, size_t enclen,
 	free(dst);
 }
 
+/* A frame of some of a frame's blocks (what the loader builds after reading
+ * only those blocks): it decodes to exactly their part of the .raw bytes. */
+static int check_subframes(const uint8_t *enc, size_t enclen, const uint8_t *raw, size_t rawlen,
+			   const char *what)
+{
+	ab_blosc_layout l;
+	int rc = ab_blosc_layout_read(enc, enclen, &l);
+	if (rc == AB_NO_PART)
+		return 0;
+	ck_assert_msg(rc == 0, "%s: layout %d (%s)", what, rc, ab_last_error());
+	ck_assert_uint_eq(l.nbytes, rawlen);
+	/* every pair of blocks of a small frame; of a large one, the pairs of
+	 * its first, middle and last blocks and some at random */
+	uint32_t nb = l.nblocks, pick[6] = { 0, 1, nb / 2, nb > 2 ? nb - 2 : 0, nb - 1, 0 };
+	uint64_t seed = 99;
+	int n = 0, pairs = nb <= 12 ? (int)(nb * nb) : 25 + 40;
+	for (int t = 0; t < pairs; t++) {
+		uint32_t b0, b1;
+		if (nb <= 12) {
+			b0 = (uint32_t)t / nb;
+			b1 = (uint32_t)t % nb;
+		} else if (t < 25) {
+			b0 = pick[t / 5];
+			b1 = pick[t % 5];
+		} else {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			b0 = (uint32_t)(seed >> 33) % nb;
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			b1 = (uint32_t)(seed >> 33) % nb;
+		}
+		{
+			if (b0 > b1 || (b0 == b1 && b1 + 1 == l.nblocks && l.nbytes % l.blocksize))
+				continue; /* a lone shorter last block is never asked for */
+			size_t h = AB_BLOSC_SUBFRAME_HDR(b0, b1), data = l.start[b1 + 1] - l.start[b0];
+			uint8_t *f = xmalloc(h + data);
+			memcpy(f + h, enc + l.start[b0], data);
+			size_t flen = ab_blosc_subframe_header(&l, b0, b1, f);
+			ck_assert_uint_eq(flen, h + data);
+			size_t a = (size_t)b0 * l.blocksize, e = (size_t)(b1 + 1) * l.blocksize;
+			if (e > rawlen)
+				e = rawlen;
+			uint8_t *out = xmalloc(e - a + 1);
+			ab_b2b_codec c = make_codec(AB_B2B_BLOSC);
+			ssize_t r = ab_b2b_decode(&c, f, flen, out, e - a);
+			ck_assert_msg(r == (ssize_t)(e - a), "%s: blocks %u..%u decoded to %zd, expected %zu (%s)",
+				      what, b0, b1, r, e - a, ab_last_error());
+			ck_assert_msg(memcmp(out, raw + a, e - a) == 0, "%s: blocks %u..%u differ", what, b0, b1);
+			free(out);
+			free(f);
+			n++;
+		}
+	}
+	ab_blosc_layout_free(&l);
+	return n;
+}
+
 START_TEST(test_vectors_decode_part)
 {
 	const char *dir = vectors_dir();
 	vector *vs = xmalloc(sizeof(vector) * MAX_VECTORS);
-	int n = load_index(dir, vs), tested = 0, multi = 0;
+	int n = load_index(dir, vs), tested = 0, multi = 0, subframes = 0;
 	for (int i = 0; i < n; i++) {
 		const vector *v = &vs[i];
 		ab_b2b_codec c;
@@ -806,6 +862,7 @@ START_TEST(test_vectors_decode_part)
 				check_part(&c, enc, enclen, raw, rawlen, ts, v->name, &multi);
 				tested++;
 			}
+			subframes += check_subframes(enc, enclen, raw, rawlen, v->name);
 		} else if (rawlen) {
 			uint8_t one;
 			ck_assert_int_eq(ab_b2b_decode_part(&c, enc, enclen, 0, 1, &one, &dec), AB_NO_PART);
@@ -815,6 +872,7 @@ START_TEST(test_vectors_decode_part)
 	}
 	ck_assert_msg(tested >= 20, "only %d blosc vectors decoded in part", tested);
 	ck_assert_msg(multi >= 3, "only %d vectors have several blocks", multi);
+	ck_assert_msg(subframes >= 100, "only %d frames of some blocks decoded", subframes);
 	free(vs);
 }
 END_TEST
