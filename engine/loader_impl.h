@@ -2,7 +2,8 @@
  * loader_impl.h - the loader's internal structures (internal).
  *
  * The path of a batch:
- *   sampler window -> plan (rows -> decode units -> coalesced reads, fds)
+ *   sampler window -> plan (rows -> decode units -> coalesced reads, fds;
+ *   a unit whose blosc block layout is known is narrowed to its blocks)
  *   -> I/O backend (event-loop thread) -> decode task (worker pool)
  *   -> window complete -> assembly into batches -> in-order publication
  *   -> lock-free ring -> ab_loader_next in any consumer thread.

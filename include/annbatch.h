@@ -376,8 +376,11 @@ typedef struct ab_loader_config {
 	unsigned max_windows;      /* windows in flight (memory ceiling), 3         */
 	uint64_t start_batch;      /* resume an epoch after this many batches       */
 	int whole_chunks;          /* 0: decode only the blosc blocks holding the
-	                            * rows asked for; 1: always whole chunks (for
-	                            * comparison: the rows delivered are the same)  */
+	                            * rows asked for, and read only those blocks of
+	                            * a shard's chunk once its layout is known from
+	                            * a whole read (at most 64 MiB of layouts are
+	                            * kept); 1: always read and decode whole chunks
+	                            * (for comparison: the batches are the same)   */
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */

@@ -70,7 +70,9 @@ const char loader_opts_help[] =
 	"  --threads N           decode threads (number of CPUs)\n"
 	"  --max-windows N       windows in flight, the memory ceiling (3)\n"
 	"  --decode blocks|chunks  blocks (default): decode only the blosc blocks that\n"
-	"                        hold the rows asked for; chunks: whole chunks (same rows)\n";
+	"                        hold the rows asked for (and in shards, once a chunk\n"
+	"                        was read whole, read only them); chunks: whole chunks\n"
+	"                        (same batches)\n";
 
 void loader_opts_init(loader_opts *o)
 {
