@@ -777,6 +777,15 @@ static size_t layout_slot(const ab_loader *ld, const ab_array *arr, uint64_t lin
 	return (size_t)h & (ld->lay_cap - 1);
 }
 
+/* Puts an entry in the first free slot of its probe sequence. */
+static void layout_place(const ab_loader *ld, ld_layout_entry *tab, ld_layout_entry e)
+{
+	size_t k = layout_slot(ld, e.arr, e.lin);
+	while (tab[k].used)
+		k = (k + 1) & (ld->lay_cap - 1);
+	tab[k] = e;
+}
+
 /* The entry of (arr, lin), or NULL; under lay_mu. */
 static ld_layout_entry *layout_find_locked(ab_loader *ld, const ab_array *arr, uint64_t lin)
 {
@@ -833,20 +842,13 @@ static void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const
 				ld->lay_tab = nt;
 				ld->lay_cap = ncap;
 				for (size_t i = 0; i < ocap; i++)
-					if (old[i].used) {
-						size_t k = layout_slot(ld, old[i].arr, old[i].lin);
-						while (nt[k].used)
-							k = (k + 1) & (ncap - 1);
-						nt[k] = old[i];
-					}
+					if (old[i].used)
+						layout_place(ld, nt, old[i]);
 				free(old);
 			}
 		}
 		if ((ld->lay_n + 1) * 2 <= ld->lay_cap) {
-			size_t k = layout_slot(ld, arr, lin);
-			while (ld->lay_tab[k].used)
-				k = (k + 1) & (ld->lay_cap - 1);
-			ld->lay_tab[k] = (ld_layout_entry){ arr, lin, l, 1 };
+			layout_place(ld, ld->lay_tab, (ld_layout_entry){ arr, lin, l, 1 });
 			ld->lay_n++;
 			ld->lay_bytes += cost;
 			added = 1;

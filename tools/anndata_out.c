@@ -1,5 +1,6 @@
 /* anndata_out.c - AnnData nodes through the public writer API. */
 #include "anndata_out.h"
+#include "cli.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -173,6 +174,15 @@ out:
 	free(cp);
 	free(kp);
 	return rc;
+}
+
+int ado_parse_blocksize(const char *cmd, const char *s, ado_opts *o)
+{
+	uint64_t v;
+	if (ado_parse_size(s, &v))
+		return cli_fail(cmd, "--blosc-blocksize '%s': expected a size like 16K", s);
+	o->blosc_blocksize = (size_t)v;
+	return 0;
 }
 
 int ado_parse_size(const char *s, uint64_t *out)

@@ -54,4 +54,7 @@ int ado_array(ab_writer *w, const char *node, ab_dtype dt, int ndim, const uint6
 /* Parses a size: plain bytes, or a number with K, M, G, T (optionally
  * followed by B or iB; powers of 1000 for KB/MB/GB, of 1024 for KiB/...). */
 int ado_parse_size(const char *s, uint64_t *out);
+/* --blosc-blocksize SIZE of convert and synth into o->blosc_blocksize; 0, or
+ * prints the error (as `cmd`) and returns non-zero. */
+int ado_parse_blocksize(const char *cmd, const char *s, ado_opts *o);
 #endif

@@ -1546,13 +1546,10 @@ int cmd_convert(int argc, char **argv)
 			if (ab_compressor_parse(optarg, &c.o.compressor))
 				return cli_fail(CMD, "--compressor: %s", ab_last_error());
 			break;
-		case O_BLOCK: {
-			uint64_t v;
-			if (ado_parse_size(optarg, &v))
-				return cli_fail(CMD, "--blosc-blocksize '%s': expected a size like 16K", optarg);
-			c.o.blosc_blocksize = (size_t)v;
+		case O_BLOCK:
+			if (ado_parse_blocksize(CMD, optarg, &c.o))
+				return 1;
 			break;
-		}
 		case O_MEM:
 			if (ado_parse_size(optarg, &c.memory) || !c.memory)
 				return cli_fail(CMD, "--memory '%s': expected a size like 8GB", optarg);

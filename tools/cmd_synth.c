@@ -492,13 +492,10 @@ int cmd_synth(int argc, char **argv)
 				return cli_fail("synth", "--compressor: %s", ab_last_error());
 			comp_given = 1;
 			break;
-		case O_BLOCK: {
-			uint64_t v;
-			if (ado_parse_size(optarg, &v))
-				return cli_fail("synth", "--blosc-blocksize '%s': expected a size like 16K", optarg);
-			o.blosc_blocksize = (size_t)v;
+		case O_BLOCK:
+			if (ado_parse_blocksize("synth", optarg, &o))
+				return 1;
 			break;
-		}
 		case O_CHUNK:
 			if (parse_u64_opt("--n-obs-per-chunk", optarg, &o.n_obs_per_chunk))
 				return 1;
