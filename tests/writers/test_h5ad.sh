@@ -32,20 +32,8 @@ check() { # check NAME CMD...
 	if "$@" >"$work/last.log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$work/last.log" | tail -20; fi
 }
 
-# ---- zarrita from npm, once per build tree (shared with test_writers.sh)
-node_dir="$top_build/tests/node"
-mkdir -p "$node_dir"
-exec 9>"$node_dir.lock"
-flock 9 # one npm install at a time into the shared prefix
-if [ ! -d "$node_dir/node_modules/zarrita" ]; then
-	if ! npm install --silent --no-audit --no-fund --prefix "$node_dir" zarrita@0.x >"$work/npm.log" 2>&1; then
-		cat "$work/npm.log"
-		echo "FAIL - npm install zarrita (needs node + npm and the npm registry)"
-		echo "0 passed, 1 failed"
-		exit 1
-	fi
-fi
-flock -u 9
+# ---- zarrita from npm (pinned), once per build tree; skips when it cannot be had
+. "$here/zarrita.sh"
 # node resolves zarrita from the script's directory upwards, so the script is
 # copied next to node_modules, under a name of our own (test_writers.sh, which
 # may run at the same time, rewrites its zarrita_dump.mjs)

@@ -31,20 +31,8 @@ check() { # check NAME CMD...
 	if "$@" >"$work/last.log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$work/last.log" | tail -20; fi
 }
 
-# ---- zarrita from npm, once per build tree
-node_dir="$top_build/tests/node"
-mkdir -p "$node_dir"
-exec 9>"$node_dir.lock"
-flock 9 # one npm install at a time into the shared prefix (test_h5ad.sh too)
-if [ ! -d "$node_dir/node_modules/zarrita" ]; then
-	if ! npm install --silent --no-audit --no-fund --prefix "$node_dir" zarrita@0.x >"$work/npm.log" 2>&1; then
-		cat "$work/npm.log"
-		echo "FAIL - npm install zarrita (needs node + npm and the npm registry)"
-		echo "0 passed, 1 failed"
-		exit 1
-	fi
-fi
-flock -u 9
+# ---- zarrita from npm (pinned), once per build tree; skips when it cannot be had
+. "$here/zarrita.sh"
 cp "$here/zarrita_dump.mjs" "$node_dir/zarrita_dump.mjs"
 dump() { node "$node_dir/zarrita_dump.mjs" "$1" "$2" >/dev/null; }
 

@@ -16,7 +16,8 @@
  * and decoded over and over with one thread for S seconds. Rows per second
  * are scaled from decoded bytes: rows/s = decoded B/s x N / total decoded B.
  *
- * Prints one JSON object on stdout. Built by tools/perf/run.sh with
+ * Prints one JSON object on stdout. Built by make (build/tools/perf/decode_ceiling);
+ * tools/perf/run.sh compiles it itself for an annbatch from elsewhere with
  *   cc -O2 decode_ceiling.c -lblosc
  */
 #define _POSIX_C_SOURCE 200809L

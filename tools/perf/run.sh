@@ -77,7 +77,13 @@ mkdir -p "$OUT/bin" "$OUT/data" "$OUT/runs"
 RUNS=$OUT/runs
 rm -f "$RUNS"/*
 DATA=$OUT/data
-cc -O2 -Wall -o "$OUT/bin/decode_ceiling" "$HERE/decode_ceiling.c" -lblosc
+# make builds the decode ceiling beside the annbatch binary; a binary from
+# elsewhere (an installed annbatch) gets one compiled here
+if [ -x "$(dirname "$ANNBATCH")/tools/perf/decode_ceiling" ]; then
+	cp "$(dirname "$ANNBATCH")/tools/perf/decode_ceiling" "$OUT/bin/decode_ceiling"
+else
+	cc -O2 -Wall -o "$OUT/bin/decode_ceiling" "$HERE/decode_ceiling.c" -lblosc
+fi
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
