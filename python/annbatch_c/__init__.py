@@ -1,0 +1,46 @@
+"""annbatch_c: shuffled mini-batches of AnnData / zarr stores from libannbatch.
+
+``import annbatch_c as annbatch`` runs code written for the Python annbatch
+library: :class:`Loader`, :mod:`samplers`, with the same names, defaults and
+messages; the reading, decoding, shuffling and batching are libannbatch's
+(io_uring, O_DIRECT, a worker pool), with the GIL released, and batches
+arrive as numpy / scipy / torch objects over the engine's own memory.
+"""
+
+from . import samplers
+from ._engine import (
+    AnnbatchError,
+    CorruptData,
+    FormatError,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ReadError,
+    Unsupported,
+    WrongNodeType,
+)
+from ._engine import version as engine_version
+from .loader import Epoch, Loader
+from .samplers import ClassSampler, DistributedSampler, RandomSampler, SequentialSampler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Loader",
+    "Epoch",
+    "samplers",
+    "RandomSampler",
+    "SequentialSampler",
+    "DistributedSampler",
+    "ClassSampler",
+    "AnnbatchError",
+    "InvalidArgument",
+    "NotFound",
+    "ReadError",
+    "FormatError",
+    "Unsupported",
+    "CorruptData",
+    "OutOfRange",
+    "WrongNodeType",
+    "engine_version",
+]

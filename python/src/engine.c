@@ -1,0 +1,1028 @@
+/*
+ * annbatch_c._engine: the CPython binding of libannbatch's loader.
+ *
+ * Written against the limited API of Python 3.11 (one abi3 build serves every
+ * later Python) and the public header annbatch.h only. No numpy C API: arrays
+ * leave through the buffer protocol, so np.asarray / torch.from_numpy share
+ * the engine's batch memory.
+ *
+ * Objects and lifetimes:
+ *   Engine  owns one ab_loader. It is destroyed when the last reference goes,
+ *           and every Batch holds a reference, so the loader outlives its
+ *           batches.
+ *   Batch   owns one ab_batch (released to the loader when the Batch dies).
+ *   Buffer  a view of one array of a Batch (values, indptr, indices, rows,
+ *           an obs column); it holds a reference to its Batch, so the batch
+ *           memory lives as long as any numpy array, scipy matrix or torch
+ *           tensor made from it.
+ *
+ * Threads: the GIL is released around every call that may block or read
+ * (add, start, next, stop, destroy). ab_last_error() is per thread, so the
+ * message is taken right after the failing call, before the GIL is taken
+ * back.
+ *
+ * Processes: an Engine remembers the pid that made it. In a forked child
+ * the loader's threads do not exist, so any use raises, and destruction
+ * leaks the handle instead of joining threads that are not there.
+ */
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030B0000
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "annbatch.h"
+
+/* ------------------------------------------------------------ errors */
+
+static PyObject *Error;          /* annbatch_c.AnnbatchError            */
+static PyObject *err_by_code[16]; /* indexed by -status                 */
+
+static PyObject *exc_for(int rc)
+{
+	if (rc < 0 && -rc < (int)(sizeof err_by_code / sizeof *err_by_code) && err_by_code[-rc])
+		return err_by_code[-rc];
+	return Error;
+}
+
+/* Raises the exception of status `rc` with `msg` (taken from ab_last_error
+ * by the caller, on the thread that failed). */
+static PyObject *raise_rc(int rc, const char *msg)
+{
+	if (rc == AB_ENOMEM)
+		return PyErr_Format(PyExc_MemoryError, "%s", msg && *msg ? msg : "out of memory");
+	PyObject *exc = exc_for(rc);
+	PyObject *args = Py_BuildValue("(s)", msg && *msg ? msg : ab_strerror(rc));
+	if (!args)
+		return NULL;
+	PyObject *e = PyObject_Call(exc, args, NULL);
+	Py_DECREF(args);
+	if (!e)
+		return NULL;
+	PyObject *code = PyLong_FromLong(rc);
+	if (code) {
+		PyObject_SetAttrString(e, "code", code);
+		Py_DECREF(code);
+	}
+	PyErr_SetObject(exc, e);
+	Py_DECREF(e);
+	return NULL;
+}
+
+/* A failing call's message, copied while still on its thread. */
+typedef struct {
+	int rc;
+	char msg[1024];
+} call_result;
+
+static void take_error(call_result *r, int rc)
+{
+	r->rc = rc;
+	r->msg[0] = 0;
+	if (rc < 0)
+		snprintf(r->msg, sizeof r->msg, "%s", ab_last_error());
+}
+
+/* ------------------------------------------------------------ types */
+
+static PyObject *EngineType, *BatchType, *BufferType;
+
+typedef struct {
+	PyObject_HEAD
+	ab_loader *ld;
+	pid_t pid;
+	Py_buffer **bufs;    /* buffers held on them (each its own block, so
+	                      * a pointer to one stays valid as more come)  */
+	size_t nbufs, capbufs;
+	int started;
+	Py_ssize_t live;     /* batches handed out and not yet released      */
+} Engine;
+
+typedef struct {
+	PyObject_HEAD
+	Engine *eng;
+	ab_batch *b;
+	ab_batch_view v;
+} Batch;
+
+typedef struct {
+	PyObject_HEAD
+	PyObject *owner;      /* the Batch whose memory this is */
+	void *ptr;
+	Py_ssize_t itemsize;
+	char format[4];
+	int ndim;
+	Py_ssize_t shape[8];
+	Py_ssize_t strides[8];
+} Buffer;
+
+static void free_self(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+	f(self);
+	Py_DECREF(tp);
+}
+
+static int in_owner_process(const Engine *e)
+{
+	return e->pid == getpid();
+}
+
+static int engine_usable(Engine *e)
+{
+	if (!e->ld) {
+		PyErr_SetString(PyExc_ValueError, "the engine is closed");
+		return 0;
+	}
+	if (!in_owner_process(e)) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"this loader was started in another process (before a fork); "
+				"make a new Loader in this process (pickling a Loader carries its recipe)");
+		return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ dtypes */
+
+/* struct-module format of each ab_dtype, "" where numpy has none */
+static const char *dtype_format(ab_dtype dt)
+{
+	switch (dt) {
+	case AB_DT_BOOL: return "?";
+	case AB_DT_INT8: return "b";
+	case AB_DT_INT16: return "h";
+	case AB_DT_INT32: return "i";
+	case AB_DT_INT64: return "q";
+	case AB_DT_UINT8: return "B";
+	case AB_DT_UINT16: return "H";
+	case AB_DT_UINT32: return "I";
+	case AB_DT_UINT64: return "Q";
+	case AB_DT_FLOAT16: return "e";
+	case AB_DT_FLOAT32: return "f";
+	case AB_DT_FLOAT64: return "d";
+	case AB_DT_COMPLEX64: return "Zf";
+	case AB_DT_COMPLEX128: return "Zd";
+	default: return "";
+	}
+}
+
+static int dtype_from_name(const char *name, ab_dtype *out)
+{
+	for (int d = AB_DT_BOOL; d <= AB_DT_COMPLEX128; d++)
+		if (strcmp(name, ab_dtype_name((ab_dtype)d)) == 0) {
+			*out = (ab_dtype)d;
+			return 0;
+		}
+	PyErr_Format(PyExc_TypeError, "unsupported dtype %s", name);
+	return -1;
+}
+
+/* ------------------------------------------------------------ Buffer */
+
+static char empty_bytes[16];
+
+static PyObject *buffer_new(PyObject *owner, const void *ptr, const char *format, Py_ssize_t itemsize,
+			    int ndim, const Py_ssize_t *shape)
+{
+	Buffer *b = PyObject_New(Buffer, (PyTypeObject *)BufferType);
+	if (!b)
+		return NULL;
+	Py_INCREF(owner);
+	b->owner = owner;
+	b->ptr = ptr ? (void *)ptr : (void *)empty_bytes;
+	b->itemsize = itemsize;
+	snprintf(b->format, sizeof b->format, "%s", format);
+	b->ndim = ndim;
+	Py_ssize_t stride = itemsize;
+	for (int i = ndim - 1; i >= 0; i--) {
+		b->shape[i] = shape[i];
+		b->strides[i] = stride;
+		stride *= shape[i];
+	}
+	return (PyObject *)b;
+}
+
+static void buffer_dealloc(PyObject *self)
+{
+	Buffer *b = (Buffer *)self;
+	Py_CLEAR(b->owner);
+	free_self(self);
+}
+
+static int buffer_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+	Buffer *b = (Buffer *)self;
+	(void)flags; /* C-contiguous, writable, with shape and strides: fits every request */
+	Py_ssize_t n = b->itemsize;
+	for (int i = 0; i < b->ndim; i++)
+		n *= b->shape[i];
+	view->buf = b->ptr;
+	view->obj = self;
+	Py_INCREF(self);
+	view->len = n;
+	view->readonly = 0;
+	view->itemsize = b->itemsize;
+	view->format = b->format;
+	view->ndim = b->ndim;
+	view->shape = b->shape;
+	view->strides = b->strides;
+	view->suboffsets = NULL;
+	view->internal = NULL;
+	return 0;
+}
+
+static void buffer_releasebuffer(PyObject *self, Py_buffer *view)
+{
+	(void)self;
+	(void)view;
+}
+
+static PyType_Slot buffer_slots[] = {
+	{Py_tp_dealloc, buffer_dealloc},
+	{Py_bf_getbuffer, buffer_getbuffer},
+	{Py_bf_releasebuffer, buffer_releasebuffer},
+	{Py_tp_doc, "A view of one array of a batch (buffer protocol); keeps the batch alive."},
+	{0, NULL},
+};
+static PyType_Spec buffer_spec = {"annbatch_c._engine.Buffer", sizeof(Buffer), 0, Py_TPFLAGS_DEFAULT,
+				  buffer_slots};
+
+/* ------------------------------------------------------------ Batch */
+
+static void batch_dealloc(PyObject *self)
+{
+	Batch *b = (Batch *)self;
+	if (b->b && b->eng) {
+		if (in_owner_process(b->eng))
+			ab_batch_release(b->b);
+		b->eng->live--;
+	}
+	b->b = NULL;
+	Py_CLEAR(b->eng);
+	free_self(self);
+}
+
+static PyObject *batch_info(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Batch *b = (Batch *)self;
+	const ab_batch_view *v = &b->v;
+	return Py_BuildValue("{s:K,s:K,s:K,s:i,s:s,s:K,s:K,s:K,s:n}", "epoch", (unsigned long long)v->epoch,
+			     "index", (unsigned long long)v->index, "nrows", (unsigned long long)v->nrows,
+			     "sparse", v->sparse, "dtype", ab_dtype_name(v->dtype), "row_items",
+			     (unsigned long long)v->row_items, "nnz", (unsigned long long)v->nnz, "n_cols",
+			     (unsigned long long)v->n_cols, "n_obs", (Py_ssize_t)v->n_obs);
+}
+
+/* Batch.array(name): a Buffer over one array: "values" (dense: nrows x
+ * row_items; sparse: nnz), "indptr" (nrows + 1, int64), "indices" (nnz,
+ * int32), "rows" (nrows, int64: the global row indices). */
+static PyObject *batch_array(PyObject *self, PyObject *arg)
+{
+	Batch *b = (Batch *)self;
+	const ab_batch_view *v = &b->v;
+	const char *name = PyUnicode_AsUTF8AndSize(arg, NULL);
+	if (!name)
+		return NULL;
+	Py_ssize_t shape[2];
+	if (strcmp(name, "rows") == 0) {
+		shape[0] = (Py_ssize_t)v->nrows;
+		/* global row indices are below 2^63: int64, as numpy indexes */
+		return buffer_new(self, v->rows, "q", 8, 1, shape);
+	}
+	if (strcmp(name, "values") == 0) {
+		const char *fmt = dtype_format(v->dtype);
+		size_t isz = ab_dtype_size(v->dtype);
+		if (!*fmt || !isz)
+			return PyErr_Format(PyExc_TypeError, "batch values of dtype %s have no buffer format",
+					    ab_dtype_name(v->dtype));
+		if (v->sparse) {
+			shape[0] = (Py_ssize_t)v->nnz;
+			return buffer_new(self, v->values, fmt, (Py_ssize_t)isz, 1, shape);
+		}
+		shape[0] = (Py_ssize_t)v->nrows;
+		shape[1] = (Py_ssize_t)v->row_items;
+		return buffer_new(self, v->data, fmt, (Py_ssize_t)isz, 2, shape);
+	}
+	if (v->sparse && strcmp(name, "indptr") == 0) {
+		shape[0] = (Py_ssize_t)v->nrows + 1;
+		return buffer_new(self, v->indptr, "q", 8, 1, shape);
+	}
+	if (v->sparse && strcmp(name, "indices") == 0) {
+		shape[0] = (Py_ssize_t)v->nnz;
+		return buffer_new(self, v->indices, "i", 4, 1, shape);
+	}
+	return PyErr_Format(PyExc_KeyError, "no array %s in a %s batch", name, v->sparse ? "sparse" : "dense");
+}
+
+/* Batch.obs(i): (name, kind, Buffer) of obs column i: kind "codes" (int32,
+ * -1 = missing) or "values" (float64, NaN = missing). */
+static PyObject *batch_obs(PyObject *self, PyObject *arg)
+{
+	Batch *b = (Batch *)self;
+	const ab_batch_view *v = &b->v;
+	Py_ssize_t i = PyLong_AsSsize_t(arg);
+	if (i == -1 && PyErr_Occurred())
+		return NULL;
+	if (i < 0 || (size_t)i >= v->n_obs)
+		return PyErr_Format(PyExc_IndexError, "obs column %zd out of range (%zu columns)", i, v->n_obs);
+	const ab_batch_obs *o = &v->obs[i];
+	Py_ssize_t shape[1] = {(Py_ssize_t)v->nrows};
+	PyObject *buf = o->categorical ? buffer_new(self, o->codes, "i", 4, 1, shape)
+				       : buffer_new(self, o->values, "d", 8, 1, shape);
+	if (!buf)
+		return NULL;
+	return Py_BuildValue("(ssN)", o->name, o->categorical ? "codes" : "values", buf);
+}
+
+/* Batch.labels(i): the label table of categorical obs column i (a tuple;
+ * the same table for every batch of the loader), or None. */
+static PyObject *batch_labels(PyObject *self, PyObject *arg)
+{
+	Batch *b = (Batch *)self;
+	const ab_batch_view *v = &b->v;
+	Py_ssize_t i = PyLong_AsSsize_t(arg);
+	if (i == -1 && PyErr_Occurred())
+		return NULL;
+	if (i < 0 || (size_t)i >= v->n_obs)
+		return PyErr_Format(PyExc_IndexError, "obs column %zd out of range (%zu columns)", i, v->n_obs);
+	const ab_batch_obs *o = &v->obs[i];
+	if (!o->categorical)
+		Py_RETURN_NONE;
+	PyObject *t = PyTuple_New((Py_ssize_t)o->n_labels);
+	if (!t)
+		return NULL;
+	for (size_t k = 0; k < o->n_labels; k++) {
+		PyObject *s = PyUnicode_DecodeUTF8(o->labels[k], (Py_ssize_t)strlen(o->labels[k]), "replace");
+		if (!s) {
+			Py_DECREF(t);
+			return NULL;
+		}
+		PyTuple_SetItem(t, (Py_ssize_t)k, s);
+	}
+	return t;
+}
+
+static PyMethodDef batch_methods[] = {
+	{"info", batch_info, METH_NOARGS, "epoch, index, nrows, sparse, dtype, row_items, nnz, n_cols, n_obs"},
+	{"array", batch_array, METH_O, "array(name) -> Buffer: values, indptr, indices or rows"},
+	{"obs", batch_obs, METH_O, "obs(i) -> (name, 'codes'|'values', Buffer)"},
+	{"labels", batch_labels, METH_O, "labels(i) -> tuple of labels of a categorical column, or None"},
+	{NULL, NULL, 0, NULL},
+};
+static PyType_Slot batch_slots[] = {
+	{Py_tp_dealloc, batch_dealloc},
+	{Py_tp_methods, batch_methods},
+	{Py_tp_doc, "One batch of the engine; its memory returns to the loader when the last view dies."},
+	{0, NULL},
+};
+static PyType_Spec batch_spec = {"annbatch_c._engine.Batch", sizeof(Batch), 0, Py_TPFLAGS_DEFAULT, batch_slots};
+
+/* ------------------------------------------------------------ Engine */
+
+/* config keys, in the order of ab_loader_config */
+static int cfg_u64(PyObject *d, const char *key, uint64_t *out)
+{
+	PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
+	if (!v || v == Py_None)
+		return 0;
+	if (!PyLong_Check(v) || PyBool_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int", key);
+		return -1;
+	}
+	unsigned long long x = PyLong_AsUnsignedLongLong(v);
+	if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_ValueError, "%s must be a non-negative int below 2^64", key);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+static int cfg_int(PyObject *d, const char *key, int *out)
+{
+	PyObject *v = PyDict_GetItemString(d, key);
+	if (!v || v == Py_None)
+		return 0;
+	if (!PyLong_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int or a bool", key);
+		return -1;
+	}
+	long x = PyLong_AsLong(v);
+	if (x == -1 && PyErr_Occurred())
+		return -1;
+	if (x < INT32_MIN || x > INT32_MAX) {
+		PyErr_Format(PyExc_ValueError, "%s out of range", key);
+		return -1;
+	}
+	*out = (int)x;
+	return 0;
+}
+
+static int cfg_unsigned(PyObject *d, const char *key, unsigned *out)
+{
+	uint64_t x = *out;
+	if (cfg_u64(d, key, &x))
+		return -1;
+	if (x > UINT32_MAX) {
+		PyErr_Format(PyExc_ValueError, "%s out of range", key);
+		return -1;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
+static int cfg_choice(PyObject *d, const char *key, const char *const *names, int *out)
+{
+	PyObject *v = PyDict_GetItemString(d, key);
+	if (!v || v == Py_None)
+		return 0;
+	const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, NULL) : NULL;
+	if (!s) {
+		PyErr_Format(PyExc_TypeError, "%s must be a string", key);
+		return -1;
+	}
+	for (int i = 0; names[i]; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	PyErr_Format(PyExc_ValueError, "%s must be one of auto, %s, %s (got %s)", key, names[1], names[2], s);
+	return -1;
+}
+
+static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+	PyObject *d = NULL;
+	static char *kwlist[] = {"config", NULL};
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O!", kwlist, &PyDict_Type, &d))
+		return NULL;
+	ab_loader_config c;
+	ab_loader_config_init(&c);
+	if (d) {
+		static const char *const io_names[] = {"auto", "direct", "buffered", NULL};
+		static const char *const be_names[] = {"auto", "uring", "pread", NULL};
+		int io = (int)c.io_mode, be = (int)c.backend;
+		if (cfg_u64(d, "chunk_size", &c.chunk_size) || cfg_u64(d, "preload_nchunks", &c.preload_nchunks) ||
+		    cfg_u64(d, "batch_size", &c.batch_size) || cfg_int(d, "shuffle", &c.shuffle) ||
+		    cfg_int(d, "drop_last", &c.drop_last) || cfg_int(d, "replacement", &c.replacement) ||
+		    cfg_u64(d, "num_samples", &c.num_samples) || cfg_u64(d, "mask_start", &c.mask_start) ||
+		    cfg_u64(d, "mask_stop", &c.mask_stop) || cfg_u64(d, "seed", &c.seed) ||
+		    cfg_int(d, "rank", &c.rank) || cfg_int(d, "world_size", &c.world_size) ||
+		    cfg_int(d, "to_float32", &c.to_float32) || cfg_choice(d, "io_mode", io_names, &io) ||
+		    cfg_choice(d, "backend", be_names, &be) || cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
+		    cfg_unsigned(d, "threads", &c.threads) || cfg_unsigned(d, "max_windows", &c.max_windows) ||
+		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks))
+			return NULL;
+		c.io_mode = (ab_io_mode)io;
+		c.backend = (ab_io_backend)be;
+	}
+	ab_loader *ld = NULL;
+	call_result r;
+	int rc = ab_loader_create(&c, &ld);
+	take_error(&r, rc);
+	if (rc)
+		return raise_rc(r.rc, r.msg);
+	allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+	Engine *e = (Engine *)alloc(type, 0);
+	if (!e) {
+		ab_loader_destroy(ld);
+		return NULL;
+	}
+	e->ld = ld;
+	e->pid = getpid();
+	e->bufs = NULL;
+	e->nbufs = e->capbufs = 0;
+	e->started = 0;
+	e->live = 0;
+	return (PyObject *)e;
+}
+
+static void engine_close_loader(Engine *e)
+{
+	if (!e->ld)
+		return;
+	if (in_owner_process(e)) {
+		ab_loader *ld = e->ld;
+		e->ld = NULL;
+		Py_BEGIN_ALLOW_THREADS
+		ab_loader_destroy(ld);
+		Py_END_ALLOW_THREADS
+	} else {
+		/* the loader's threads live in the parent: leak the handle */
+		e->ld = NULL;
+	}
+}
+
+static void engine_dealloc(PyObject *self)
+{
+	Engine *e = (Engine *)self;
+	engine_close_loader(e);
+	for (size_t i = 0; i < e->nbufs; i++) {
+		PyBuffer_Release(e->bufs[i]);
+		PyMem_Free(e->bufs[i]);
+	}
+	PyMem_Free(e->bufs);
+	free_self(self);
+}
+
+/* Holds a C-contiguous buffer on `obj` until the engine dies. */
+static int hold_buffer(Engine *e, PyObject *obj, Py_buffer **out)
+{
+	if (e->nbufs == e->capbufs) {
+		size_t cap = e->capbufs ? 2 * e->capbufs : 8;
+		Py_buffer **nb = PyMem_Realloc(e->bufs, cap * sizeof *nb);
+		if (!nb) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		e->bufs = nb;
+		e->capbufs = cap;
+	}
+	Py_buffer *b = PyMem_Malloc(sizeof *b);
+	if (!b) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+		PyMem_Free(b);
+		return -1;
+	}
+	e->bufs[e->nbufs++] = b;
+	*out = b;
+	return 0;
+}
+
+static PyObject *engine_add_anndata(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	const char *path;
+	if (!PyArg_ParseTuple(args, "s", &path) || !engine_usable(e))
+		return NULL;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_add_anndata(e->ld, path));
+	Py_END_ALLOW_THREADS
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+}
+
+static PyObject *engine_add_array(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	const char *path, *node;
+	if (!PyArg_ParseTuple(args, "ss", &path, &node) || !engine_usable(e))
+		return NULL;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_add_array(e->ld, path, node));
+	Py_END_ALLOW_THREADS
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+}
+
+/* add_dense(buffer, dtype_name, shape_tuple): in-memory rows (not copied; the
+ * buffer is held until the engine dies). */
+static PyObject *engine_add_dense(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	PyObject *obj, *shape_t;
+	const char *dtname;
+	if (!PyArg_ParseTuple(args, "OsO!", &obj, &dtname, &PyTuple_Type, &shape_t) || !engine_usable(e))
+		return NULL;
+	ab_dtype dt;
+	if (dtype_from_name(dtname, &dt))
+		return NULL;
+	Py_ssize_t nd = PyTuple_Size(shape_t);
+	if (nd < 1 || nd > 8)
+		return PyErr_Format(PyExc_ValueError, "dense data must have 1 to 8 dimensions (got %zd)", nd);
+	uint64_t shape[8], n = ab_dtype_size(dt);
+	for (Py_ssize_t i = 0; i < nd; i++) {
+		unsigned long long s = PyLong_AsUnsignedLongLong(PyTuple_GetItem(shape_t, i));
+		if (s == (unsigned long long)-1 && PyErr_Occurred())
+			return NULL;
+		shape[i] = s;
+		n *= s;
+	}
+	Py_buffer *buf;
+	if (hold_buffer(e, obj, &buf))
+		return NULL;
+	if ((uint64_t)buf->len != n)
+		return PyErr_Format(PyExc_ValueError, "buffer of %zd bytes does not hold the shape given (%llu bytes)",
+				    buf->len, (unsigned long long)n);
+	call_result r;
+	take_error(&r, ab_loader_add_dense_memory(e->ld, buf->buf, dt, (int)nd, shape));
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+}
+
+/* add_csr(indptr int64, indices int64, data, dtype_name, n_rows, n_cols) */
+static PyObject *engine_add_csr(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	PyObject *ip, *ix, *dv;
+	const char *dtname;
+	unsigned long long n_rows, n_cols;
+	if (!PyArg_ParseTuple(args, "OOOsKK", &ip, &ix, &dv, &dtname, &n_rows, &n_cols) || !engine_usable(e))
+		return NULL;
+	ab_dtype dt;
+	if (dtype_from_name(dtname, &dt))
+		return NULL;
+	Py_buffer *bp, *bi, *bd;
+	if (hold_buffer(e, ip, &bp) || hold_buffer(e, ix, &bi) || hold_buffer(e, dv, &bd))
+		return NULL;
+	if (bp->itemsize != 8 || bi->itemsize != 8)
+		return PyErr_Format(PyExc_TypeError, "indptr and indices must be int64 arrays");
+	if ((uint64_t)bp->len != 8 * (n_rows + 1))
+		return PyErr_Format(PyExc_ValueError, "indptr must have n_rows + 1 = %llu entries", n_rows + 1);
+	const int64_t *indptr = bp->buf;
+	uint64_t nnz = (uint64_t)indptr[n_rows];
+	if ((uint64_t)bi->len < 8 * nnz || (uint64_t)bd->len < ab_dtype_size(dt) * nnz)
+		return PyErr_Format(PyExc_ValueError, "indices and data must hold indptr[-1] = %llu entries",
+				    (unsigned long long)nnz);
+	call_result r;
+	take_error(&r, ab_loader_add_csr_memory(e->ld, indptr, bi->buf, bd->buf, dt, n_rows, n_cols));
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+}
+
+static int strings_from_seq(PyObject *seq, const char ***out, Py_ssize_t *n)
+{
+	PyObject *fast = PySequence_Fast(seq, "expected a sequence of strings");
+	if (!fast)
+		return -1;
+	*n = PySequence_Size(fast);
+	const char **v = PyMem_Calloc((size_t)*n + 1, sizeof *v);
+	if (!v) {
+		Py_DECREF(fast);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < *n; i++) {
+		PyObject *it = PySequence_GetItem(fast, i);
+		if (!it)
+			goto fail;
+		/* the UTF-8 lives as long as the str, which the caller's sequence keeps */
+		v[i] = PyUnicode_Check(it) ? PyUnicode_AsUTF8AndSize(it, NULL) : NULL;
+		Py_DECREF(it);
+		if (!v[i]) {
+			if (!PyErr_Occurred())
+				PyErr_SetString(PyExc_TypeError, "expected a sequence of strings");
+			goto fail;
+		}
+	}
+	Py_DECREF(fast);
+	*out = v;
+	return 0;
+fail:
+	PyMem_Free(v);
+	Py_DECREF(fast);
+	return -1;
+}
+
+static PyObject *engine_set_obs_columns(PyObject *self, PyObject *arg)
+{
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	const char **names;
+	Py_ssize_t n;
+	if (strings_from_seq(arg, &names, &n))
+		return NULL;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_set_obs_columns(e->ld, names, (size_t)n));
+	Py_END_ALLOW_THREADS
+	PyMem_Free(names);
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+}
+
+/* set_class_column(name, weights or None) */
+static PyObject *engine_set_class_column(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	const char *name;
+	PyObject *w = Py_None;
+	if (!PyArg_ParseTuple(args, "s|O", &name, &w) || !engine_usable(e))
+		return NULL;
+	double *weights = NULL;
+	Py_ssize_t n = 0;
+	if (w != Py_None) {
+		PyObject *fast = PySequence_Fast(w, "weights must be a sequence of numbers");
+		if (!fast)
+			return NULL;
+		n = PySequence_Size(fast);
+		weights = PyMem_Calloc((size_t)n + 1, sizeof *weights);
+		if (!weights) {
+			Py_DECREF(fast);
+			return PyErr_NoMemory();
+		}
+		for (Py_ssize_t i = 0; i < n; i++) {
+			PyObject *it = PySequence_GetItem(fast, i);
+			weights[i] = it ? PyFloat_AsDouble(it) : -1.0;
+			Py_XDECREF(it);
+			if (PyErr_Occurred()) {
+				PyMem_Free(weights);
+				Py_DECREF(fast);
+				return NULL;
+			}
+		}
+		Py_DECREF(fast);
+	}
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_set_class_column(e->ld, name, weights, (size_t)n));
+	Py_END_ALLOW_THREADS
+	PyMem_Free(weights);
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+}
+
+static PyObject *engine_var_names(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	char **names = NULL;
+	size_t n = 0;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_var_names(e->ld, &names, &n));
+	Py_END_ALLOW_THREADS
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; list && i < n; i++) {
+		PyObject *s = PyUnicode_DecodeUTF8(names[i], (Py_ssize_t)strlen(names[i]), "replace");
+		if (!s) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SetItem(list, (Py_ssize_t)i, s);
+	}
+	ab_strings_free_n(names, n);
+	return list;
+}
+
+static PyObject *engine_nrows(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	return PyLong_FromUnsignedLongLong(ab_loader_nrows(e->ld));
+}
+
+static PyObject *engine_nbatches(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	uint64_t n = 0;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_nbatches(e->ld, &n));
+	Py_END_ALLOW_THREADS
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	return PyLong_FromUnsignedLongLong(n);
+}
+
+static PyObject *engine_start(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	unsigned long long epoch = 0;
+	if (!PyArg_ParseTuple(args, "|K", &epoch) || !engine_usable(e))
+		return NULL;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_start(e->ld, epoch));
+	Py_END_ALLOW_THREADS
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	e->started = 1;
+	Py_RETURN_NONE;
+}
+
+static PyObject *engine_stop(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!e->ld || !in_owner_process(e))
+		Py_RETURN_NONE;
+	Py_BEGIN_ALLOW_THREADS
+	ab_loader_stop(e->ld);
+	Py_END_ALLOW_THREADS
+	Py_RETURN_NONE;
+}
+
+/* next() -> Batch, or None at the end of the epoch. */
+static PyObject *engine_next(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	ab_batch *b = NULL;
+	call_result r;
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_next(e->ld, &b));
+	Py_END_ALLOW_THREADS
+	if (r.rc == AB_END)
+		Py_RETURN_NONE;
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Batch *o = PyObject_New(Batch, (PyTypeObject *)BatchType);
+	if (!o) {
+		ab_batch_release(b);
+		return NULL;
+	}
+	o->b = b;
+	Py_INCREF(self);
+	o->eng = e;
+	e->live++;
+	if (ab_batch_get_view(b, &o->v)) {
+		Py_DECREF(o);
+		return raise_rc(AB_EINVAL, "cannot view the batch");
+	}
+	return (PyObject *)o;
+}
+
+static PyObject *engine_stats(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	ab_loader_stats s;
+	call_result r;
+	take_error(&r, ab_loader_get_stats(e->ld, &s));
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	return Py_BuildValue(
+		"{s:K,s:K,s:K,s:K,s:K,s:K,s:(dddd),s:(dd),s:(dd),s:I,s:i,s:I,s:I,s:s,s:s,s:s}", "rows",
+		(unsigned long long)s.rows, "batches", (unsigned long long)s.batches, "bytes_read",
+		(unsigned long long)s.bytes_read, "bytes_decoded", (unsigned long long)s.bytes_decoded, "reads",
+		(unsigned long long)s.reads, "reads_in_flight", (unsigned long long)s.reads_in_flight,
+		"read_lat_us", s.read_lat_us[0], s.read_lat_us[1], s.read_lat_us[2], s.read_lat_us[3], "wait_us",
+		s.wait_us[0], s.wait_us[1], "first_wait_us", s.first_wait_us[0], s.first_wait_us[1], "threads",
+		s.threads, "registered_buffers", s.registered_buffers, "registered_files", s.registered_files,
+		"queue_depth", s.queue_depth, "backend", s.backend, "io_mode", s.io_mode, "note", s.note);
+}
+
+static PyObject *engine_reset_stats(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (!engine_usable(e))
+		return NULL;
+	ab_loader_reset_stats(e->ld);
+	Py_RETURN_NONE;
+}
+
+/* close(): stops and frees the loader now; refused while batches are alive
+ * (their memory is the loader's). */
+static PyObject *engine_close(PyObject *self, PyObject *noargs)
+{
+	(void)noargs;
+	Engine *e = (Engine *)self;
+	if (e->live > 0)
+		return PyErr_Format(PyExc_RuntimeError,
+				    "%zd batches of this loader are still alive (numpy, scipy or torch views of them); "
+				    "drop them first, or iterate with copy=True", e->live);
+	engine_close_loader(e);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef engine_methods[] = {
+	{"add_anndata", engine_add_anndata, METH_VARARGS, "add_anndata(path): X of an AnnData store or collection"},
+	{"add_array", engine_add_array, METH_VARARGS, "add_array(path, node): a raw array, rows on axis 0"},
+	{"add_dense", engine_add_dense, METH_VARARGS, "add_dense(buffer, dtype, shape): in-memory rows"},
+	{"add_csr", engine_add_csr, METH_VARARGS,
+	 "add_csr(indptr, indices, data, dtype, n_rows, n_cols): in-memory CSR (int64 indptr and indices)"},
+	{"set_obs_columns", engine_set_obs_columns, METH_O, "set_obs_columns(names)"},
+	{"set_class_column", engine_set_class_column, METH_VARARGS, "set_class_column(name, weights=None)"},
+	{"var_names", engine_var_names, METH_NOARGS, "the var names of the first dataset"},
+	{"nrows", engine_nrows, METH_NOARGS, "rows in the global row space"},
+	{"nbatches", engine_nbatches, METH_NOARGS, "batches of one epoch"},
+	{"start", engine_start, METH_VARARGS, "start(epoch=0)"},
+	{"stop", engine_stop, METH_NOARGS, "stop the running epoch"},
+	{"next", engine_next, METH_NOARGS, "next() -> Batch or None at the end of the epoch"},
+	{"stats", engine_stats, METH_NOARGS, "the loader's statistics as a dict"},
+	{"reset_stats", engine_reset_stats, METH_NOARGS, "reset the statistics"},
+	{"close", engine_close, METH_NOARGS, "stop and free the loader"},
+	{NULL, NULL, 0, NULL},
+};
+static PyType_Slot engine_slots[] = {
+	{Py_tp_new, engine_new},
+	{Py_tp_dealloc, engine_dealloc},
+	{Py_tp_methods, engine_methods},
+	{Py_tp_doc, "Engine(config: dict): one libannbatch loader."},
+	{0, NULL},
+};
+static PyType_Spec engine_spec = {"annbatch_c._engine.Engine", sizeof(Engine), 0, Py_TPFLAGS_DEFAULT,
+				  engine_slots};
+
+/* ------------------------------------------------------------ module */
+
+static PyObject *mod_strerror(PyObject *self, PyObject *arg)
+{
+	(void)self;
+	long rc = PyLong_AsLong(arg);
+	if (rc == -1 && PyErr_Occurred())
+		return NULL;
+	return PyUnicode_FromString(ab_strerror((int)rc));
+}
+
+static PyMethodDef module_methods[] = {
+	{"strerror", mod_strerror, METH_O, "strerror(code) -> the status code's name"},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+	PyModuleDef_HEAD_INIT, "annbatch_c._engine", "The libannbatch loader, for annbatch_c.", -1,
+	module_methods, NULL, NULL, NULL, NULL,
+};
+
+/* annbatch_c.AnnbatchError and one subclass per status, each also a
+ * subclass of the built-in exception a Python user would catch. */
+static int add_errors(PyObject *m)
+{
+	Error = PyErr_NewExceptionWithDoc("annbatch_c.AnnbatchError",
+					  "An error of the engine; .code is the AB_E* status.", NULL, NULL);
+	if (!Error || PyModule_AddObjectRef(m, "AnnbatchError", Error) < 0)
+		return -1;
+	static const struct {
+		int code;
+		const char *name;
+		const char *doc;
+	} kinds[] = {
+		{AB_EINVAL, "InvalidArgument", "A bad argument or option (AB_EINVAL)."},
+		{AB_ENOENT, "NotFound", "A node, file or column that does not exist (AB_ENOENT)."},
+		{AB_EIO, "ReadError", "The operating system failed a read (AB_EIO)."},
+		{AB_EFORMAT, "FormatError", "Malformed metadata or data (AB_EFORMAT)."},
+		{AB_EUNSUPPORTED, "Unsupported", "Valid but not supported (AB_EUNSUPPORTED)."},
+		{AB_ECORRUPT, "CorruptData", "Data that does not decode (AB_ECORRUPT)."},
+		{AB_ERANGE, "OutOfRange", "A request outside the array (AB_ERANGE)."},
+		{AB_ETYPE, "WrongNodeType", "A node of another kind than expected (AB_ETYPE)."},
+	};
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+		PyObject *builtin;
+		switch (kinds[i].code) {
+		case AB_EINVAL: builtin = PyExc_ValueError; break;
+		case AB_ENOENT: builtin = PyExc_FileNotFoundError; break;
+		case AB_EIO: builtin = PyExc_OSError; break;
+		case AB_EUNSUPPORTED: builtin = PyExc_NotImplementedError; break;
+		case AB_ERANGE: builtin = PyExc_IndexError; break;
+		case AB_ETYPE: builtin = PyExc_TypeError; break;
+		default: builtin = PyExc_ValueError; break;
+		}
+		char qual[96];
+		snprintf(qual, sizeof qual, "annbatch_c.%s", kinds[i].name);
+		PyObject *bases = PyTuple_Pack(2, Error, builtin);
+		if (!bases)
+			return -1;
+		PyObject *cls = PyErr_NewExceptionWithDoc(qual, kinds[i].doc, bases, NULL);
+		Py_DECREF(bases);
+		if (!cls || PyModule_AddObjectRef(m, kinds[i].name, cls) < 0)
+			return -1;
+		err_by_code[-kinds[i].code] = cls; /* the module keeps the reference */
+		Py_DECREF(cls);
+	}
+	return 0;
+}
+
+PyMODINIT_FUNC PyInit__engine(void)
+{
+	PyObject *m = PyModule_Create(&module_def);
+	if (!m)
+		return NULL;
+	EngineType = PyType_FromSpec(&engine_spec);
+	BatchType = PyType_FromSpec(&batch_spec);
+	BufferType = PyType_FromSpec(&buffer_spec);
+	if (!EngineType || !BatchType || !BufferType || PyModule_AddObjectRef(m, "Engine", EngineType) < 0 ||
+	    PyModule_AddObjectRef(m, "Batch", BatchType) < 0 || PyModule_AddObjectRef(m, "Buffer", BufferType) < 0 ||
+	    add_errors(m) < 0 || PyModule_AddStringConstant(m, "version", AB_VERSION_STRING) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
+}
