@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -368,8 +369,9 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 		if (!(ld->class_w = malloc(n * sizeof *ld->class_w)))
 			return ab_error_set(AB_ENOMEM, "out of memory");
 		for (size_t i = 0; i < n; i++) {
-			if (!(weights[i] >= 0))
-				return ab_error_set(AB_EINVAL, "class weight %zu is negative or not a number", i);
+			if (!(weights[i] >= 0) || !isfinite(weights[i]))
+				return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0",
+						    i, weights[i]);
 			ld->class_w[i] = weights[i];
 		}
 		ld->n_class_w = n;

@@ -28,6 +28,7 @@
 #include "sampler.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,8 @@ static uint64_t window_batches(const ab_sampler *s, size_t i)
 	return b;
 }
 
+static const char *class_name(const ab_sampler_config *c, uint32_t k, char *buf, size_t n);
+
 /* The Python library's checks, in its order, on the mask already resolved. */
 static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start, uint64_t *stop)
 {
@@ -352,6 +355,25 @@ static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start,
 			return ab_error_set(AB_EINVAL,
 					    "mask start (%" PRIu64 ") must be < mask stop (%" PRIu64 ")",
 					    *start, *stop);
+	}
+	if (c->classes && c->class_weights) {
+		/* Weights feed a cumulative sum that a uniform draw is searched
+		 * in: an infinite or NaN weight, or a sum that overflows, makes
+		 * the search pick a wrong (possibly weight-0) class. */
+		double sum = 0;
+		for (uint32_t k = 0; k < c->n_classes; k++) {
+			double wk = c->class_weights[k];
+			char b[32];
+			if (!isfinite(wk) || wk < 0)
+				return ab_error_set(AB_EINVAL,
+						    "class weight of '%s' is %g: weights must be finite and >= 0",
+						    class_name(c, k, b, sizeof b), wk);
+			sum += wk;
+		}
+		if (!isfinite(sum) || !(sum > 0))
+			return ab_error_set(AB_EINVAL,
+					    "class weights sum to %g: the sum must be positive and finite",
+					    sum);
 	}
 	if (c->replacement && *stop - *start < c->chunk_size)
 		return ab_error_set(AB_EINVAL,
@@ -469,6 +491,10 @@ static int build_class_chunks(ab_sampler *s, const ab_sampler_config *c, uint64_
 			sum += wgt;
 		cdf[k] = sum;
 	}
+	uint32_t last = 0; /* the last class that can be drawn */
+	for (uint32_t k = 0; k < nc; k++)
+		if (cdf[k] > (k ? cdf[k - 1] : 0))
+			last = k;
 	if (!(sum > 0)) {
 		rc = ab_error_set(AB_EINVAL, "class sampler: no class with a positive weight in rows %" PRIu64
 				  "..%" PRIu64, s->start, s->stop - 1);
@@ -501,7 +527,10 @@ static int build_class_chunks(ab_sampler *s, const ab_sampler_config *c, uint64_
 				else
 					lo = mid + 1;
 			}
-			cls = lo;
+			/* u rounds up to sum now and then (53 random bits times
+			 * sum): the search then ends on the last class, which may
+			 * be excluded; take the last class that can be drawn. */
+			cls = cdf[lo] > u ? lo : last;
 		}
 		const class_run *cr = runs + first[cls];
 		uint64_t n = nruns[cls];

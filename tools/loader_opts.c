@@ -2,6 +2,7 @@
 #include "loader_opts.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -235,8 +236,8 @@ static int set_class(ab_loader *ld, const char *col, const char *weights, const 
 		for (size_t i = 0; w && i < n; i++) {
 			char *end;
 			w[i] = strtod(v[i] ? v[i] : "", &end);
-			if (!v[i] || end == v[i] || *end || !(w[i] >= 0)) {
-				int r = cli_fail(cmd, "--class-weights: '%s' is not a non-negative number",
+			if (!v[i] || end == v[i] || *end || !(w[i] >= 0) || isinf(w[i])) {
+				int r = cli_fail(cmd, "--class-weights: '%s' is not a finite non-negative number",
 						 v[i] ? v[i] : "");
 				free_list(v, n);
 				free(w);

@@ -4,6 +4,7 @@
  * replacement, distributed rank slices, validation messages and the rank
  * environment variables. */
 #include <check.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1245,6 +1246,46 @@ START_TEST(test_class_weights_and_errors)
 }
 END_TEST
 
+/* Weights that are not finite, negative, or whose sum overflows are refused
+ * with a message naming the class; before, an infinite weight made every draw
+ * land on the last class, and on a weight-0 last class (no runs) the draw read
+ * out of bounds. */
+START_TEST(test_class_weights_validated)
+{
+	class_setup();
+	int rc;
+	const double bad[][3] = { { INFINITY, 1, 0 }, { 1, NAN, 1 }, { 1, -1, 1 }, { 1e308, 1e308, 0 },
+				  { 0, 0, 0 }, { 1, 1, -INFINITY } };
+	const char *want[] = { "'T cell' is inf", "'B cell' is nan", "'B cell' is -1", "sum to inf",
+			       "sum to 0", "'NK cell' is -inf" };
+	for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+		ab_sampler *s = class_sampler(16, 2, 16, 800, bad[t], 0, 3, &rc);
+		ck_assert_msg(rc == AB_EINVAL, "weights %zu: rc %d", t, rc);
+		ck_assert_ptr_null(s);
+		ck_assert_msg(strstr(ab_last_error(), want[t]) != NULL, "weights %zu: '%s' lacks '%s'", t,
+			      ab_last_error(), want[t]);
+	}
+	/* A weight-0 class (here the last one) is never drawn, whatever the
+	 * seed; the others are. */
+	const double w[3] = { 1, 1e300, 0 };
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		ab_sampler *s = class_sampler(16, 2, 16, 800, w, 0, seed, &rc);
+		ck_assert_int_eq(rc, 0);
+		for (size_t i = 0; i < ab_sampler_nwindows(s); i++) {
+			ab_window win;
+			ck_assert_int_eq(ab_sampler_window(s, i, &win), 0);
+			for (size_t c = 0; c < win.nchunks; c++) {
+				REQ_LE(win.chunks[c].stop, 400);
+				REQ(class_codes[win.chunks[c].start] != 2);
+				REQ_EQ(class_codes[win.chunks[c].start], class_codes[win.chunks[c].stop - 1]);
+			}
+			ab_window_free(&win);
+		}
+		ab_sampler_destroy(s);
+	}
+}
+END_TEST
+
 static Suite *sampler_suite(void)
 {
 	Suite *s = suite_create("sampler");
@@ -1281,6 +1322,7 @@ static Suite *sampler_suite(void)
 	t = tcase_create("class");
 	tcase_add_test(t, test_class_batches_single_class);
 	tcase_add_test(t, test_class_weights_and_errors);
+	tcase_add_test(t, test_class_weights_validated);
 	suite_add_tcase(s, t);
 	return s;
 }
