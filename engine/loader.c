@@ -37,6 +37,14 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 {
 	if (!out)
 		return ab_error_set(AB_EINVAL, "ab_loader_create: null argument");
+	/* -1 asks for the environment; any other negative value is a bug in
+	 * the caller, not a request to read the environment. */
+	if (cfg && (cfg->rank < -1 || cfg->world_size < -1))
+		return ab_error_set(AB_EINVAL, "%s (%d) must be >= 0, or -1 for the environment",
+				    cfg->rank < -1 ? "rank" : "world_size", cfg->rank < -1 ? cfg->rank : cfg->world_size);
+	if (cfg && cfg->rank_shards != AB_RANK_SHARDS_FIXED && cfg->rank_shards != AB_RANK_SHARDS_ROTATE)
+		return ab_error_set(AB_EINVAL, "rank_shards (%d) must be AB_RANK_SHARDS_FIXED or AB_RANK_SHARDS_ROTATE",
+				    (int)cfg->rank_shards);
 	ab_loader *ld = calloc(1, sizeof *ld);
 	if (!ld)
 		return ab_error_set(AB_ENOMEM, "out of memory");
@@ -437,6 +445,7 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 		ws = (uint32_t)(c->world_size ? c->world_size : 1);
 	sc.rank = rank;
 	sc.world_size = ws;
+	sc.rank_shards = (int)c->rank_shards;
 	if (ld->class_name) {
 		if (!ld->class_loaded) {
 			int rc = ld_obs_load(ld, ld->class_name, &ld->class_col);

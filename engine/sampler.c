@@ -65,7 +65,7 @@ static uint64_t key_absorb(uint64_t key, uint64_t word)
 
 /* What a stream is for; part of the key so the chunk stream of an epoch and
  * the permutation stream of a window never coincide. */
-enum { STREAM_CHUNKS = 1, STREAM_WINDOW = 2 };
+enum { STREAM_CHUNKS = 1, STREAM_WINDOW = 2, STREAM_DEAL = 3 };
 
 typedef struct rng {
 	uint64_t s[4];
@@ -280,6 +280,59 @@ static void build_replacement_chunks(ab_sampler *s, uint64_t num_samples, rng *r
 	}
 }
 
+/* Distributed with rotating shards: every rank computes the same deal from a
+ * stream keyed by (seed, epoch) alone, then keeps its own part.
+ *
+ * The mask [start, stop) holds F = size / chunk_size full chunks; each rank
+ * gets k = F / world_size of them, so D = k * world_size chunks are dealt and
+ * the U = size - D * chunk_size rows left (fewer than world_size + 1 chunks)
+ * form one gap that is not served this epoch. The gap starts at a chunk
+ * boundary j * chunk_size (0 <= j <= D), so every dealt chunk is whole and
+ * contiguous. Two gaps at j and j' are disjoint when |j - j'| >= m =
+ * ceil(U / chunk_size); even epochs draw j from [0, L] and odd epochs from
+ * [L + m, D] with L = (D - m) / 2, so the gaps of two consecutive epochs never
+ * meet: every row is served at least once in any two consecutive epochs. The
+ * D chunks are then put in a shared (shuffled or spatial) order and rank r
+ * takes positions [r * k, (r + 1) * k): disjoint, and equal in rows. */
+static int build_rotate_chunks(ab_sampler *s, const ab_sampler_config *c)
+{
+	uint64_t size = s->stop - s->start, cs = s->chunk_size, w = c->world_size;
+	uint64_t k = size / cs / w, D = k * w;
+	uint64_t U = size - D * cs, m = ceil_div(U, cs);
+	uint64_t L = (D - m) / 2;
+	if (D > ((uint64_t)1 << 28))
+		return ab_error_set(AB_EINVAL, "an epoch of %" PRIu64 " chunks is too many (limit 2^28); raise chunk_size",
+				    D);
+	uint64_t *order = malloc((size_t)D * sizeof *order);
+	s->chunks = malloc((size_t)k * sizeof *s->chunks);
+	if (!order || !s->chunks) {
+		free(order);
+		return ab_error_set(AB_ENOMEM, "sampler: out of memory for %" PRIu64 " chunks", D);
+	}
+	uint64_t key = mix64(c->seed ^ UINT64_C(0x616e6e6261746368));
+	rng r;
+	rng_seed(&r, key_absorb(key_absorb(key, STREAM_DEAL), c->epoch));
+	uint64_t j = 0;
+	if (m > 0)
+		j = c->epoch % 2 == 0 ? rng_below(&r, L + 1) : L + m + rng_below(&r, D - L - m + 1);
+	for (uint64_t q = 0; q < D; q++)
+		order[q] = q;
+	if (s->shuffle) {
+		for (uint64_t q = D - 1; q > 0; q--) {
+			uint64_t x = rng_below(&r, q + 1), t = order[q];
+			order[q] = order[x];
+			order[x] = t;
+		}
+	}
+	for (uint64_t q = 0; q < k; q++) {
+		uint64_t p = order[(uint64_t)c->rank * k + q];
+		uint64_t b = s->start + p * cs + (p >= j ? U : 0);
+		s->chunks[s->nchunks++] = (ab_chunk_range){ b, b + cs };
+	}
+	free(order);
+	return 0;
+}
+
 /* Batches that group i yields before any num_samples truncation. */
 static uint64_t group_batches(const ab_sampler *s, size_t i)
 {
@@ -330,7 +383,15 @@ static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start,
 	if (c->rank >= ws)
 		return ab_error_set(AB_EINVAL, "rank (%" PRIu32 ") must be < world_size (%" PRIu32 ")",
 				    c->rank, ws);
-	if (c->world_size > 1) {
+	if (c->rank_shards != 0 && c->rank_shards != 1)
+		return ab_error_set(AB_EINVAL, "rank_shards must be 0 (fixed) or 1 (rotate), got %d",
+				    c->rank_shards);
+	int rotate = c->rank_shards == 1 && ws > 1;
+	if (rotate && (c->replacement || c->num_samples || c->classes))
+		return ab_error_set(AB_EINVAL, "rank_shards rotate deals one pass of the rows per epoch: it does "
+				    "not combine with %s", c->classes ? "class sampling" :
+				    c->replacement ? "replacement" : "num_samples");
+	if (c->world_size > 1 && !rotate) {
 		/* As DistributedSampler: the rank's slice replaces the mask, and
 		 * is rounded down to whole batches so every rank yields the same
 		 * number of batches. */
@@ -375,6 +436,11 @@ static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start,
 					    "class weights sum to %g: the sum must be positive and finite",
 					    sum);
 	}
+	if (rotate && (*stop - *start) / c->chunk_size < ws)
+		return ab_error_set(AB_EINVAL,
+				    "rank_shards rotate: the %" PRIu64 " rows hold %" PRIu64 " full chunks of %" PRIu64
+				    " rows, fewer than world_size (%" PRIu32 "); lower chunk_size",
+				    *stop - *start, (*stop - *start) / c->chunk_size, c->chunk_size, ws);
 	if (c->replacement && *stop - *start < c->chunk_size)
 		return ab_error_set(AB_EINVAL,
 				    "observation range (%" PRIu64 ") is smaller than chunk_size (%" PRIu64
@@ -671,6 +737,12 @@ int ab_sampler_create(const ab_sampler_config *cfg, uint64_t n_obs, ab_sampler *
 	int truncate = cfg->replacement || cfg->num_samples != 0;
 
 	uint64_t passes = 1, total = 0;
+	if (cfg->rank_shards == 1 && cfg->world_size > 1) {
+		rc = build_rotate_chunks(s, cfg);
+		if (rc)
+			goto fail;
+		goto grouped;
+	}
 	rc = count_chunks(s, cfg->replacement, num_samples, &passes, &total);
 	if (rc)
 		goto fail;
@@ -696,6 +768,7 @@ int ab_sampler_create(const ab_sampler_config *cfg, uint64_t n_obs, ab_sampler *
 			goto fail;
 	}
 
+grouped:
 	s->ngroups = s->nchunks / s->preload_nchunks + (s->nchunks % s->preload_nchunks != 0);
 	size_t base = s->ngroups;
 	if (s->ngroups > 0) {

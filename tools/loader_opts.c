@@ -12,7 +12,7 @@
 enum {
 	O_BATCH = LOPT_FIRST, O_CHUNK, O_PRELOAD, O_SHUFFLE, O_SEED, O_EPOCH, O_DROP, O_REPL, O_NUMS, O_MASK,
 	O_RANK, O_WORLD, O_IO, O_BACKEND, O_QD, O_THREADS, O_START, O_WINDOWS, O_CLASSCOL, O_CLASSW, O_OBS,
-	O_F32, O_DECODE
+	O_F32, O_DECODE, O_SHARDS, O_OBSLABELS
 };
 
 const struct option loader_long_opts[] = {
@@ -39,6 +39,7 @@ const struct option loader_long_opts[] = {
 	{ "obs", required_argument, NULL, O_OBS },
 	{ "float32", no_argument, NULL, O_F32 },
 	{ "decode", required_argument, NULL, O_DECODE },
+	{ "rank-shards", required_argument, NULL, O_SHARDS },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -56,6 +57,12 @@ const char loader_opts_help[] =
 	"  --mask A:B            only rows [A, B)\n"
 	"  --rank R --world-size W  distributed: this process's share (default from\n"
 	"                        RANK/WORLD_SIZE, OMPI_COMM_WORLD_*, SLURM_PROCID/NTASKS)\n"
+	"  --rank-shards fixed|rotate  fixed (default): rank R always reads the same\n"
+	"                        slice, so it never sees the other ranks' rows (on data\n"
+	"                        grouped by class, whole classes) and the remainder rows\n"
+	"                        are never read; rotate: each epoch the chunks are dealt\n"
+	"                        anew from --seed and the epoch (disjoint, equal shares;\n"
+	"                        every row read within any 2 consecutive epochs)\n"
 	"  --start-batch N       resume the epoch after N batches\n"
 	"  --class-column COL    every batch from one class of the categorical obs COL\n"
 	"                        (data grouped by class on disk; num_samples rows a pass)\n"
@@ -158,6 +165,11 @@ int loader_opts_handle(loader_opts *o, int c, const char *arg, const char *cmd)
 		if (strcmp(arg, "blocks") == 0) cfg->whole_chunks = 0;
 		else if (strcmp(arg, "chunks") == 0) cfg->whole_chunks = 1;
 		else return cli_fail(cmd, "--decode must be blocks or chunks"), 2;
+		return 0;
+	case O_SHARDS:
+		if (strcmp(arg, "fixed") == 0) cfg->rank_shards = AB_RANK_SHARDS_FIXED;
+		else if (strcmp(arg, "rotate") == 0) cfg->rank_shards = AB_RANK_SHARDS_ROTATE;
+		else return cli_fail(cmd, "--rank-shards must be fixed or rotate"), 2;
 		return 0;
 	case O_CLASSCOL: o->class_col = arg; return 0;
 	case O_CLASSW: o->class_w = arg; return 0;

@@ -861,6 +861,98 @@ START_TEST(test_distributed)
 }
 END_TEST
 
+/* rank_shards rotate: for world sizes 2, 3, 4 over 8 epochs, each epoch the
+ * ranks' rows are disjoint, inside the mask, equal in number (whole chunks:
+ * floor(full chunks / world) each) with equal batch counts, and every row of
+ * the mask is served within any 2 consecutive epochs. */
+START_TEST(test_distributed_rotate)
+{
+	const uint64_t n_list[] = { 100, 103, 1000, 37 };
+	for (uint32_t ws = 2; ws <= 4; ws++)
+	for (size_t ni = 0; ni < 4; ni++)
+	for (int flags = 0; flags < 8; flags++) {
+		uint64_t n = n_list[ni], bs = (flags & 4) ? 3 : 4, cs = 4;
+		uint64_t lo = (flags & 4) ? 2 : 0, hi = (flags & 4) ? n - 1 : n; /* a mask */
+		uint64_t per_rank = (hi - lo) / cs / ws * cs;
+		unsigned *prev = calloc(n, sizeof *prev), *cur = calloc(n, sizeof *cur);
+		ck_assert_ptr_nonnull(prev);
+		ck_assert_ptr_nonnull(cur);
+		for (uint64_t epoch = 0; epoch < 8; epoch++) {
+			memset(cur, 0, n * sizeof *cur);
+			uint64_t nb0 = 0;
+			for (uint32_t rank = 0; rank < ws; rank++) {
+				ab_sampler_config c = cfg_make(cs, 3, bs);
+				c.shuffle = flags & 1;
+				c.drop_last = (flags >> 1) & 1;
+				c.rank = rank;
+				c.world_size = ws;
+				c.rank_shards = 1;
+				c.epoch = epoch;
+				c.mask_start = lo;
+				c.mask_stop = (flags & 4) ? hi : 0;
+				ab_sampler *s = make(&c, n);
+				run r;
+				collect(s, &c, lo, hi, 1, &r);
+				if (rank == 0)
+					nb0 = r.nbatches;
+				REQ_EQ(r.nbatches, nb0);
+				REQ_EQ(r.nbatches, c.drop_last ? per_rank / bs : (per_rank + bs - 1) / bs);
+				REQ_EQ(r.nrows, c.drop_last ? per_rank / bs * bs : per_rank);
+				REQ_EQ(r.read_rows, per_rank);
+				for (size_t k = 0; k < r.nchunks; k++)
+					REQ_EQ(r.chunks[k].stop - r.chunks[k].start, cs);
+				for (size_t k = 0; k < r.nrows; k++) {
+					REQ_EQ(cur[r.rows[k]], 0);
+					cur[r.rows[k]] = rank + 1;
+				}
+				/* the rows read but left out by drop_last belong to the rank too */
+				for (size_t k = 0; k < r.nunused; k++) {
+					REQ_EQ(cur[r.unused[k]], 0);
+					cur[r.unused[k]] = rank + 1;
+				}
+				run_free(&r);
+				ab_sampler_destroy(s);
+			}
+			uint64_t served = 0;
+			for (uint64_t row = 0; row < n; row++) {
+				if (row < lo || row >= hi)
+					REQ_EQ(cur[row], 0);
+				served += cur[row] != 0;
+				/* bound: served in this epoch or the one before */
+				if (epoch && row >= lo && row < hi)
+					REQ(cur[row] || prev[row]);
+			}
+			REQ_EQ(served, ws * per_rank);
+			unsigned *t = prev;
+			prev = cur;
+			cur = t;
+		}
+		free(prev);
+		free(cur);
+	}
+	/* Errors: too few full chunks for the ranks; combinations refused. */
+	ab_sampler_config c = cfg_make(4, 3, 4);
+	c.world_size = 3;
+	c.rank_shards = 1;
+	ab_sampler *s = NULL;
+	ck_assert_int_eq(ab_sampler_create(&c, 11, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "2 full chunks of 4 rows, fewer than world_size (3)"));
+	ck_assert_int_eq(ab_sampler_create(&c, 12, &s), 0);
+	ab_sampler_destroy(s);
+	c.replacement = 1;
+	ck_assert_int_eq(ab_sampler_create(&c, 120, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "replacement"));
+	c.replacement = 0;
+	c.num_samples = 50;
+	ck_assert_int_eq(ab_sampler_create(&c, 120, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "num_samples"));
+	c.num_samples = 0;
+	c.rank_shards = 2;
+	ck_assert_int_eq(ab_sampler_create(&c, 120, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "rank_shards"));
+}
+END_TEST
+
 START_TEST(test_distributed_streams)
 {
 	/* Ranks shuffle independently: the chunk order relative to each
@@ -1314,6 +1406,7 @@ static Suite *sampler_suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, test_distributed);
 	tcase_add_test(t, test_distributed_streams);
+	tcase_add_test(t, test_distributed_rotate);
 	tcase_add_test(t, test_rank_from_env);
 	suite_add_tcase(s, t);
 	t = tcase_create("validation");

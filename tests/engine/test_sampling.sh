@@ -1,0 +1,87 @@
+#!/bin/bash
+# Sampling options through `annbatch iterate`: class weights are validated,
+# distributed shares (--rank-shards fixed|rotate), obs labels and class weights
+# by label, batch-size errors that say what would work, and the rank
+# environment variables. Stores are written by anndata (make_sampling_data.py).
+set -uo pipefail
+: "${AB_TOP_SRCDIR:?}" "${AB_TOP_BUILDDIR:?}"
+AB="${AB_BIN:-$AB_TOP_BUILDDIR/annbatch}"
+PY=/usr/bin/python3
+CHECK="$PY $AB_TOP_SRCDIR/tests/engine/check_sampling.py"
+work="$AB_TOP_BUILDDIR/tests/work-sampling"
+rm -rf "$work"
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+"$PY" "$AB_TOP_SRCDIR/tests/engine/make_sampling_data.py" "$work/data" >/dev/null 2>&1 || exit 1
+G="$work/data/grouped.zarr"
+J="$work/data/grouped.json"
+N=400
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { local n=$1; shift; if "$@" 2>"$work/err"; then ok; else bad "$n: $(tail -3 "$work/err")"; fi; }
+# refuse NAME PATTERN ARGS...: iterate must exit 1 or 2 (an error or a usage
+# error, not a crash) with one line on stderr that contains PATTERN (fixed)
+refuse() {
+	local n=$1 pat=$2; shift 2
+	env -u RANK -u WORLD_SIZE "$AB" iterate "$@" >/dev/null 2>"$work/rerr"
+	local rc=$?
+	if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then
+		bad "$n: exit $rc, want 1 or 2 ($(head -c 300 "$work/rerr"))"
+	elif [ "$(wc -l <"$work/rerr")" -ne 1 ] || ! grep -qF -- "$pat" "$work/rerr"; then
+		bad "$n: error '$(head -c 300 "$work/rerr")' lacks '$pat'"
+	else
+		ok
+	fi
+}
+
+# 1. Class weights: finite, >= 0, a positive finite sum (an infinite weight
+# used to pick the wrong class, and with a weight-0 last class to crash).
+C=(--batch-size 10 --chunk-size 20 --preload-nchunks 2 --class-column ct --num-samples 200 --obs ct --emit index+obs)
+refuse "weight inf" "'inf' is not a finite non-negative number" "$G" "${C[@]}" --class-weights inf,1,1,1
+refuse "weight inf, last 0" "'inf' is not a finite non-negative number" "$G" "${C[@]}" --class-weights inf,1,1,0
+refuse "weight nan" "'nan' is not a finite non-negative number" "$G" "${C[@]}" --class-weights 1,nan,1,1
+refuse "weight -1" "'-1' is not a finite non-negative number" "$G" "${C[@]}" --class-weights 1,-1,1,1
+refuse "weights overflow" "class weights sum to inf" "$G" "${C[@]}" --class-weights 1e308,1e308,1,0
+refuse "weights all 0" "class weights sum to 0" "$G" "${C[@]}" --class-weights 0,0,0,0
+# categories are B cell, Mono, NK, T cell: weight 0 on the last never draws it
+"$AB" iterate "$G" "${C[@]}" --class-weights 1,1,1,0 >"$work/cw" 2>"$work/err" &&
+	check "weight-0 last class never drawn" $CHECK class "$work/cw" "$J" "B cell,Mono,NK" ||
+	bad "class weights 1,1,1,0: $(head -c 300 "$work/err")"
+
+# 2. Distributed shares. fixed (the default): rank r reads the same contiguous
+# slice every epoch; rotate: per epoch disjoint equal shares, every row served
+# within any 2 consecutive epochs.
+S=(--batch-size 5 --chunk-size 20 --preload-nchunks 2 --shuffle --seed 3)
+for w in 2 3 4; do
+	for r in $(seq 0 $((w - 1))); do
+		env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w >"$work/f" 2>"$work/err" ||
+			bad "fixed w=$w r=$r: $(head -c 300 "$work/err")"
+		check "fixed w=$w r=$r is the slice" $CHECK fixed "$work/f" $N $w $r 5
+		env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w --rank-shards fixed \
+			--epoch 1 >"$work/f1" 2>"$work/err" || bad "fixed w=$w r=$r: $(head -c 300 "$work/err")"
+		check "fixed w=$w r=$r epoch 1 is the slice" $CHECK fixed "$work/f1" $N $w $r 5
+		for e in 0 1 2 3 4 5; do
+			env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w \
+				--rank-shards rotate --epoch $e >"$work/r$r.e$e" 2>"$work/err" ||
+				bad "rotate w=$w r=$r e=$e: $(head -c 300 "$work/err")"
+		done
+	done
+	check "rotate w=$w: disjoint, equal, every row within 2 epochs" $CHECK rotate "$work" $N $w 6 5
+	# the same from the environment, and in one loader over several epochs
+	RANK=1 WORLD_SIZE=$w "$AB" iterate "$G" "${S[@]}" --rank-shards rotate --epoch 2 >"$work/renv" 2>/dev/null
+	check "rotate w=$w rank from env" cmp -s "$work/renv" "$work/r1.e2"
+	env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank 1 --world-size $w --rank-shards rotate \
+		--epoch 1 --epochs 3 >"$work/rep" 2>/dev/null
+	check "rotate w=$w --epochs" cmp -s "$work/rep" <(cat "$work/r1.e1" "$work/r1.e2" "$work/r1.e3")
+	rm -f "$work"/r*.e*
+done
+refuse "rotate, fewer chunks than ranks" "fewer than world_size (4)" "$G" "${S[@]}" --chunk-size 120 \
+	--preload-nchunks 1 --rank 0 --world-size 4 --rank-shards rotate
+refuse "rotate with replacement" "does not combine with replacement" "$G" "${S[@]}" --replacement --rank 0 \
+	--world-size 2 --rank-shards rotate
+refuse "--rank-shards bad" "--rank-shards must be fixed or rotate" "$G" --rank-shards sometimes
+
+echo "test_sampling: $pass passed, $fail failed"
+[ $fail -eq 0 ]
