@@ -371,6 +371,7 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	if (ld->class_loaded)
 		ld_obs_free(&ld->class_col);
 	ld->class_loaded = 0;
+	ld_label_weights_free(&ld->class_wl);
 	if (!(ld->class_name = strdup(name)))
 		return ab_error_set(AB_ENOMEM, "out of memory");
 	if (weights && n) {
@@ -384,6 +385,32 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 		}
 		ld->n_class_w = n;
 	}
+	return 0;
+}
+
+int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *labels, const double *weights, size_t n,
+					 const double *rest)
+{
+	if (!ld || (n && (!labels || !weights)))
+		return ab_error_set(AB_EINVAL, "ab_loader_set_class_weights_by_label: null argument");
+	if (ld->running)
+		return ab_error_set(AB_EINVAL, "class weights must be set before ab_loader_start");
+	if (!ld->class_name)
+		return ab_error_set(AB_EINVAL, "class weights by label need a class column: call "
+				    "ab_loader_set_class_column first");
+	if (n == 0 && !rest)
+		return ab_error_set(AB_EINVAL, "class weights by label: no label and no weight for the rest");
+	int rc = ld_label_weights_set(&ld->class_wl, labels, weights, n, rest);
+	if (rc)
+		return rc;
+	/* They replace weights given in category order; the column, when
+	 * already loaded, is resolved again at the next start. */
+	free(ld->class_w);
+	ld->class_w = NULL;
+	ld->n_class_w = 0;
+	if (ld->class_loaded)
+		ld_obs_free(&ld->class_col);
+	ld->class_loaded = 0;
 	return 0;
 }
 
@@ -454,7 +481,12 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 			if (!ld->class_col.categorical)
 				rc = ab_error_set(AB_EINVAL, "class column '%s' must be categorical (or strings)",
 						  ld->class_name);
-			else if (ld->class_w && ld->n_class_w != ld->class_col.n_labels)
+			else if (ld->class_wl.n || ld->class_wl.has_rest) {
+				free(ld->class_w);
+				ld->class_w = NULL;
+				rc = ld_obs_weights_by_label(&ld->class_col, &ld->class_wl, &ld->class_w);
+				ld->n_class_w = rc ? 0 : ld->class_col.n_labels;
+			} else if (ld->class_w && ld->n_class_w != ld->class_col.n_labels)
 				rc = ab_error_set(AB_EINVAL, "%zu class weights given for %zu classes of '%s'",
 						  ld->n_class_w, ld->class_col.n_labels, ld->class_name);
 			if (rc) {
@@ -2233,6 +2265,7 @@ void ab_loader_destroy(ab_loader *ld)
 		ld_obs_free(&ld->class_col);
 	free(ld->class_name);
 	free(ld->class_w);
+	ld_label_weights_free(&ld->class_wl);
 	for (size_t i = 0; i < ld->nsrc; i++)
 		source_free(&ld->src[i]);
 	free(ld->src);

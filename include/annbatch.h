@@ -438,6 +438,18 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
  * --groupby): a run of a class shorter than chunk_size is refused, naming it. */
 int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
 
+/* Class weights by label, after ab_loader_set_class_column (they replace the
+ * weights given there; calling that again drops them): `weights[i]` is the
+ * weight of the class labelled `labels[i]` (exact match). Classes not named
+ * get `*rest` when `rest` is not NULL; with `rest` NULL every class of the
+ * column must be named. Weights must be finite and >= 0 (0 excludes) and a
+ * label may appear once: AB_EINVAL otherwise. The labels are matched when the
+ * column is loaded (ab_loader_start or ab_loader_nbatches), which fails with
+ * AB_EINVAL naming every label that is not a class of the column, or every
+ * class left without a weight. */
+int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *labels, const double *weights, size_t n,
+					 const double *rest);
+
 /* The var names of the first dataset (its var index), freed with
  * ab_strings_free_n. */
 int ab_loader_var_names(ab_loader *ld, char ***names, size_t *count);

@@ -66,7 +66,10 @@ const char loader_opts_help[] =
 	"  --start-batch N       resume the epoch after N batches\n"
 	"  --class-column COL    every batch from one class of the categorical obs COL\n"
 	"                        (data grouped by class on disk; num_samples rows a pass)\n"
-	"  --class-weights W,W   class weights in category order (uniform; 0 excludes)\n"
+	"  --class-weights W,W   class weights in category order (uniform; 0 excludes),\n"
+	"                        or by label: 'T cell=2,B cell=1' (every class named, or\n"
+	"                        '*=W' for the others; %XX escapes as --obs-labels prints;\n"
+	"                        a label that is not a class is an error naming it)\n"
 	"  --obs COL,COL         obs columns delivered with each batch\n"
 	"  --float32             convert values to float32\n"
 	"Engine:\n"
@@ -238,10 +241,92 @@ static int set_obs(ab_loader *ld, const char *list, const char *cmd)
 	return rc ? cli_fail_lib(cmd, rc, NULL) : 0;
 }
 
+/* Decodes %XX escapes in place (the form `iterate --obs-labels` prints labels
+ * in), so a label with a comma or '=' can be named; 0 if malformed. */
+static int unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (*p != '%') {
+			*o++ = *p;
+			continue;
+		}
+		unsigned v = 0;
+		for (int k = 1; k <= 2; k++) {
+			char h = p[k];
+			if (h >= '0' && h <= '9') v = v * 16 + (unsigned)(h - '0');
+			else if (h >= 'a' && h <= 'f') v = v * 16 + (unsigned)(h - 'a' + 10);
+			else if (h >= 'A' && h <= 'F') v = v * 16 + (unsigned)(h - 'A' + 10);
+			else return 0;
+		}
+		if (v == 0)
+			return 0;
+		*o++ = (char)v;
+		p += 2;
+	}
+	*o = '\0';
+	return 1;
+}
+
+/* --class-weights "LABEL=W,LABEL=W[,*=W]": weights by label. */
+static int set_class_by_label(ab_loader *ld, char **v, size_t n, const char *cmd)
+{
+	const char **labels = calloc(n ? n : 1, sizeof *labels);
+	double *w = malloc((n ? n : 1) * sizeof *w);
+	double rest = 0;
+	int has_rest = 0, r = 0;
+	size_t m = 0;
+	if (!labels || !w)
+		r = cli_fail(cmd, "out of memory");
+	for (size_t i = 0; !r && i < n; i++) {
+		char *eq = v[i] ? strrchr(v[i], '=') : NULL, *end;
+		if (!eq)
+			r = cli_fail(cmd, "--class-weights: '%s' is not LABEL=W (give every weight by label, or "
+				     "none)", v[i] ? v[i] : "");
+		if (r)
+			break;
+		*eq = '\0';
+		double x = strtod(eq + 1, &end);
+		if (end == eq + 1 || *end || !(x >= 0) || isinf(x)) {
+			r = cli_fail(cmd, "--class-weights: the weight of '%s' ('%s') is not a finite non-negative "
+				     "number", v[i], eq + 1);
+		} else if (strcmp(v[i], "*") == 0) {
+			if (has_rest)
+				r = cli_fail(cmd, "--class-weights: '*' is given twice");
+			has_rest = 1;
+			rest = x;
+		} else if (!unescape(v[i])) {
+			r = cli_fail(cmd, "--class-weights: label '%s' has a bad %%XX escape", v[i]);
+		} else {
+			labels[m] = v[i];
+			w[m++] = x;
+		}
+	}
+	if (!r) {
+		int rc = ab_loader_set_class_weights_by_label(ld, labels, w, m, has_rest ? &rest : NULL);
+		if (rc)
+			r = cli_fail_lib(cmd, rc, NULL);
+	}
+	free(labels);
+	free(w);
+	return r;
+}
+
 static int set_class(ab_loader *ld, const char *col, const char *weights, const char *cmd)
 {
 	double *w = NULL;
 	size_t n = 0;
+	if (weights && strchr(weights, '=')) {
+		int rc = ab_loader_set_class_column(ld, col, NULL, 0);
+		if (rc)
+			return cli_fail_lib(cmd, rc, NULL);
+		char **v = split_list(weights, &n);
+		if (!v)
+			return cli_fail(cmd, "out of memory");
+		int r = set_class_by_label(ld, v, n, cmd);
+		free_list(v, n);
+		return r;
+	}
 	if (weights) {
 		char **v = split_list(weights, &n);
 		w = v ? malloc(n * sizeof *w) : NULL;

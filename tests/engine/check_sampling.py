@@ -7,7 +7,8 @@ rotate DIR N WORLD EPOCHS BATCH: files DIR/r{rank}.e{epoch} hold one batch a
   within any 2 consecutive epochs.
 fixed FILE N WORLD RANK BATCH: the rank's rows are exactly the contiguous
   slice [rank*per, (rank+1)*per), per = N // WORLD // BATCH * BATCH.
-labels FILE JSON: tokens i=label carry row i's label (unescaped %XX).
+labels FILE JSON: tokens i=label;donor carry row i's label (%XX unescaped)
+  and donor.
 class FILE JSON ALLOWED: every batch from one class, all classes in ALLOWED
   (comma separated labels), and every one of them drawn.
 """
@@ -52,12 +53,15 @@ def fixed(path, n, world, rank, batch):
 
 
 def labels(path, js):
-    lab = json.load(open(js))["labels"]
+    d = json.load(open(js))
     seen = 0
     for line in open(path):
         for t in line.split():
             i, v = t.split("=", 1)
-            assert unquote(v) == lab[int(i)], f"row {i}: {v!r} != {lab[int(i)]!r}"
+            label, donor = v.split(";")
+            i = int(i)
+            assert unquote(label) == d["labels"][i], f"row {i}: {label!r} != {d['labels'][i]!r}"
+            assert int(donor) == d["donor"][i], f"row {i}: donor {donor}"
             seen += 1
     assert seen > 0
 

@@ -23,5 +23,6 @@ obs = pd.DataFrame({"ct": pd.Categorical(ct, categories=["B cell", "Mono", "NK",
                     "donor": np.arange(n) % 7},
                    index=[f"c{i}" for i in range(n)])
 anndata.AnnData(X=X, obs=obs).write_zarr(os.path.join(out, "grouped.zarr"))
-json.dump({"labels": ct, "categories": ["B cell", "Mono", "NK", "T cell"]},
+json.dump({"labels": ct, "categories": ["B cell", "Mono", "NK", "T cell"],
+           "donor": [int(d) for d in obs["donor"]]},
           open(os.path.join(out, "grouped.json"), "w"))

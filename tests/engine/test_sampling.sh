@@ -83,5 +83,30 @@ refuse "rotate with replacement" "does not combine with replacement" "$G" "${S[@
 	--world-size 2 --rank-shards rotate
 refuse "--rank-shards bad" "--rank-shards must be fixed or rotate" "$G" --rank-shards sometimes
 
+# 3. Labels: --obs-labels prints categories as their labels (%XX escaped), and
+# --class-weights takes weights by label (categories: B cell, Mono, NK, T cell).
+"$AB" iterate "$G" --batch-size 8 --chunk-size 16 --preload-nchunks 2 --shuffle --obs ct,donor --emit index+obs \
+	--obs-labels >"$work/lab" 2>"$work/err" && check "obs labels" $CHECK labels "$work/lab" "$J" ||
+	bad "obs labels: $(head -c 300 "$work/err")"
+check "obs labels escape blanks" grep -q "=T%20cell;" "$work/lab"
+refuse "--obs-labels without index+obs" "--obs-labels needs --emit index+obs" "$G" --obs ct --obs-labels
+"$AB" iterate "$G" "${C[@]}" --class-weights "T cell=2,B cell=1,*=0" --obs-labels >"$work/bl" 2>"$work/err" ||
+	bad "weights by label: $(head -c 300 "$work/err")"
+check "weights by label: only the named classes" $CHECK class "$work/bl" "$J" "T cell,B cell"
+"$AB" iterate "$G" "${C[@]}" --class-weights 1,0,0,2 --obs-labels >"$work/bp" 2>/dev/null
+check "weights by label = the same weights in category order" cmp -s "$work/bl" "$work/bp"
+"$AB" iterate "$G" "${C[@]}" --class-weights "NK=1,Mono=0,T cell=2,B cell=1" >"$work/bl2" 2>/dev/null
+"$AB" iterate "$G" "${C[@]}" --class-weights 1,0,1,2 >"$work/bp2" 2>/dev/null
+check "weights by label, every class named" cmp -s "$work/bl2" "$work/bp2"
+"$AB" iterate "$G" "${C[@]}" --class-weights "T%20cell=1,*=0" >"$work/be" 2>/dev/null
+check "weights by escaped label" $CHECK class "$work/be" "$J" "T cell"
+refuse "unknown labels named" "class weights name 'T-cell', 'X', not classes of column 'ct'" "$G" "${C[@]}" \
+	--class-weights "T-cell=1,X=2,NK=1,*=1"
+refuse "classes left without weight" "give no weight to 'Mono', 'NK' of column 'ct'" "$G" "${C[@]}" \
+	--class-weights "T cell=2,B cell=1"
+refuse "label and position mixed" "'3' is not LABEL=W" "$G" "${C[@]}" --class-weights "T cell=2,3"
+refuse "label named twice" "class 'NK' is given a weight twice" "$G" "${C[@]}" --class-weights "NK=1,NK=2,*=1"
+refuse "label weight inf" "the weight of 'NK' ('inf') is not a finite" "$G" "${C[@]}" --class-weights "NK=inf,*=1"
+
 echo "test_sampling: $pass passed, $fail failed"
 [ $fail -eq 0 ]
