@@ -364,6 +364,11 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 		return ab_error_set(AB_EINVAL, "ab_loader_set_class_column: null argument");
 	if (ld->running)
 		return ab_error_set(AB_EINVAL, "the class column must be set before ab_loader_start");
+	/* Checked first: a refused call leaves the loader as it was. */
+	for (size_t i = 0; weights && i < n; i++)
+		if (!(weights[i] >= 0) || !isfinite(weights[i]))
+			return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0", i,
+					    weights[i]);
 	free(ld->class_name);
 	free(ld->class_w);
 	ld->class_w = NULL;
@@ -377,12 +382,8 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	if (weights && n) {
 		if (!(ld->class_w = malloc(n * sizeof *ld->class_w)))
 			return ab_error_set(AB_ENOMEM, "out of memory");
-		for (size_t i = 0; i < n; i++) {
-			if (!(weights[i] >= 0) || !isfinite(weights[i]))
-				return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0",
-						    i, weights[i]);
+		for (size_t i = 0; i < n; i++)
 			ld->class_w[i] = weights[i];
-		}
 		ld->n_class_w = n;
 	}
 	return 0;
@@ -464,6 +465,11 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 		if (found) {
 			rank = er;
 			ws = ew;
+		} else if (c->rank < 0 && c->world_size > 1) {
+			/* Every process would be rank 0 and read the same share. */
+			return ab_error_set(AB_EINVAL, "world_size is %d but no rank is given (rank -1 and no "
+					    "RANK, OMPI_COMM_WORLD_RANK or SLURM_PROCID in the environment)",
+					    c->world_size);
 		}
 	}
 	if (c->rank >= 0)

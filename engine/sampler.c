@@ -351,6 +351,50 @@ static uint64_t window_batches(const ab_sampler *s, size_t i)
 }
 
 static const char *class_name(const ab_sampler_config *c, uint32_t k, char *buf, size_t n);
+static uint64_t gcd64(uint64_t a, uint64_t b);
+
+/* What would work when batch_size does not divide chunk_size*preload_nchunks
+ * (= `window`): the nearest batch sizes that divide it (searched up to 2^20
+ * steps each way, plenty for real sizes), and the preload_nchunks values
+ * nearest the one given that keep batch_size: chunk_size*p is a multiple of
+ * batch_size exactly when p is a multiple of batch_size / gcd(chunk_size,
+ * batch_size). */
+static void batch_hint(const ab_sampler_config *c, uint64_t window, char *buf, size_t n)
+{
+	uint64_t b = c->batch_size, below = 0, above = 0;
+	uint64_t lo = b > ((uint64_t)1 << 20) ? b - ((uint64_t)1 << 20) : 1;
+	if (b > window)
+		below = window; /* the largest batch a window holds */
+	for (uint64_t d = b - 1; b <= window && d >= lo && d > 0; d--)
+		if (window % d == 0) {
+			below = d;
+			break;
+		}
+	for (uint64_t d = b + 1; b < window && d <= window && d - b <= ((uint64_t)1 << 20); d++)
+		if (window % d == 0) {
+			above = d;
+			break;
+		}
+	int len = 0;
+	if (below && above)
+		len = snprintf(buf, n, "; batch sizes that work: %" PRIu64 " or %" PRIu64, below, above);
+	else if (below || above)
+		len = snprintf(buf, n, "; a batch size that works: %" PRIu64, below ? below : above);
+	else
+		buf[0] = '\0';
+	if (len < 0 || (size_t)len >= n)
+		return;
+	uint64_t step = b / gcd64(c->chunk_size, b), p = c->preload_nchunks;
+	uint64_t pl = p / step * step, pu, t;
+	if (__builtin_add_overflow(pl, step, &pu) || __builtin_mul_overflow(pu, c->chunk_size, &t))
+		pu = 0;
+	if (pl && pu)
+		snprintf(buf + len, n - (size_t)len, "; or keep batch_size %" PRIu64 " with preload_nchunks %" PRIu64
+			 " or %" PRIu64, b, pl, pu);
+	else if (pl || pu)
+		snprintf(buf + len, n - (size_t)len, "; or keep batch_size %" PRIu64 " with preload_nchunks %" PRIu64,
+			 b, pl ? pl : pu);
+}
 
 /* The Python library's checks, in its order, on the mask already resolved. */
 static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start, uint64_t *stop)
@@ -368,16 +412,19 @@ static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start,
 				    "chunk_size * preload_nchunks overflows (chunk_size=%" PRIu64
 				    ", preload_nchunks=%" PRIu64 ")",
 				    c->chunk_size, c->preload_nchunks);
-	if (c->batch_size > preload)
-		return ab_error_set(AB_EINVAL,
-				    "batch_size cannot exceed chunk_size * preload_nchunks "
-				    "(got batch_size=%" PRIu64 ", max %" PRIu64 ")",
-				    c->batch_size, preload);
-	if (preload % c->batch_size != 0)
+	if (c->batch_size > preload || preload % c->batch_size != 0) {
+		char hint[256];
+		batch_hint(c, preload, hint, sizeof hint);
+		if (c->batch_size > preload)
+			return ab_error_set(AB_EINVAL,
+					    "batch_size cannot exceed chunk_size * preload_nchunks "
+					    "(got batch_size=%" PRIu64 ", max %" PRIu64 ")%s",
+					    c->batch_size, preload, hint);
 		return ab_error_set(AB_EINVAL,
 				    "chunk_size * preload_nchunks must be divisible by batch_size "
-				    "(%" PRIu64 " %% %" PRIu64 " = %" PRIu64 ")",
-				    preload, c->batch_size, preload % c->batch_size);
+				    "(%" PRIu64 " %% %" PRIu64 " = %" PRIu64 ")%s",
+				    preload, c->batch_size, preload % c->batch_size, hint);
+	}
 
 	uint32_t ws = c->world_size ? c->world_size : 1;
 	if (c->rank >= ws)
@@ -946,13 +993,20 @@ int ab_sampler_rank_from_env(uint32_t *rank, uint32_t *world_size)
 	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
 		const char *r = getenv(names[k][0]);
 		const char *ws = getenv(names[k][1]);
-		/* A convention applies only when both of its variables are set
-		 * (an empty value counts as unset); otherwise try the next. */
-		if (r == NULL || ws == NULL || *r == '\0' || *ws == '\0')
+		/* A convention applies when either of its variables is set; then
+		 * both must be, and not empty: RANK alone (or empty) is a broken
+		 * launch, and reading everything on every rank would hide it. */
+		if (r == NULL && ws == NULL)
 			continue;
 		uint32_t rv = 0, wv = 0;
 		int rc = 0;
-		if (parse_u32(r, &rv) != 0)
+		if (r == NULL || ws == NULL)
+			rc = ab_error_set(AB_EINVAL, "%s is set but %s is not: set both, or neither (an explicit "
+					  "rank and world size ignore the environment)",
+					  names[k][r ? 0 : 1], names[k][r ? 1 : 0]);
+		else if (*r == '\0' || *ws == '\0')
+			rc = ab_error_set(AB_EINVAL, "%s is set but empty", names[k][*r ? 1 : 0]);
+		else if (parse_u32(r, &rv) != 0)
 			rc = ab_error_set(AB_EINVAL, "%s=\"%s\" is not a non-negative integer",
 					  names[k][0], r);
 		else if (parse_u32(ws, &wv) != 0 || wv == 0)

@@ -112,10 +112,11 @@ int ab_sampler_window(const ab_sampler *s, size_t i, ab_window *w);
 void ab_window_free(ab_window *w);
 
 /* Reads RANK/WORLD_SIZE (torchrun), OMPI_COMM_WORLD_RANK/SIZE (Open MPI),
- * SLURM_PROCID/SLURM_NTASKS (Slurm), in that order; a pair counts when both are
- * set. Returns 1 if found, 0 if none is set, AB_EINVAL (message set) if a pair
- * is malformed (not digits, size 0, rank >= size): a broken launcher must not
- * silently make every rank read everything. */
+ * SLURM_PROCID/SLURM_NTASKS (Slurm), in that order; the first pair with either
+ * variable set decides. Returns 1 if found, 0 if none is set, AB_EINVAL
+ * (message set) if that pair is half set, empty or malformed (not digits,
+ * size 0, rank >= size): a broken launcher must not silently make every rank
+ * read everything. */
 int ab_sampler_rank_from_env(uint32_t *rank, uint32_t *world_size);
 
 #endif

@@ -383,7 +383,9 @@ typedef struct ab_loader_config {
 	uint64_t mask_stop;        /* 0 = all rows                                  */
 	uint64_t seed;             /* 0                                             */
 	int rank;                  /* -1 = from the environment (RANK, OMPI_..., SLURM_...) or 0;
-	                            * other negative values are refused         */
+	                            * other negative values are refused; a pair
+	                            * set by half or empty in the environment, or
+	                            * world_size > 1 with no rank, is an error   */
 	int world_size;            /* -1 = from the environment, or 1 (0 = 1)       */
 	/* output */
 	int to_float32;            /* convert X values to float32                   */
@@ -435,7 +437,10 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
  * (`weights` in the order of the column's categories; NULL = uniform; 0
  * excludes), with replacement, num_samples rows a pass (default: the mask's
  * rows). The data must be grouped by class on disk (annbatch convert
- * --groupby): a run of a class shorter than chunk_size is refused, naming it. */
+ * --groupby): a run of a class shorter than chunk_size is refused, naming it.
+ * A weight that is not finite or is negative is refused here (AB_EINVAL, the
+ * loader unchanged); weights that sum to 0 or overflow at ab_loader_start. A
+ * class of weight 0 is never drawn. */
 int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
 
 /* Class weights by label, after ab_loader_set_class_column (they replace the

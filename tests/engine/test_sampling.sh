@@ -13,6 +13,8 @@ rm -rf "$work"
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 "$PY" "$AB_TOP_SRCDIR/tests/engine/make_sampling_data.py" "$work/data" >/dev/null 2>&1 || exit 1
+# A launcher's variables from the caller must not decide the shares here.
+unset RANK WORLD_SIZE OMPI_COMM_WORLD_RANK OMPI_COMM_WORLD_SIZE SLURM_PROCID SLURM_NTASKS
 G="$work/data/grouped.zarr"
 J="$work/data/grouped.json"
 N=400
@@ -22,10 +24,13 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 check() { local n=$1; shift; if "$@" 2>"$work/err"; then ok; else bad "$n: $(tail -3 "$work/err")"; fi; }
 # refuse NAME PATTERN ARGS...: iterate must exit 1 or 2 (an error or a usage
-# error, not a crash) with one line on stderr that contains PATTERN (fixed)
+# error, not a crash) with one line on stderr that contains PATTERN (fixed);
+# the launchers' variables are cleared, then those in the array RENV are set
+NOENV=(-u RANK -u WORLD_SIZE -u OMPI_COMM_WORLD_RANK -u OMPI_COMM_WORLD_SIZE -u SLURM_PROCID -u SLURM_NTASKS)
+RENV=()
 refuse() {
 	local n=$1 pat=$2; shift 2
-	env -u RANK -u WORLD_SIZE "$AB" iterate "$@" >/dev/null 2>"$work/rerr"
+	env "${NOENV[@]}" "${RENV[@]}" "$AB" iterate "$@" >/dev/null 2>"$work/rerr"
 	local rc=$?
 	if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then
 		bad "$n: exit $rc, want 1 or 2 ($(head -c 300 "$work/rerr"))"
@@ -56,14 +61,14 @@ refuse "weights all 0" "class weights sum to 0" "$G" "${C[@]}" --class-weights 0
 S=(--batch-size 5 --chunk-size 20 --preload-nchunks 2 --shuffle --seed 3)
 for w in 2 3 4; do
 	for r in $(seq 0 $((w - 1))); do
-		env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w >"$work/f" 2>"$work/err" ||
+		"$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w >"$work/f" 2>"$work/err" ||
 			bad "fixed w=$w r=$r: $(head -c 300 "$work/err")"
 		check "fixed w=$w r=$r is the slice" $CHECK fixed "$work/f" $N $w $r 5
-		env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w --rank-shards fixed \
+		"$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w --rank-shards fixed \
 			--epoch 1 >"$work/f1" 2>"$work/err" || bad "fixed w=$w r=$r: $(head -c 300 "$work/err")"
 		check "fixed w=$w r=$r epoch 1 is the slice" $CHECK fixed "$work/f1" $N $w $r 5
 		for e in 0 1 2 3 4 5; do
-			env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w \
+			"$AB" iterate "$G" "${S[@]}" --rank $r --world-size $w \
 				--rank-shards rotate --epoch $e >"$work/r$r.e$e" 2>"$work/err" ||
 				bad "rotate w=$w r=$r e=$e: $(head -c 300 "$work/err")"
 		done
@@ -72,7 +77,7 @@ for w in 2 3 4; do
 	# the same from the environment, and in one loader over several epochs
 	RANK=1 WORLD_SIZE=$w "$AB" iterate "$G" "${S[@]}" --rank-shards rotate --epoch 2 >"$work/renv" 2>/dev/null
 	check "rotate w=$w rank from env" cmp -s "$work/renv" "$work/r1.e2"
-	env -u RANK -u WORLD_SIZE "$AB" iterate "$G" "${S[@]}" --rank 1 --world-size $w --rank-shards rotate \
+	"$AB" iterate "$G" "${S[@]}" --rank 1 --world-size $w --rank-shards rotate \
 		--epoch 1 --epochs 3 >"$work/rep" 2>/dev/null
 	check "rotate w=$w --epochs" cmp -s "$work/rep" <(cat "$work/r1.e1" "$work/r1.e2" "$work/r1.e3")
 	rm -f "$work"/r*.e*
@@ -107,6 +112,44 @@ refuse "classes left without weight" "give no weight to 'Mono', 'NK' of column '
 refuse "label and position mixed" "'3' is not LABEL=W" "$G" "${C[@]}" --class-weights "T cell=2,3"
 refuse "label named twice" "class 'NK' is given a weight twice" "$G" "${C[@]}" --class-weights "NK=1,NK=2,*=1"
 refuse "label weight inf" "the weight of 'NK' ('inf') is not a finite" "$G" "${C[@]}" --class-weights "NK=inf,*=1"
+
+# 4. Batch sizes the window does not take: the error says what would work
+# (16384 = 512 * 32 has the divisors 64 and 128 around 100; 512 * p is a
+# multiple of 100 exactly when p is a multiple of 25).
+refuse "batch 100 vs defaults" "batch sizes that work: 64 or 128; or keep batch_size 100 with preload_nchunks 25 or 50" \
+	"$G" --batch-size 100
+refuse "batch too big" "max 40); a batch size that works: 40; or keep batch_size 50 with preload_nchunks 5" \
+	"$G" --batch-size 50 --chunk-size 20 --preload-nchunks 2
+# and those values do work
+"$AB" iterate "$G" --batch-size 100 --preload-nchunks 25 >"$work/b25" 2>"$work/err" &&
+	check "batch 100 with preload 25" test "$(wc -l <"$work/b25")" -eq 4 || bad "preload 25: $(cat "$work/err")"
+
+# 5. Rank from the environment: half a pair or an empty value is an error
+# naming the variables (it used to be ignored: every rank read everything);
+# a world size without a rank, a negative rank, a rank >= world size too.
+P=(--batch-size 10 --chunk-size 20 --preload-nchunks 2)
+RENV=(RANK=1)
+refuse "RANK without WORLD_SIZE" "RANK is set but WORLD_SIZE is not" "$G" "${P[@]}"
+RENV=(WORLD_SIZE=2)
+refuse "WORLD_SIZE without RANK" "WORLD_SIZE is set but RANK is not" "$G" "${P[@]}"
+RENV=(RANK= WORLD_SIZE=2)
+refuse "empty RANK" "RANK is set but empty" "$G" "${P[@]}"
+RENV=(OMPI_COMM_WORLD_RANK=0)
+refuse "Open MPI rank alone" "OMPI_COMM_WORLD_RANK is set but OMPI_COMM_WORLD_SIZE is not" "$G" "${P[@]}"
+RENV=(SLURM_NTASKS=4)
+refuse "Slurm size alone" "SLURM_NTASKS is set but SLURM_PROCID is not" "$G" "${P[@]}"
+RENV=(RANK=2 WORLD_SIZE=2)
+refuse "RANK = WORLD_SIZE" "RANK (2) must be < WORLD_SIZE (2)" "$G" "${P[@]}"
+RENV=()
+refuse "--world-size without a rank" "world_size is 2 but no rank is given" "$G" "${P[@]}" --world-size 2
+refuse "--rank -1" "--rank: expected a non-negative integer, got '-1'" "$G" "${P[@]}" --rank -1 --world-size 2
+refuse "--rank = --world-size" "rank (2) must be < world_size (2)" "$G" "${P[@]}" --rank 2 --world-size 2
+refuse "--rank without world size" "rank (1) must be < world_size (1)" "$G" "${P[@]}" --rank 1
+# an explicit rank and world size ignore the environment
+RANK=1 "$AB" iterate "$G" "${P[@]}" --rank 1 --world-size 2 >"$work/x1" 2>"$work/err" ||
+	bad "explicit rank over half an env pair: $(cat "$work/err")"
+env "${NOENV[@]}" "$AB" iterate "$G" "${P[@]}" --rank 1 --world-size 2 >"$work/x2" 2>/dev/null
+check "explicit rank ignores the environment" cmp -s "$work/x1" "$work/x2"
 
 echo "test_sampling: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -1172,12 +1172,30 @@ START_TEST(test_rank_from_env)
 	unsetenv("WORLD_SIZE");
 	expect_env(1, 1, 2);
 	unsetenv("OMPI_COMM_WORLD_RANK");
-	expect_env(1, 7, 8); /* half a pair is ignored */
+	/* Half a pair, or an empty value, is a broken launch: an error naming
+	 * the variables, not a silent fall-through to the next convention or
+	 * to a single process. */
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "OMPI_COMM_WORLD_SIZE is set but OMPI_COMM_WORLD_RANK is not"));
 	env_clear();
 	ck_assert_int_eq(setenv("RANK", "1", 1), 0);
-	expect_env(0, 0, 0);
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "RANK is set but WORLD_SIZE is not"));
 	ck_assert_int_eq(setenv("WORLD_SIZE", "", 1), 0);
-	expect_env(0, 0, 0); /* empty counts as unset */
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "WORLD_SIZE is set but empty"));
+	env_pair("RANK", "", "WORLD_SIZE", "2");
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "RANK is set but empty"));
+	env_clear();
+	ck_assert_int_eq(setenv("SLURM_PROCID", "0", 1), 0);
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "SLURM_PROCID is set but SLURM_NTASKS is not"));
+	env_clear();
+	ck_assert_int_eq(setenv("OMPI_COMM_WORLD_RANK", "0", 1), 0);
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "OMPI_COMM_WORLD_RANK is set but OMPI_COMM_WORLD_SIZE is not"));
+	env_clear();
 
 	/* NULL outputs are allowed. */
 	env_pair("RANK", "0", "WORLD_SIZE", "1");
@@ -1378,6 +1396,168 @@ START_TEST(test_class_weights_validated)
 }
 END_TEST
 
+/* A batch size the window does not take: the message says which batch sizes
+ * and which preload_nchunks values would work, found here by brute force (the
+ * divisors of chunk*preload nearest the batch size; the multiples of p with
+ * chunk*p % batch == 0 nearest the preload). */
+START_TEST(test_batch_size_hints)
+{
+	const uint64_t cases[][3] = { { 512, 32, 100 }, { 4, 2, 3 }, { 4, 2, 9 }, { 20, 2, 7 }, { 10, 64, 1000 },
+				      { 16, 3, 5 }, { 1, 97, 50 }, { 6, 10, 45 }, { 512, 32, 20000 } };
+	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+		uint64_t cs = cases[t][0], pn = cases[t][1], b = cases[t][2], w = cs * pn;
+		uint64_t below = 0, above = 0;
+		for (uint64_t d = 1; d <= w; d++) {
+			if (w % d)
+				continue;
+			if (d < b)
+				below = d;
+			else if (d > b && !above)
+				above = d;
+		}
+		uint64_t pl = 0, pu = 0;
+		for (uint64_t q = 1; q <= 100000 && !pu; q++) {
+			if (cs * q % b)
+				continue;
+			if (q <= pn)
+				pl = q;
+			else
+				pu = q;
+		}
+		char want[256];
+		int len;
+		if (below && above)
+			len = snprintf(want, sizeof want, "; batch sizes that work: %llu or %llu",
+				       (unsigned long long)below, (unsigned long long)above);
+		else
+			len = snprintf(want, sizeof want, "; a batch size that works: %llu",
+				       (unsigned long long)(below ? below : above));
+		if (pl)
+			snprintf(want + len, sizeof want - (size_t)len, "; or keep batch_size %llu with preload_nchunks "
+				 "%llu or %llu", (unsigned long long)b, (unsigned long long)pl, (unsigned long long)pu);
+		else
+			snprintf(want + len, sizeof want - (size_t)len, "; or keep batch_size %llu with preload_nchunks "
+				 "%llu", (unsigned long long)b, (unsigned long long)pu);
+		ab_sampler_config c = cfg_make(cs, pn, b);
+		ab_sampler *s = NULL;
+		ck_assert_int_eq(ab_sampler_create(&c, 100000, &s), AB_EINVAL);
+		const char *msg = ab_last_error();
+		size_t ml = strlen(msg), wl = strlen(want);
+		ck_assert_msg(ml >= wl && strcmp(msg + ml - wl, want) == 0, "case %zu: '%s' does not end with '%s'", t,
+			      msg, want);
+		/* and the values offered do work */
+		ab_sampler_config ok = cfg_make(cs, pn, below ? below : above);
+		ck_assert_int_eq(ab_sampler_create(&ok, 100000, &s), 0);
+		ab_sampler_destroy(s);
+		ok = cfg_make(cs, pl ? pl : pu, b);
+		ck_assert_int_eq(ab_sampler_create(&ok, 100000, &s), 0);
+		ab_sampler_destroy(s);
+	}
+}
+END_TEST
+
+/* The loader's rank settings through the public API: -1 reads the
+ * environment, other negative values and unknown rank_shards are refused at
+ * create; a world size without a rank is refused at start; rotate shares of
+ * in-memory rows are disjoint and equal; class weights are checked. */
+START_TEST(test_loader_rank_config)
+{
+	static float data[100];
+	const uint64_t shape[2] = { 100, 1 };
+	ab_loader_config c;
+	ab_loader *ld = NULL;
+	env_clear();
+	ab_loader_config_init(&c);
+	c.rank = -2;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "rank (-2) must be >= 0, or -1 for the environment"));
+	ab_loader_config_init(&c);
+	c.world_size = -3;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "world_size (-3)"));
+	ab_loader_config_init(&c);
+	c.rank_shards = (ab_rank_shards)5;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "rank_shards (5)"));
+
+	/* world_size 2, rank from the environment, none there */
+	ab_loader_config_init(&c);
+	c.chunk_size = 10;
+	c.preload_nchunks = 2;
+	c.batch_size = 5;
+	c.world_size = 2;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), 0);
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, data, AB_DT_FLOAT32, 2, shape), 0);
+	uint64_t nb = 0;
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "world_size is 2 but no rank is given"));
+	ab_loader_destroy(ld);
+
+	/* half an environment pair reaches the loader as an error */
+	ck_assert_int_eq(setenv("RANK", "0", 1), 0);
+	ab_loader_config_init(&c);
+	ck_assert_int_eq(ab_loader_create(&c, &ld), 0);
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, data, AB_DT_FLOAT32, 2, shape), 0);
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "RANK is set but WORLD_SIZE is not"));
+	ab_loader_destroy(ld);
+	env_clear();
+
+	/* rotate through the loader: 3 ranks over 100 rows in chunks of 10
+	 * get 3 chunks each, disjoint, every row within 2 epochs */
+	for (uint64_t epoch = 0; epoch < 4; epoch++) {
+		unsigned char seen[100] = { 0 };
+		for (int rank = 0; rank < 3; rank++) {
+			ab_loader_config_init(&c);
+			c.chunk_size = 10;
+			c.preload_nchunks = 2;
+			c.batch_size = 5;
+			c.rank = rank;
+			c.world_size = 3;
+			c.shuffle = 1;
+			c.rank_shards = AB_RANK_SHARDS_ROTATE;
+			c.threads = 1;
+			ck_assert_int_eq(ab_loader_create(&c, &ld), 0);
+			ck_assert_int_eq(ab_loader_add_dense_memory(ld, data, AB_DT_FLOAT32, 2, shape), 0);
+			ck_assert_int_eq(ab_loader_start(ld, epoch), 0);
+			ab_batch *b;
+			uint64_t rows = 0;
+			int rc;
+			while ((rc = ab_loader_next(ld, &b)) == 0) {
+				ab_batch_view v;
+				ab_batch_get_view(b, &v);
+				for (uint64_t k = 0; k < v.nrows; k++) {
+					REQ_LT(v.rows[k], 100);
+					REQ_EQ(seen[v.rows[k]], 0);
+					seen[v.rows[k]] = 1;
+				}
+				rows += v.nrows;
+				ab_batch_release(b);
+			}
+			ck_assert_int_eq(rc, AB_END);
+			REQ_EQ(rows, 30);
+			ab_loader_destroy(ld);
+		}
+	}
+
+	/* class weights through the loader API */
+	ck_assert_int_eq(ab_loader_create(NULL, &ld), 0);
+	const double bad[2] = { INFINITY, 1 };
+	ck_assert_int_eq(ab_loader_set_class_column(ld, "ct", bad, 2), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "class weight 0 is inf"));
+	const char *lab[1] = { "T cell" };
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad + 1, 1, NULL), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "need a class column"));
+	ck_assert_int_eq(ab_loader_set_class_column(ld, "ct", NULL, 0), 0);
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad, 1, NULL), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "class weight of 'T cell' is inf"));
+	const double nan_rest = NAN;
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad + 1, 1, &nan_rest), AB_EINVAL);
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad + 1, 1, NULL), 0);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
 static Suite *sampler_suite(void)
 {
 	Suite *s = suite_create("sampler");
@@ -1408,9 +1588,11 @@ static Suite *sampler_suite(void)
 	tcase_add_test(t, test_distributed_streams);
 	tcase_add_test(t, test_distributed_rotate);
 	tcase_add_test(t, test_rank_from_env);
+	tcase_add_test(t, test_loader_rank_config);
 	suite_add_tcase(s, t);
 	t = tcase_create("validation");
 	tcase_add_test(t, test_validation);
+	tcase_add_test(t, test_batch_size_hints);
 	suite_add_tcase(s, t);
 	t = tcase_create("class");
 	tcase_add_test(t, test_class_batches_single_class);
