@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -36,6 +37,14 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 {
 	if (!out)
 		return ab_error_set(AB_EINVAL, "ab_loader_create: null argument");
+	/* -1 asks for the environment; any other negative value is a bug in
+	 * the caller, not a request to read the environment. */
+	if (cfg && (cfg->rank < -1 || cfg->world_size < -1))
+		return ab_error_set(AB_EINVAL, "%s (%d) must be >= 0, or -1 for the environment",
+				    cfg->rank < -1 ? "rank" : "world_size", cfg->rank < -1 ? cfg->rank : cfg->world_size);
+	if (cfg && cfg->rank_shards != AB_RANK_SHARDS_FIXED && cfg->rank_shards != AB_RANK_SHARDS_ROTATE)
+		return ab_error_set(AB_EINVAL, "rank_shards (%d) must be AB_RANK_SHARDS_FIXED or AB_RANK_SHARDS_ROTATE",
+				    (int)cfg->rank_shards);
 	ab_loader *ld = calloc(1, sizeof *ld);
 	if (!ld)
 		return ab_error_set(AB_ENOMEM, "out of memory");
@@ -355,6 +364,11 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 		return ab_error_set(AB_EINVAL, "ab_loader_set_class_column: null argument");
 	if (ld->running)
 		return ab_error_set(AB_EINVAL, "the class column must be set before ab_loader_start");
+	/* Checked first: a refused call leaves the loader as it was. */
+	for (size_t i = 0; weights && i < n; i++)
+		if (!(weights[i] >= 0) || !isfinite(weights[i]))
+			return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0", i,
+					    weights[i]);
 	free(ld->class_name);
 	free(ld->class_w);
 	ld->class_w = NULL;
@@ -362,18 +376,42 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	if (ld->class_loaded)
 		ld_obs_free(&ld->class_col);
 	ld->class_loaded = 0;
+	ld_label_weights_free(&ld->class_wl);
 	if (!(ld->class_name = strdup(name)))
 		return ab_error_set(AB_ENOMEM, "out of memory");
 	if (weights && n) {
 		if (!(ld->class_w = malloc(n * sizeof *ld->class_w)))
 			return ab_error_set(AB_ENOMEM, "out of memory");
-		for (size_t i = 0; i < n; i++) {
-			if (!(weights[i] >= 0))
-				return ab_error_set(AB_EINVAL, "class weight %zu is negative or not a number", i);
+		for (size_t i = 0; i < n; i++)
 			ld->class_w[i] = weights[i];
-		}
 		ld->n_class_w = n;
 	}
+	return 0;
+}
+
+int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *labels, const double *weights, size_t n,
+					 const double *rest)
+{
+	if (!ld || (n && (!labels || !weights)))
+		return ab_error_set(AB_EINVAL, "ab_loader_set_class_weights_by_label: null argument");
+	if (ld->running)
+		return ab_error_set(AB_EINVAL, "class weights must be set before ab_loader_start");
+	if (!ld->class_name)
+		return ab_error_set(AB_EINVAL, "class weights by label need a class column: call "
+				    "ab_loader_set_class_column first");
+	if (n == 0 && !rest)
+		return ab_error_set(AB_EINVAL, "class weights by label: no label and no weight for the rest");
+	int rc = ld_label_weights_set(&ld->class_wl, labels, weights, n, rest);
+	if (rc)
+		return rc;
+	/* They replace weights given in category order; the column, when
+	 * already loaded, is resolved again at the next start. */
+	free(ld->class_w);
+	ld->class_w = NULL;
+	ld->n_class_w = 0;
+	if (ld->class_loaded)
+		ld_obs_free(&ld->class_col);
+	ld->class_loaded = 0;
 	return 0;
 }
 
@@ -427,6 +465,11 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 		if (found) {
 			rank = er;
 			ws = ew;
+		} else if (c->rank < 0 && c->world_size > 1) {
+			/* Every process would be rank 0 and read the same share. */
+			return ab_error_set(AB_EINVAL, "world_size is %d but no rank is given (rank -1 and no "
+					    "RANK, OMPI_COMM_WORLD_RANK or SLURM_PROCID in the environment)",
+					    c->world_size);
 		}
 	}
 	if (c->rank >= 0)
@@ -435,6 +478,7 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 		ws = (uint32_t)(c->world_size ? c->world_size : 1);
 	sc.rank = rank;
 	sc.world_size = ws;
+	sc.rank_shards = (int)c->rank_shards;
 	if (ld->class_name) {
 		if (!ld->class_loaded) {
 			int rc = ld_obs_load(ld, ld->class_name, &ld->class_col);
@@ -443,7 +487,12 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 			if (!ld->class_col.categorical)
 				rc = ab_error_set(AB_EINVAL, "class column '%s' must be categorical (or strings)",
 						  ld->class_name);
-			else if (ld->class_w && ld->n_class_w != ld->class_col.n_labels)
+			else if (ld->class_wl.n || ld->class_wl.has_rest) {
+				free(ld->class_w);
+				ld->class_w = NULL;
+				rc = ld_obs_weights_by_label(&ld->class_col, &ld->class_wl, &ld->class_w);
+				ld->n_class_w = rc ? 0 : ld->class_col.n_labels;
+			} else if (ld->class_w && ld->n_class_w != ld->class_col.n_labels)
 				rc = ab_error_set(AB_EINVAL, "%zu class weights given for %zu classes of '%s'",
 						  ld->n_class_w, ld->class_col.n_labels, ld->class_name);
 			if (rc) {
@@ -2222,6 +2271,7 @@ void ab_loader_destroy(ab_loader *ld)
 		ld_obs_free(&ld->class_col);
 	free(ld->class_name);
 	free(ld->class_w);
+	ld_label_weights_free(&ld->class_wl);
 	for (size_t i = 0; i < ld->nsrc; i++)
 		source_free(&ld->src[i]);
 	free(ld->src);

@@ -177,6 +177,7 @@ struct ab_loader {
 	size_t n_class_w;
 	ld_obs_col class_col;
 	int class_loaded;
+	ld_label_weights class_wl;  /* weights by label, resolved at load    */
 	/* epoch state */
 	ab_sampler *sampler;
 	uint64_t epoch;

@@ -2,6 +2,7 @@
 #include "obs.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,5 +180,126 @@ int ld_obs_load(ab_loader *ld, const char *name, ld_obs_col *out)
 		free(out->codes);
 		out->codes = NULL;
 	}
+	return 0;
+}
+
+/* ------------------------------------------------- class weights by label */
+
+void ld_label_weights_free(ld_label_weights *lw)
+{
+	for (size_t i = 0; i < lw->n; i++)
+		free(lw->labels[i]);
+	free(lw->labels);
+	free(lw->weights);
+	memset(lw, 0, sizeof *lw);
+}
+
+int ld_label_weights_set(ld_label_weights *lw, const char *const *labels, const double *weights, size_t n,
+			 const double *rest)
+{
+	ld_label_weights_free(lw);
+	if (rest && (!isfinite(*rest) || *rest < 0))
+		return ab_error_set(AB_EINVAL, "the weight of the classes not named is %g: weights must be finite "
+				    "and >= 0", *rest);
+	for (size_t i = 0; i < n; i++) {
+		if (!labels[i])
+			return ab_error_set(AB_EINVAL, "class weight %zu has a NULL label", i);
+		if (!isfinite(weights[i]) || weights[i] < 0)
+			return ab_error_set(AB_EINVAL, "class weight of '%s' is %g: weights must be finite and >= 0",
+					    labels[i], weights[i]);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(labels[i], labels[j]) == 0)
+				return ab_error_set(AB_EINVAL, "class '%s' is given a weight twice", labels[i]);
+	}
+	lw->labels = calloc(n ? n : 1, sizeof *lw->labels);
+	lw->weights = malloc((n ? n : 1) * sizeof *lw->weights);
+	if (!lw->labels || !lw->weights) {
+		ld_label_weights_free(lw);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!(lw->labels[i] = strdup(labels[i]))) {
+			lw->n = i;
+			ld_label_weights_free(lw);
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+		lw->weights[i] = weights[i];
+	}
+	lw->n = n;
+	lw->has_rest = rest != NULL;
+	lw->rest = rest ? *rest : 0;
+	return 0;
+}
+
+/* The code of `label`, or -1 when it is not in the table. */
+static int64_t label_find(const ld_obs_col *c, const char *label)
+{
+	if (!c->hash_cap)
+		return -1;
+	size_t j = (size_t)hash_str(label) & (c->hash_cap - 1);
+	while (c->hash[j]) {
+		if (strcmp(c->labels[c->hash[j] - 1], label) == 0)
+			return c->hash[j] - 1;
+		j = (j + 1) & (c->hash_cap - 1);
+	}
+	return -1;
+}
+
+/* Appends "'name'" to a list in `buf` (", " between), "..." once full. */
+static void list_add(char *buf, size_t cap, size_t *count, const char *name)
+{
+	size_t len = strlen(buf);
+	if (len + 8 >= cap)
+		return;
+	int n = snprintf(buf + len, cap - len, "%s'%s'", (*count)++ ? ", " : "", name);
+	if (n < 0 || (size_t)n >= cap - len)
+		snprintf(buf + (cap > 8 ? cap - 8 : 0), 8, ", ...");
+}
+
+int ld_obs_weights_by_label(const ld_obs_col *c, const ld_label_weights *lw, double **out)
+{
+	*out = NULL;
+	double *w = malloc((c->n_labels ? c->n_labels : 1) * sizeof *w);
+	unsigned char *named = calloc(c->n_labels ? c->n_labels : 1, 1);
+	if (!w || !named) {
+		free(w);
+		free(named);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	char bad[512] = "";
+	size_t nbad = 0;
+	for (size_t i = 0; i < c->n_labels; i++)
+		w[i] = lw->rest;
+	for (size_t i = 0; i < lw->n; i++) {
+		int64_t k = label_find(c, lw->labels[i]);
+		if (k < 0) {
+			list_add(bad, sizeof bad, &nbad, lw->labels[i]);
+			continue;
+		}
+		w[k] = lw->weights[i];
+		named[k] = 1;
+	}
+	int rc = 0;
+	if (nbad) {
+		char known[512] = "";
+		size_t nk = 0;
+		for (size_t i = 0; i < c->n_labels; i++)
+			list_add(known, sizeof known, &nk, c->labels[i]);
+		rc = ab_error_set(AB_EINVAL, "class weights name %s, not %s of column '%s' (its classes: %s)", bad,
+				  nbad > 1 ? "classes" : "a class", c->name, known);
+	} else if (!lw->has_rest) {
+		for (size_t i = 0; i < c->n_labels; i++)
+			if (!named[i])
+				list_add(bad, sizeof bad, &nbad, c->labels[i]);
+		if (nbad)
+			rc = ab_error_set(AB_EINVAL, "class weights give no weight to %s of column '%s': name every "
+					  "class, or give the others a weight (*=W)", bad, c->name);
+	}
+	free(named);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	*out = w;
 	return 0;
 }

@@ -26,6 +26,27 @@ typedef struct ld_obs_col {
 	size_t hash_cap;
 } ld_obs_col;
 
+/* Class weights given by label, resolved against a column's label table once
+ * the column is loaded. */
+typedef struct ld_label_weights {
+	char **labels;
+	double *weights;
+	size_t n;            /* 0: none given                        */
+	int has_rest;        /* classes not named get `rest`; without
+	                      * it every class must be named         */
+	double rest;
+} ld_label_weights;
+
+/* Copies the labelled weights into `lw` (after freeing what it held); refuses
+ * a weight that is not finite and >= 0, and a label named twice. */
+int ld_label_weights_set(ld_label_weights *lw, const char *const *labels, const double *weights, size_t n,
+			 const double *rest);
+void ld_label_weights_free(ld_label_weights *lw);
+/* Fills *out with one weight per label of the categorical column `c`, in its
+ * label-table order (malloc'd). AB_EINVAL naming them when a label is not a
+ * class of the column, or when classes are not named and there is no rest. */
+int ld_obs_weights_by_label(const ld_obs_col *c, const ld_label_weights *lw, double **out);
+
 /* Loads column `name` from every dataset (in loader row order). */
 int ld_obs_load(struct ab_loader *ld, const char *name, ld_obs_col *out);
 void ld_obs_free(ld_obs_col *c);

@@ -28,6 +28,7 @@
 #include "sampler.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ static uint64_t key_absorb(uint64_t key, uint64_t word)
 
 /* What a stream is for; part of the key so the chunk stream of an epoch and
  * the permutation stream of a window never coincide. */
-enum { STREAM_CHUNKS = 1, STREAM_WINDOW = 2 };
+enum { STREAM_CHUNKS = 1, STREAM_WINDOW = 2, STREAM_DEAL = 3 };
 
 typedef struct rng {
 	uint64_t s[4];
@@ -279,6 +280,59 @@ static void build_replacement_chunks(ab_sampler *s, uint64_t num_samples, rng *r
 	}
 }
 
+/* Distributed with rotating shards: every rank computes the same deal from a
+ * stream keyed by (seed, epoch) alone, then keeps its own part.
+ *
+ * The mask [start, stop) holds F = size / chunk_size full chunks; each rank
+ * gets k = F / world_size of them, so D = k * world_size chunks are dealt and
+ * the U = size - D * chunk_size rows left (fewer than world_size + 1 chunks)
+ * form one gap that is not served this epoch. The gap starts at a chunk
+ * boundary j * chunk_size (0 <= j <= D), so every dealt chunk is whole and
+ * contiguous. Two gaps at j and j' are disjoint when |j - j'| >= m =
+ * ceil(U / chunk_size); even epochs draw j from [0, L] and odd epochs from
+ * [L + m, D] with L = (D - m) / 2, so the gaps of two consecutive epochs never
+ * meet: every row is served at least once in any two consecutive epochs. The
+ * D chunks are then put in a shared (shuffled or spatial) order and rank r
+ * takes positions [r * k, (r + 1) * k): disjoint, and equal in rows. */
+static int build_rotate_chunks(ab_sampler *s, const ab_sampler_config *c)
+{
+	uint64_t size = s->stop - s->start, cs = s->chunk_size, w = c->world_size;
+	uint64_t k = size / cs / w, D = k * w;
+	uint64_t U = size - D * cs, m = ceil_div(U, cs);
+	uint64_t L = (D - m) / 2;
+	if (D > ((uint64_t)1 << 28))
+		return ab_error_set(AB_EINVAL, "an epoch of %" PRIu64 " chunks is too many (limit 2^28); raise chunk_size",
+				    D);
+	uint64_t *order = malloc((size_t)D * sizeof *order);
+	s->chunks = malloc((size_t)k * sizeof *s->chunks);
+	if (!order || !s->chunks) {
+		free(order);
+		return ab_error_set(AB_ENOMEM, "sampler: out of memory for %" PRIu64 " chunks", D);
+	}
+	uint64_t key = mix64(c->seed ^ UINT64_C(0x616e6e6261746368));
+	rng r;
+	rng_seed(&r, key_absorb(key_absorb(key, STREAM_DEAL), c->epoch));
+	uint64_t j = 0;
+	if (m > 0)
+		j = c->epoch % 2 == 0 ? rng_below(&r, L + 1) : L + m + rng_below(&r, D - L - m + 1);
+	for (uint64_t q = 0; q < D; q++)
+		order[q] = q;
+	if (s->shuffle) {
+		for (uint64_t q = D - 1; q > 0; q--) {
+			uint64_t x = rng_below(&r, q + 1), t = order[q];
+			order[q] = order[x];
+			order[x] = t;
+		}
+	}
+	for (uint64_t q = 0; q < k; q++) {
+		uint64_t p = order[(uint64_t)c->rank * k + q];
+		uint64_t b = s->start + p * cs + (p >= j ? U : 0);
+		s->chunks[s->nchunks++] = (ab_chunk_range){ b, b + cs };
+	}
+	free(order);
+	return 0;
+}
+
 /* Batches that group i yields before any num_samples truncation. */
 static uint64_t group_batches(const ab_sampler *s, size_t i)
 {
@@ -294,6 +348,52 @@ static uint64_t window_batches(const ab_sampler *s, size_t i)
 	if (s->tail_batches && i + 1 == s->nwindows && b > s->tail_batches)
 		b = s->tail_batches;
 	return b;
+}
+
+static const char *class_name(const ab_sampler_config *c, uint32_t k, char *buf, size_t n);
+static uint64_t gcd64(uint64_t a, uint64_t b);
+
+/* What would work when batch_size does not divide chunk_size*preload_nchunks
+ * (= `window`): the nearest batch sizes that divide it (searched up to 2^20
+ * steps each way, plenty for real sizes), and the preload_nchunks values
+ * nearest the one given that keep batch_size: chunk_size*p is a multiple of
+ * batch_size exactly when p is a multiple of batch_size / gcd(chunk_size,
+ * batch_size). */
+static void batch_hint(const ab_sampler_config *c, uint64_t window, char *buf, size_t n)
+{
+	uint64_t b = c->batch_size, below = 0, above = 0;
+	uint64_t lo = b > ((uint64_t)1 << 20) ? b - ((uint64_t)1 << 20) : 1;
+	if (b > window)
+		below = window; /* the largest batch a window holds */
+	for (uint64_t d = b - 1; b <= window && d >= lo && d > 0; d--)
+		if (window % d == 0) {
+			below = d;
+			break;
+		}
+	for (uint64_t d = b + 1; b < window && d <= window && d - b <= ((uint64_t)1 << 20); d++)
+		if (window % d == 0) {
+			above = d;
+			break;
+		}
+	int len = 0;
+	if (below && above)
+		len = snprintf(buf, n, "; batch sizes that work: %" PRIu64 " or %" PRIu64, below, above);
+	else if (below || above)
+		len = snprintf(buf, n, "; a batch size that works: %" PRIu64, below ? below : above);
+	else
+		buf[0] = '\0';
+	if (len < 0 || (size_t)len >= n)
+		return;
+	uint64_t step = b / gcd64(c->chunk_size, b), p = c->preload_nchunks;
+	uint64_t pl = p / step * step, pu, t;
+	if (__builtin_add_overflow(pl, step, &pu) || __builtin_mul_overflow(pu, c->chunk_size, &t))
+		pu = 0;
+	if (pl && pu)
+		snprintf(buf + len, n - (size_t)len, "; or keep batch_size %" PRIu64 " with preload_nchunks %" PRIu64
+			 " or %" PRIu64, b, pl, pu);
+	else if (pl || pu)
+		snprintf(buf + len, n - (size_t)len, "; or keep batch_size %" PRIu64 " with preload_nchunks %" PRIu64,
+			 b, pl ? pl : pu);
 }
 
 /* The Python library's checks, in its order, on the mask already resolved. */
@@ -312,22 +412,33 @@ static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start,
 				    "chunk_size * preload_nchunks overflows (chunk_size=%" PRIu64
 				    ", preload_nchunks=%" PRIu64 ")",
 				    c->chunk_size, c->preload_nchunks);
-	if (c->batch_size > preload)
-		return ab_error_set(AB_EINVAL,
-				    "batch_size cannot exceed chunk_size * preload_nchunks "
-				    "(got batch_size=%" PRIu64 ", max %" PRIu64 ")",
-				    c->batch_size, preload);
-	if (preload % c->batch_size != 0)
+	if (c->batch_size > preload || preload % c->batch_size != 0) {
+		char hint[256];
+		batch_hint(c, preload, hint, sizeof hint);
+		if (c->batch_size > preload)
+			return ab_error_set(AB_EINVAL,
+					    "batch_size cannot exceed chunk_size * preload_nchunks "
+					    "(got batch_size=%" PRIu64 ", max %" PRIu64 ")%s",
+					    c->batch_size, preload, hint);
 		return ab_error_set(AB_EINVAL,
 				    "chunk_size * preload_nchunks must be divisible by batch_size "
-				    "(%" PRIu64 " %% %" PRIu64 " = %" PRIu64 ")",
-				    preload, c->batch_size, preload % c->batch_size);
+				    "(%" PRIu64 " %% %" PRIu64 " = %" PRIu64 ")%s",
+				    preload, c->batch_size, preload % c->batch_size, hint);
+	}
 
 	uint32_t ws = c->world_size ? c->world_size : 1;
 	if (c->rank >= ws)
 		return ab_error_set(AB_EINVAL, "rank (%" PRIu32 ") must be < world_size (%" PRIu32 ")",
 				    c->rank, ws);
-	if (c->world_size > 1) {
+	if (c->rank_shards != 0 && c->rank_shards != 1)
+		return ab_error_set(AB_EINVAL, "rank_shards must be 0 (fixed) or 1 (rotate), got %d",
+				    c->rank_shards);
+	int rotate = c->rank_shards == 1 && ws > 1;
+	if (rotate && (c->replacement || c->num_samples || c->classes))
+		return ab_error_set(AB_EINVAL, "rank_shards rotate deals one pass of the rows per epoch: it does "
+				    "not combine with %s", c->classes ? "class sampling" :
+				    c->replacement ? "replacement" : "num_samples");
+	if (c->world_size > 1 && !rotate) {
 		/* As DistributedSampler: the rank's slice replaces the mask, and
 		 * is rounded down to whole batches so every rank yields the same
 		 * number of batches. */
@@ -353,6 +464,30 @@ static int validate(const ab_sampler_config *c, uint64_t n_obs, uint64_t *start,
 					    "mask start (%" PRIu64 ") must be < mask stop (%" PRIu64 ")",
 					    *start, *stop);
 	}
+	if (c->classes && c->class_weights) {
+		/* Weights feed a cumulative sum that a uniform draw is searched
+		 * in: an infinite or NaN weight, or a sum that overflows, makes
+		 * the search pick a wrong (possibly weight-0) class. */
+		double sum = 0;
+		for (uint32_t k = 0; k < c->n_classes; k++) {
+			double wk = c->class_weights[k];
+			char b[32];
+			if (!isfinite(wk) || wk < 0)
+				return ab_error_set(AB_EINVAL,
+						    "class weight of '%s' is %g: weights must be finite and >= 0",
+						    class_name(c, k, b, sizeof b), wk);
+			sum += wk;
+		}
+		if (!isfinite(sum) || !(sum > 0))
+			return ab_error_set(AB_EINVAL,
+					    "class weights sum to %g: the sum must be positive and finite",
+					    sum);
+	}
+	if (rotate && (*stop - *start) / c->chunk_size < ws)
+		return ab_error_set(AB_EINVAL,
+				    "rank_shards rotate: the %" PRIu64 " rows hold %" PRIu64 " full chunks of %" PRIu64
+				    " rows, fewer than world_size (%" PRIu32 "); lower chunk_size",
+				    *stop - *start, (*stop - *start) / c->chunk_size, c->chunk_size, ws);
 	if (c->replacement && *stop - *start < c->chunk_size)
 		return ab_error_set(AB_EINVAL,
 				    "observation range (%" PRIu64 ") is smaller than chunk_size (%" PRIu64
@@ -469,6 +604,10 @@ static int build_class_chunks(ab_sampler *s, const ab_sampler_config *c, uint64_
 			sum += wgt;
 		cdf[k] = sum;
 	}
+	uint32_t last = 0; /* the last class that can be drawn */
+	for (uint32_t k = 0; k < nc; k++)
+		if (cdf[k] > (k ? cdf[k - 1] : 0))
+			last = k;
 	if (!(sum > 0)) {
 		rc = ab_error_set(AB_EINVAL, "class sampler: no class with a positive weight in rows %" PRIu64
 				  "..%" PRIu64, s->start, s->stop - 1);
@@ -501,7 +640,10 @@ static int build_class_chunks(ab_sampler *s, const ab_sampler_config *c, uint64_
 				else
 					lo = mid + 1;
 			}
-			cls = lo;
+			/* u rounds up to sum now and then (53 random bits times
+			 * sum): the search then ends on the last class, which may
+			 * be excluded; take the last class that can be drawn. */
+			cls = cdf[lo] > u ? lo : last;
 		}
 		const class_run *cr = runs + first[cls];
 		uint64_t n = nruns[cls];
@@ -642,6 +784,12 @@ int ab_sampler_create(const ab_sampler_config *cfg, uint64_t n_obs, ab_sampler *
 	int truncate = cfg->replacement || cfg->num_samples != 0;
 
 	uint64_t passes = 1, total = 0;
+	if (cfg->rank_shards == 1 && cfg->world_size > 1) {
+		rc = build_rotate_chunks(s, cfg);
+		if (rc)
+			goto fail;
+		goto grouped;
+	}
 	rc = count_chunks(s, cfg->replacement, num_samples, &passes, &total);
 	if (rc)
 		goto fail;
@@ -667,6 +815,7 @@ int ab_sampler_create(const ab_sampler_config *cfg, uint64_t n_obs, ab_sampler *
 			goto fail;
 	}
 
+grouped:
 	s->ngroups = s->nchunks / s->preload_nchunks + (s->nchunks % s->preload_nchunks != 0);
 	size_t base = s->ngroups;
 	if (s->ngroups > 0) {
@@ -844,13 +993,20 @@ int ab_sampler_rank_from_env(uint32_t *rank, uint32_t *world_size)
 	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
 		const char *r = getenv(names[k][0]);
 		const char *ws = getenv(names[k][1]);
-		/* A convention applies only when both of its variables are set
-		 * (an empty value counts as unset); otherwise try the next. */
-		if (r == NULL || ws == NULL || *r == '\0' || *ws == '\0')
+		/* A convention applies when either of its variables is set; then
+		 * both must be, and not empty: RANK alone (or empty) is a broken
+		 * launch, and reading everything on every rank would hide it. */
+		if (r == NULL && ws == NULL)
 			continue;
 		uint32_t rv = 0, wv = 0;
 		int rc = 0;
-		if (parse_u32(r, &rv) != 0)
+		if (r == NULL || ws == NULL)
+			rc = ab_error_set(AB_EINVAL, "%s is set but %s is not: set both, or neither (an explicit "
+					  "rank and world size ignore the environment)",
+					  names[k][r ? 0 : 1], names[k][r ? 1 : 0]);
+		else if (*r == '\0' || *ws == '\0')
+			rc = ab_error_set(AB_EINVAL, "%s is set but empty", names[k][*r ? 1 : 0]);
+		else if (parse_u32(r, &rv) != 0)
 			rc = ab_error_set(AB_EINVAL, "%s=\"%s\" is not a non-negative integer",
 					  names[k][0], r);
 		else if (parse_u32(ws, &wv) != 0 || wv == 0)

@@ -26,7 +26,10 @@
  *  - distributed: rank r of world_size w gets the mask
  *    [r*per_rank, (r+1)*per_rank) with per_rank = n_obs / w rounded down to a
  *    multiple of batch_size, so every rank has the same number of batches; each
- *    rank's random stream is derived from (seed, rank).
+ *    rank's random stream is derived from (seed, rank). Rank r never sees
+ *    rows outside its slice (on data grouped by class, some classes) and the
+ *    remainder rows are never served: rank_shards = 1 (rotate) deals the
+ *    chunks anew each epoch instead (see the field).
  *  - validation as the Python library: chunk_size, preload_nchunks >= 1;
  *    batch_size <= chunk_size * preload_nchunks and divides it; the mask inside
  *    [0, n_obs) and non-empty; replacement needs mask size >= chunk_size.
@@ -65,6 +68,14 @@ typedef struct ab_sampler_config {
 	uint32_t n_classes;
 	const double *class_weights;     /* n_classes entries, or NULL              */
 	const char *const *class_labels; /* for messages, or NULL                   */
+	/* Distributed shares (world_size > 1): 0 = fixed, the contiguous slice
+	 * above, the same every epoch; 1 = rotate, each epoch the mask's full
+	 * chunks are dealt to the ranks from a stream keyed by (seed, epoch)
+	 * only, floor(full chunks / world_size) each, disjoint and equal; the
+	 * rows left out form one gap placed so that the gaps of consecutive
+	 * epochs never meet: every row is served within any 2 consecutive
+	 * epochs. Not with replacement, num_samples or class sampling. */
+	int rank_shards;
 } ab_sampler_config;
 
 typedef struct ab_chunk_range {
@@ -101,10 +112,11 @@ int ab_sampler_window(const ab_sampler *s, size_t i, ab_window *w);
 void ab_window_free(ab_window *w);
 
 /* Reads RANK/WORLD_SIZE (torchrun), OMPI_COMM_WORLD_RANK/SIZE (Open MPI),
- * SLURM_PROCID/SLURM_NTASKS (Slurm), in that order; a pair counts when both are
- * set. Returns 1 if found, 0 if none is set, AB_EINVAL (message set) if a pair
- * is malformed (not digits, size 0, rank >= size): a broken launcher must not
- * silently make every rank read everything. */
+ * SLURM_PROCID/SLURM_NTASKS (Slurm), in that order; the first pair with either
+ * variable set decides. Returns 1 if found, 0 if none is set, AB_EINVAL
+ * (message set) if that pair is half set, empty or malformed (not digits,
+ * size 0, rank >= size): a broken launcher must not silently make every rank
+ * read everything. */
 int ab_sampler_rank_from_env(uint32_t *rank, uint32_t *world_size);
 
 #endif

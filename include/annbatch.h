@@ -352,6 +352,24 @@ typedef enum ab_io_backend {
 	AB_BACKEND_PREAD
 } ab_io_backend;
 
+/* How a distributed run (world_size > 1) shares the rows among the ranks. */
+typedef enum ab_rank_shards {
+	/* Rank r always gets the same contiguous slice [r*n, (r+1)*n) with
+	 * n = n_obs / world_size rounded down to whole batches, as the Python
+	 * library's DistributedSampler does. Pitfall: a rank never sees rows
+	 * outside its slice (on a collection grouped by class, whole classes),
+	 * and the n_obs - world_size*n remainder rows are never served. */
+	AB_RANK_SHARDS_FIXED = 0,
+	/* Each epoch the full chunks of the mask are dealt to the ranks from
+	 * (seed, epoch) alone (every rank computes the same deal): each rank gets
+	 * floor(full chunks / world_size) whole chunks, the ranks' rows are
+	 * disjoint and equal in number, and the rows left out (fewer than
+	 * world_size + 1 chunks) are placed so that every row is served by some
+	 * rank within any 2 consecutive epochs. The mask applies. Not with
+	 * replacement, num_samples or class sampling. */
+	AB_RANK_SHARDS_ROTATE = 1
+} ab_rank_shards;
+
 typedef struct ab_loader_config {
 	/* sampling (defaults as in the Python library) */
 	uint64_t chunk_size;       /* 512                                           */
@@ -364,8 +382,11 @@ typedef struct ab_loader_config {
 	uint64_t mask_start;       /* rows [mask_start, mask_stop)                  */
 	uint64_t mask_stop;        /* 0 = all rows                                  */
 	uint64_t seed;             /* 0                                             */
-	int rank;                  /* -1 = from the environment (RANK, OMPI_..., SLURM_...) or 0 */
-	int world_size;            /* -1 = from the environment, or 1               */
+	int rank;                  /* -1 = from the environment (RANK, OMPI_..., SLURM_...) or 0;
+	                            * other negative values are refused; a pair
+	                            * set by half or empty in the environment, or
+	                            * world_size > 1 with no rank, is an error   */
+	int world_size;            /* -1 = from the environment, or 1 (0 = 1)       */
 	/* output */
 	int to_float32;            /* convert X values to float32                   */
 	/* engine */
@@ -381,6 +402,7 @@ typedef struct ab_loader_config {
 	                            * a whole read (at most 64 MiB of layouts are
 	                            * kept); 1: always read and decode whole chunks
 	                            * (for comparison: the batches are the same)   */
+	ab_rank_shards rank_shards; /* distributed shares: fixed (default) or rotate */
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */
@@ -415,8 +437,23 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
  * (`weights` in the order of the column's categories; NULL = uniform; 0
  * excludes), with replacement, num_samples rows a pass (default: the mask's
  * rows). The data must be grouped by class on disk (annbatch convert
- * --groupby): a run of a class shorter than chunk_size is refused, naming it. */
+ * --groupby): a run of a class shorter than chunk_size is refused, naming it.
+ * A weight that is not finite or is negative is refused here (AB_EINVAL, the
+ * loader unchanged); weights that sum to 0 or overflow at ab_loader_start. A
+ * class of weight 0 is never drawn. */
 int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
+
+/* Class weights by label, after ab_loader_set_class_column (they replace the
+ * weights given there; calling that again drops them): `weights[i]` is the
+ * weight of the class labelled `labels[i]` (exact match). Classes not named
+ * get `*rest` when `rest` is not NULL; with `rest` NULL every class of the
+ * column must be named. Weights must be finite and >= 0 (0 excludes) and a
+ * label may appear once: AB_EINVAL otherwise. The labels are matched when the
+ * column is loaded (ab_loader_start or ab_loader_nbatches), which fails with
+ * AB_EINVAL naming every label that is not a class of the column, or every
+ * class left without a weight. */
+int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *labels, const double *weights, size_t n,
+					 const double *rest);
 
 /* The var names of the first dataset (its var index), freed with
  * ab_strings_free_n. */

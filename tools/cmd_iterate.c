@@ -15,12 +15,14 @@ static const char iterate_usage_head[] =
 	"printed with %.17g (--emit index+rowsum; index+colsum weights each value by\n"
 	"its column + 1), or tokens i=v;v;... with the values\n"
 	"of the --obs columns (numbers with %.17g, categories as integer codes, -1 when\n"
-	"missing; --emit index+obs).\n"
+	"missing; --emit index+obs). With --obs-labels categories print as their labels\n"
+	"(bytes below 0x21, ';', '=', '%' and 0x7f as %XX; nothing when missing).\n"
 	"\n";
 
 static const char iterate_usage_tail[] =
 	"Output:\n"
 	"  --emit MODE           index (default), index+rowsum, index+colsum or index+obs\n"
+	"  --obs-labels          index+obs: categories as labels instead of codes\n"
 	"  --stats               print loader statistics on stderr at the end\n"
 	"  --epochs N            run N epochs in a row in one loader (--epoch, +1, ...),\n"
 	"                        printing the batches of each in turn (1)\n"
@@ -33,7 +35,19 @@ static void usage(FILE *f)
 	fputs(iterate_usage_tail, f);
 }
 
-enum { O_EMIT = 1, O_STATS, O_EPOCHS };
+enum { O_EMIT = 1, O_STATS, O_EPOCHS, O_LABELS };
+
+/* A label as one token: the separators of the output and the escape
+ * character itself become %XX, as do blanks and control bytes. */
+static void put_label(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p <= ' ' || *p == ';' || *p == '=' || *p == '%' || *p == 0x7f)
+			printf("%%%02X", *p);
+		else
+			putchar(*p);
+	}
+}
 
 
 int cmd_iterate(int argc, char **argv)
@@ -45,11 +59,12 @@ int cmd_iterate(int argc, char **argv)
 	opts[n++] = (struct option){ "emit", required_argument, NULL, O_EMIT };
 	opts[n++] = (struct option){ "stats", no_argument, NULL, O_STATS };
 	opts[n++] = (struct option){ "epochs", required_argument, NULL, O_EPOCHS };
+	opts[n++] = (struct option){ "obs-labels", no_argument, NULL, O_LABELS };
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 	loader_opts lo;
 	loader_opts_init(&lo);
-	int emit = 0, stats = 0, c;
+	int emit = 0, stats = 0, labels = 0, c;
 	uint64_t nepochs = 1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -67,6 +82,7 @@ int cmd_iterate(int argc, char **argv)
 			else return cli_fail("iterate", "--emit must be index, index+rowsum, index+colsum or index+obs"), 2;
 			break;
 		case O_STATS: stats = 1; break;
+		case O_LABELS: labels = 1; break;
 		case O_EPOCHS:
 			if (parse_count("iterate", "--epochs", optarg, &nepochs))
 				return 2;
@@ -84,6 +100,8 @@ int cmd_iterate(int argc, char **argv)
 	}
 	if (emit == 2 && !lo.obs_list)
 		return cli_fail("iterate", "--emit index+obs needs --obs COL,COL"), 2;
+	if (labels && emit != 2)
+		return cli_fail("iterate", "--obs-labels needs --emit index+obs"), 2;
 	ab_loader *ld;
 	int ret = loader_opts_build(&lo, argv + optind, argc - optind, "iterate", &ld);
 	if (ret)
@@ -108,7 +126,11 @@ int cmd_iterate(int argc, char **argv)
 					for (size_t k = 0; k < bv.n_obs; k++) {
 						if (k)
 							putchar(';');
-						if (bv.obs[k].categorical)
+						const ab_batch_obs *o = &bv.obs[k];
+						if (o->categorical && labels) {
+							if (o->codes[r] >= 0 && (size_t)o->codes[r] < o->n_labels)
+								put_label(o->labels[o->codes[r]]);
+						} else if (o->categorical)
 							printf("%d", bv.obs[k].codes[r]);
 						else
 							printf("%.17g", bv.obs[k].values[r]);

@@ -2,6 +2,7 @@
 #include "loader_opts.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,7 +12,7 @@
 enum {
 	O_BATCH = LOPT_FIRST, O_CHUNK, O_PRELOAD, O_SHUFFLE, O_SEED, O_EPOCH, O_DROP, O_REPL, O_NUMS, O_MASK,
 	O_RANK, O_WORLD, O_IO, O_BACKEND, O_QD, O_THREADS, O_START, O_WINDOWS, O_CLASSCOL, O_CLASSW, O_OBS,
-	O_F32, O_DECODE
+	O_F32, O_DECODE, O_SHARDS, O_OBSLABELS
 };
 
 const struct option loader_long_opts[] = {
@@ -38,6 +39,7 @@ const struct option loader_long_opts[] = {
 	{ "obs", required_argument, NULL, O_OBS },
 	{ "float32", no_argument, NULL, O_F32 },
 	{ "decode", required_argument, NULL, O_DECODE },
+	{ "rank-shards", required_argument, NULL, O_SHARDS },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -54,11 +56,21 @@ const char loader_opts_help[] =
 	"  --num-samples N       rows per pass (default: the mask's rows)\n"
 	"  --mask A:B            only rows [A, B)\n"
 	"  --rank R --world-size W  distributed: this process's share (default from\n"
-	"                        RANK/WORLD_SIZE, OMPI_COMM_WORLD_*, SLURM_PROCID/NTASKS)\n"
+	"                        RANK/WORLD_SIZE, OMPI_COMM_WORLD_*, SLURM_PROCID/NTASKS;\n"
+	"                        half a pair, or an empty one, is an error)\n"
+	"  --rank-shards fixed|rotate  fixed (default): rank R always reads the same\n"
+	"                        slice, so it never sees the other ranks' rows (on data\n"
+	"                        grouped by class, whole classes) and the remainder rows\n"
+	"                        are never read; rotate: each epoch the chunks are dealt\n"
+	"                        anew from --seed and the epoch (disjoint, equal shares;\n"
+	"                        every row read within any 2 consecutive epochs)\n"
 	"  --start-batch N       resume the epoch after N batches\n"
 	"  --class-column COL    every batch from one class of the categorical obs COL\n"
 	"                        (data grouped by class on disk; num_samples rows a pass)\n"
-	"  --class-weights W,W   class weights in category order (uniform; 0 excludes)\n"
+	"  --class-weights W,W   class weights in category order (uniform; 0 excludes),\n"
+	"                        or by label: 'T cell=2,B cell=1' (every class named, or\n"
+	"                        '*=W' for the others; %XX escapes as --obs-labels prints;\n"
+	"                        a label that is not a class is an error naming it)\n"
 	"  --obs COL,COL         obs columns delivered with each batch\n"
 	"  --float32             convert values to float32\n"
 	"Engine:\n"
@@ -158,6 +170,11 @@ int loader_opts_handle(loader_opts *o, int c, const char *arg, const char *cmd)
 		else if (strcmp(arg, "chunks") == 0) cfg->whole_chunks = 1;
 		else return cli_fail(cmd, "--decode must be blocks or chunks"), 2;
 		return 0;
+	case O_SHARDS:
+		if (strcmp(arg, "fixed") == 0) cfg->rank_shards = AB_RANK_SHARDS_FIXED;
+		else if (strcmp(arg, "rotate") == 0) cfg->rank_shards = AB_RANK_SHARDS_ROTATE;
+		else return cli_fail(cmd, "--rank-shards must be fixed or rotate"), 2;
+		return 0;
 	case O_CLASSCOL: o->class_col = arg; return 0;
 	case O_CLASSW: o->class_w = arg; return 0;
 	case O_OBS: o->obs_list = arg; return 0;
@@ -225,18 +242,100 @@ static int set_obs(ab_loader *ld, const char *list, const char *cmd)
 	return rc ? cli_fail_lib(cmd, rc, NULL) : 0;
 }
 
+/* Decodes %XX escapes in place (the form `iterate --obs-labels` prints labels
+ * in), so a label with a comma or '=' can be named; 0 if malformed. */
+static int unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (*p != '%') {
+			*o++ = *p;
+			continue;
+		}
+		unsigned v = 0;
+		for (int k = 1; k <= 2; k++) {
+			char h = p[k];
+			if (h >= '0' && h <= '9') v = v * 16 + (unsigned)(h - '0');
+			else if (h >= 'a' && h <= 'f') v = v * 16 + (unsigned)(h - 'a' + 10);
+			else if (h >= 'A' && h <= 'F') v = v * 16 + (unsigned)(h - 'A' + 10);
+			else return 0;
+		}
+		if (v == 0)
+			return 0;
+		*o++ = (char)v;
+		p += 2;
+	}
+	*o = '\0';
+	return 1;
+}
+
+/* --class-weights "LABEL=W,LABEL=W[,*=W]": weights by label. */
+static int set_class_by_label(ab_loader *ld, char **v, size_t n, const char *cmd)
+{
+	const char **labels = calloc(n ? n : 1, sizeof *labels);
+	double *w = malloc((n ? n : 1) * sizeof *w);
+	double rest = 0;
+	int has_rest = 0, r = 0;
+	size_t m = 0;
+	if (!labels || !w)
+		r = cli_fail(cmd, "out of memory");
+	for (size_t i = 0; !r && i < n; i++) {
+		char *eq = v[i] ? strrchr(v[i], '=') : NULL, *end;
+		if (!eq)
+			r = cli_fail(cmd, "--class-weights: '%s' is not LABEL=W (give every weight by label, or "
+				     "none)", v[i] ? v[i] : "");
+		if (r)
+			break;
+		*eq = '\0';
+		double x = strtod(eq + 1, &end);
+		if (end == eq + 1 || *end || !(x >= 0) || isinf(x)) {
+			r = cli_fail(cmd, "--class-weights: the weight of '%s' ('%s') is not a finite non-negative "
+				     "number", v[i], eq + 1);
+		} else if (strcmp(v[i], "*") == 0) {
+			if (has_rest)
+				r = cli_fail(cmd, "--class-weights: '*' is given twice");
+			has_rest = 1;
+			rest = x;
+		} else if (!unescape(v[i])) {
+			r = cli_fail(cmd, "--class-weights: label '%s' has a bad %%XX escape", v[i]);
+		} else {
+			labels[m] = v[i];
+			w[m++] = x;
+		}
+	}
+	if (!r) {
+		int rc = ab_loader_set_class_weights_by_label(ld, labels, w, m, has_rest ? &rest : NULL);
+		if (rc)
+			r = cli_fail_lib(cmd, rc, NULL);
+	}
+	free(labels);
+	free(w);
+	return r;
+}
+
 static int set_class(ab_loader *ld, const char *col, const char *weights, const char *cmd)
 {
 	double *w = NULL;
 	size_t n = 0;
+	if (weights && strchr(weights, '=')) {
+		int rc = ab_loader_set_class_column(ld, col, NULL, 0);
+		if (rc)
+			return cli_fail_lib(cmd, rc, NULL);
+		char **v = split_list(weights, &n);
+		if (!v)
+			return cli_fail(cmd, "out of memory");
+		int r = set_class_by_label(ld, v, n, cmd);
+		free_list(v, n);
+		return r;
+	}
 	if (weights) {
 		char **v = split_list(weights, &n);
 		w = v ? malloc(n * sizeof *w) : NULL;
 		for (size_t i = 0; w && i < n; i++) {
 			char *end;
 			w[i] = strtod(v[i] ? v[i] : "", &end);
-			if (!v[i] || end == v[i] || *end || !(w[i] >= 0)) {
-				int r = cli_fail(cmd, "--class-weights: '%s' is not a non-negative number",
+			if (!v[i] || end == v[i] || *end || !(w[i] >= 0) || isinf(w[i])) {
+				int r = cli_fail(cmd, "--class-weights: '%s' is not a finite non-negative number",
 						 v[i] ? v[i] : "");
 				free_list(v, n);
 				free(w);

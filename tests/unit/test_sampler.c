@@ -4,6 +4,7 @@
  * replacement, distributed rank slices, validation messages and the rank
  * environment variables. */
 #include <check.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -860,6 +861,98 @@ START_TEST(test_distributed)
 }
 END_TEST
 
+/* rank_shards rotate: for world sizes 2, 3, 4 over 8 epochs, each epoch the
+ * ranks' rows are disjoint, inside the mask, equal in number (whole chunks:
+ * floor(full chunks / world) each) with equal batch counts, and every row of
+ * the mask is served within any 2 consecutive epochs. */
+START_TEST(test_distributed_rotate)
+{
+	const uint64_t n_list[] = { 100, 103, 1000, 37 };
+	for (uint32_t ws = 2; ws <= 4; ws++)
+	for (size_t ni = 0; ni < 4; ni++)
+	for (int flags = 0; flags < 8; flags++) {
+		uint64_t n = n_list[ni], bs = (flags & 4) ? 3 : 4, cs = 4;
+		uint64_t lo = (flags & 4) ? 2 : 0, hi = (flags & 4) ? n - 1 : n; /* a mask */
+		uint64_t per_rank = (hi - lo) / cs / ws * cs;
+		unsigned *prev = calloc(n, sizeof *prev), *cur = calloc(n, sizeof *cur);
+		ck_assert_ptr_nonnull(prev);
+		ck_assert_ptr_nonnull(cur);
+		for (uint64_t epoch = 0; epoch < 8; epoch++) {
+			memset(cur, 0, n * sizeof *cur);
+			uint64_t nb0 = 0;
+			for (uint32_t rank = 0; rank < ws; rank++) {
+				ab_sampler_config c = cfg_make(cs, 3, bs);
+				c.shuffle = flags & 1;
+				c.drop_last = (flags >> 1) & 1;
+				c.rank = rank;
+				c.world_size = ws;
+				c.rank_shards = 1;
+				c.epoch = epoch;
+				c.mask_start = lo;
+				c.mask_stop = (flags & 4) ? hi : 0;
+				ab_sampler *s = make(&c, n);
+				run r;
+				collect(s, &c, lo, hi, 1, &r);
+				if (rank == 0)
+					nb0 = r.nbatches;
+				REQ_EQ(r.nbatches, nb0);
+				REQ_EQ(r.nbatches, c.drop_last ? per_rank / bs : (per_rank + bs - 1) / bs);
+				REQ_EQ(r.nrows, c.drop_last ? per_rank / bs * bs : per_rank);
+				REQ_EQ(r.read_rows, per_rank);
+				for (size_t k = 0; k < r.nchunks; k++)
+					REQ_EQ(r.chunks[k].stop - r.chunks[k].start, cs);
+				for (size_t k = 0; k < r.nrows; k++) {
+					REQ_EQ(cur[r.rows[k]], 0);
+					cur[r.rows[k]] = rank + 1;
+				}
+				/* the rows read but left out by drop_last belong to the rank too */
+				for (size_t k = 0; k < r.nunused; k++) {
+					REQ_EQ(cur[r.unused[k]], 0);
+					cur[r.unused[k]] = rank + 1;
+				}
+				run_free(&r);
+				ab_sampler_destroy(s);
+			}
+			uint64_t served = 0;
+			for (uint64_t row = 0; row < n; row++) {
+				if (row < lo || row >= hi)
+					REQ_EQ(cur[row], 0);
+				served += cur[row] != 0;
+				/* bound: served in this epoch or the one before */
+				if (epoch && row >= lo && row < hi)
+					REQ(cur[row] || prev[row]);
+			}
+			REQ_EQ(served, ws * per_rank);
+			unsigned *t = prev;
+			prev = cur;
+			cur = t;
+		}
+		free(prev);
+		free(cur);
+	}
+	/* Errors: too few full chunks for the ranks; combinations refused. */
+	ab_sampler_config c = cfg_make(4, 3, 4);
+	c.world_size = 3;
+	c.rank_shards = 1;
+	ab_sampler *s = NULL;
+	ck_assert_int_eq(ab_sampler_create(&c, 11, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "2 full chunks of 4 rows, fewer than world_size (3)"));
+	ck_assert_int_eq(ab_sampler_create(&c, 12, &s), 0);
+	ab_sampler_destroy(s);
+	c.replacement = 1;
+	ck_assert_int_eq(ab_sampler_create(&c, 120, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "replacement"));
+	c.replacement = 0;
+	c.num_samples = 50;
+	ck_assert_int_eq(ab_sampler_create(&c, 120, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "num_samples"));
+	c.num_samples = 0;
+	c.rank_shards = 2;
+	ck_assert_int_eq(ab_sampler_create(&c, 120, &s), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "rank_shards"));
+}
+END_TEST
+
 START_TEST(test_distributed_streams)
 {
 	/* Ranks shuffle independently: the chunk order relative to each
@@ -1079,12 +1172,30 @@ START_TEST(test_rank_from_env)
 	unsetenv("WORLD_SIZE");
 	expect_env(1, 1, 2);
 	unsetenv("OMPI_COMM_WORLD_RANK");
-	expect_env(1, 7, 8); /* half a pair is ignored */
+	/* Half a pair, or an empty value, is a broken launch: an error naming
+	 * the variables, not a silent fall-through to the next convention or
+	 * to a single process. */
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "OMPI_COMM_WORLD_SIZE is set but OMPI_COMM_WORLD_RANK is not"));
 	env_clear();
 	ck_assert_int_eq(setenv("RANK", "1", 1), 0);
-	expect_env(0, 0, 0);
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "RANK is set but WORLD_SIZE is not"));
 	ck_assert_int_eq(setenv("WORLD_SIZE", "", 1), 0);
-	expect_env(0, 0, 0); /* empty counts as unset */
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "WORLD_SIZE is set but empty"));
+	env_pair("RANK", "", "WORLD_SIZE", "2");
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "RANK is set but empty"));
+	env_clear();
+	ck_assert_int_eq(setenv("SLURM_PROCID", "0", 1), 0);
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "SLURM_PROCID is set but SLURM_NTASKS is not"));
+	env_clear();
+	ck_assert_int_eq(setenv("OMPI_COMM_WORLD_RANK", "0", 1), 0);
+	expect_env(AB_EINVAL, 0, 0);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "OMPI_COMM_WORLD_RANK is set but OMPI_COMM_WORLD_SIZE is not"));
+	env_clear();
 
 	/* NULL outputs are allowed. */
 	env_pair("RANK", "0", "WORLD_SIZE", "1");
@@ -1245,6 +1356,208 @@ START_TEST(test_class_weights_and_errors)
 }
 END_TEST
 
+/* Weights that are not finite, negative, or whose sum overflows are refused
+ * with a message naming the class; before, an infinite weight made every draw
+ * land on the last class, and on a weight-0 last class (no runs) the draw read
+ * out of bounds. */
+START_TEST(test_class_weights_validated)
+{
+	class_setup();
+	int rc;
+	const double bad[][3] = { { INFINITY, 1, 0 }, { 1, NAN, 1 }, { 1, -1, 1 }, { 1e308, 1e308, 0 },
+				  { 0, 0, 0 }, { 1, 1, -INFINITY } };
+	const char *want[] = { "'T cell' is inf", "'B cell' is nan", "'B cell' is -1", "sum to inf",
+			       "sum to 0", "'NK cell' is -inf" };
+	for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+		ab_sampler *s = class_sampler(16, 2, 16, 800, bad[t], 0, 3, &rc);
+		ck_assert_msg(rc == AB_EINVAL, "weights %zu: rc %d", t, rc);
+		ck_assert_ptr_null(s);
+		ck_assert_msg(strstr(ab_last_error(), want[t]) != NULL, "weights %zu: '%s' lacks '%s'", t,
+			      ab_last_error(), want[t]);
+	}
+	/* A weight-0 class (here the last one) is never drawn, whatever the
+	 * seed; the others are. */
+	const double w[3] = { 1, 1e300, 0 };
+	for (uint64_t seed = 0; seed < 20; seed++) {
+		ab_sampler *s = class_sampler(16, 2, 16, 800, w, 0, seed, &rc);
+		ck_assert_int_eq(rc, 0);
+		for (size_t i = 0; i < ab_sampler_nwindows(s); i++) {
+			ab_window win;
+			ck_assert_int_eq(ab_sampler_window(s, i, &win), 0);
+			for (size_t c = 0; c < win.nchunks; c++) {
+				REQ_LE(win.chunks[c].stop, 400);
+				REQ(class_codes[win.chunks[c].start] != 2);
+				REQ_EQ(class_codes[win.chunks[c].start], class_codes[win.chunks[c].stop - 1]);
+			}
+			ab_window_free(&win);
+		}
+		ab_sampler_destroy(s);
+	}
+}
+END_TEST
+
+/* A batch size the window does not take: the message says which batch sizes
+ * and which preload_nchunks values would work, found here by brute force (the
+ * divisors of chunk*preload nearest the batch size; the multiples of p with
+ * chunk*p % batch == 0 nearest the preload). */
+START_TEST(test_batch_size_hints)
+{
+	const uint64_t cases[][3] = { { 512, 32, 100 }, { 4, 2, 3 }, { 4, 2, 9 }, { 20, 2, 7 }, { 10, 64, 1000 },
+				      { 16, 3, 5 }, { 1, 97, 50 }, { 6, 10, 45 }, { 512, 32, 20000 } };
+	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+		uint64_t cs = cases[t][0], pn = cases[t][1], b = cases[t][2], w = cs * pn;
+		uint64_t below = 0, above = 0;
+		for (uint64_t d = 1; d <= w; d++) {
+			if (w % d)
+				continue;
+			if (d < b)
+				below = d;
+			else if (d > b && !above)
+				above = d;
+		}
+		uint64_t pl = 0, pu = 0;
+		for (uint64_t q = 1; q <= 100000 && !pu; q++) {
+			if (cs * q % b)
+				continue;
+			if (q <= pn)
+				pl = q;
+			else
+				pu = q;
+		}
+		char want[256];
+		int len;
+		if (below && above)
+			len = snprintf(want, sizeof want, "; batch sizes that work: %llu or %llu",
+				       (unsigned long long)below, (unsigned long long)above);
+		else
+			len = snprintf(want, sizeof want, "; a batch size that works: %llu",
+				       (unsigned long long)(below ? below : above));
+		if (pl)
+			snprintf(want + len, sizeof want - (size_t)len, "; or keep batch_size %llu with preload_nchunks "
+				 "%llu or %llu", (unsigned long long)b, (unsigned long long)pl, (unsigned long long)pu);
+		else
+			snprintf(want + len, sizeof want - (size_t)len, "; or keep batch_size %llu with preload_nchunks "
+				 "%llu", (unsigned long long)b, (unsigned long long)pu);
+		ab_sampler_config c = cfg_make(cs, pn, b);
+		ab_sampler *s = NULL;
+		ck_assert_int_eq(ab_sampler_create(&c, 100000, &s), AB_EINVAL);
+		const char *msg = ab_last_error();
+		size_t ml = strlen(msg), wl = strlen(want);
+		ck_assert_msg(ml >= wl && strcmp(msg + ml - wl, want) == 0, "case %zu: '%s' does not end with '%s'", t,
+			      msg, want);
+		/* and the values offered do work */
+		ab_sampler_config ok = cfg_make(cs, pn, below ? below : above);
+		ck_assert_int_eq(ab_sampler_create(&ok, 100000, &s), 0);
+		ab_sampler_destroy(s);
+		ok = cfg_make(cs, pl ? pl : pu, b);
+		ck_assert_int_eq(ab_sampler_create(&ok, 100000, &s), 0);
+		ab_sampler_destroy(s);
+	}
+}
+END_TEST
+
+/* The loader's rank settings through the public API: -1 reads the
+ * environment, other negative values and unknown rank_shards are refused at
+ * create; a world size without a rank is refused at start; rotate shares of
+ * in-memory rows are disjoint and equal; class weights are checked. */
+START_TEST(test_loader_rank_config)
+{
+	static float data[100];
+	const uint64_t shape[2] = { 100, 1 };
+	ab_loader_config c;
+	ab_loader *ld = NULL;
+	env_clear();
+	ab_loader_config_init(&c);
+	c.rank = -2;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "rank (-2) must be >= 0, or -1 for the environment"));
+	ab_loader_config_init(&c);
+	c.world_size = -3;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "world_size (-3)"));
+	ab_loader_config_init(&c);
+	c.rank_shards = (ab_rank_shards)5;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "rank_shards (5)"));
+
+	/* world_size 2, rank from the environment, none there */
+	ab_loader_config_init(&c);
+	c.chunk_size = 10;
+	c.preload_nchunks = 2;
+	c.batch_size = 5;
+	c.world_size = 2;
+	ck_assert_int_eq(ab_loader_create(&c, &ld), 0);
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, data, AB_DT_FLOAT32, 2, shape), 0);
+	uint64_t nb = 0;
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "world_size is 2 but no rank is given"));
+	ab_loader_destroy(ld);
+
+	/* half an environment pair reaches the loader as an error */
+	ck_assert_int_eq(setenv("RANK", "0", 1), 0);
+	ab_loader_config_init(&c);
+	ck_assert_int_eq(ab_loader_create(&c, &ld), 0);
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, data, AB_DT_FLOAT32, 2, shape), 0);
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "RANK is set but WORLD_SIZE is not"));
+	ab_loader_destroy(ld);
+	env_clear();
+
+	/* rotate through the loader: 3 ranks over 100 rows in chunks of 10
+	 * get 3 chunks each, disjoint, every row within 2 epochs */
+	for (uint64_t epoch = 0; epoch < 4; epoch++) {
+		unsigned char seen[100] = { 0 };
+		for (int rank = 0; rank < 3; rank++) {
+			ab_loader_config_init(&c);
+			c.chunk_size = 10;
+			c.preload_nchunks = 2;
+			c.batch_size = 5;
+			c.rank = rank;
+			c.world_size = 3;
+			c.shuffle = 1;
+			c.rank_shards = AB_RANK_SHARDS_ROTATE;
+			c.threads = 1;
+			ck_assert_int_eq(ab_loader_create(&c, &ld), 0);
+			ck_assert_int_eq(ab_loader_add_dense_memory(ld, data, AB_DT_FLOAT32, 2, shape), 0);
+			ck_assert_int_eq(ab_loader_start(ld, epoch), 0);
+			ab_batch *b;
+			uint64_t rows = 0;
+			int rc;
+			while ((rc = ab_loader_next(ld, &b)) == 0) {
+				ab_batch_view v;
+				ab_batch_get_view(b, &v);
+				for (uint64_t k = 0; k < v.nrows; k++) {
+					REQ_LT(v.rows[k], 100);
+					REQ_EQ(seen[v.rows[k]], 0);
+					seen[v.rows[k]] = 1;
+				}
+				rows += v.nrows;
+				ab_batch_release(b);
+			}
+			ck_assert_int_eq(rc, AB_END);
+			REQ_EQ(rows, 30);
+			ab_loader_destroy(ld);
+		}
+	}
+
+	/* class weights through the loader API */
+	ck_assert_int_eq(ab_loader_create(NULL, &ld), 0);
+	const double bad[2] = { INFINITY, 1 };
+	ck_assert_int_eq(ab_loader_set_class_column(ld, "ct", bad, 2), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "class weight 0 is inf"));
+	const char *lab[1] = { "T cell" };
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad + 1, 1, NULL), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "need a class column"));
+	ck_assert_int_eq(ab_loader_set_class_column(ld, "ct", NULL, 0), 0);
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad, 1, NULL), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "class weight of 'T cell' is inf"));
+	const double nan_rest = NAN;
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad + 1, 1, &nan_rest), AB_EINVAL);
+	ck_assert_int_eq(ab_loader_set_class_weights_by_label(ld, lab, bad + 1, 1, NULL), 0);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
 static Suite *sampler_suite(void)
 {
 	Suite *s = suite_create("sampler");
@@ -1273,14 +1586,18 @@ static Suite *sampler_suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, test_distributed);
 	tcase_add_test(t, test_distributed_streams);
+	tcase_add_test(t, test_distributed_rotate);
 	tcase_add_test(t, test_rank_from_env);
+	tcase_add_test(t, test_loader_rank_config);
 	suite_add_tcase(s, t);
 	t = tcase_create("validation");
 	tcase_add_test(t, test_validation);
+	tcase_add_test(t, test_batch_size_hints);
 	suite_add_tcase(s, t);
 	t = tcase_create("class");
 	tcase_add_test(t, test_class_batches_single_class);
 	tcase_add_test(t, test_class_weights_and_errors);
+	tcase_add_test(t, test_class_weights_validated);
 	suite_add_tcase(s, t);
 	return s;
 }
