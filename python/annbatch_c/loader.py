@@ -76,6 +76,12 @@ class Loader(_Base):
     threads, io_mode, backend, queue_depth, max_windows, decode
         Engine settings (0 = a worker per CPU; "direct"/"buffered"/"auto";
         "auto"/"uring"/"pread"; 64; 3; "blocks"/"chunks").
+    rank_shards
+        With a DistributedSampler: "fixed" (annbatch's way: each rank always
+        reads the same contiguous slice, so on data grouped by class a rank
+        may never see some classes, and the remainder rows are never read) or
+        "rotate" (each epoch the chunks are dealt anew from the seed and the
+        epoch: disjoint, equal shares; every row read within 2 epochs).
 
     Differences from annbatch: orders come from the engine's seeded streams,
     not from ``rng`` (one integer is drawn from it); ``concat_strategy`` is
@@ -106,6 +112,7 @@ class Loader(_Base):
         queue_depth: int = 64,
         max_windows: int = 3,
         decode: str = "blocks",
+        rank_shards: str = "fixed",
     ):
         core = {"chunk_size": chunk_size, "preload_nchunks": preload_nchunks, "batch_size": batch_size,
                 "drop_last": drop_last}
@@ -146,7 +153,7 @@ class Loader(_Base):
         self._obs_columns = list(obs_columns) if obs_columns else []
         self._engine_opts = {"threads": threads, "io_mode": io_mode, "backend": backend,
                              "queue_depth": queue_depth, "max_windows": max_windows,
-                             "whole_chunks": int(decode == "chunks")}
+                             "whole_chunks": int(decode == "chunks"), "rank_shards": rank_shards}
         self._inputs: list[tuple] = []   # the recipe: what was added, in order
         self._in_memory_obs: list[tuple[int, Any]] = []
         self._var = None

@@ -456,7 +456,12 @@ static int cfg_choice(PyObject *d, const char *key, const char *const *names, in
 			*out = i;
 			return 0;
 		}
-	PyErr_Format(PyExc_ValueError, "%s must be one of auto, %s, %s (got %s)", key, names[1], names[2], s);
+	char list[128] = "";
+	for (int i = 0; names[i]; i++) {
+		size_t at = strlen(list);
+		snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", names[i]);
+	}
+	PyErr_Format(PyExc_ValueError, "%s must be one of %s (got %s)", key, list, s);
 	return -1;
 }
 
@@ -471,7 +476,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	if (d) {
 		static const char *const io_names[] = {"auto", "direct", "buffered", NULL};
 		static const char *const be_names[] = {"auto", "uring", "pread", NULL};
-		int io = (int)c.io_mode, be = (int)c.backend;
+		static const char *const shard_names[] = {"fixed", "rotate", NULL};
+		int io = (int)c.io_mode, be = (int)c.backend, rs = (int)c.rank_shards;
 		if (cfg_u64(d, "chunk_size", &c.chunk_size) || cfg_u64(d, "preload_nchunks", &c.preload_nchunks) ||
 		    cfg_u64(d, "batch_size", &c.batch_size) || cfg_int(d, "shuffle", &c.shuffle) ||
 		    cfg_int(d, "drop_last", &c.drop_last) || cfg_int(d, "replacement", &c.replacement) ||
@@ -481,8 +487,10 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		    cfg_int(d, "to_float32", &c.to_float32) || cfg_choice(d, "io_mode", io_names, &io) ||
 		    cfg_choice(d, "backend", be_names, &be) || cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
 		    cfg_unsigned(d, "threads", &c.threads) || cfg_unsigned(d, "max_windows", &c.max_windows) ||
-		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks))
+		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks) ||
+		    cfg_choice(d, "rank_shards", shard_names, &rs))
 			return NULL;
+		c.rank_shards = (ab_rank_shards)rs;
 		c.io_mode = (ab_io_mode)io;
 		c.backend = (ab_io_backend)be;
 	}
