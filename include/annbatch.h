@@ -154,7 +154,8 @@ void ab_array_close(ab_array *array);
 int ab_array_get_info(const ab_array *array, ab_array_info *info);
 
 /* Number of items in one row (product of the shape of axes 1..ndim-1; 1 for a
- * 1-D array) and the rows count (shape[0]; 1 for a 0-d array). */
+ * 1-D array) and the rows count (shape[0]; 1 for a 0-d array). Both 0 for a
+ * NULL array. */
 uint64_t ab_array_row_items(const ab_array *array);
 uint64_t ab_array_nrows(const ab_array *array);
 
