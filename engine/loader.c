@@ -519,11 +519,12 @@ static void fd_close_all(ab_loader *ld)
 	ld->fds_open = 0;
 }
 
-/* How many shard files an epoch may keep open: three quarters of the
- * descriptors still free under RLIMIT_NOFILE when it starts (the rest is
- * left for unsharded chunk files in flight, metadata reads and the caller).
- * A store can have more shard files than that: the least recently used
- * ones are closed as new ones are opened (shard_fd). */
+/* How many data files an epoch may hold open (cached shard files and the
+ * chunk files of reads in flight): three quarters of the descriptors still
+ * free under RLIMIT_NOFILE when it starts (the rest is left for metadata
+ * reads and the caller). A store can have more files than that: the least
+ * recently used shard files are closed as others are opened (shard_fd), and
+ * a read that finds the budget spent on reads in flight waits (read_fd). */
 static size_t fd_budget(void)
 {
 	struct rlimit rl;
@@ -650,7 +651,7 @@ static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *f
 		if (!ld->fds[i].arr && free_slot == SIZE_MAX)
 			free_slot = i;
 	}
-	if (ld->fds_open >= ld->fd_budget && fd_evict(ld) && free_slot == SIZE_MAX) {
+	if (ld->fds_open + ld->own_open >= ld->fd_budget && fd_evict(ld) && free_slot == SIZE_MAX) {
 		for (size_t i = 0; i < ld->nfds && free_slot == SIZE_MAX; i++)
 			if (!ld->fds[i].arr)
 				free_slot = i;
@@ -694,19 +695,38 @@ static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *f
 	return 0;
 }
 
-/* The descriptor of a shard read, just before its submission. Returns 1
- * when every file the budget allows is pinned by reads in flight: the read
- * waits until some complete. */
+/* The descriptor of a read, just before its submission: a shard file from
+ * the cache (shard_fd), an unsharded chunk file opened for this read alone
+ * (closed at its completion). Returns 1 when the open-file budget is spent
+ * on reads in flight: the read waits until some complete. */
 static int read_fd(ab_loader *ld, ld_read *r)
 {
+	const ld_unit *u = &r->win->units[r->unit_first];
+	if (r->own_fd) {
+		if (r->fd >= 0)
+			return 0;
+		if (ld->fds_open + ld->own_open >= ld->fd_budget && !fd_evict(ld))
+			return 1;
+		char key[512], rel[1024];
+		ab_chunk_key(&u->arr->m, u->coord, key, sizeof key);
+		snprintf(rel, sizeof rel, "%s%s%s", u->arr->node, *u->arr->node ? "/" : "", key);
+		int rc = open_data_file(ld, u->arr->store, rel, &r->fd);
+		if (rc)
+			return rc;
+		if (r->fd < 0)
+			return ab_error_set(AB_EIO, "%s/%s: chunk file vanished", u->arr->store->root, rel);
+		ld->own_open++;
+		r->req.fd = r->fd;
+		r->req.direct = ld->direct;
+		return 0;
+	}
 	if (!r->shard || r->fd_slot >= 0)
 		return 0;
-	const ld_unit *u = &r->win->units[r->unit_first];
 	int pinned = 1;
 	for (size_t i = 0; i < ld->nfds; i++)
 		if (ld->fds[i].arr == u->arr && ld->fds[i].lin == u->file_lin)
 			pinned = 0;
-	if (pinned && ld->fds_open >= ld->fd_budget) {
+	if (pinned && ld->fds_open + ld->own_open >= ld->fd_budget) {
 		for (size_t i = 0; i < ld->nfds && pinned; i++)
 			if (ld->fds[i].arr && ld->fds[i].pins == 0)
 				pinned = 0;
@@ -1089,22 +1109,22 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 			char key[512];
 			ab_chunk_key(&u->arr->m, u->coord, key, sizeof key);
 			snprintf(rel, sizeof rel, "%s%s%s", u->arr->node, *u->arr->node ? "/" : "", key);
-			int fd;
-			if ((rc = open_data_file(ld, u->arr->store, rel, &fd)))
-				return rc;
-			if (fd < 0) {
-				u->present = 0; /* absent chunk: fill value */
-				i++;
-				continue;
-			}
+			/* Only its size now: the file is opened when the read is
+			 * submitted (read_fd), like shard files, so that planned
+			 * windows hold no descriptors. */
 			struct stat sb;
-			if (fstat(fd, &sb) != 0) {
-				close(fd);
+			if (fstatat(u->arr->store->rootfd, rel, &sb, 0) != 0) {
+				if (errno == ENOENT || errno == ENOTDIR) {
+					u->present = 0; /* absent chunk: fill value */
+					i++;
+					continue;
+				}
 				return ab_error_set(AB_EIO, "%s/%s: stat failed: %s", u->arr->store->root, rel,
 						    strerror(errno));
 			}
+			if (!S_ISREG(sb.st_mode))
+				return ab_error_set(AB_EFORMAT, "%s/%s: not a regular file", u->arr->store->root, rel);
 			if ((uint64_t)sb.st_size > ((uint64_t)1 << 31)) {
-				close(fd);
 				return ab_error_set(AB_EUNSUPPORTED, "%s/%s: chunk file larger than 2 GiB",
 						    u->arr->store->root, rel);
 			}
@@ -1113,14 +1133,13 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 			uint64_t max = ab_pipeline_max_encoded(&u->arr->m.pipe, u->arr->m.ndim, u->arr->m.chunk,
 							       &u->arr->m.dt);
 			if ((uint64_t)sb.st_size > max) {
-				close(fd);
 				return ab_error_set(AB_ECORRUPT, "%s/%s (array '%s'): %llu bytes, more than a chunk "
 						    "of this array encodes to (%llu bytes)", u->arr->store->root, rel,
 						    u->arr->node, (unsigned long long)sb.st_size, (unsigned long long)max);
 			}
 			u->offset = 0;
 			u->length = (uint64_t)sb.st_size;
-			r->fd = fd;
+			r->fd = -1;
 			r->own_fd = 1;
 		} else {
 			/* The shard file's descriptor is taken when the read is
@@ -1870,6 +1889,11 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 	ld_read *r = req->user;
 	ld_window *w = r->win;
 	fd_unpin(ld, r); /* the kernel is done with the file */
+	if (r->own_fd && r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+		ld->own_open--;
+	}
 	atomic_fetch_add_explicit(&ld->st_bytes_read, req->len, memory_order_relaxed);
 	ab_hist_record(&ld->read_lat, req->complete_ns > req->submit_ns ? req->complete_ns - req->submit_ns : 0);
 	if (req->result < 0 || (uint64_t)req->result < r->need) {
@@ -1984,7 +2008,7 @@ static void *io_main(void *arg)
 		if (fd_wait) {
 			/* nothing in flight holds a file, yet none could be had */
 			if (!atomic_load(&ld->error))
-				post_error(ld, AB_EIO, "no shard file can be opened within the open-file limit");
+				post_error(ld, AB_EIO, "no data file can be opened within the open-file limit");
 			break;
 		}
 		if (npending)
@@ -2186,6 +2210,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	}
 	raise_fd_limit();
 	ld->fd_budget = fd_budget();
+	ld->own_open = 0;
 	atomic_store(&ld->stop, 0);
 	atomic_store(&ld->error, 0);
 	ld->errmsg[0] = '\0';

@@ -94,7 +94,8 @@ typedef struct ld_read {
 	ab_io_req req;
 	struct ld_window *win;
 	int fd;
-	int own_fd;               /* an unsharded chunk file: close when done    */
+	int own_fd;               /* an unsharded chunk file: opened at
+	                           * submission, closed at completion          */
 	int shard;                /* a shard file's: fd taken at submission    */
 	long fd_slot;             /* shard file: its ld->fds slot, pinned from
 	                           * submission to completion (-1: none)       */
@@ -213,10 +214,13 @@ struct ab_loader {
 	/* files */
 	ld_fd_slot *fds;
 	size_t nfds, cap_fds;
-	size_t fd_budget;           /* shard files kept open at most (from
+	size_t fd_budget;           /* data files open at most (from
 	                             * RLIMIT_NOFILE); past it the least
-	                             * recently used unpinned one is closed    */
+	                             * recently used unpinned shard file is
+	                             * closed, or a read waits for another   */
 	size_t fds_open;
+	size_t own_open;            /* unsharded chunk files open for reads in
+	                             * flight (they count against the budget)  */
 	uint64_t fd_clock;
 	int direct;                 /* open data files with O_DIRECT             */
 	uint32_t align;             /* O_DIRECT alignment (1 when buffered)       */

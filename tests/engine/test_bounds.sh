@@ -5,9 +5,10 @@
 #      metadata documents grown to gigabytes with truncate: `get` and
 #      `iterate` under a 1 GiB address-space limit must refuse them with one
 #      line naming the file and the lie, not allocate their claimed size;
-#  (b) open files: stores with more shard files than `ulimit -n` allows are
-#      iterated over a full shuffled epoch (uring and pread, direct and
-#      buffered) and must give the same batches as an unlimited run.
+#  (b) open files: stores with more shard files (or, unsharded, chunk files)
+#      than `ulimit -n` allows are iterated over a full shuffled epoch (uring
+#      and pread, direct and buffered) and must give the same batches as an
+#      unlimited run.
 # The stores are written by Python (zarr 2.13 for v2, the v3 bytes by hand
 # with numpy), except (b)'s many-shard stores, which come from
 # `annbatch synth` (the batches are compared with the unlimited run).
@@ -141,15 +142,18 @@ refuses chunk_iterate "X/0.0" "1610612736 bytes" "more than a chunk" -- \
 refuses meta_v2_get "Y/.zarray" "3221225472 bytes" "metadata" -- get "$V" Y
 refuses meta_v3_get "X/zarr.json" "3221225472 bytes" "metadata" -- get "$work/v3_bigmeta.zarr" X
 
-# (b) more shard files than open files: 157 shards of a dense X, 80 + 80 of
-# a CSR X's data and indices, under a limit of 64 descriptors
+# (b) more data files than open files: 157 shards of a dense X, 80 + 80 of
+# a CSR X's data and indices, some 300 + 300 chunk files of an unsharded CSR X,
+# under a limit of 64 descriptors
 "$AB" synth "$work/dense.zarr" --n-obs 20000 --n-vars 16 --mean-nnz 4 --dense --n-obs-per-chunk 32 \
 	--shard-size 8KiB >/dev/null || { bad "synth dense"; }
 "$AB" synth "$work/csr.zarr" --n-obs 20000 --n-vars 64 --mean-nnz 8 --n-obs-per-chunk 256 \
 	--shard-size 8KiB >/dev/null || { bad "synth csr"; }
-for st in dense csr; do
+"$AB" synth "$work/plain.zarr" --n-obs 20000 --n-vars 64 --mean-nnz 8 --n-obs-per-chunk 64 \
+	--no-shard >/dev/null || { bad "synth plain"; }
+for st in dense csr plain; do
 	nf=$(find "$work/$st.zarr/X" -path '*/c/*' -type f | wc -l)
-	[ "$nf" -gt 100 ] || bad "$st: only $nf shard files, the test needs more than 100"
+	[ "$nf" -gt 100 ] || bad "$st: only $nf data files, the test needs more than 100"
 	args=(iterate "$work/$st.zarr" --shuffle --seed 3 --batch-size 128 --chunk-size 64 --preload-nchunks 8
 		--threads 2 --emit index+rowsum)
 	"$AB" "${args[@]}" >"$work/$st.free" 2>"$work/$st.free.err" || bad "$st: unlimited run failed: $(cat "$work/$st.free.err")"
