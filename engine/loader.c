@@ -569,8 +569,8 @@ static int fd_evict(ab_loader *ld)
 	return 1;
 }
 
-/* A planned read on shard file slot `slot` is done (completed, or dropped
- * unsent): the file may be closed again. */
+/* A submitted read is done with its shard file (r->fd_slot): once no read
+ * pins it, the file may be closed again. */
 static void fd_unpin(ab_loader *ld, ld_read *r)
 {
 	if (r->fd_slot >= 0 && (size_t)r->fd_slot < ld->nfds && ld->fds[r->fd_slot].pins)
