@@ -2,6 +2,7 @@
  * assembly and hand-over. See loader_impl.h for the path a batch takes. */
 #include "loader_impl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -20,6 +21,8 @@
 
 void ab_loader_config_init(ab_loader_config *c)
 {
+	if (!c)
+		return;
 	memset(c, 0, sizeof *c);
 	c->chunk_size = 512;
 	c->preload_nchunks = 32;
@@ -37,6 +40,15 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 {
 	if (!out)
 		return ab_error_set(AB_EINVAL, "ab_loader_create: null argument");
+	*out = NULL;
+	/* An enum field holds whatever int the caller stored: refuse what is
+	 * not one of its values rather than run some other mode. */
+	if (cfg && (cfg->io_mode < AB_IO_MODE_AUTO || cfg->io_mode > AB_IO_MODE_BUFFERED))
+		return ab_error_set(AB_EINVAL, "ab_loader_create: io_mode %d is not an ab_io_mode (0..%d)",
+				    (int)cfg->io_mode, (int)AB_IO_MODE_BUFFERED);
+	if (cfg && (cfg->backend < AB_BACKEND_AUTO || cfg->backend > AB_BACKEND_PREAD))
+		return ab_error_set(AB_EINVAL, "ab_loader_create: backend %d is not an ab_io_backend (0..%d)",
+				    (int)cfg->backend, (int)AB_BACKEND_PREAD);
 	/* -1 asks for the environment; any other negative value is a bug in
 	 * the caller, not a request to read the environment. */
 	if (cfg && (cfg->rank < -1 || cfg->world_size < -1))
@@ -271,6 +283,9 @@ int ab_loader_add_dense_memory(ab_loader *ld, const void *data, ab_dtype dtype, 
 {
 	if (!ld || !data || !shape || ndim < 1 || ndim > AB_MAX_NDIM)
 		return ab_error_set(AB_EINVAL, "ab_loader_add_dense_memory: bad argument");
+	if (ab_dtype_size(dtype) == 0 || dtype == AB_DT_STRING)
+		return ab_error_set(AB_EINVAL, "ab_loader_add_dense_memory: dtype %d is not a numeric ab_dtype",
+				    (int)dtype);
 	ld_source s = { 0 };
 	s.kind = SRC_MEM_DENSE;
 	s.mem = data;
@@ -290,6 +305,9 @@ int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t
 {
 	if (!ld || !indptr || (!indices && indptr[n_rows]) || (!data && indptr[n_rows]))
 		return ab_error_set(AB_EINVAL, "ab_loader_add_csr_memory: bad argument");
+	if (ab_dtype_size(dtype) == 0 || dtype == AB_DT_STRING)
+		return ab_error_set(AB_EINVAL, "ab_loader_add_csr_memory: dtype %d is not a numeric ab_dtype",
+				    (int)dtype);
 	if (indptr[0] != 0)
 		return ab_error_set(AB_EINVAL, "memory CSR: indptr[0] must be 0");
 	for (uint64_t i = 0; i < n_rows; i++)
@@ -544,8 +562,69 @@ static void post_error(ab_loader *ld, int code, const char *msg)
 static void fd_close_all(ab_loader *ld)
 {
 	for (size_t i = 0; i < ld->nfds; i++)
-		close(ld->fds[i].fd);
+		if (ld->fds[i].fd >= 0)
+			close(ld->fds[i].fd);
 	ld->nfds = 0;
+	ld->fds_open = 0;
+}
+
+/* How many data files an epoch may hold open (cached shard files and the
+ * chunk files of reads in flight): three quarters of the descriptors still
+ * free under RLIMIT_NOFILE when it starts (the rest is left for metadata
+ * reads and the caller). A store can have more files than that: the least
+ * recently used shard files are closed as others are opened (shard_fd), and
+ * a read that finds the budget spent on reads in flight waits (read_fd). */
+static size_t fd_budget(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 30))
+		return (size_t)1 << 30;
+	size_t open_now = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				open_now++;
+		closedir(d);
+	} else {
+		open_now = 16;
+	}
+	size_t lim = (size_t)rl.rlim_cur;
+	size_t spare = lim > open_now ? lim - open_now : 0;
+	return spare * 3 / 4 > 1 ? spare * 3 / 4 : 1;
+}
+
+/* Closes the least recently used shard file that no read in flight needs.
+ * Its registered file slot is cleared first, so the ring holds no stale
+ * file. Returns 0 when every open file is pinned. */
+static int fd_evict(ab_loader *ld)
+{
+	size_t victim = SIZE_MAX;
+	for (size_t i = 0; i < ld->nfds; i++) {
+		const ld_fd_slot *f = &ld->fds[i];
+		if (f->arr && f->pins == 0 && (victim == SIZE_MAX || f->last_use < ld->fds[victim].last_use))
+			victim = i;
+	}
+	if (victim == SIZE_MAX)
+		return 0;
+	ld_fd_slot *f = &ld->fds[victim];
+	if (f->fixed)
+		ab_io_set_file(ld->io, f->fixed - 1, -1);
+	close(f->fd);
+	f->fd = -1;
+	f->arr = NULL;
+	ld->fds_open--;
+	return 1;
+}
+
+/* A submitted read is done with its shard file (r->fd_slot): once no read
+ * pins it, the file may be closed again. */
+static void fd_unpin(ab_loader *ld, ld_read *r)
+{
+	if (r->fd_slot >= 0 && (size_t)r->fd_slot < ld->nfds && ld->fds[r->fd_slot].pins)
+		ld->fds[r->fd_slot].pins--;
+	r->fd_slot = -1;
 }
 
 /* Opens a data file. O_DIRECT where asked and allowed; a filesystem that
@@ -601,15 +680,30 @@ fail:
 }
 
 /* The cached descriptor of a shard file, opened on first use; *fixed gets
- * its registered file slot + 1 (0 when not registered). */
-static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *fd, unsigned *fixed)
+ * its registered file slot + 1 (0 when not registered) and *slot its place
+ * in ld->fds, pinned (the caller's read holds it open until fd_unpin). At
+ * most fd_budget files stay open: past it the least recently used unpinned
+ * one is closed first (it is opened again when needed). Only the event-loop
+ * thread calls this. */
+static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *fd, unsigned *fixed, long *slot)
 {
+	size_t free_slot = SIZE_MAX;
 	for (size_t i = 0; i < ld->nfds; i++) {
 		if (ld->fds[i].arr == arr && ld->fds[i].lin == loc->file_lin) {
+			ld->fds[i].pins++;
+			ld->fds[i].last_use = ++ld->fd_clock;
 			*fd = ld->fds[i].fd;
 			*fixed = ld->fds[i].fixed;
+			*slot = (long)i;
 			return 0;
 		}
+		if (!ld->fds[i].arr && free_slot == SIZE_MAX)
+			free_slot = i;
+	}
+	if (ld->fds_open + ld->own_open >= ld->fd_budget && fd_evict(ld) && free_slot == SIZE_MAX) {
+		for (size_t i = 0; i < ld->nfds && free_slot == SIZE_MAX; i++)
+			if (!ld->fds[i].arr)
+				free_slot = i;
 	}
 	int f;
 	int rc = open_data_file(ld, arr->store, loc->rel, &f);
@@ -617,29 +711,86 @@ static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *f
 		return rc;
 	if (f < 0)
 		return ab_error_set(AB_EIO, "%s/%s: shard file vanished", arr->store->root, loc->rel);
-	if (ld->nfds == ld->cap_fds) {
-		size_t nc = ld->cap_fds ? ld->cap_fds * 2 : 16;
-		ld_fd_slot *n = realloc(ld->fds, nc * sizeof *n);
-		if (!n) {
-			close(f);
-			return ab_error_set(AB_ENOMEM, "out of memory");
+	size_t i = free_slot;
+	if (i == SIZE_MAX) {
+		if (ld->nfds == ld->cap_fds) {
+			size_t nc = ld->cap_fds ? ld->cap_fds * 2 : 16;
+			ld_fd_slot *n = realloc(ld->fds, nc * sizeof *n);
+			if (!n) {
+				close(f);
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			}
+			ld->fds = n;
+			ld->cap_fds = nc;
 		}
-		ld->fds = n;
-		ld->cap_fds = nc;
+		i = ld->nfds++;
+		ld->fds[i].fixed = 0;
 	}
 	/* Long-lived shard files go into the ring's file table while there is
-	 * room: their reads then skip the per-read file lookup. */
-	unsigned slot = 0;
-	if (ld->nfds < ld->file_slots && ab_io_set_file(ld->io, (unsigned)ld->nfds, f) == 0)
-	{
-		slot = (unsigned)ld->nfds + 1;
-		if (slot > ld->registered_files)
-			ld->registered_files = slot;
-	}
-	ld->fds[ld->nfds++] = (ld_fd_slot){ arr, loc->file_lin, f, slot };
+	 * room: their reads then skip the per-read file lookup. A reused slot
+	 * keeps its table entry, now naming the new file. */
+	unsigned fx = ld->fds[i].fixed;
+	if (!fx && i < ld->file_slots)
+		fx = (unsigned)i + 1;
+	if (fx && ab_io_set_file(ld->io, fx - 1, f) != 0)
+		fx = 0;
+	if (fx > ld->registered_files)
+		ld->registered_files = fx;
+	ld->fds[i] = (ld_fd_slot){ arr, loc->file_lin, f, fx, 1, ++ld->fd_clock };
+	ld->fds_open++;
 	*fd = f;
-	*fixed = slot;
+	*fixed = fx;
+	*slot = (long)i;
 	return 0;
+}
+
+/* The descriptor of a read, just before its submission: a shard file from
+ * the cache (shard_fd), an unsharded chunk file opened for this read alone
+ * (closed at its completion). Returns 1 when the open-file budget is spent
+ * on reads in flight: the read waits until some complete. */
+static int read_fd(ab_loader *ld, ld_read *r)
+{
+	const ld_unit *u = &r->win->units[r->unit_first];
+	if (r->own_fd) {
+		if (r->fd >= 0)
+			return 0;
+		if (ld->fds_open + ld->own_open >= ld->fd_budget && !fd_evict(ld))
+			return 1;
+		char key[512], rel[1024];
+		ab_chunk_key(&u->arr->m, u->coord, key, sizeof key);
+		snprintf(rel, sizeof rel, "%s%s%s", u->arr->node, *u->arr->node ? "/" : "", key);
+		int rc = open_data_file(ld, u->arr->store, rel, &r->fd);
+		if (rc)
+			return rc;
+		if (r->fd < 0)
+			return ab_error_set(AB_EIO, "%s/%s: chunk file vanished", u->arr->store->root, rel);
+		ld->own_open++;
+		r->req.fd = r->fd;
+		r->req.direct = ld->direct;
+		return 0;
+	}
+	if (!r->shard || r->fd_slot >= 0)
+		return 0;
+	int pinned = 1;
+	for (size_t i = 0; i < ld->nfds; i++)
+		if (ld->fds[i].arr == u->arr && ld->fds[i].lin == u->file_lin)
+			pinned = 0;
+	if (pinned && ld->fds_open + ld->own_open >= ld->fd_budget) {
+		for (size_t i = 0; i < ld->nfds && pinned; i++)
+			if (ld->fds[i].arr && ld->fds[i].pins == 0)
+				pinned = 0;
+		if (pinned)
+			return 1;
+	}
+	ab_unit_loc loc;
+	int rc = ab_array_locate_unit(u->arr, u->coord, &loc); /* cached: gives rel */
+	if (rc == 0)
+		rc = shard_fd(ld, u->arr, &loc, &r->fd, &r->req.fixed_file, &r->fd_slot);
+	if (rc == 0) {
+		r->req.fd = r->fd;
+		r->req.direct = ld->direct;
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------ planning */
@@ -782,6 +933,10 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 {
 	ld->reg_tried = 1;
 	ld->reg_active = 0;
+	/* The pread pool accepts a registration and does nothing with it: the
+	 * stats must not then say the reads go into registered buffers. */
+	if (strcmp(ab_io_name(ld->io), "uring") != 0)
+		return;
 	size_t want = first_arena + first_arena / 4;
 	want = (want + 4095) & ~(size_t)4095;
 	if (!ld->reg_buf || ld->reg_size < first_arena) {
@@ -962,7 +1117,8 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 	if (!ld->files_tried) {
 		/* before the epoch's first read: nothing is in flight */
 		ld->files_tried = 1;
-		ld->file_slots = ab_io_register_files(ld->io, 1024) == 0 ? 1024 : 0;
+		ld->file_slots = strcmp(ab_io_name(ld->io), "uring") == 0 && ab_io_register_files(ld->io, 1024) == 0
+					 ? 1024 : 0; /* the pread pool has no file table */
 	}
 	for (size_t i = 0; i < w->nunits; i++) {
 		ld_unit *u = &w->units[i];
@@ -992,6 +1148,7 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 			return rc;
 		ld_read *r = &w->reads[w->nreads];
 		memset(r, 0, sizeof *r);
+		r->fd_slot = -1;
 		r->win = w;
 		r->unit_first = i;
 		char rel[1024];
@@ -1001,34 +1158,45 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 			char key[512];
 			ab_chunk_key(&u->arr->m, u->coord, key, sizeof key);
 			snprintf(rel, sizeof rel, "%s%s%s", u->arr->node, *u->arr->node ? "/" : "", key);
-			int fd;
-			if ((rc = open_data_file(ld, u->arr->store, rel, &fd)))
-				return rc;
-			if (fd < 0) {
-				u->present = 0; /* absent chunk: fill value */
-				i++;
-				continue;
-			}
+			/* Only its size now: the file is opened when the read is
+			 * submitted (read_fd), like shard files, so that planned
+			 * windows hold no descriptors. */
 			struct stat sb;
-			if (fstat(fd, &sb) != 0) {
-				close(fd);
+			if (fstatat(u->arr->store->rootfd, rel, &sb, 0) != 0) {
+				if (errno == ENOENT || errno == ENOTDIR) {
+					u->present = 0; /* absent chunk: fill value */
+					i++;
+					continue;
+				}
 				return ab_error_set(AB_EIO, "%s/%s: stat failed: %s", u->arr->store->root, rel,
 						    strerror(errno));
 			}
+			if (!S_ISREG(sb.st_mode))
+				return ab_error_set(AB_EFORMAT, "%s/%s: not a regular file", u->arr->store->root, rel);
 			if ((uint64_t)sb.st_size > ((uint64_t)1 << 31)) {
-				close(fd);
 				return ab_error_set(AB_EUNSUPPORTED, "%s/%s: chunk file larger than 2 GiB",
 						    u->arr->store->root, rel);
 			}
+			/* A (sparse) file longer than its chunk can encode to is
+			 * refused before a buffer of its size is allocated. */
+			uint64_t max = ab_pipeline_max_encoded(&u->arr->m.pipe, u->arr->m.ndim, u->arr->m.chunk,
+							       &u->arr->m.dt);
+			if ((uint64_t)sb.st_size > max) {
+				return ab_error_set(AB_ECORRUPT, "%s/%s (array '%s'): %llu bytes, more than a chunk "
+						    "of this array encodes to (%llu bytes)", u->arr->store->root, rel,
+						    u->arr->node, (unsigned long long)sb.st_size, (unsigned long long)max);
+			}
 			u->offset = 0;
 			u->length = (uint64_t)sb.st_size;
-			r->fd = fd;
+			r->fd = -1;
 			r->own_fd = 1;
 		} else {
-			ab_unit_loc loc;
-			ab_array_locate_unit(u->arr, u->coord, &loc); /* cached: gives rel */
-			if ((rc = shard_fd(ld, u->arr, &loc, &r->fd, &r->req.fixed_file)))
-				return rc;
+			/* The shard file's descriptor is taken when the read is
+			 * submitted (read_fd), so that only reads in flight hold
+			 * files open: planned windows may span more shard files
+			 * than the open-file limit allows. */
+			r->shard = 1;
+			r->fd = -1;
 			uint64_t end = u->offset + u->length;
 			while (!u->part && j < w->nunits && !w->units[j].part && w->units[j].arr == u->arr &&
 			       w->units[j].present &&
@@ -1769,6 +1937,12 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 {
 	ld_read *r = req->user;
 	ld_window *w = r->win;
+	fd_unpin(ld, r); /* the kernel is done with the file */
+	if (r->own_fd && r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+		ld->own_open--;
+	}
 	atomic_fetch_add_explicit(&ld->st_bytes_read, req->len, memory_order_relaxed);
 	ab_hist_record(&ld->read_lat, req->complete_ns > req->submit_ns ? req->complete_ns - req->submit_ns : 0);
 	if (req->result < 0 || (uint64_t)req->result < r->need) {
@@ -1826,10 +2000,23 @@ static void *io_main(void *arg)
 		unsigned inflight = ab_io_inflight(ld->io);
 		unsigned room = qd > inflight ? qd - inflight : 0;
 		unsigned nsub = 0;
-		while (npending && nsub < room && nsub < 256) {
+		int fd_wait = 0;
+		while (npending && nsub < room && nsub < 256 && !fd_wait) {
 			ld_window *w = pending[0];
 			while (w->next_submit < w->nreads && nsub < room && nsub < 256) {
-				ld_read *r = &w->reads[w->next_submit++];
+				ld_read *r = &w->reads[w->next_submit];
+				int frc = read_fd(ld, r);
+				if (frc < 0) {
+					post_error(ld, frc, ab_last_error());
+					fd_wait = 1;
+					break;
+				}
+				if (frc > 0) {
+					/* out of open-file budget: wait for completions */
+					fd_wait = 1;
+					break;
+				}
+				w->next_submit++;
 				batch[nsub++] = &r->req;
 				atomic_fetch_add_explicit(&ld->st_reads, 1, memory_order_relaxed);
 			}
@@ -1858,7 +2045,7 @@ static void *io_main(void *arg)
 		if (inflight) {
 			ab_io_req *done[256];
 			int more = npending > 0 || (credits > 0 && next_plan < ld->nwindows);
-			int n = ab_io_reap(ld->io, done, 256, more && inflight < qd ? 0 : 1);
+			int n = ab_io_reap(ld->io, done, 256, more && inflight < qd && !fd_wait ? 0 : 1);
 			if (n < 0) {
 				post_error(ld, n, ab_last_error());
 				break;
@@ -1866,6 +2053,12 @@ static void *io_main(void *arg)
 			for (int i = 0; i < n; i++)
 				handle_completion(ld, done[i]);
 			continue;
+		}
+		if (fd_wait) {
+			/* nothing in flight holds a file, yet none could be had */
+			if (!atomic_load(&ld->error))
+				post_error(ld, AB_EIO, "no data file can be opened within the open-file limit");
+			break;
 		}
 		if (npending)
 			continue;
@@ -1890,6 +2083,8 @@ static void *io_main(void *arg)
 	for (size_t i = 0; i < npending; i++) {
 		ld_window *w = pending[i];
 		size_t unsent = w->nreads - w->next_submit;
+		for (size_t k = w->next_submit; k < w->nreads; k++)
+			fd_unpin(ld, &w->reads[k]);
 		for (size_t k = w->next_submit; k < w->nreads; k++)
 			if (w->reads[k].own_fd && w->reads[k].fd >= 0) {
 				close(w->reads[k].fd);
@@ -2036,7 +2231,11 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	snprintf(ld->backend_name, sizeof ld->backend_name, "%s", ab_io_name(ld->io));
 	if (why) {
 		if (ld->cfg.backend == AB_BACKEND_URING) {
-			rc = ab_error_set(AB_EUNSUPPORTED, "%s", why);
+			/* `why` ends in "; using pread pool", which is not what
+			 * happens here: the backend asked for is refused. */
+			size_t n = strcspn(why, ";");
+			rc = ab_error_set(AB_EUNSUPPORTED, "%.*s: the uring backend cannot run (choose the pread "
+					  "backend, or the default, which falls back to it)", (int)n, why);
 			goto fail;
 		}
 		snprintf(ld->note, sizeof ld->note, "%s", why);
@@ -2059,6 +2258,8 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 		ab_ring_reopen(ld->ring);
 	}
 	raise_fd_limit();
+	ld->fd_budget = fd_budget();
+	ld->own_open = 0;
 	atomic_store(&ld->stop, 0);
 	atomic_store(&ld->error, 0);
 	ld->errmsg[0] = '\0';

@@ -94,7 +94,11 @@ typedef struct ld_read {
 	ab_io_req req;
 	struct ld_window *win;
 	int fd;
-	int own_fd;               /* an unsharded chunk file: close when done    */
+	int own_fd;               /* an unsharded chunk file: opened at
+	                           * submission, closed at completion          */
+	int shard;                /* a shard file's: fd taken at submission    */
+	long fd_slot;             /* shard file: its ld->fds slot, pinned from
+	                           * submission to completion (-1: none)       */
 	uint64_t need;            /* bytes from req.offset that must be present  */
 	size_t unit_first, nunits;
 } ld_read;
@@ -150,10 +154,13 @@ struct ab_batch {
 };
 
 typedef struct ld_fd_slot {
-	const ab_array *arr;
+	const ab_array *arr;  /* NULL: the slot is free (its file was closed)   */
 	uint64_t lin;
 	int fd;
 	unsigned fixed;       /* registered file slot + 1, or 0               */
+	unsigned pins;        /* planned reads not yet completed: while any,
+	                       * the file must stay open                       */
+	uint64_t last_use;    /* ld->fd_clock at the last read planned on it   */
 } ld_fd_slot;
 
 struct ab_loader {
@@ -208,6 +215,14 @@ struct ab_loader {
 	/* files */
 	ld_fd_slot *fds;
 	size_t nfds, cap_fds;
+	size_t fd_budget;           /* data files open at most (from
+	                             * RLIMIT_NOFILE); past it the least
+	                             * recently used unpinned shard file is
+	                             * closed, or a read waits for another   */
+	size_t fds_open;
+	size_t own_open;            /* unsharded chunk files open for reads in
+	                             * flight (they count against the budget)  */
+	uint64_t fd_clock;
 	int direct;                 /* open data files with O_DIRECT             */
 	uint32_t align;             /* O_DIRECT alignment (1 when buffered)       */
 	char note[160];

@@ -105,6 +105,8 @@ int ab_array_get_info(const ab_array *a, ab_array_info *info)
 
 uint64_t ab_array_row_items(const ab_array *a)
 {
+	if (!a)
+		return 0;
 	uint64_t n = 1;
 	for (int i = 1; i < a->m.ndim; i++)
 		n *= a->m.shape[i];
@@ -113,6 +115,8 @@ uint64_t ab_array_row_items(const ab_array *a)
 
 uint64_t ab_array_nrows(const ab_array *a)
 {
+	if (!a)
+		return 0;
 	return a->m.ndim ? a->m.shape[0] : 1;
 }
 
@@ -292,8 +296,10 @@ static int fetch_unit(ab_array *a, const uint64_t *ucoord, int *present, char *w
 		ab_chunk_key(&a->m, ucoord, key, sizeof key);
 		snprintf(where, wsize, "chunk %s (%s/%s)", key, a->store->root, rel);
 		int found;
-		if ((rc = ab_store_read_file(a->store, rel, &a->io, &found)))
-			return rc;
+		uint64_t max = ab_pipeline_max_encoded(&a->m.pipe, a->m.ndim, a->m.chunk, &a->m.dt);
+		if ((rc = ab_store_read_file(a->store, rel, max, "a chunk of this array encodes to", &a->io,
+					     &found)))
+			return ab_error_prefix(rc, "array '%s': ", a->node);
 		*present = found;
 		return 0;
 	}

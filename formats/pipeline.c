@@ -234,6 +234,7 @@ static int parse_sharding(const json_t *cfg, int ndim, const uint64_t *shard_sha
 	rc = ab_pipeline_from_v3(inner, ndim, s->inner_shape, dt, &s->inner);
 	if (rc)
 		return ab_error_prefix(rc, "sharding_indexed inner codecs: ");
+	s->inner_max_bytes = ab_pipeline_max_encoded(&s->inner, ndim, s->inner_shape, dt);
 	return 0;
 }
 
@@ -417,6 +418,30 @@ void ab_pipeline_describe(const ab_pipeline *p, char *buf, size_t size)
 
 /* ------------------------------------------------------------ decoding */
 
+uint64_t ab_pipeline_max_encoded(const ab_pipeline *p, int ndim, const uint64_t *shape, const ab_dtype_desc *dt)
+{
+	uint64_t n = 1, max;
+	for (int i = 0; i < ndim; i++)
+		if (ab_mul_u64(n, shape[i], &n))
+			return UINT64_MAX;
+	if (p->a2b == AB_A2B_VLEN || dt->str == AB_STR_VLEN)
+		return UINT64_MAX;
+	if (p->a2b == AB_A2B_SHARD) {
+		const ab_shard_cfg *s = p->shard;
+		if (s->inner_max_bytes == UINT64_MAX || ab_mul_u64(s->n_inner, s->inner_max_bytes, &max) ||
+		    ab_add_u64(max, s->index_bytes, &max))
+			return UINT64_MAX;
+	} else if (ab_mul_u64(n, dt->disk_size, &max)) {
+		return UINT64_MAX;
+	}
+	for (int i = 0; i < p->nb2b; i++) {
+		uint64_t extra = p->b2b[i].kind == AB_B2B_CRC32C ? 4 : max / 4 + 4096;
+		if (ab_add_u64(max, extra, &max))
+			return UINT64_MAX;
+	}
+	return max;
+}
+
 int ab_chunk_nbytes(int ndim, const uint64_t *shape, const ab_dtype_desc *dt, size_t *out)
 {
 	uint64_t n = 1;
@@ -504,6 +529,12 @@ int ab_shard_index_decode(const ab_shard_cfg *cfg, const uint8_t *raw, size_t ra
 					    "of the shard (%llu bytes)",
 					    (unsigned long long)k, (unsigned long long)off,
 					    (unsigned long long)nb, (unsigned long long)shard_size);
+		if (nb > cfg->inner_max_bytes)
+			return ab_error_set(AB_ECORRUPT,
+					    "shard index entry %llu (offset %llu) gives %llu bytes to an inner chunk "
+					    "that encodes to at most %llu bytes",
+					    (unsigned long long)k, (unsigned long long)off, (unsigned long long)nb,
+					    (unsigned long long)cfg->inner_max_bytes);
 	}
 	return 0;
 }

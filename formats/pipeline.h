@@ -45,6 +45,8 @@ typedef struct ab_shard_cfg {
 	int index_big_endian;
 	int index_crc32c;
 	uint64_t index_bytes;           /* 16 * n_inner (+ 4 with crc32c)         */
+	uint64_t inner_max_bytes;       /* most bytes an encoded inner chunk can
+	                                 * take (ab_pipeline_max_encoded)       */
 } ab_shard_cfg;
 
 /* Scratch space for decoding, reused across chunks (caller-owned). */
@@ -102,6 +104,13 @@ int ab_chunk_decode_part_of(const ab_pipeline *p, const ab_dtype_desc *dt, const
 			    uint64_t frame_item0, uint64_t frame_items, uint64_t item0, uint64_t nitems, void *out,
 			    size_t *decoded);
 
+/* The most bytes a chunk of `shape` can take once chain `p` has encoded it:
+ * its decoded size, plus the worst a compressor can add with a wide margin
+ * (a quarter more and 4 KiB, far above every real codec's bound), plus 4 for
+ * crc32c; shards add their index. A file or shard index entry that claims
+ * more is lying, and is refused before its bytes are read into memory.
+ * UINT64_MAX when there is no bound (strings of variable length). */
+uint64_t ab_pipeline_max_encoded(const ab_pipeline *p, int ndim, const uint64_t *shape, const ab_dtype_desc *dt);
 /* Size in bytes of a decoded chunk of `shape` (strings: pointer per item). */
 int ab_chunk_nbytes(int ndim, const uint64_t *shape, const ab_dtype_desc *dt, size_t *out);
 
@@ -114,7 +123,8 @@ void ab_chunk_free_strings(void *chunk, uint64_t nitems);
 
 /* Shard index: decodes `raw` (index_bytes bytes) into 2 * n_inner uint64
  * (offset, nbytes) pairs in host order, verifying crc32c and that every present
- * entry lies inside a shard of `shard_size` bytes. */
+ * entry lies inside a shard of `shard_size` bytes and is no longer than an
+ * inner chunk can encode to (cfg->inner_max_bytes). */
 int ab_shard_index_decode(const ab_shard_cfg *cfg, const uint8_t *raw, size_t rawlen,
 			  uint64_t shard_size, uint64_t *entries);
 

@@ -10,8 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Metadata documents larger than this are refused rather than slurped. */
-#define AB_META_MAX ((size_t)1 << 30)
+/* Metadata documents larger than this are refused rather than slurped: the
+ * consolidated metadata of a store of 100 000 arrays is about 150 MB. */
+#define AB_META_MAX ((size_t)256 << 20)
 
 /* jansson holds integers as long long and refuses larger literals, but a
  * uint64 fill value may be up to 2^64-1. Such literals (outside strings) are
@@ -95,7 +96,7 @@ int ab_store_open_file(ab_store *s, const char *rel)
 	return openat(s->rootfd, *rel ? rel : ".", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 }
 
-int ab_store_read_file(ab_store *s, const char *rel, ab_buf *buf, int *found)
+int ab_store_read_file(ab_store *s, const char *rel, uint64_t max, const char *limit, ab_buf *buf, int *found)
 {
 	*found = 0;
 	int fd = ab_store_open_file(s, rel);
@@ -113,10 +114,10 @@ int ab_store_read_file(ab_store *s, const char *rel, ab_buf *buf, int *found)
 		return ab_error_set(AB_EIO, "%s/%s: not a regular file%s%s", s->root, rel, e ? ": " : "",
 				    e ? strerror(e) : "");
 	}
-	if ((uint64_t)st.st_size > AB_META_MAX * 64) {
+	if ((uint64_t)st.st_size > max) {
 		close(fd);
-		return ab_error_set(AB_EFORMAT, "%s/%s: file too large (%lld bytes)", s->root, rel,
-				    (long long)st.st_size);
+		return ab_error_set(AB_EFORMAT, "%s/%s: %lld bytes, more than %s (%llu bytes)", s->root, rel,
+				    (long long)st.st_size, limit, (unsigned long long)max);
 	}
 	size_t size = (size_t)st.st_size;
 	int rc = ab_buf_reserve(buf, size + 1);
@@ -150,9 +151,9 @@ static int load_json_file(ab_store *s, const char *rel, json_t **out)
 	ab_buf buf = { 0 };
 	int found;
 	*out = NULL;
-	int rc = ab_store_read_file(s, rel, &buf, &found);
+	int rc = ab_store_read_file(s, rel, AB_META_MAX, "a metadata document may hold", &buf, &found);
 	if (rc == 0 && found) {
-		if (buf.len > AB_META_MAX)
+		if (buf.len > AB_META_MAX) /* grew after the size check */
 			rc = ab_error_set(AB_EFORMAT, "%s: metadata too large", rel);
 		else
 			rc = ab_json_parse(buf.data, buf.len, rel, out);
@@ -347,6 +348,8 @@ int ab_store_node_meta(ab_store *s, const char *node, ab_node_meta *out)
 
 int ab_node_type_of(ab_store *s, const char *node, ab_node_type *out)
 {
+	if (!s || !out)
+		return ab_error_set(AB_EINVAL, "ab_node_type_of: null argument");
 	char *n;
 	int rc = ab_node_normalize(node, &n);
 	if (rc)
@@ -363,6 +366,8 @@ int ab_node_type_of(ab_store *s, const char *node, ab_node_type *out)
 
 int ab_node_attributes(ab_store *s, const char *node, char **json)
 {
+	if (!s || !json)
+		return ab_error_set(AB_EINVAL, "ab_node_attributes: null argument");
 	char *n;
 	int rc = ab_node_normalize(node, &n);
 	if (rc)
@@ -449,6 +454,8 @@ static int check_link_cycle(ab_store *s, const char *node, const char *rel)
 
 int ab_group_children(ab_store *s, const char *node_in, char ***names, size_t *count)
 {
+	if (!s || !names)
+		return ab_error_set(AB_EINVAL, "ab_group_children: null argument");
 	char *node;
 	int rc = ab_node_normalize(node_in, &node);
 	if (rc)

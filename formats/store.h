@@ -33,8 +33,11 @@ int ab_store_node_meta(ab_store *s, const char *node, ab_node_meta *out);
 void ab_node_meta_release(ab_node_meta *m);
 
 /* Reads a whole file below the root into `buf`; *found = 0 (and 0 returned)
- * when it does not exist. */
-int ab_store_read_file(ab_store *s, const char *rel, ab_buf *buf, int *found);
+ * when it does not exist. A file larger than `max` bytes is refused from its
+ * size, before anything is allocated (a sparse file can claim gigabytes it
+ * never stored); the message says "<file>: N bytes, more than <limit> (max
+ * bytes)". */
+int ab_store_read_file(ab_store *s, const char *rel, uint64_t max, const char *limit, ab_buf *buf, int *found);
 
 /* Opens a file below the root read-only. Returns the fd, or -1 with errno. */
 int ab_store_open_file(ab_store *s, const char *rel);

@@ -206,6 +206,8 @@ int ab_compressor_parse(const char *name, ab_compressor *out)
 		{ "blosc-zstd", AB_COMPRESSOR_BLOSC_ZSTD }, { "zstd", AB_COMPRESSOR_ZSTD },
 		{ "gzip", AB_COMPRESSOR_GZIP },
 	};
+	if (!out)
+		return ab_error_set(AB_EINVAL, "ab_compressor_parse: null argument");
 	for (size_t i = 0; name && i < sizeof tab / sizeof tab[0]; i++)
 		if (strcmp(name, tab[i].n) == 0) {
 			*out = tab[i].c;
@@ -366,6 +368,8 @@ static json_t *fill_json(ab_dtype dt, int zarr_format)
 
 void ab_writer_config_init(ab_writer_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof *cfg);
 	cfg->zarr_format = 3;
 }
@@ -579,6 +583,8 @@ int ab_writer_group(ab_writer *w, const char *node, const char *attributes_json)
 
 void ab_writer_array_config_init(ab_writer_array_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof *cfg);
 	cfg->dtype = AB_DT_FLOAT32;
 	cfg->ndim = 1;
@@ -887,6 +893,8 @@ int ab_writer_array_append_strings(ab_writer_array *a, const char *const *string
 	int rc = append_check(a, 1);
 	if (rc)
 		return rc;
+	if (n && !strings)
+		return ab_error_set(AB_EINVAL, "%s: null strings", a->node);
 	if (n % a->row_items)
 		return ab_error_set(AB_EINVAL, "%s: %llu strings is not a whole number of rows of %llu",
 				    a->node, (unsigned long long)n, (unsigned long long)a->row_items);

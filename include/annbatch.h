@@ -154,7 +154,8 @@ void ab_array_close(ab_array *array);
 int ab_array_get_info(const ab_array *array, ab_array_info *info);
 
 /* Number of items in one row (product of the shape of axes 1..ndim-1; 1 for a
- * 1-D array) and the rows count (shape[0]; 1 for a 0-d array). */
+ * 1-D array) and the rows count (shape[0]; 1 for a 0-d array). Both 0 for a
+ * NULL array. */
 uint64_t ab_array_row_items(const ab_array *array);
 uint64_t ab_array_nrows(const ab_array *array);
 
@@ -408,6 +409,12 @@ typedef struct ab_loader_config {
 /* Fills `cfg` with the defaults above. */
 void ab_loader_config_init(ab_loader_config *cfg);
 
+/* Creates a loader; `cfg` may be NULL for the defaults. AB_EINVAL (naming
+ * the field) when io_mode or backend is not one of its enum's values.
+ * Shard files are opened as reads need them and kept open up to a budget
+ * derived from RLIMIT_NOFILE (raised to its hard limit at each start): past
+ * it the least recently used file without a read in flight is closed, so a
+ * store may have more shard files than the process may open. */
 int ab_loader_create(const ab_loader_config *cfg, ab_loader **out);
 /* Stops the threads (mid-epoch is fine) and frees everything. Batches still
  * held by consumers must be released before. */
@@ -528,8 +535,10 @@ typedef struct ab_loader_stats {
 	                              first window (nothing can be ready before
 	                              ab_loader_start: the time to the first batch) */
 	unsigned threads;          /* decode workers in use                         */
-	int registered_buffers;    /* reads go into registered (fixed) buffers      */
-	unsigned registered_files; /* shard files in the ring's file table          */
+	int registered_buffers;    /* reads go into registered (fixed) buffers
+	                              (io_uring only: 0 with the pread pool)        */
+	unsigned registered_files; /* most slots of the ring's file table in use
+	                              (io_uring only: 0 with the pread pool)        */
 	unsigned queue_depth;
 	char backend[16];          /* "uring" or "pread"                            */
 	char io_mode[16];          /* "direct" or "buffered"                        */

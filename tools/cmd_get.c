@@ -325,8 +325,17 @@ int cmd_get(int argc, char **argv)
 	} else if (enc && (strcmp(enc, "categorical") == 0 || strncmp(enc, "nullable-", 9) == 0)) {
 		ret = get_column(st, node, rows, labels, &o);
 	} else {
-		ret = cli_fail("get", "'%s' is a %s group: name an array or a column inside it", *node ? node : "/",
-			       enc ? enc : "plain");
+		/* "an AnnData group", "a group (encoding-type dataframe)", "a group" */
+		const char *where = *node ? node : "/";
+		if (enc && strcmp(enc, "anndata") == 0)
+			ret = cli_fail("get", "'%s' is an AnnData group, not an array; name a node inside it, e.g. "
+				       "%s%sX", where, node, *node ? "/" : "");
+		else if (enc)
+			ret = cli_fail("get", "'%s' is a group (encoding-type %s), not an array; name an array or a "
+				       "column inside it", where, enc);
+		else
+			ret = cli_fail("get", "'%s' is a group, not an array; name an array or a column inside it",
+				       where);
 	}
 	if (cli_out_close(&o, ret == 0) && ret == 0)
 		ret = cli_fail("get", "writing the output failed");

@@ -360,6 +360,17 @@ START_TEST(test_sharding_pipeline)
 	ck_assert_uint_eq(e[6], UINT64_MAX);
 	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, 250, e), AB_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(ab_last_error(), "past the end"));
+	/* An entry inside a (sparse) shard of 2 MiB giving 1 MiB to an inner
+	 * chunk of 2 x 5 float32 (40 bytes, zstd adds a few): a lie, refused
+	 * before anyone allocates 1 MiB for it. */
+	ab_store_le64(raw + 8, (uint64_t)1 << 20);
+	ab_store_le32(raw + 128, ab_crc32c(0, raw, 128));
+	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, (uint64_t)2 << 20, e), AB_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "entry 0"));
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "1048576 bytes"));
+	ab_store_le64(raw + 8, 10);
+	ab_store_le32(raw + 128, ab_crc32c(0, raw, 128));
+	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, (uint64_t)2 << 20, e), 0);
 	raw[5] ^= 1;
 	ck_assert_int_eq(ab_shard_index_decode(p.shard, raw, sizeof raw, 1000, e), AB_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(ab_last_error(), "crc32c"));
