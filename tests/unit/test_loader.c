@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "annbatch.h"
+#include "loader_impl.h"
 
 #define NROWS 1000
 #define NCOLS 3
@@ -191,20 +192,82 @@ START_TEST(test_deterministic_and_epochs_differ)
 }
 END_TEST
 
+/* Checks one batch: its values against its rows, and its rows against the
+ * same batch of a reference run. */
+static void check_batch(ab_batch *b, const uint64_t *want_rows)
+{
+	ab_batch_view v;
+	ck_assert_int_eq(ab_batch_get_view(b, &v), 0);
+	ck_assert_uint_eq(v.nrows, 16);
+	ck_assert_msg(batch_ok(&v), "batch values do not match its rows");
+	ck_assert_mem_eq(v.rows, want_rows, 16 * sizeof *want_rows);
+}
+
 START_TEST(test_stop_mid_epoch)
 {
+	/* the batches of epochs 0 and 1, from a loader that runs them whole */
+	static uint64_t e0[NROWS], e1[NROWS];
+	size_t n0, n1;
+	ab_loader *ref = make_loader(1, 1, 2);
+	collect(ref, 0, e0, &n0);
+	collect(ref, 1, e1, &n1);
+	ab_loader_destroy(ref);
+	ck_assert_uint_eq(n0, NROWS);
+	ck_assert_uint_eq(n1, NROWS);
 	ab_loader *ld = make_loader(1, 1, 2);
 	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
 	ab_batch *b, *held;
 	ck_assert_int_eq(ab_loader_next(ld, &held), 0);
+	check_batch(held, e0);
 	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	check_batch(b, e0 + 16);
 	ab_batch_release(b);
-	/* a new epoch while a batch of the old one is still held */
+	/* a new epoch while a batch of the old one is still held: the new
+	 * epoch starts at its first batch, and the held one keeps its rows
+	 * and values */
 	ck_assert_int_eq(ab_loader_start(ld, 1), 0);
 	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	check_batch(b, e1);
+	check_batch(held, e0);
 	ab_batch_release(held);
 	ab_batch_release(b);
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	check_batch(b, e1 + 16);
+	ab_batch_release(b);
 	ab_loader_destroy(ld); /* mid-epoch */
+}
+END_TEST
+
+/* A sampler whose rows pass the rows the sources hold (n_obs) is an error of
+ * the epoch, not a read past the data: here the loader's row count is made
+ * larger than its one source, as a sampler sized for more rows would be. */
+START_TEST(test_rows_past_n_obs)
+{
+	for (int sparse = 0; sparse < 2; sparse++) {
+		ab_loader *ld = make_loader(sparse, 0, 2);
+		ck_assert_uint_eq(ld->nrows, NROWS);
+		ld->nrows = NROWS + 40;
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		ab_batch *b;
+		int rc;
+		uint64_t next_row = 0;
+		while ((rc = ab_loader_next(ld, &b)) == 0) {
+			ab_batch_view v;
+			ab_batch_get_view(b, &v);
+			ck_assert(batch_ok(&v));
+			for (uint64_t i = 0; i < v.nrows; i++)
+				ck_assert_uint_eq(v.rows[i], next_row++);
+			ab_batch_release(b);
+		}
+		ck_assert_int_eq(rc, AB_ERANGE);
+		ck_assert_msg(strstr(ab_last_error(), "planning window 7: the sampler's rows [992, 1024) pass "
+					 "the loader's 1000 rows (n_obs)"), "%s", ab_last_error());
+		/* windows of 4 x 32 rows: the error of window 7 may come before
+		 * every batch of the windows before it was handed over */
+		ck_assert_uint_le(next_row, 7 * 128);
+		ld->nrows = NROWS;
+		ab_loader_destroy(ld);
+	}
 }
 END_TEST
 
@@ -299,6 +362,7 @@ int main(void)
 	tcase_add_test(t, test_sparse_8_consumers_5_epochs);
 	tcase_add_test(t, test_deterministic_and_epochs_differ);
 	tcase_add_test(t, test_stop_mid_epoch);
+	tcase_add_test(t, test_rows_past_n_obs);
 	tcase_add_test(t, test_resume);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
