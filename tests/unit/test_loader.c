@@ -205,11 +205,14 @@ static void check_batch(ab_batch *b, const uint64_t *want_rows)
 
 START_TEST(test_stop_mid_epoch)
 {
-	/* the batches of epochs 0 and 1, from a loader that runs them whole */
+	/* the batches of epochs 0 and 1, each from a new loader that runs it
+	 * whole */
 	static uint64_t e0[NROWS], e1[NROWS];
 	size_t n0, n1;
 	ab_loader *ref = make_loader(1, 1, 2);
 	collect(ref, 0, e0, &n0);
+	ab_loader_destroy(ref);
+	ref = make_loader(1, 1, 2);
 	collect(ref, 1, e1, &n1);
 	ab_loader_destroy(ref);
 	ck_assert_uint_eq(n0, NROWS);
