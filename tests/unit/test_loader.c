@@ -2,6 +2,7 @@
  * several epochs, stop/destroy mid-epoch, resume, dtype promotion. */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -355,6 +356,109 @@ START_TEST(test_promotion)
 }
 END_TEST
 
+/* Arrays with missing chunks, missing shard files and empty shard slots,
+ * written by zarr-python 2.13 and the spec writer of the conformance
+ * generator (tests/fixtures/conformance, AB_FIXTURES), read through the
+ * loader in every engine mode: every row must equal, bit for bit, the row
+ * numpy expects (the fill value over the absent chunks: integer, NaN, +inf,
+ * -inf). */
+static const struct {
+	const char *store, *node, *expected;
+	ab_dtype dtype;
+} fill_cases[] = {
+	{ "v2_fill", "num_i4_2d", "v2_fill_num_i4_2d", AB_DT_INT32 },
+	{ "v2_fill", "nan_f4_2d", "v2_fill_nan_f4_2d", AB_DT_FLOAT32 },
+	{ "v2_fill", "nan_be_f8_1d", "v2_fill_nan_be_f8_1d", AB_DT_FLOAT64 },
+	{ "v2_fill", "inf_f4_3d", "v2_fill_inf_f4_3d", AB_DT_FLOAT32 },
+	{ "v2_fill", "ninf_f8_2d", "v2_fill_ninf_f8_2d", AB_DT_FLOAT64 },
+	{ "v2_fill", "empty_nan", "v2_fill_all_missing", AB_DT_FLOAT64 },
+	{ "v3_arrays", "fill_num_i4", "v3_fill_num_i4", AB_DT_INT32 },
+	{ "v3_arrays", "fill_nan_f4", "v3_fill_nan_f4", AB_DT_FLOAT32 },
+	{ "v3_arrays", "fill_inf_f8", "v3_fill_inf_f8", AB_DT_FLOAT64 },
+	{ "v3_arrays", "fill_ninf_f4", "v3_fill_ninf_f4", AB_DT_FLOAT32 },
+	{ "v3_arrays", "fill_rows", "v3_fill_rows_nan", AB_DT_FLOAT32 },
+	{ "v3_shard", "miss_inner", "v3_shard_missing_inner", AB_DT_INT32 },
+	{ "v3_shard", "miss_shard", "v3_shard_missing_shard", AB_DT_INT32 },
+	{ "v3_shard", "miss_shard_nan", "v3_shard_missing_shard_nan", AB_DT_FLOAT64 },
+};
+
+static void *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	size_t cap = 1 << 16, n = 0, got;
+	char *buf = malloc(cap);
+	while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	*len = n;
+	return buf;
+}
+
+START_TEST(test_missing_chunks)
+{
+	const char *fx = getenv("AB_FIXTURES");
+	ck_assert_msg(fx != NULL, "AB_FIXTURES is not set (make check sets it)");
+	char store[1024], exp_path[1024];
+	snprintf(store, sizeof store, "%s/conformance/stores/%s", fx, fill_cases[_i].store);
+	snprintf(exp_path, sizeof exp_path, "%s/conformance/expected/%s.bin", fx, fill_cases[_i].expected);
+	size_t exp_len;
+	uint8_t *exp = read_all(exp_path, &exp_len);
+	for (int mode = 0; mode < 32; mode++) {
+		ab_loader_config cfg;
+		ab_loader_config_init(&cfg);
+		cfg.batch_size = 4;
+		cfg.chunk_size = 2;
+		cfg.preload_nchunks = 4;
+		cfg.shuffle = mode & 1;
+		cfg.seed = 3;
+		cfg.whole_chunks = (mode >> 1) & 1;
+		cfg.backend = (mode >> 2) & 1 ? AB_BACKEND_PREAD : AB_BACKEND_URING;
+		cfg.io_mode = (mode >> 3) & 1 ? AB_IO_MODE_BUFFERED : AB_IO_MODE_DIRECT;
+		cfg.threads = (mode >> 4) & 1 ? 2 : 1;
+		cfg.rank = 0;
+		cfg.world_size = 1;
+		ab_loader *ld;
+		ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+		ck_assert_msg(ab_loader_add_array(ld, store, fill_cases[_i].node) == 0, "%s", ab_last_error());
+		uint64_t n = ab_loader_nrows(ld);
+		ck_assert(n > 0 && exp_len % n == 0);
+		size_t row_bytes = exp_len / n;
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		int *seen = calloc(n, sizeof *seen);
+		uint64_t k = 0;
+		ab_batch *b;
+		int rc;
+		while ((rc = ab_loader_next(ld, &b)) == 0) {
+			ab_batch_view v;
+			ab_batch_get_view(b, &v);
+			ck_assert_int_eq(v.dtype, fill_cases[_i].dtype);
+			ck_assert_uint_eq(v.row_items * ab_dtype_size(v.dtype), row_bytes);
+			for (uint64_t i = 0; i < v.nrows; i++, k++) {
+				uint64_t r = v.rows[i];
+				ck_assert_uint_lt(r, n);
+				ck_assert(cfg.shuffle || r == k);
+				seen[r]++;
+				ck_assert_msg(memcmp((const uint8_t *)v.data + i * row_bytes, exp + r * row_bytes,
+						     row_bytes) == 0,
+					      "%s:%s mode %d: row %llu differs from numpy's", fill_cases[_i].store,
+					      fill_cases[_i].node, mode, (unsigned long long)r);
+			}
+			ab_batch_release(b);
+		}
+		ck_assert_msg(rc == AB_END, "%s", ab_last_error());
+		for (uint64_t r = 0; r < n; r++)
+			ck_assert_int_eq(seen[r], 1);
+		free(seen);
+		ab_loader_destroy(ld);
+	}
+	free(exp);
+}
+END_TEST
+
 int main(void)
 {
 	fill_data();
@@ -366,6 +470,7 @@ int main(void)
 	tcase_add_test(t, test_deterministic_and_epochs_differ);
 	tcase_add_test(t, test_stop_mid_epoch);
 	tcase_add_test(t, test_rows_past_n_obs);
+	tcase_add_loop_test(t, test_missing_chunks, 0, (int)(sizeof fill_cases / sizeof *fill_cases));
 	tcase_add_test(t, test_resume);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
