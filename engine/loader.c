@@ -1358,6 +1358,26 @@ static int plan_window(ab_loader *ld, size_t index, ld_window **out)
 	w->epoch = ld->epoch;
 	w->gen = ld->gen;
 	uint64_t n = w->w.nrows;
+	/* The sampler's row ranges must lie within the rows the sources hold
+	 * and add up to the window's rows: past them the pieces below would
+	 * find no source (and never advance), and w->rows would overflow. */
+	const ld_source *last = &ld->src[ld->nsrc - 1];
+	uint64_t held = last->row0 + last->nrows, total = 0;
+	for (size_t c = 0; c < w->w.nchunks; c++) {
+		const ab_chunk_range *cr = &w->w.chunks[c];
+		if (cr->start > cr->stop || cr->stop > held || cr->stop > ld->nrows) {
+			rc = ab_error_set(AB_ERANGE, "the sampler's rows [%llu, %llu) pass the loader's %llu rows (n_obs)",
+					  (unsigned long long)cr->start, (unsigned long long)cr->stop,
+					  (unsigned long long)(held < ld->nrows ? held : ld->nrows));
+			goto fail;
+		}
+		total += cr->stop - cr->start;
+	}
+	if (total != n) {
+		rc = ab_error_set(AB_ERANGE, "the sampler's row ranges hold %llu rows, its window %llu",
+				  (unsigned long long)total, (unsigned long long)n);
+		goto fail;
+	}
 	if (ensure((void **)&w->rows, &w->rows_cap, sizeof(uint64_t) * (n ? n : 1))) {
 		rc = ab_error_set(AB_ENOMEM, "out of memory");
 		goto fail;

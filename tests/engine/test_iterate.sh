@@ -34,7 +34,9 @@ check() { local n=$1; shift; if "$@" 2>"$work/err"; then ok; else bad "$n: $(tai
 # 1. Sequential: rows in order, contents equal the stores' rows.
 run seq "$work/seq" "${CSR[@]}" --batch-size 6 --chunk-size 20 --preload-nchunks 3 --emit index+rowsum &&
 	check "seq contents" $CHECK csr-rowsum "$D/csr_expected.npz" "$work/seq"
-check "seq order" bash -c "tr ' ' '\n' <'$work/seq' | cut -d: -f1 | awk '\$1 != NR-1 {exit 1}'"
+# every row in order, and all of them (empty output must fail too)
+check "seq order" bash -c "tr ' ' '\n' <'$work/seq' | cut -d: -f1 |
+	awk -v n=$NCSR '\$1 != NR-1 {bad = 1; exit} END {exit bad || NR != n}'"
 check "seq once" $CHECK once "$D/csr_expected.npz" "$work/seq" $NCSR 6
 
 # 2. Shuffled: every row once, contents right, deterministic everywhere.

@@ -2,10 +2,12 @@
  * several epochs, stop/destroy mid-epoch, resume, dtype promotion. */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "annbatch.h"
+#include "loader_impl.h"
 
 #define NROWS 1000
 #define NCOLS 3
@@ -191,20 +193,85 @@ START_TEST(test_deterministic_and_epochs_differ)
 }
 END_TEST
 
+/* Checks one batch: its values against its rows, and its rows against the
+ * same batch of a reference run. */
+static void check_batch(ab_batch *b, const uint64_t *want_rows)
+{
+	ab_batch_view v;
+	ck_assert_int_eq(ab_batch_get_view(b, &v), 0);
+	ck_assert_uint_eq(v.nrows, 16);
+	ck_assert_msg(batch_ok(&v), "batch values do not match its rows");
+	ck_assert_mem_eq(v.rows, want_rows, 16 * sizeof *want_rows);
+}
+
 START_TEST(test_stop_mid_epoch)
 {
+	/* the batches of epochs 0 and 1, each from a new loader that runs it
+	 * whole */
+	static uint64_t e0[NROWS], e1[NROWS];
+	size_t n0, n1;
+	ab_loader *ref = make_loader(1, 1, 2);
+	collect(ref, 0, e0, &n0);
+	ab_loader_destroy(ref);
+	ref = make_loader(1, 1, 2);
+	collect(ref, 1, e1, &n1);
+	ab_loader_destroy(ref);
+	ck_assert_uint_eq(n0, NROWS);
+	ck_assert_uint_eq(n1, NROWS);
 	ab_loader *ld = make_loader(1, 1, 2);
 	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
 	ab_batch *b, *held;
 	ck_assert_int_eq(ab_loader_next(ld, &held), 0);
+	check_batch(held, e0);
 	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	check_batch(b, e0 + 16);
 	ab_batch_release(b);
-	/* a new epoch while a batch of the old one is still held */
+	/* a new epoch while a batch of the old one is still held: the new
+	 * epoch starts at its first batch, and the held one keeps its rows
+	 * and values */
 	ck_assert_int_eq(ab_loader_start(ld, 1), 0);
 	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	check_batch(b, e1);
+	check_batch(held, e0);
 	ab_batch_release(held);
 	ab_batch_release(b);
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	check_batch(b, e1 + 16);
+	ab_batch_release(b);
 	ab_loader_destroy(ld); /* mid-epoch */
+}
+END_TEST
+
+/* A sampler whose rows pass the rows the sources hold (n_obs) is an error of
+ * the epoch, not a read past the data: here the loader's row count is made
+ * larger than its one source, as a sampler sized for more rows would be. */
+START_TEST(test_rows_past_n_obs)
+{
+	for (int sparse = 0; sparse < 2; sparse++) {
+		ab_loader *ld = make_loader(sparse, 0, 2);
+		ck_assert_uint_eq(ld->nrows, NROWS);
+		ld->nrows = NROWS + 40;
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		ab_batch *b;
+		int rc;
+		uint64_t next_row = 0;
+		while ((rc = ab_loader_next(ld, &b)) == 0) {
+			ab_batch_view v;
+			ab_batch_get_view(b, &v);
+			ck_assert(batch_ok(&v));
+			for (uint64_t i = 0; i < v.nrows; i++)
+				ck_assert_uint_eq(v.rows[i], next_row++);
+			ab_batch_release(b);
+		}
+		ck_assert_int_eq(rc, AB_ERANGE);
+		ck_assert_msg(strstr(ab_last_error(), "planning window 7: the sampler's rows [992, 1024) pass "
+					 "the loader's 1000 rows (n_obs)"), "%s", ab_last_error());
+		/* windows of 4 x 32 rows: the error of window 7 may come before
+		 * every batch of the windows before it was handed over */
+		ck_assert_uint_le(next_row, 7 * 128);
+		ld->nrows = NROWS;
+		ab_loader_destroy(ld);
+	}
 }
 END_TEST
 
@@ -289,6 +356,109 @@ START_TEST(test_promotion)
 }
 END_TEST
 
+/* Arrays with missing chunks, missing shard files and empty shard slots,
+ * written by zarr-python 2.13 and the spec writer of the conformance
+ * generator (tests/fixtures/conformance, AB_FIXTURES), read through the
+ * loader in every engine mode: every row must equal, bit for bit, the row
+ * numpy expects (the fill value over the absent chunks: integer, NaN, +inf,
+ * -inf). */
+static const struct {
+	const char *store, *node, *expected;
+	ab_dtype dtype;
+} fill_cases[] = {
+	{ "v2_fill", "num_i4_2d", "v2_fill_num_i4_2d", AB_DT_INT32 },
+	{ "v2_fill", "nan_f4_2d", "v2_fill_nan_f4_2d", AB_DT_FLOAT32 },
+	{ "v2_fill", "nan_be_f8_1d", "v2_fill_nan_be_f8_1d", AB_DT_FLOAT64 },
+	{ "v2_fill", "inf_f4_3d", "v2_fill_inf_f4_3d", AB_DT_FLOAT32 },
+	{ "v2_fill", "ninf_f8_2d", "v2_fill_ninf_f8_2d", AB_DT_FLOAT64 },
+	{ "v2_fill", "empty_nan", "v2_fill_all_missing", AB_DT_FLOAT64 },
+	{ "v3_arrays", "fill_num_i4", "v3_fill_num_i4", AB_DT_INT32 },
+	{ "v3_arrays", "fill_nan_f4", "v3_fill_nan_f4", AB_DT_FLOAT32 },
+	{ "v3_arrays", "fill_inf_f8", "v3_fill_inf_f8", AB_DT_FLOAT64 },
+	{ "v3_arrays", "fill_ninf_f4", "v3_fill_ninf_f4", AB_DT_FLOAT32 },
+	{ "v3_arrays", "fill_rows", "v3_fill_rows_nan", AB_DT_FLOAT32 },
+	{ "v3_shard", "miss_inner", "v3_shard_missing_inner", AB_DT_INT32 },
+	{ "v3_shard", "miss_shard", "v3_shard_missing_shard", AB_DT_INT32 },
+	{ "v3_shard", "miss_shard_nan", "v3_shard_missing_shard_nan", AB_DT_FLOAT64 },
+};
+
+static void *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	size_t cap = 1 << 16, n = 0, got;
+	char *buf = malloc(cap);
+	while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	*len = n;
+	return buf;
+}
+
+START_TEST(test_missing_chunks)
+{
+	const char *fx = getenv("AB_FIXTURES");
+	ck_assert_msg(fx != NULL, "AB_FIXTURES is not set (make check sets it)");
+	char store[1024], exp_path[1024];
+	snprintf(store, sizeof store, "%s/conformance/stores/%s", fx, fill_cases[_i].store);
+	snprintf(exp_path, sizeof exp_path, "%s/conformance/expected/%s.bin", fx, fill_cases[_i].expected);
+	size_t exp_len;
+	uint8_t *exp = read_all(exp_path, &exp_len);
+	for (int mode = 0; mode < 32; mode++) {
+		ab_loader_config cfg;
+		ab_loader_config_init(&cfg);
+		cfg.batch_size = 4;
+		cfg.chunk_size = 2;
+		cfg.preload_nchunks = 4;
+		cfg.shuffle = mode & 1;
+		cfg.seed = 3;
+		cfg.whole_chunks = (mode >> 1) & 1;
+		cfg.backend = (mode >> 2) & 1 ? AB_BACKEND_PREAD : AB_BACKEND_URING;
+		cfg.io_mode = (mode >> 3) & 1 ? AB_IO_MODE_BUFFERED : AB_IO_MODE_DIRECT;
+		cfg.threads = (mode >> 4) & 1 ? 2 : 1;
+		cfg.rank = 0;
+		cfg.world_size = 1;
+		ab_loader *ld;
+		ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+		ck_assert_msg(ab_loader_add_array(ld, store, fill_cases[_i].node) == 0, "%s", ab_last_error());
+		uint64_t n = ab_loader_nrows(ld);
+		ck_assert(n > 0 && exp_len % n == 0);
+		size_t row_bytes = exp_len / n;
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		int *seen = calloc(n, sizeof *seen);
+		uint64_t k = 0;
+		ab_batch *b;
+		int rc;
+		while ((rc = ab_loader_next(ld, &b)) == 0) {
+			ab_batch_view v;
+			ab_batch_get_view(b, &v);
+			ck_assert_int_eq(v.dtype, fill_cases[_i].dtype);
+			ck_assert_uint_eq(v.row_items * ab_dtype_size(v.dtype), row_bytes);
+			for (uint64_t i = 0; i < v.nrows; i++, k++) {
+				uint64_t r = v.rows[i];
+				ck_assert_uint_lt(r, n);
+				ck_assert(cfg.shuffle || r == k);
+				seen[r]++;
+				ck_assert_msg(memcmp((const uint8_t *)v.data + i * row_bytes, exp + r * row_bytes,
+						     row_bytes) == 0,
+					      "%s:%s mode %d: row %llu differs from numpy's", fill_cases[_i].store,
+					      fill_cases[_i].node, mode, (unsigned long long)r);
+			}
+			ab_batch_release(b);
+		}
+		ck_assert_msg(rc == AB_END, "%s", ab_last_error());
+		for (uint64_t r = 0; r < n; r++)
+			ck_assert_int_eq(seen[r], 1);
+		free(seen);
+		ab_loader_destroy(ld);
+	}
+	free(exp);
+}
+END_TEST
+
 int main(void)
 {
 	fill_data();
@@ -299,6 +469,8 @@ int main(void)
 	tcase_add_test(t, test_sparse_8_consumers_5_epochs);
 	tcase_add_test(t, test_deterministic_and_epochs_differ);
 	tcase_add_test(t, test_stop_mid_epoch);
+	tcase_add_test(t, test_rows_past_n_obs);
+	tcase_add_loop_test(t, test_missing_chunks, 0, (int)(sizeof fill_cases / sizeof *fill_cases));
 	tcase_add_test(t, test_resume);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
