@@ -1863,10 +1863,14 @@ static void release_window_ref(ab_loader *ld, ld_window *w)
 	if (atomic_fetch_sub(&w->refs, 1) != 1)
 		return;
 	uint64_t gen = w->gen;
+	int held = atomic_exchange(&w->held, 0);
 	window_put(ld, w);
 	pthread_mutex_lock(&ld->mu);
-	if (gen == ld->gen) /* a window of an earlier epoch gives no credit now */
+	if (gen == ld->gen) { /* a window of an earlier epoch gives no credit now */
 		ld->credits++;
+		if (held)
+			ld->held_windows--;
+	}
 	pthread_cond_broadcast(&ld->cv);
 	pthread_mutex_unlock(&ld->mu);
 }
@@ -1931,6 +1935,9 @@ static void window_complete(ab_loader *ld, ld_window *w)
 	for (size_t b = 0; b < skip; b++)
 		batch_recycle(ld, w->batches[b]);
 	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip));
+	w->published = w->nbatches - skip;
+	atomic_store(&w->handed, 0);
+	atomic_store(&w->held, 0);
 	publish(ld, w);
 	release_window_ref(ld, w); /* the assembly reference */
 }
@@ -2286,6 +2293,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	pthread_mutex_lock(&ld->mu);
 	ld->gen++;
 	ld->credits = ld->cfg.max_windows;
+	ld->held_windows = 0;
 	pthread_mutex_unlock(&ld->mu);
 	ld->next_publish = ld->first_window;
 	ld->workers_quit = 0;
@@ -2333,7 +2341,34 @@ void ab_loader_stop(ab_loader *ld)
 		stop_epoch(ld);
 }
 
-int ab_loader_next(ab_loader *ld, ab_batch **batch)
+/* Every window's batches handed out and none of those windows released: no
+ * batch can come until a consumer releases one. Under ld->mu. */
+static int stalled_locked(const ab_loader *ld)
+{
+	return ld->held_windows >= ld->cfg.max_windows;
+}
+
+/* A batch leaves the ring: when it is the last of its window, the window is
+ * held wholly by consumers (counted until its last batch is released). */
+static void note_handed(ab_loader *ld, ab_batch *b)
+{
+	ld_window *w = b->win;
+	if (atomic_fetch_add(&w->handed, 1) + 1 != w->published)
+		return;
+	pthread_mutex_lock(&ld->mu);
+	if (w->gen == ld->gen) {
+		atomic_store(&w->held, 1);
+		ld->held_windows++;
+	}
+	pthread_mutex_unlock(&ld->mu);
+}
+
+/* How often a waiting consumer looks for a stall, and the stall time by
+ * default. */
+#define STALL_POLL_NS 50000000u
+#define STALL_DEFAULT_MS 10000u
+
+int ab_loader_next_timed(ab_loader *ld, ab_batch **batch, int64_t timeout_ms)
 {
 	if (!ld || !batch)
 		return ab_error_set(AB_EINVAL, "ab_loader_next: null argument");
@@ -2342,13 +2377,39 @@ int ab_loader_next(ab_loader *ld, ab_batch **batch)
 		return ld->gen ? AB_END /* stopped */
 			       : ab_error_set(AB_EINVAL, "no epoch running: call ab_loader_start first");
 	uint64_t t0 = ab_now_ns();
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ab_ring_deadline((uint64_t)timeout_ms * 1000000u);
+	uint64_t stall_ns = (uint64_t)(ld->cfg.stall_ms ? ld->cfg.stall_ms : STALL_DEFAULT_MS) * 1000000u;
+	uint64_t stall_since = 0;
 	void *item;
 	int r = ab_ring_pop(ld->ring, &item);
-	if (r != 0) {
-		if (atomic_load(&ld->error) == 0)
-			r = ab_ring_pop_wait(ld->ring, &item);
-		else
+	while (r != 0) {
+		if (atomic_load(&ld->error) != 0) {
 			r = 1;
+			break;
+		}
+		/* Sleep in slices: between them, look for a stall and the
+		 * caller's deadline. */
+		uint64_t slice = ab_ring_deadline(STALL_POLL_NS);
+		r = ab_ring_pop_wait_until(ld->ring, &item, slice < deadline ? slice : deadline);
+		if (r != 2)
+			break;
+		pthread_mutex_lock(&ld->mu);
+		int stalled = stalled_locked(ld);
+		unsigned held = ld->held_windows;
+		pthread_mutex_unlock(&ld->mu);
+		uint64_t now = ab_now_ns();
+		if (!stalled)
+			stall_since = 0;
+		else if (!stall_since)
+			stall_since = now;
+		else if (now - stall_since >= stall_ns)
+			return ab_error_set(AB_ESTALL,
+					    "stalled: the consumers hold batches of all %u windows (max_windows %u) and "
+					    "released none for %llu ms, so no batch can be made: release batches sooner "
+					    "(keep fewer, or copy what you keep; in Python: copy=True), or raise max_windows",
+					    held, ld->cfg.max_windows, (unsigned long long)(stall_ns / 1000000u));
+		if (deadline != UINT64_MAX && ab_ring_deadline(0) >= deadline)
+			return AB_TIMEOUT;
 	}
 	/* A batch of the first window cannot be ready before it is asked for
 	 * (the loader starts with ab_loader_start): its wait is the time to
@@ -2358,6 +2419,8 @@ int ab_loader_next(ab_loader *ld, ab_batch **batch)
 		ab_hist_record(&ld->first_lat, waited);
 	else
 		ab_hist_record(&ld->wait_lat, waited);
+	if (r == 0)
+		note_handed(ld, item);
 	int err = atomic_load(&ld->error);
 	if (err) {
 		if (r == 0)
@@ -2371,6 +2434,11 @@ int ab_loader_next(ab_loader *ld, ab_batch **batch)
 		return AB_END;
 	*batch = item;
 	return 0;
+}
+
+int ab_loader_next(ab_loader *ld, ab_batch **batch)
+{
+	return ab_loader_next_timed(ld, batch, -1);
 }
 
 void ab_batch_release(ab_batch *b)

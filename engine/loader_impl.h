@@ -132,6 +132,10 @@ typedef struct ld_window {
 	struct ab_batch **batches;
 	size_t nbatches;
 	atomic_uint refs;         /* unreleased batches (+1 while assembling)    */
+	size_t published;         /* batches of it handed to the ring           */
+	atomic_size_t handed;     /* of those, taken by consumers               */
+	atomic_int held;          /* all taken, some unreleased (counted in
+	                           * held_windows)                              */
 	struct ld_window *next;
 } ld_window;
 
@@ -201,6 +205,9 @@ struct ab_loader {
 	pthread_cond_t cv;          /* credits and errors (the event loop waits)  */
 	pthread_cond_t task_cv;     /* decode tasks (the workers wait)            */
 	unsigned credits;
+	unsigned held_windows;      /* windows of this epoch whose batches are all
+	                             * with consumers (a stall when it reaches
+	                             * max_windows)                            */
 	ld_task *task_head, *task_tail;
 	int workers_quit;
 	size_t first_window;        /* resume: windows before it are skipped     */

@@ -53,6 +53,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -130,9 +131,16 @@ static inline void cpu_relax(void)
 /* Sleeps while *word == expected. Returns on a wake, on a signal, or at once
  * if the word already differs; the caller re-checks its condition in every
  * case, so the return value does not matter. */
-static void futex_wait(atomic_uint *word, unsigned expected)
+static void futex_wait(atomic_uint *word, unsigned expected, const struct timespec *timeout)
 {
-	(void)syscall(SYS_futex, (void *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+	(void)syscall(SYS_futex, (void *)word, FUTEX_WAIT_PRIVATE, expected, timeout, NULL, 0);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void futex_wake(atomic_uint *word, int n)
@@ -340,7 +348,7 @@ static void hand_on(ab_ring *r)
 		signal_sleepers(r, 1);
 }
 
-int ab_ring_pop_wait(ab_ring *r, void **item)
+int ab_ring_pop_wait_until(ab_ring *r, void **item, uint64_t deadline_ns)
 {
 	int rc;
 
@@ -380,14 +388,36 @@ int ab_ring_pop_wait(ab_ring *r, void **item)
 
 		/* (4) Sleep unless event moved since (1). Wakes without an
 		 * item for us (another consumer won it, wake_all, a signal)
-		 * loop back and re-check; only an item or closed+drained
-		 * leaves the loop. */
-		futex_wait(&r->event, ev);
+		 * loop back and re-check; only an item, closed+drained or the
+		 * deadline leaves the loop. */
+		if (deadline_ns == UINT64_MAX) {
+			futex_wait(&r->event, ev, NULL);
+			continue;
+		}
+		uint64_t now = mono_ns();
+		if (now >= deadline_ns) {
+			rc = 2;
+			break;
+		}
+		uint64_t left = deadline_ns - now;
+		struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
+		futex_wait(&r->event, ev, &ts);
 	}
 	if (rc == 0)
 		hand_on(r);
 	atomic_fetch_sub_explicit(&r->sleepers, 1u, memory_order_relaxed);
 	return rc;
+}
+
+int ab_ring_pop_wait(ab_ring *r, void **item)
+{
+	return ab_ring_pop_wait_until(r, item, UINT64_MAX);
+}
+
+uint64_t ab_ring_deadline(uint64_t timeout_ns)
+{
+	uint64_t now = mono_ns();
+	return timeout_ns >= UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 }
 
 void ab_ring_close(ab_ring *r)

@@ -32,6 +32,11 @@ int ab_ring_pop(ab_ring *r, void **item);
  * item, or 1 once the ring is closed and drained (no item). It never returns
  * otherwise: spurious wakes and ab_ring_wake_all() only make it re-check. */
 int ab_ring_pop_wait(ab_ring *r, void **item);
+/* The same with a deadline (CLOCK_MONOTONIC ns, UINT64_MAX = none): returns
+ * 2 with no item once the deadline passes with the ring open and empty. */
+int ab_ring_pop_wait_until(ab_ring *r, void **item, uint64_t deadline_ns);
+/* The deadline `timeout_ns` from now, for ab_ring_pop_wait_until. */
+uint64_t ab_ring_deadline(uint64_t timeout_ns);
 
 /* After close, pop_wait returns 1 as soon as the ring is empty, and wakes
  * every sleeper. Pushes after close are still accepted (items are drained).

@@ -58,7 +58,8 @@ enum ab_status {
 	AB_ENOMEM = -6,       /* allocation failed                                    */
 	AB_ECORRUPT = -7,     /* data does not decode: truncated, checksum, bad frame */
 	AB_ERANGE = -8,       /* request outside the array                            */
-	AB_ETYPE = -9         /* the node is of another kind than the call expects    */
+	AB_ETYPE = -9,        /* the node is of another kind than the call expects    */
+	AB_ESTALL = -10       /* consumers hold every window's batches: none can come */
 };
 
 /* The message left by the last failing call on this thread ("" if none). The
@@ -404,6 +405,9 @@ typedef struct ab_loader_config {
 	                            * kept); 1: always read and decode whole chunks
 	                            * (for comparison: the batches are the same)   */
 	ab_rank_shards rank_shards; /* distributed shares: fixed (default) or rotate */
+	unsigned stall_ms;         /* a consumer waiting while every window's batches
+	                            * are held by consumers, none released for this
+	                            * long, gets AB_ESTALL; 0 = 10000 ms          */
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */
@@ -480,11 +484,23 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch);
 void ab_loader_stop(ab_loader *ld);
 
 #define AB_END 1
+#define AB_TIMEOUT 2
 /* The next batch, in order. Blocks (without spinning) until one is ready.
  * Returns 0 with *batch set, AB_END when the epoch is over, or a negative error
  * (a read or decode failure, naming file and chunk). Thread-safe: any number of
- * threads may call it; each batch goes to exactly one of them. */
+ * threads may call it; each batch goes to exactly one of them.
+ *
+ * A loader has max_windows windows of memory. When consumers hold (have not
+ * released) batches of every one of them, no new batch can be made; if that
+ * lasts stall_ms with no release (a consumer keeping every batch, e.g. a
+ * list of all batches), the waiting call returns AB_ESTALL with a message
+ * rather than waiting forever. */
 int ab_loader_next(ab_loader *ld, ab_batch **batch);
+/* ab_loader_next waiting at most `timeout_ms` milliseconds (negative: no
+ * limit): AB_TIMEOUT when no batch came in that time, the epoch still
+ * running. Lets a caller look at other things (signals, a stop request)
+ * between waits and call again. */
+int ab_loader_next_timed(ab_loader *ld, ab_batch **batch, int64_t timeout_ms);
 /* Hands a batch's memory back to the loader. */
 void ab_batch_release(ab_batch *batch);
 

@@ -16,6 +16,7 @@ from ._engine import (
     NotFound,
     OutOfRange,
     ReadError,
+    Stalled,
     Unsupported,
     WrongNodeType,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "ReadError",
+    "Stalled",
     "FormatError",
     "Unsupported",
     "CorruptData",

@@ -76,6 +76,11 @@ class Loader(_Base):
     threads, io_mode, backend, queue_depth, max_windows, decode
         Engine settings (0 = a worker per CPU; "direct"/"buffered"/"auto";
         "auto"/"uring"/"pread"; 64; 3; "blocks"/"chunks").
+    stall_ms
+        When the caller holds batches of every window (``max_windows``) and
+        releases none for this long, iteration raises
+        :class:`annbatch_c.Stalled` instead of waiting forever (e.g.
+        ``list(loader)`` without ``copy=True``).
     rank_shards
         With a DistributedSampler: "fixed" (annbatch's way: each rank always
         reads the same contiguous slice, so on data grouped by class a rank
@@ -113,6 +118,7 @@ class Loader(_Base):
         max_windows: int = 3,
         decode: str = "blocks",
         rank_shards: str = "fixed",
+        stall_ms: int = 10000,
     ):
         core = {"chunk_size": chunk_size, "preload_nchunks": preload_nchunks, "batch_size": batch_size,
                 "drop_last": drop_last}
@@ -153,7 +159,8 @@ class Loader(_Base):
         self._obs_columns = list(obs_columns) if obs_columns else []
         self._engine_opts = {"threads": threads, "io_mode": io_mode, "backend": backend,
                              "queue_depth": queue_depth, "max_windows": max_windows,
-                             "whole_chunks": int(decode == "chunks"), "rank_shards": rank_shards}
+                             "whole_chunks": int(decode == "chunks"), "rank_shards": rank_shards,
+                             "stall_ms": stall_ms}
         self._inputs: list[tuple] = []   # the recipe: what was added, in order
         self._in_memory_obs: list[tuple[int, Any]] = []
         self._var = None

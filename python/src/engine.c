@@ -488,7 +488,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		    cfg_choice(d, "backend", be_names, &be) || cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
 		    cfg_unsigned(d, "threads", &c.threads) || cfg_unsigned(d, "max_windows", &c.max_windows) ||
 		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks) ||
-		    cfg_choice(d, "rank_shards", shard_names, &rs))
+		    cfg_choice(d, "rank_shards", shard_names, &rs) || cfg_unsigned(d, "stall_ms", &c.stall_ms))
 			return NULL;
 		c.rank_shards = (ab_rank_shards)rs;
 		c.io_mode = (ab_io_mode)io;
@@ -843,6 +843,7 @@ static PyObject *engine_stop(PyObject *self, PyObject *noargs)
 }
 
 /* next() -> Batch, or None at the end of the epoch. */
+#define NEXT_SLICE_MS 100
 static PyObject *engine_next(PyObject *self, PyObject *noargs)
 {
 	(void)noargs;
@@ -851,9 +852,17 @@ static PyObject *engine_next(PyObject *self, PyObject *noargs)
 		return NULL;
 	ab_batch *b = NULL;
 	call_result r;
-	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_next(e->ld, &b));
-	Py_END_ALLOW_THREADS
+	for (;;) {
+		/* Waits in slices, so Ctrl-C (and any signal handler) runs
+		 * within a slice of being raised. */
+		Py_BEGIN_ALLOW_THREADS
+		take_error(&r, ab_loader_next_timed(e->ld, &b, NEXT_SLICE_MS));
+		Py_END_ALLOW_THREADS
+		if (r.rc != AB_TIMEOUT)
+			break;
+		if (PyErr_CheckSignals() < 0)
+			return NULL;
+	}
 	if (r.rc == AB_END)
 		Py_RETURN_NONE;
 	if (r.rc)
@@ -991,6 +1000,9 @@ static int add_errors(PyObject *m)
 		{AB_ECORRUPT, "CorruptData", "Data that does not decode (AB_ECORRUPT)."},
 		{AB_ERANGE, "OutOfRange", "A request outside the array (AB_ERANGE)."},
 		{AB_ETYPE, "WrongNodeType", "A node of another kind than expected (AB_ETYPE)."},
+		{AB_ESTALL, "Stalled",
+		 "The consumers hold batches of every window, so no batch can come (AB_ESTALL): "
+		 "keep fewer batches, iterate with copy=True, or raise max_windows."},
 	};
 	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
 		PyObject *builtin;
@@ -1001,6 +1013,7 @@ static int add_errors(PyObject *m)
 		case AB_EUNSUPPORTED: builtin = PyExc_NotImplementedError; break;
 		case AB_ERANGE: builtin = PyExc_IndexError; break;
 		case AB_ETYPE: builtin = PyExc_TypeError; break;
+		case AB_ESTALL: builtin = PyExc_RuntimeError; break;
 		default: builtin = PyExc_ValueError; break;
 		}
 		char qual[96];

@@ -9,7 +9,7 @@ if ! "$PY" -c 'import pytest' 2>/dev/null; then
 	echo "SKIP: pytest is not installed for $PY (Debian: python3-pytest)"
 	exit 77
 fi
-export PYTHONPATH="$AB_TOP_BUILDDIR/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$AB_TOP_BUILDDIR/pybuild${PYTHONPATH:+:$PYTHONPATH}"
 export AB_BIN="$AB_TOP_BUILDDIR/annbatch"
 export PYTHONDONTWRITEBYTECODE=1
 # A library built with a sanitizer needs its runtime loaded first into an

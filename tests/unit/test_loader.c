@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "annbatch.h"
 #include "loader_impl.h"
@@ -275,6 +276,129 @@ START_TEST(test_rows_past_n_obs)
 }
 END_TEST
 
+/* A consumer that keeps every batch: once it holds batches of all
+ * max_windows windows nothing more can be made, and after stall_ms it gets
+ * AB_ESTALL naming max_windows instead of waiting forever. Releasing a
+ * batch ends the stall and the epoch completes, every row once. */
+START_TEST(test_stall_reported)
+{
+	fill_data();
+	ab_loader_config cfg;
+	ab_loader_config_init(&cfg);
+	cfg.batch_size = 16;
+	cfg.chunk_size = 32;
+	cfg.preload_nchunks = 2; /* 4 batches a window */
+	cfg.max_windows = 2;
+	cfg.stall_ms = 200;
+	cfg.rank = 0;
+	cfg.world_size = 1;
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	uint64_t shape[2] = {NROWS, NCOLS};
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	uint64_t nb;
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), 0);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	ab_batch **held = calloc(nb, sizeof *held);
+	size_t nheld = 0;
+	int rc;
+	while ((rc = ab_loader_next(ld, &held[nheld])) == 0)
+		nheld++;
+	ck_assert_int_eq(rc, AB_ESTALL);
+	ck_assert_uint_eq(nheld, 8); /* exactly two windows' batches */
+	ck_assert_msg(strstr(ab_last_error(), "max_windows 2") != NULL, "message: %s", ab_last_error());
+	/* before the stall time, a timed wait says AB_TIMEOUT */
+	ab_batch *b = NULL;
+	ck_assert_int_eq(ab_loader_next_timed(ld, &b, 20), AB_TIMEOUT);
+	ck_assert_ptr_null(b);
+	/* give back every batch: the epoch goes on to its end */
+	int *seen = calloc(NROWS, sizeof *seen);
+	for (size_t i = 0; i < nheld; i++) {
+		ab_batch_view v;
+		ab_batch_get_view(held[i], &v);
+		ck_assert(batch_ok(&v));
+		for (uint64_t r = 0; r < v.nrows; r++)
+			seen[v.rows[r]]++;
+		ab_batch_release(held[i]);
+	}
+	size_t n = nheld;
+	while ((rc = ab_loader_next_timed(ld, &b, 5000)) == 0) {
+		ab_batch_view v;
+		ab_batch_get_view(b, &v);
+		ck_assert(batch_ok(&v));
+		for (uint64_t r = 0; r < v.nrows; r++)
+			seen[v.rows[r]]++;
+		ab_batch_release(b);
+		n++;
+	}
+	ck_assert_int_eq(rc, AB_END);
+	ck_assert_uint_eq(n, nb);
+	for (int r = 0; r < NROWS; r++)
+		ck_assert_msg(seen[r] == 1, "row %d seen %d times", r, seen[r]);
+	free(seen);
+	free(held);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
+/* Consumers that hold batches a while but release them are no stall, even
+ * when together they hold every window for a moment: 4 consumer threads,
+ * one window of memory, each holding its batch 30 ms, stall_ms 2000. */
+typedef struct {
+	ab_loader *ld;
+	int batches, bad;
+} slow_consumer;
+
+static void *consume_slowly(void *arg)
+{
+	slow_consumer *c = arg;
+	ab_batch *b;
+	int rc;
+	while ((rc = ab_loader_next(c->ld, &b)) == 0) {
+		struct timespec ts = {0, 30 * 1000000};
+		nanosleep(&ts, NULL);
+		c->batches++;
+		ab_batch_release(b);
+	}
+	if (rc != AB_END)
+		c->bad++;
+	return NULL;
+}
+
+START_TEST(test_no_false_stall)
+{
+	fill_data();
+	ab_loader_config cfg;
+	ab_loader_config_init(&cfg);
+	cfg.batch_size = 64;
+	cfg.chunk_size = 64;
+	cfg.preload_nchunks = 2;
+	cfg.max_windows = 1;
+	cfg.stall_ms = 2000;
+	cfg.rank = 0;
+	cfg.world_size = 1;
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	uint64_t shape[2] = {NROWS, NCOLS};
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	uint64_t nb;
+	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), 0);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	pthread_t t[4];
+	slow_consumer cs[4] = {{ld, 0, 0}, {ld, 0, 0}, {ld, 0, 0}, {ld, 0, 0}};
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, consume_slowly, &cs[i]), 0);
+	int total = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(cs[i].bad, 0);
+		total += cs[i].batches;
+	}
+	ck_assert_int_eq(total, (int)nb);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
 START_TEST(test_resume)
 {
 	static uint64_t all[NROWS], rest[NROWS];
@@ -472,6 +596,8 @@ int main(void)
 	tcase_add_test(t, test_rows_past_n_obs);
 	tcase_add_loop_test(t, test_missing_chunks, 0, (int)(sizeof fill_cases / sizeof *fill_cases));
 	tcase_add_test(t, test_resume);
+	tcase_add_test(t, test_stall_reported);
+	tcase_add_test(t, test_no_false_stall);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
 	suite_add_tcase(s, t);
