@@ -133,6 +133,12 @@ static int parse_b2b(const char *name, const json_t *cfg, int v3, const ab_dtype
 		*rc = cfg_int(cfg, "level", 1, &c->level);
 	} else if (strcmp(name, "crc32c") == 0 || strcmp(name, "numcodecs.crc32c") == 0) {
 		c->kind = AB_B2B_CRC32C;
+	} else if (strcmp(name, "bz2") == 0 || strcmp(name, "numcodecs.bz2") == 0) {
+		/* v2 {"id": "bz2", "level": 9}; zarr-python 3 writes the numcodecs
+		 * codec as {"name": "numcodecs.bz2", "configuration": {"level": 9}}
+		 * (numcodecs/zarr3.py) */
+		c->kind = AB_B2B_BZ2;
+		*rc = cfg_int(cfg, "level", 9, &c->level);
 	} else {
 		return 0;
 	}
@@ -237,6 +243,20 @@ static int parse_sharding(const json_t *cfg, int ndim, const uint64_t *shard_sha
 	return 0;
 }
 
+/* numcodecs BitRound (v2 filter "bitround", v3 "numcodecs.bitround"): the
+ * encoder zeroes all but `keepbits` mantissa bits of floats and the chunk stays
+ * a float array, so decoding is the identity (numcodecs/bitround.py; the v3
+ * name from numcodecs/zarr3.py). Only checked, never run. */
+static int check_bitround(const char *name, const json_t *cfg, const ab_dtype_desc *dt)
+{
+	const json_t *kb = cfg ? json_object_get(cfg, "keepbits") : NULL;
+	if (!json_is_integer(kb) || json_integer_value(kb) < 0)
+		return ab_error_set(AB_EFORMAT, "%s: keepbits must be a non-negative integer", name);
+	if (dt->dt != AB_DT_FLOAT16 && dt->dt != AB_DT_FLOAT32 && dt->dt != AB_DT_FLOAT64)
+		return ab_error_set(AB_EFORMAT, "%s applies to floats, not %s", name, dt->name);
+	return 0;
+}
+
 int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_shape,
 			const ab_dtype_desc *dt, ab_pipeline *out)
 {
@@ -294,11 +314,19 @@ int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_sh
 					out->has_transpose = 1;
 			continue;
 		}
+		if (strcmp(name, "numcodecs.bitround") == 0 || strcmp(name, "bitround") == 0) {
+			if (out->a2b)
+				return ab_error_set(AB_EFORMAT, "%s must come before the array->bytes codec", name);
+			if ((rc = check_bitround(name, cfg, dt)))
+				return rc;
+			continue;
+		}
 		if (strcmp(name, "bytes") == 0 || strcmp(name, "endian") == 0) {
 			if (out->a2b)
 				return ab_error_set(AB_EFORMAT, "more than one array->bytes codec");
 			if (dt->str == AB_STR_VLEN)
-				return ab_error_set(AB_EFORMAT, "data_type string needs the vlen-utf8 codec, not bytes");
+				return ab_error_set(AB_EFORMAT, "data_type %s needs the %s codec, not bytes", dt->name,
+						    dt->vlen_bytes ? "vlen-bytes" : "vlen-utf8");
 			const char *e;
 			if ((rc = cfg_str(cfg, "endian", "little", &e)))
 				return rc;
@@ -308,11 +336,15 @@ int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_sh
 			out->a2b = AB_A2B_BYTES;
 			continue;
 		}
-		if (strcmp(name, "vlen-utf8") == 0) {
+		if (strcmp(name, "vlen-utf8") == 0 || strcmp(name, "vlen-bytes") == 0) {
+			/* vlen-bytes has vlen-utf8's layout (zarr-extensions
+			 * codecs/vlen-bytes; numcodecs VLenBytes) */
+			int bytes = strcmp(name, "vlen-bytes") == 0;
 			if (out->a2b)
 				return ab_error_set(AB_EFORMAT, "more than one array->bytes codec");
-			if (dt->str != AB_STR_VLEN)
-				return ab_error_set(AB_EFORMAT, "vlen-utf8 needs data_type string");
+			if (dt->str != AB_STR_VLEN || dt->vlen_bytes != bytes)
+				return ab_error_set(AB_EFORMAT, "%s needs data_type %s", name,
+						    bytes ? "variable_length_bytes" : "string");
 			out->a2b = AB_A2B_VLEN;
 			continue;
 		}
@@ -368,6 +400,12 @@ int ab_pipeline_from_v2(const json_t *compressor, const json_t *filters, const c
 			const char *name = json_is_string(id) ? json_string_value(id) : "?";
 			if (strcmp(name, "vlen-utf8") == 0 && dt->str == AB_STR_VLEN)
 				continue;
+			if (strcmp(name, "bitround") == 0) {
+				int rc = check_bitround(name, f, dt);
+				if (rc)
+					return rc;
+				continue;
+			}
 			return ab_error_set(AB_EUNSUPPORTED, "unsupported filter '%s'", name);
 		}
 	}
