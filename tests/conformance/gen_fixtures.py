@@ -1017,6 +1017,13 @@ def gen_other_writers(g):
     v3_array(os.path.join(base, "utf32_be_zstd"), u2, (3, 2), [BYTES_BE, zstd3(3, False)], "zz",
              dtype=flu, fill_np="zz")
     g.case("ow_v3_fixed_length_utf32_big_zstd", "json", st, "utf32_be_zstd", "-", json_strings(u2))
+    # a missing chunk reads as the fill string (cut to the width like numpy does)
+    for name, fill in [("utf32_fill", "\u00e9\U0001F9ECx"), ("utf32_fill_long", "abcdefgh")]:
+        v3_array(os.path.join(base, name), u2, (3, 2), [BYTES_LE], fill, dtype=flu,
+                 fill_np=fill, missing={(1, 0)})
+        uf = u2.copy()
+        uf[3:] = fill  # numpy cuts "abcdefgh" to the 6 characters of <U6
+        g.case("ow_v3_fixed_length_utf32_" + name[6:], "json", st, name, "-", json_strings(uf))
     # numcodecs.bz2 after bytes (numcodecs/zarr3.py names the codec; numcodecs.BZ2 and
     # Debian's libbz2 make the bytes)
     f = make_data("<f4", (23, 17), compressible=True)
