@@ -164,6 +164,8 @@ int ab_dtype_parse_v3_json(const json_t *data_type, ab_dtype_desc *out)
 			out->vlen_bytes = 1;
 			return 0;
 		}
+		if (strcmp(s, "variable_length_utf8") == 0) /* zarr-python 3.0's name of "string" */
+			s = "string";
 		return ab_dtype_parse_v3(s, out);
 	}
 	const char *name = json_is_object(data_type) ? json_string_value(json_object_get(data_type, "name")) : NULL;
@@ -215,7 +217,69 @@ int ab_dtype_parse_v3_json(const json_t *data_type, ab_dtype_desc *out)
 		snprintf(out->name, sizeof out->name, "fixed_length_utf32[%lld]", (long long)n);
 		return 0;
 	}
+	if (strcmp(name, "null_terminated_bytes") == 0) {
+		/* numpy "|S<n>" in zarr-python 3.1: {"name": "null_terminated_bytes",
+		 * "configuration": {"length_bytes": n}}, fill values in base64
+		 * (src/zarr/core/dtype/npy/bytes.py) */
+		const json_t *lb = json_object_get(cfg, "length_bytes");
+		json_int_t n = json_is_integer(lb) ? json_integer_value(lb) : -1;
+		if (n <= 0 || n > ((json_int_t)1 << 30))
+			return ab_error_set(AB_EFORMAT,
+					    "data_type null_terminated_bytes needs a positive configuration length_bytes");
+		out->dt = AB_DT_STRING;
+		out->str = AB_STR_BYTES;
+		out->str_width = (size_t)n;
+		out->disk_size = (size_t)n;
+		out->swap_unit = 1;
+		snprintf(out->name, sizeof out->name, "null_terminated_bytes[%lld]", (long long)n);
+		return 0;
+	}
 	return ab_error_set(AB_EUNSUPPORTED, "unsupported data_type '%s'", name);
+}
+
+/* Decodes standard base64 (with or without padding) into a malloc'd
+ * NUL-terminated string; NULL when `s` is not base64. */
+static char *base64_decode(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(len / 4 * 3 + 4);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	uint32_t acc = 0;
+	int bits = 0, pad = 0;
+	for (const char *p = s; *p; p++) {
+		int v;
+		if (*p >= 'A' && *p <= 'Z')
+			v = *p - 'A';
+		else if (*p >= 'a' && *p <= 'z')
+			v = *p - 'a' + 26;
+		else if (*p >= '0' && *p <= '9')
+			v = *p - '0' + 52;
+		else if (*p == '+')
+			v = 62;
+		else if (*p == '/')
+			v = 63;
+		else if (*p == '=') {
+			pad++;
+			continue;
+		} else {
+			free(out);
+			return NULL;
+		}
+		if (pad) {
+			free(out);
+			return NULL;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	out[n] = '\0';
+	return out;
 }
 
 double ab_half_to_double(uint16_t h)
@@ -347,7 +411,11 @@ int ab_fill_parse(const json_t *fv, const ab_dtype_desc *d, int zarr_format,
 	}
 	if (d->dt == AB_DT_STRING) {
 		if (str) {
-			if (json_is_string(fv) && (zarr_format == 3 || d->str == AB_STR_VLEN))
+			if (json_is_string(fv) && zarr_format == 3 && d->str == AB_STR_BYTES) {
+				/* v3 null_terminated_bytes: base64 of the bytes */
+				if (!(*str = base64_decode(json_string_value(fv))))
+					goto bad;
+			} else if (json_is_string(fv) && (zarr_format == 3 || d->str == AB_STR_VLEN))
 				*str = strdup(json_string_value(fv));
 			else
 				*str = strdup(""); /* v2 fixed strings: base64 of bytes; rare, read as empty */

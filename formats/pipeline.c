@@ -531,17 +531,19 @@ int ab_chunk_fill(void *out, uint64_t nitems, const ab_dtype_desc *dt, const uin
 	for (size_t k = 0; k < sz && k < 16; k++)
 		if (fill[k])
 			zero = 0;
-	int ucs4_fill = dt->str == AB_STR_UCS4 && fill_str && *fill_str;
-	if ((zero && !ucs4_fill) || (dt->str != AB_STR_NONE && !ucs4_fill)) {
+	int str_fill = (dt->str == AB_STR_UCS4 || dt->str == AB_STR_BYTES) && fill_str && *fill_str;
+	if ((zero && !str_fill) || (dt->str != AB_STR_NONE && !str_fill)) {
 		memset(p, 0, (size_t)nitems * sz);
 		return 0;
 	}
 	if (nitems == 0)
 		return 0;
-	if (ucs4_fill)
+	if (str_fill && dt->str == AB_STR_UCS4)
 		/* v3 fixed_length_utf32 fill values are strings (zarr-python
 		 * core/dtype/npy/string.py): one item of their code points */
 		ucs4_from_utf8(fill_str, (uint32_t *)(void *)p, dt->str_width);
+	else if (str_fill)
+		strncpy((char *)p, fill_str, sz); /* v3 null_terminated_bytes, zero-padded */
 	else
 		memcpy(p, fill, sz);
 	/* Doubling copies: log2(n) memcpy calls. */

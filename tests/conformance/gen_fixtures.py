@@ -1024,6 +1024,20 @@ def gen_other_writers(g):
         uf = u2.copy()
         uf[3:] = fill  # numpy cuts "abcdefgh" to the 6 characters of <U6
         g.case("ow_v3_fixed_length_utf32_" + name[6:], "json", st, name, "-", json_strings(uf))
+    # null_terminated_bytes (zarr-python 3.1's v3 form of numpy "|S"), the fill value
+    # base64 (core/dtype/npy/bytes.py)
+    sb = np.array([b"", b"a", b"abcdefgh", b"quote\"", b"back\\sl", b"sp ace", b"1234567", b"x"], dtype="|S8")
+    ntb = {"name": "null_terminated_bytes", "configuration": {"length_bytes": 8}}
+    v3_array(os.path.join(base, "ntbytes"), sb, (3,), [BYTES_LE, zstd3(1, False)], "YWI=", dtype=ntb,
+             fill_np=b"ab", missing={(1,)})
+    sbm = sb.copy()
+    sbm[3:6] = b"ab"
+    g.case("ow_v3_null_terminated_bytes", "json", st, "ntbytes", "-", json_strings(sbm))
+    # zarr-python 3.0 named the vlen-utf8 data type "variable_length_utf8"
+    vs = np.array(STRINGS[:10], dtype=object)
+    v3_array(os.path.join(base, "vutf8"), vs, (4,), [{"name": "vlen-utf8", "configuration": {}}], "",
+             dtype="variable_length_utf8", fill_np="")
+    g.case("ow_v3_variable_length_utf8", "json", st, "vutf8", "-", json_strings(vs))
     # numcodecs.bz2 after bytes (numcodecs/zarr3.py names the codec; numcodecs.BZ2 and
     # Debian's libbz2 make the bytes)
     f = make_data("<f4", (23, 17), compressible=True)
