@@ -207,7 +207,9 @@ static int has_subdir(int dirfd)
 	int found = 0;
 	while (!found && (e = readdir(d))) {
 		struct stat st;
-		if (e->d_name[0] != '.' && fstatat(dirfd, e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode))
+		if (e->d_name[0] == '.' || (e->d_type != DT_DIR && e->d_type != DT_LNK && e->d_type != DT_UNKNOWN))
+			continue; /* files need no stat: a directory of many is scanned fast */
+		if (e->d_type == DT_DIR || (fstatat(dirfd, e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)))
 			found = 1;
 	}
 	closedir(d);
