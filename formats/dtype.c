@@ -234,6 +234,9 @@ int ab_dtype_parse_v3_json(const json_t *data_type, ab_dtype_desc *out)
 		snprintf(out->name, sizeof out->name, "null_terminated_bytes[%lld]", (long long)n);
 		return 0;
 	}
+	/* a core type in the object form, {"name": "int32"}, is that type */
+	if (!cfg || (json_is_object(cfg) && json_object_size(cfg) == 0))
+		return ab_dtype_parse_v3(name, out);
 	return ab_error_set(AB_EUNSUPPORTED, "unsupported data_type '%s'", name);
 }
 

@@ -230,6 +230,13 @@ START_TEST(test_dtype_v3)
 			 AB_EUNSUPPORTED);
 	json_decref(j);
 	ck_assert_ptr_nonnull(strstr(ab_last_error(), "'structured'"));
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"int32\"}"), &d), 0);
+	json_decref(j);
+	ck_assert_int_eq(d.dt, AB_DT_INT32);
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"raw_bytes\", \"configuration\": {}}"), &d),
+			 AB_EUNSUPPORTED);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "'raw_bytes'"));
 	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("[1, 2]"), &d), AB_EFORMAT);
 	json_decref(j);
 	ck_assert_ptr_nonnull(strstr(ab_last_error(), "[1,2]"));
