@@ -31,7 +31,7 @@ int ab_array_open_norm(ab_store *store, const char *node, ab_array **out)
 	a->fd = -1;
 	char what[KEY_MAX];
 	snprintf(what, sizeof what, "array '%s' in %s", *node ? node : "/", store->root);
-	rc = ab_array_meta_parse(nm.meta, store->zarr_format, what, &a->m);
+	rc = ab_array_meta_parse(nm.meta, nm.zarr_format, what, &a->m);
 	ab_node_meta_release(&nm);
 	if (rc) {
 		free(a->node);

@@ -2,7 +2,7 @@
  * codec.c - the bytes-to-bytes codec entry points: argument checks, dispatch on
  * the codec kind, the crc32c framing and the human-readable description.
  *
- * The per-library work lives in codec_blosc.c, codec_zstd.c, codec_lz4.c and
+ * The per-library work lives in codec_blosc.c, codec_zstd.c, codec_lz4.c, codec_bz2.c and
  * codec_zlib.c; this file is the one place that validates what the caller
  * passes, so those files can assume sane pointers and a dstcap that fits in
  * ssize_t.
@@ -96,7 +96,8 @@ int64_t ab_b2b_decoded_size(const ab_b2b_codec *c, const void *src, size_t srcle
 	case AB_B2B_ZSTD: return ab_zstd_decoded_size(src, srclen);
 	case AB_B2B_LZ4: return ab_lz4_decoded_size(src, srclen);
 	case AB_B2B_GZIP:
-	case AB_B2B_ZLIB: return -1; /* deflate streams do not announce their size */
+	case AB_B2B_ZLIB:
+	case AB_B2B_BZ2: return -1; /* deflate and bzip2 streams do not announce their size */
 	case AB_B2B_CRC32C: return crc32c_decoded_size(srclen);
 	}
 	return ab_error_set(AB_EUNSUPPORTED, "codec: unknown bytes-to-bytes codec kind %d",
@@ -120,6 +121,7 @@ ssize_t ab_b2b_decode(const ab_b2b_codec *c, const void *src, size_t srclen,
 	case AB_B2B_GZIP: return ab_zlib_decode(1, src, srclen, dst, dstcap);
 	case AB_B2B_ZLIB: return ab_zlib_decode(0, src, srclen, dst, dstcap);
 	case AB_B2B_CRC32C: return crc32c_decode(src, srclen, dst, dstcap);
+	case AB_B2B_BZ2: return ab_bz2_decode(src, srclen, dst, dstcap);
 	}
 	return ab_error_set(AB_EUNSUPPORTED, "codec: unknown bytes-to-bytes codec kind %d",
 			    (int)c->kind);
@@ -148,6 +150,7 @@ size_t ab_b2b_encode_bound(const ab_b2b_codec *c, size_t srclen)
 	case AB_B2B_GZIP: return ab_zlib_encode_bound(1, srclen);
 	case AB_B2B_ZLIB: return ab_zlib_encode_bound(0, srclen);
 	case AB_B2B_CRC32C: return ab_size_add(srclen, 4);
+	case AB_B2B_BZ2: return ab_bz2_encode_bound(srclen);
 	}
 	return 0;
 }
@@ -167,6 +170,7 @@ ssize_t ab_b2b_encode(const ab_b2b_codec *c, const void *src, size_t srclen,
 	case AB_B2B_GZIP: return ab_zlib_encode(1, c->level, src, srclen, dst, dstcap);
 	case AB_B2B_ZLIB: return ab_zlib_encode(0, c->level, src, srclen, dst, dstcap);
 	case AB_B2B_CRC32C: return crc32c_encode(src, srclen, dst, dstcap);
+	case AB_B2B_BZ2: return ab_bz2_encode(c->level, src, srclen, dst, dstcap);
 	}
 	return ab_error_set(AB_EUNSUPPORTED, "codec: unknown bytes-to-bytes codec kind %d",
 			    (int)c->kind);
@@ -223,6 +227,9 @@ void ab_b2b_describe(const ab_b2b_codec *c, char *buf, size_t bufsize)
 		return;
 	case AB_B2B_CRC32C:
 		snprintf(buf, bufsize, "crc32c");
+		return;
+	case AB_B2B_BZ2:
+		snprintf(buf, bufsize, "bz2(level=%d)", c->level);
 		return;
 	}
 	snprintf(buf, bufsize, "unknown(%d)", (int)c->kind);

@@ -4,7 +4,8 @@
  * A bytes-to-bytes codec turns one encoded buffer into one decoded buffer. The
  * codecs are the real libraries of their field: libblosc (blosc1 frames),
  * libzstd, liblz4 (numcodecs framing: a 4-byte little-endian decoded size, then
- * one LZ4 block), zlib (raw zlib streams and gzip members), and a crc32c
+ * one LZ4 block), zlib (raw zlib streams and gzip members), libbz2 (bzip2
+ * streams, numcodecs BZ2), and a crc32c
  * checksum codec (the CRC-32C of the payload appended as 4 little-endian bytes).
  *
  * Decoders never trust the input: every size read from a header is checked
@@ -25,7 +26,8 @@ typedef enum ab_b2b_kind {
 	AB_B2B_LZ4,   /* numcodecs LZ4: uint32 LE decoded size + LZ4 block */
 	AB_B2B_GZIP,  /* gzip member(s) (RFC 1952) */
 	AB_B2B_ZLIB,  /* zlib stream (RFC 1950) */
-	AB_B2B_CRC32C /* payload + CRC-32C (LE uint32) */
+	AB_B2B_CRC32C, /* payload + CRC-32C (LE uint32) */
+	AB_B2B_BZ2     /* bzip2 stream(s) (numcodecs BZ2, libbz2) */
 } ab_b2b_kind;
 
 /* blosc shuffle modes as stored in numcodecs/zarr v2 JSON (-1 = auto:
@@ -34,7 +36,7 @@ enum { AB_BLOSC_NOSHUFFLE = 0, AB_BLOSC_SHUFFLE = 1, AB_BLOSC_BITSHUFFLE = 2 };
 
 typedef struct ab_b2b_codec {
 	ab_b2b_kind kind;
-	int level;          /* blosc clevel, zstd/gzip/zlib level                  */
+	int level;          /* blosc clevel, zstd/gzip/zlib/bz2 level              */
 	char cname[16];     /* blosc: lz4, lz4hc, blosclz, zstd, zlib, snappy       */
 	int shuffle;        /* blosc: AB_BLOSC_*                                    */
 	int typesize;       /* blosc: item size used for shuffling (>=1)            */

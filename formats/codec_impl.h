@@ -72,6 +72,11 @@ size_t ab_zlib_encode_bound(int gzip, size_t srclen);
 ssize_t ab_zlib_encode(int gzip, int level, const void *src, size_t srclen,
 		       void *dst, size_t dstcap);
 
+/* ---- bzip2, numcodecs BZ2 (codec_bz2.c) ---- */
+ssize_t ab_bz2_decode(const void *src, size_t srclen, void *dst, size_t dstcap);
+size_t ab_bz2_encode_bound(size_t srclen);
+ssize_t ab_bz2_encode(int level, const void *src, size_t srclen, void *dst, size_t dstcap);
+
 /* ---- crc32c (crc32c.c) ---- */
 /* The portable table-driven implementation, exposed so the unit tests can
  * compare it with the SSE4.2 path that ab_crc32c() picks when it can. */

@@ -148,6 +148,12 @@ int ab_column_read(ab_column *c, uint64_t start, uint64_t end, void *dst, size_t
 			mask[i] = ab_value_as_int64(c->values->m.dt.dt, dst, i) < 0;
 		return 0;
 	}
+	if (c->values->m.dt.time) {
+		/* datetime64 / timedelta64: NaT (INT64_MIN) is numpy's missing value */
+		for (size_t i = 0; i < n; i++)
+			mask[i] = ab_value_as_int64(AB_DT_INT64, dst, i) == INT64_MIN;
+		return 0;
+	}
 	memset(mask, 0, n);
 	return 0;
 }

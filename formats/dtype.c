@@ -42,6 +42,34 @@ const char *ab_dtype_name(ab_dtype dt)
 	return "unknown";
 }
 
+#define INT64_ROW 4 /* dtype_table index of int64 */
+
+/* numpy's time units (numpy.datetime_data), "generic" for a unit-less type. */
+static const char *const time_units[] = {
+	"Y", "M", "W", "D", "h", "m", "s", "ms", "us", "\xce\xbcs", "ns", "ps", "fs", "as", "generic", NULL
+};
+
+/* `s` is "[<scale><unit>]" (bracketed, v2 dtype suffix) or "<unit>" (v3
+ * configuration unit). Returns 0 when it names a numpy time unit. */
+static int time_unit_check(const char *s, int bracketed)
+{
+	size_t len = strlen(s);
+	if (bracketed) {
+		if (len < 3 || s[0] != '[' || s[len - 1] != ']')
+			return -1;
+		s++;
+		len -= 2;
+		while (len && *s >= '0' && *s <= '9') {
+			s++;
+			len--;
+		}
+	}
+	for (int i = 0; time_units[i]; i++)
+		if (strlen(time_units[i]) == len && strncmp(time_units[i], s, len) == 0)
+			return 0;
+	return -1;
+}
+
 static void set_numeric(ab_dtype_desc *out, int i)
 {
 	out->dt = dtype_table[i].dt;
@@ -67,6 +95,16 @@ int ab_dtype_parse_v2(const char *s, int has_vlen_filter, ab_dtype_desc *out)
 					    "object dtype '|O' without a vlen-utf8 filter is not supported");
 		out->dt = AB_DT_STRING;
 		out->str = AB_STR_VLEN;
+		return 0;
+	}
+	if (kind == 'M' || kind == 'm') {
+		/* numpy datetime64 / timedelta64 ("<M8[ns]", "<m8[10s]", "<M8"), as
+		 * zarr-python 2 and 3 write them: int64 items, NaT = INT64_MIN (zarr
+		 * v2 spec, data type encoding; zarr-python src/zarr/core/dtype/npy/time.py) */
+		if (s[2] != '8' || (s[3] && time_unit_check(s + 3, 1) != 0))
+			return ab_error_set(AB_EUNSUPPORTED, "unsupported dtype '%s'", s);
+		set_numeric(out, (int)INT64_ROW);
+		out->time = 1;
 		return 0;
 	}
 	char *end;
@@ -108,6 +146,143 @@ int ab_dtype_parse_v3(const char *s, ab_dtype_desc *out)
 		}
 	}
 	return ab_error_set(AB_EUNSUPPORTED, "unsupported data_type '%s'", s);
+}
+
+int ab_dtype_parse_v3_json(const json_t *data_type, ab_dtype_desc *out)
+{
+	memset(out, 0, sizeof *out);
+	if (json_is_string(data_type)) {
+		const char *s = json_string_value(data_type);
+		/* zarr-python 3.1 writes "variable_length_bytes" with the vlen-bytes
+		 * codec; the zarr-extensions registry names the same type "bytes"
+		 * (src/zarr/core/dtype/npy/bytes.py, zarr-extensions
+		 * data-types/bytes). Items are read as strings. */
+		if (strcmp(s, "variable_length_bytes") == 0 || strcmp(s, "bytes") == 0) {
+			snprintf(out->name, sizeof out->name, "%s", s);
+			out->dt = AB_DT_STRING;
+			out->str = AB_STR_VLEN;
+			out->vlen_bytes = 1;
+			return 0;
+		}
+		if (strcmp(s, "variable_length_utf8") == 0) /* zarr-python 3.0's name of "string" */
+			s = "string";
+		return ab_dtype_parse_v3(s, out);
+	}
+	const char *name = json_is_object(data_type) ? json_string_value(json_object_get(data_type, "name")) : NULL;
+	const json_t *cfg = name ? json_object_get(data_type, "configuration") : NULL;
+	if (!name) {
+		char *txt = json_dumps(data_type, JSON_ENCODE_ANY | JSON_COMPACT);
+		int rc = ab_error_set(AB_EFORMAT, "data_type %.80s is neither a name nor an object with a name",
+				      txt ? txt : "?");
+		free(txt);
+		return rc;
+	}
+	snprintf(out->name, sizeof out->name, "%s", name);
+	if (strcmp(name, "numpy.datetime64") == 0 || strcmp(name, "numpy.timedelta64") == 0) {
+		/* {"name": "numpy.datetime64", "configuration": {"unit": "ms",
+		 * "scale_factor": 1}}: int64 items counting scale_factor units from
+		 * the epoch, NaT = INT64_MIN (zarr-extensions data-types/
+		 * numpy.datetime64, numpy.timedelta64; zarr-python
+		 * src/zarr/core/dtype/npy/time.py). */
+		const char *unit = json_string_value(json_object_get(cfg, "unit"));
+		const json_t *sf = json_object_get(cfg, "scale_factor");
+		if (!unit || time_unit_check(unit, 0) != 0 || !json_is_integer(sf) || json_integer_value(sf) < 1 ||
+		    json_integer_value(sf) > INT32_MAX)
+			return ab_error_set(AB_EFORMAT,
+					    "data_type %s needs a configuration with a numpy time unit and a "
+					    "scale_factor in [1, 2^31)", name);
+		set_numeric(out, INT64_ROW);
+		out->time = 1;
+		snprintf(out->name, sizeof out->name, "%s[%lld%s]", strchr(name, '.') + 1,
+			 (long long)json_integer_value(sf), unit);
+		return 0;
+	}
+	if (strcmp(name, "fixed_length_utf32") == 0) {
+		/* {"name": "fixed_length_utf32", "configuration": {"length_bytes":
+		 * 4 * n}}: numpy "<U<n>" items, n UTF-32 code units each, zero-padded;
+		 * the byte order is the bytes codec's (zarr-python 3.1
+		 * src/zarr/core/dtype/npy/string.py, zarr-extensions
+		 * data-types/fixed_length_utf32). */
+		const json_t *lb = json_object_get(cfg, "length_bytes");
+		json_int_t n = json_is_integer(lb) ? json_integer_value(lb) : -1;
+		if (n <= 0 || n % 4 || n > ((json_int_t)1 << 30))
+			return ab_error_set(AB_EFORMAT,
+					    "data_type fixed_length_utf32 needs a configuration length_bytes that is a "
+					    "positive multiple of 4");
+		out->dt = AB_DT_STRING;
+		out->str = AB_STR_UCS4;
+		out->str_width = (size_t)n / 4;
+		out->disk_size = (size_t)n;
+		out->swap_unit = 4;
+		snprintf(out->name, sizeof out->name, "fixed_length_utf32[%lld]", (long long)n);
+		return 0;
+	}
+	if (strcmp(name, "null_terminated_bytes") == 0) {
+		/* numpy "|S<n>" in zarr-python 3.1: {"name": "null_terminated_bytes",
+		 * "configuration": {"length_bytes": n}}, fill values in base64
+		 * (src/zarr/core/dtype/npy/bytes.py) */
+		const json_t *lb = json_object_get(cfg, "length_bytes");
+		json_int_t n = json_is_integer(lb) ? json_integer_value(lb) : -1;
+		if (n <= 0 || n > ((json_int_t)1 << 30))
+			return ab_error_set(AB_EFORMAT,
+					    "data_type null_terminated_bytes needs a positive configuration length_bytes");
+		out->dt = AB_DT_STRING;
+		out->str = AB_STR_BYTES;
+		out->str_width = (size_t)n;
+		out->disk_size = (size_t)n;
+		out->swap_unit = 1;
+		snprintf(out->name, sizeof out->name, "null_terminated_bytes[%lld]", (long long)n);
+		return 0;
+	}
+	/* a core type in the object form, {"name": "int32"}, is that type */
+	if (!cfg || (json_is_object(cfg) && json_object_size(cfg) == 0))
+		return ab_dtype_parse_v3(name, out);
+	return ab_error_set(AB_EUNSUPPORTED, "unsupported data_type '%s'", name);
+}
+
+/* Decodes standard base64 (with or without padding) into a malloc'd
+ * NUL-terminated string; NULL when `s` is not base64. */
+static char *base64_decode(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(len / 4 * 3 + 4);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	uint32_t acc = 0;
+	int bits = 0, pad = 0;
+	for (const char *p = s; *p; p++) {
+		int v;
+		if (*p >= 'A' && *p <= 'Z')
+			v = *p - 'A';
+		else if (*p >= 'a' && *p <= 'z')
+			v = *p - 'a' + 26;
+		else if (*p >= '0' && *p <= '9')
+			v = *p - '0' + 52;
+		else if (*p == '+')
+			v = 62;
+		else if (*p == '/')
+			v = 63;
+		else if (*p == '=') {
+			pad++;
+			continue;
+		} else {
+			free(out);
+			return NULL;
+		}
+		if (pad) {
+			free(out);
+			return NULL;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	out[n] = '\0';
+	return out;
 }
 
 double ab_half_to_double(uint16_t h)
@@ -239,7 +414,11 @@ int ab_fill_parse(const json_t *fv, const ab_dtype_desc *d, int zarr_format,
 	}
 	if (d->dt == AB_DT_STRING) {
 		if (str) {
-			if (json_is_string(fv) && (zarr_format == 3 || d->str == AB_STR_VLEN))
+			if (json_is_string(fv) && zarr_format == 3 && d->str == AB_STR_BYTES) {
+				/* v3 null_terminated_bytes: base64 of the bytes */
+				if (!(*str = base64_decode(json_string_value(fv))))
+					goto bad;
+			} else if (json_is_string(fv) && (zarr_format == 3 || d->str == AB_STR_VLEN))
 				*str = strdup(json_string_value(fv));
 			else
 				*str = strdup(""); /* v2 fixed strings: base64 of bytes; rare, read as empty */
@@ -277,6 +456,11 @@ int ab_fill_parse(const json_t *fv, const ab_dtype_desc *d, int zarr_format,
 		}
 		if (json_is_boolean(fv)) {
 			item[0] = json_is_true(fv);
+			return 0;
+		}
+		if (d->time && json_is_string(fv) && strcmp(json_string_value(fv), "NaT") == 0) {
+			int64_t nat = INT64_MIN; /* numpy's NaT */
+			memcpy(item, &nat, 8);
 			return 0;
 		}
 		break;

@@ -24,7 +24,11 @@ typedef struct ab_dtype_desc {
 	int big_endian;       /* v2 byte-order character '>' (v3: the bytes codec) */
 	ab_str_kind str;
 	size_t str_width;     /* characters of a fixed-width string               */
-	char name[32];        /* as written on disk                               */
+	int time;             /* numpy datetime64/timedelta64: int64 on disk, read
+	                       * as int64; NaT is INT64_MIN (a missing obs value)  */
+	int vlen_bytes;       /* v3 variable_length_bytes (vlen-bytes codec): read
+	                       * as AB_STR_VLEN strings                            */
+	char name[48];        /* as written on disk                               */
 } ab_dtype_desc;
 
 /* "<f4", "|b1", ">i8", "|S12", "<U6", "|O". `has_vlen_filter` says the v2
@@ -32,6 +36,9 @@ typedef struct ab_dtype_desc {
 int ab_dtype_parse_v2(const char *s, int has_vlen_filter, ab_dtype_desc *out);
 /* "float32", "bool", "string", ... */
 int ab_dtype_parse_v3(const char *s, ab_dtype_desc *out);
+/* A v3 data_type as it stands in zarr.json: a core name (string) or an
+ * extension object {"name": ..., "configuration": {...}}; refusals name it. */
+int ab_dtype_parse_v3_json(const json_t *data_type, ab_dtype_desc *out);
 
 /* Parses a fill value for the dtype into `item` (disk_size bytes, host byte
  * order) or, for string dtypes, into a malloc'd *str. null -> zeros. */

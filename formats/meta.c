@@ -138,9 +138,9 @@ static int parse_v3(const json_t *doc, ab_array_meta *m)
 	if ((rc = parse_extents(json_object_get(doc, "shape"), "shape", 1, &m->ndim, m->shape)))
 		return rc;
 	const json_t *dtype = json_object_get(doc, "data_type");
-	if (!json_is_string(dtype))
-		return ab_error_set(AB_EUNSUPPORTED, "data_type must be a string naming a core data type");
-	if ((rc = ab_dtype_parse_v3(json_string_value(dtype), &m->dt)))
+	if (!dtype)
+		return ab_error_set(AB_EFORMAT, "data_type is missing");
+	if ((rc = ab_dtype_parse_v3_json(dtype, &m->dt)))
 		return rc;
 	const json_t *grid = json_object_get(doc, "chunk_grid");
 	const char *gname = ab_attr_str(grid, "name");
@@ -179,6 +179,7 @@ static int parse_v3(const json_t *doc, ab_array_meta *m)
 int ab_array_meta_parse(const json_t *doc, int zarr_format, const char *what, ab_array_meta *out)
 {
 	memset(out, 0, sizeof *out);
+	out->zarr_format = zarr_format;
 	int rc = zarr_format == 2 ? parse_v2(doc, out) : parse_v3(doc, out);
 	if (rc) {
 		ab_array_meta_free(out);

@@ -133,6 +133,12 @@ static int parse_b2b(const char *name, const json_t *cfg, int v3, const ab_dtype
 		*rc = cfg_int(cfg, "level", 1, &c->level);
 	} else if (strcmp(name, "crc32c") == 0 || strcmp(name, "numcodecs.crc32c") == 0) {
 		c->kind = AB_B2B_CRC32C;
+	} else if (strcmp(name, "bz2") == 0 || strcmp(name, "numcodecs.bz2") == 0) {
+		/* v2 {"id": "bz2", "level": 9}; zarr-python 3 writes the numcodecs
+		 * codec as {"name": "numcodecs.bz2", "configuration": {"level": 9}}
+		 * (numcodecs/zarr3.py) */
+		c->kind = AB_B2B_BZ2;
+		*rc = cfg_int(cfg, "level", 9, &c->level);
 	} else {
 		return 0;
 	}
@@ -238,6 +244,21 @@ static int parse_sharding(const json_t *cfg, int ndim, const uint64_t *shard_sha
 	return 0;
 }
 
+/* numcodecs BitRound (v2 filter "bitround", v3 "numcodecs.bitround"): the
+ * encoder zeroes all but `keepbits` mantissa bits of floats and the chunk stays
+ * a float array, so decoding is the identity (numcodecs/bitround.py; the v3
+ * name from numcodecs/zarr3.py). Only checked, never run. */
+static int check_bitround(const char *name, const json_t *cfg, const ab_dtype_desc *dt, ab_pipeline *out)
+{
+	const json_t *kb = cfg ? json_object_get(cfg, "keepbits") : NULL;
+	if (!json_is_integer(kb) || json_integer_value(kb) < 0 || json_integer_value(kb) > 52)
+		return ab_error_set(AB_EFORMAT, "%s: keepbits must be an integer in [0, 52]", name);
+	if (dt->dt != AB_DT_FLOAT16 && dt->dt != AB_DT_FLOAT32 && dt->dt != AB_DT_FLOAT64)
+		return ab_error_set(AB_EFORMAT, "%s applies to floats, not %s", name, dt->name);
+	out->bitround = (int)json_integer_value(kb) + 1;
+	return 0;
+}
+
 int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_shape,
 			const ab_dtype_desc *dt, ab_pipeline *out)
 {
@@ -295,11 +316,19 @@ int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_sh
 					out->has_transpose = 1;
 			continue;
 		}
+		if (strcmp(name, "numcodecs.bitround") == 0 || strcmp(name, "bitround") == 0) {
+			if (out->a2b)
+				return ab_error_set(AB_EFORMAT, "%s must come before the array->bytes codec", name);
+			if ((rc = check_bitround(name, cfg, dt, out)))
+				return rc;
+			continue;
+		}
 		if (strcmp(name, "bytes") == 0 || strcmp(name, "endian") == 0) {
 			if (out->a2b)
 				return ab_error_set(AB_EFORMAT, "more than one array->bytes codec");
 			if (dt->str == AB_STR_VLEN)
-				return ab_error_set(AB_EFORMAT, "data_type string needs the vlen-utf8 codec, not bytes");
+				return ab_error_set(AB_EFORMAT, "data_type %s needs the %s codec, not bytes", dt->name,
+						    dt->vlen_bytes ? "vlen-bytes" : "vlen-utf8");
 			const char *e;
 			if ((rc = cfg_str(cfg, "endian", "little", &e)))
 				return rc;
@@ -309,11 +338,16 @@ int ab_pipeline_from_v3(const json_t *codecs, int ndim, const uint64_t *chunk_sh
 			out->a2b = AB_A2B_BYTES;
 			continue;
 		}
-		if (strcmp(name, "vlen-utf8") == 0) {
+		if (strcmp(name, "vlen-utf8") == 0 || strcmp(name, "vlen-bytes") == 0) {
+			/* vlen-bytes has vlen-utf8's layout (zarr-extensions
+			 * codecs/vlen-bytes; numcodecs VLenBytes) */
+			int bytes = strcmp(name, "vlen-bytes") == 0;
 			if (out->a2b)
 				return ab_error_set(AB_EFORMAT, "more than one array->bytes codec");
-			if (dt->str != AB_STR_VLEN)
-				return ab_error_set(AB_EFORMAT, "vlen-utf8 needs data_type string");
+			if (dt->str != AB_STR_VLEN || dt->vlen_bytes != bytes)
+				return ab_error_set(AB_EFORMAT, "%s needs data_type %s", name,
+						    bytes ? "variable_length_bytes" : "string");
+			out->vlen_bytes = bytes;
 			out->a2b = AB_A2B_VLEN;
 			continue;
 		}
@@ -369,6 +403,12 @@ int ab_pipeline_from_v2(const json_t *compressor, const json_t *filters, const c
 			const char *name = json_is_string(id) ? json_string_value(id) : "?";
 			if (strcmp(name, "vlen-utf8") == 0 && dt->str == AB_STR_VLEN)
 				continue;
+			if (strcmp(name, "bitround") == 0) {
+				int rc = check_bitround(name, f, dt, out);
+				if (rc)
+					return rc;
+				continue;
+			}
 			return ab_error_set(AB_EUNSUPPORTED, "unsupported filter '%s'", name);
 		}
 	}
@@ -392,6 +432,8 @@ void ab_pipeline_describe(const ab_pipeline *p, char *buf, size_t size)
 	size_t n = 0;
 #define APPEND(...) do { if (n < size) n += (size_t)snprintf(buf + n, size - n, __VA_ARGS__); } while (0)
 	buf[0] = '\0';
+	if (p->bitround)
+		APPEND("bitround(keepbits=%d) | ", p->bitround - 1);
 	if (p->has_transpose) {
 		APPEND("transpose(");
 		for (int i = 0; i < p->ndim; i++)
@@ -401,7 +443,7 @@ void ab_pipeline_describe(const ab_pipeline *p, char *buf, size_t size)
 	if (p->a2b == AB_A2B_BYTES)
 		APPEND("bytes(%s)", p->big_endian ? "big" : "little");
 	else if (p->a2b == AB_A2B_VLEN)
-		APPEND("vlen-utf8");
+		APPEND(p->vlen_bytes ? "vlen-bytes" : "vlen-utf8");
 	else if (p->a2b == AB_A2B_SHARD) {
 		char inner[256];
 		ab_pipeline_describe(&p->shard->inner, inner, sizeof inner);
@@ -455,6 +497,45 @@ int ab_chunk_nbytes(int ndim, const uint64_t *shape, const ab_dtype_desc *dt, si
 	return 0;
 }
 
+/* Writes the code points of UTF-8 `s` into `width` host-order UCS-4 units,
+ * zero-padded, cut at `width`; a malformed sequence becomes U+FFFD. */
+static void ucs4_from_utf8(const char *s, uint32_t *out, size_t width)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = 0;
+	while (*u && n < width) {
+		uint32_t cp;
+		int more;
+		if (*u < 0x80) {
+			cp = *u;
+			more = 0;
+		} else if ((*u & 0xe0) == 0xc0) {
+			cp = *u & 0x1f;
+			more = 1;
+		} else if ((*u & 0xf0) == 0xe0) {
+			cp = *u & 0x0f;
+			more = 2;
+		} else if ((*u & 0xf8) == 0xf0) {
+			cp = *u & 0x07;
+			more = 3;
+		} else {
+			cp = 0xfffd;
+			more = 0;
+		}
+		u++;
+		for (; more > 0; more--, u++) {
+			if ((*u & 0xc0) != 0x80) {
+				cp = 0xfffd;
+				break;
+			}
+			cp = cp << 6 | (*u & 0x3f);
+		}
+		out[n++] = cp;
+	}
+	while (n < width)
+		out[n++] = 0;
+}
+
 int ab_chunk_fill(void *out, uint64_t nitems, const ab_dtype_desc *dt, const uint8_t *fill,
 		  const char *fill_str)
 {
@@ -475,13 +556,21 @@ int ab_chunk_fill(void *out, uint64_t nitems, const ab_dtype_desc *dt, const uin
 	for (size_t k = 0; k < sz && k < 16; k++)
 		if (fill[k])
 			zero = 0;
-	if (zero || dt->str != AB_STR_NONE) {
+	int str_fill = (dt->str == AB_STR_UCS4 || dt->str == AB_STR_BYTES) && fill_str && *fill_str;
+	if ((zero && !str_fill) || (dt->str != AB_STR_NONE && !str_fill)) {
 		memset(p, 0, (size_t)nitems * sz);
 		return 0;
 	}
 	if (nitems == 0)
 		return 0;
-	memcpy(p, fill, sz);
+	if (str_fill && dt->str == AB_STR_UCS4)
+		/* v3 fixed_length_utf32 fill values are strings (zarr-python
+		 * core/dtype/npy/string.py): one item of their code points */
+		ucs4_from_utf8(fill_str, (uint32_t *)(void *)p, dt->str_width);
+	else if (str_fill)
+		strncpy((char *)p, fill_str, sz); /* v3 null_terminated_bytes, zero-padded */
+	else
+		memcpy(p, fill, sz);
 	/* Doubling copies: log2(n) memcpy calls. */
 	size_t have = 1;
 	while (have < nitems) {

@@ -30,6 +30,9 @@ typedef struct ab_pipeline {
 	int has_transpose;
 	int order[AB_MAX_NDIM];     /* encoded axis i = decoded axis order[i]    */
 	ab_a2b_kind a2b;
+	int vlen_bytes;             /* AB_A2B_VLEN: the codec is vlen-bytes      */
+	int bitround;               /* keepbits + 1 of a bitround codec (0: none;
+	                             * decoding it is the identity)              */
 	int big_endian;             /* bytes codec                               */
 	struct ab_shard_cfg *shard; /* a2b == AB_A2B_SHARD                       */
 	int nb2b;

@@ -194,6 +194,29 @@ static int load_consolidated(ab_store *s)
 	return 0;
 }
 
+/* Whether the directory holds a subdirectory (where a node could be). */
+static int has_subdir(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	struct dirent *e;
+	int found = 0;
+	while (!found && (e = readdir(d))) {
+		struct stat st;
+		if (e->d_name[0] == '.' || (e->d_type != DT_DIR && e->d_type != DT_LNK && e->d_type != DT_UNKNOWN))
+			continue; /* files need no stat: a directory of many is scanned fast */
+		if (e->d_type == DT_DIR || (fstatat(dirfd, e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)))
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
 int ab_store_open(const char *path, ab_store **out)
 {
 	if (!path || !out)
@@ -225,6 +248,11 @@ int ab_store_open(const char *path, ab_store **out)
 		 faccessat(s->rootfd, ".zarray", F_OK, 0) == 0 ||
 		 faccessat(s->rootfd, ".zmetadata", F_OK, 0) == 0)
 		s->zarr_format = 2;
+	else if (has_subdir(s->rootfd))
+		/* No root metadata, but arrays may sit below: zarr-python and
+		 * other writers open an array by its path in such a directory, so
+		 * each node's own metadata says which format it is. */
+		s->zarr_format = 0;
 	else {
 		ab_store_close(s);
 		return ab_error_set(AB_EFORMAT, "%s: not a zarr store (no zarr.json, .zgroup or .zarray)", path);
@@ -292,8 +320,22 @@ static int v2_doc(ab_store *s, const char *node, const char *name, json_t **out)
 int ab_store_node_meta(ab_store *s, const char *node, ab_node_meta *out)
 {
 	memset(out, 0, sizeof *out);
-	int rc;
-	if (s->zarr_format == 2) {
+	int rc, fmt = s->zarr_format;
+	if (fmt == 0) {
+		/* no root metadata: the node's own files say v3 or v2 */
+		char *key = ab_path_join(node, "zarr.json");
+		if (!key)
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		fmt = faccessat(s->rootfd, key, F_OK, 0) == 0 ? 3 : 2;
+		free(key);
+		if (!*node) {
+			/* has_subdir saw no root metadata at open */
+			return ab_error_set(AB_ENOENT, "%s has no root metadata (no zarr.json, .zgroup or .zarray): "
+					    "name an array inside it", s->root);
+		}
+	}
+	out->zarr_format = fmt;
+	if (fmt == 2) {
 		json_t *arr = NULL, *grp = NULL, *attrs = NULL;
 		if ((rc = v2_doc(s, node, ".zarray", &arr)))
 			return rc;
@@ -522,8 +564,9 @@ int ab_group_children(ab_store *s, const char *node_in, char ***names, size_t *c
 			int is_node = 0;
 			const char *probes3[] = { "zarr.json" };
 			const char *probes2[] = { ".zarray", ".zgroup" };
-			const char **probes = s->zarr_format == 3 ? probes3 : probes2;
-			int np = s->zarr_format == 3 ? 1 : 2;
+			const char *probes0[] = { "zarr.json", ".zarray", ".zgroup" };
+			const char **probes = s->zarr_format == 3 ? probes3 : s->zarr_format == 2 ? probes2 : probes0;
+			int np = s->zarr_format == 3 ? 1 : s->zarr_format == 2 ? 2 : 3;
 			struct stat ls;
 			if (fstatat(s->rootfd, rel, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode))
 				rc = check_link_cycle(s, node, rel);

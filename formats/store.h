@@ -17,7 +17,7 @@
 struct ab_store {
 	char *root;
 	int rootfd;
-	int zarr_format;
+	int zarr_format;      /* 2 or 3; 0: no root metadata (nodes found by path) */
 	json_t *consolidated; /* v2: {"X/.zarray": {...}}; v3: {"X": {zarr.json}} */
 };
 
@@ -25,6 +25,8 @@ typedef struct ab_node_meta {
 	ab_node_type type;
 	json_t *meta;  /* v2 .zarray / .zgroup, v3 zarr.json (a new reference) */
 	json_t *attrs; /* user attributes (a new reference; {} when none)      */
+	int zarr_format; /* of this node: a store without root metadata (format
+	                  * 0) may hold v2 and v3 nodes                         */
 } ab_node_meta;
 
 /* Loads the metadata of `node` (already normalised). AB_ENOENT with a message

@@ -73,6 +73,11 @@ const char *ab_strerror(int status);
 /* Data types                                                                */
 /* ------------------------------------------------------------------------- */
 
+/* numpy datetime64 / timedelta64 arrays (v2 `<M8[ns]`, `<m8[s]`; v3
+ * numpy.datetime64 / numpy.timedelta64) read as AB_DT_INT64: the counts of
+ * their unit, NaT being INT64_MIN (a missing value in obs columns). v3
+ * fixed_length_utf32 reads as a fixed-width `U` string, v3
+ * variable_length_bytes (vlen-bytes) as variable-length strings. */
 typedef enum ab_dtype {
 	AB_DT_BOOL = 0,
 	AB_DT_INT8, AB_DT_INT16, AB_DT_INT32, AB_DT_INT64,
@@ -100,11 +105,14 @@ typedef struct ab_store ab_store;
 
 /* Opens the zarr store rooted at the directory `path` (v2 or v3, detected). The
  * root metadata is read once; consolidated metadata, when present, answers every
- * later metadata lookup without touching the disk. */
+ * later metadata lookup without touching the disk. A directory without root
+ * metadata (no zarr.json, .zgroup or .zarray) that has subdirectories opens too,
+ * as other zarr readers do: its arrays are then found by their paths, each
+ * node's own metadata saying v2 or v3, and the root itself is not a node. */
 int ab_store_open(const char *path, ab_store **out);
 void ab_store_close(ab_store *store);
 
-/* 2 or 3. */
+/* 2 or 3; 0 for a directory without root metadata. */
 int ab_store_zarr_format(const ab_store *store);
 /* The directory the store was opened on. */
 const char *ab_store_path(const ab_store *store);
@@ -147,7 +155,8 @@ typedef struct ab_array_info {
 	size_t itemsize;                /* bytes per item handed out (0: string)    */
 	size_t fixed_string_width;      /* >0 for v2 `S`/`U` strings, in characters */
 	const char *codecs;             /* human description, "blosc(lz4,3,shuffle)" */
-	const char *dtype_on_disk;      /* "<f4", ">i2", "|O", "float32", "string"   */
+	const char *dtype_on_disk;      /* "<f4", ">i2", "|O", "float32", "string",
+	                                 * "datetime64[1ms]", "fixed_length_utf32[24]" */
 } ab_array_info;
 
 int ab_array_open(ab_store *store, const char *node, ab_array **out);

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
 	build-essential autoconf automake libtool pkg-config
-	liburing-dev libzstd-dev liblz4-dev libjansson-dev libblosc-dev zlib1g-dev check libhdf5-dev
+	liburing-dev libzstd-dev liblz4-dev libjansson-dev libblosc-dev zlib1g-dev libbz2-dev check libhdf5-dev
 	python3-zarr python3-numcodecs python3-anndata python3-numpy python3-scipy
 	python3-pandas python3-h5py openmpi-bin
 	time valgrind

@@ -198,7 +198,16 @@ static int add_input(ab_loader *ld, const char *in, const char *cmd)
 			return rc ? cli_fail_lib(cmd, rc, in) : 0;
 		}
 	}
-	rc = ab_loader_add_anndata(ld, in);
+	/* A store whose root is an array (an image stack, any raw array) is read
+	 * as that array: "stack.zarr" means what "stack.zarr:" means. */
+	ab_store *st;
+	ab_node_type t = 0;
+	if (ab_store_open(in, &st) == 0) {
+		if (ab_node_type_of(st, "", &t) != 0)
+			t = 0;
+		ab_store_close(st);
+	}
+	rc = t == AB_NODE_ARRAY ? ab_loader_add_array(ld, in, "") : ab_loader_add_anndata(ld, in);
 	return rc ? cli_fail_lib(cmd, rc, NULL) : 0;
 }
 

@@ -217,6 +217,7 @@ class Gen:
         self.expected = os.path.join(self.out, "expected")
         self.cases = []
         self.names = set()
+        self.cli_cases = []
 
     def spath(self, store):
         return os.path.join(self.stores, store)
@@ -250,7 +251,27 @@ class Gen:
             self.case("%s_rows_%d_%d" % (prefix, a, b), "bytes", store, node,
                       "--rows %d:%d%s" % (a, b, ea), le_bytes(data[a:b]))
 
+    def cli_case(self, name, mode, args, expected):
+        """A case for cli_cases.sh: `annbatch ARGS` run in OUTDIR/stores (store
+        paths relative to it); mode `text`: stdout must equal `expected`
+        exactly; `grep`: exit 0 and stdout contains `expected`; `fail`: a clean
+        one-line failure containing `expected`."""
+        assert name not in self.names, name
+        self.names.add(name)
+        if mode == "text":
+            rel = "expected/%s.txt" % name
+            with open(os.path.join(self.out, rel), "w") as f:
+                f.write(expected)
+        else:
+            assert mode in ("fail", "grep") and "\t" not in expected
+            rel = expected
+        self.cli_cases.append((name, mode, args, rel))
+
     def write_manifest(self):
+        with open(os.path.join(self.out, "cli_manifest.tsv"), "w") as f:
+            f.write("# name\tmode\targs\texpected\n")
+            for c in self.cli_cases:
+                f.write("\t".join(c) + "\n")
         with open(os.path.join(self.out, "manifest.tsv"), "w") as f:
             f.write("# name\tmode\tstore\tnode\targs\texpected\n")
             for c in self.cases:
@@ -585,6 +606,14 @@ def encode_chunk(chunk, codecs, ctx=None):
             state = gzip.compress(state, compresslevel=cfg["level"], mtime=0)
         elif name == "crc32c":
             state = state + struct.pack("<I", crc32c(state))
+        elif name == "numcodecs.bz2":
+            state = bytes(numcodecs.BZ2(level=cfg["level"]).encode(state))
+        elif name == "numcodecs.bitround":
+            # numcodecs 0.11 rounds in place and hands back an integer view
+            enc = numcodecs.BitRound(keepbits=cfg["keepbits"]).encode(np.array(state, copy=True))
+            state = np.asarray(enc).view(state.dtype).reshape(state.shape)
+        elif name == "vlen-bytes":
+            state = bytes(numcodecs.VLenBytes().encode(np.asarray(state, dtype=object).ravel(order="C")))
         else:
             raise ValueError(name)
     assert isinstance(state, bytes)
@@ -636,7 +665,7 @@ def v3_group(path, attrs=None, extra=None):
 
 def v3_array(path, data, chunk_shape, codecs, fill, dtype=None,
              cke=None, attrs=None, missing=(), missing_inner=None, shuffle_inner=False,
-             seed=0, meta_extra=None):
+             seed=0, meta_extra=None, fill_np=None):
     """Write a v3 array.  chunk_shape is the outer grid (the shard shape when the
     array->bytes codec is sharding_indexed).  missing: chunk grid indices to leave
     absent; missing_inner: {outer idx: set(inner idx)}."""
@@ -652,14 +681,15 @@ def v3_array(path, data, chunk_shape, codecs, fill, dtype=None,
     if meta_extra:
         meta.update(meta_extra)
     json_write(os.path.join(path, "zarr.json"), meta)
-    fv = fill_to_value(fill, dtype)
+    # fill_np: the fill value as numpy sees it, for data types given as objects
+    fv = fill_to_value(fill, dtype) if fill_np is None else fill_np
     grid = [-(-s // c) for s, c in zip(data.shape, chunk_shape)]
     rng = np.random.default_rng(seed)
     for idx in np.ndindex(*grid):
         if tuple(idx) in missing:
             continue
         sl = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(idx, chunk_shape, data.shape))
-        if dtype == "string":
+        if dtype == "string" or data.dtype == object:
             chunk = np.full(chunk_shape, fv, dtype=object)
         else:
             chunk = np.full(chunk_shape, fv, dtype=data.dtype)
@@ -915,6 +945,195 @@ def gen_v3(g):
         g.case(st + "_nested", "bytes", st, "g/h/arr", "-", le_bytes(data))
         g.case(st + "_nested_rows", "bytes", st, "g/h/arr", "--rows 3:9", le_bytes(data[3:9]))
         g.case(st + "_strings", "json", st, "names", "-", json_strings(sdata))
+
+
+# --------------------------------------------------------------------------
+# what other writers write: zarr-python 3's data types and codecs, stores whose
+# root is an array, arrays in directories without root metadata
+# --------------------------------------------------------------------------
+
+def iterate_rowsums(data, batch):
+    """What `annbatch iterate --batch-size B --emit index+rowsum` prints for a
+    store of `data` read in order: "i:s" tokens, s the row's sum (%.17g)."""
+    rows = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+    lines = []
+    for a in range(0, len(rows), batch):
+        lines.append(" ".join("%d:%.17g" % (i, rows[i].sum()) for i in range(a, min(a + batch, len(rows)))))
+    return "\n".join(lines) + "\n"
+
+
+def gen_other_writers(g):
+    # ---- a store whose root is an array, iterated and inspected by its plain path ----
+    # (v2 written by zarr 2.13, v3 by hand; integer rows so the sums are exact)
+    stack = (np.arange(11 * 4 * 3) % 251).astype("<u2").reshape(11, 4, 3)
+    z = zarr.open(g.spath("ow_stack_v2"), mode="w", shape=stack.shape, chunks=(4, 4, 3), dtype=stack.dtype)
+    z[...] = stack
+    v3_array(g.spath("ow_stack_v3"), stack.astype("<i4"), (5, 2, 3), [BYTES_LE, zstd3(1, False)], 0)
+    for st in ("ow_stack_v2", "ow_stack_v3"):
+        g.cli_case("cli_iterate_root_array_" + st[-2:], "text",
+                   "iterate --batch-size 4 --emit index+rowsum " + st, iterate_rowsums(stack, 4))
+        g.cli_case("cli_iterate_root_array_colon_" + st[-2:], "text",
+                   "iterate --batch-size 4 --emit index+rowsum " + st + ":", iterate_rowsums(stack, 4))
+        g.cli_case("cli_inspect_root_array_" + st[-2:], "grep", "inspect " + st, "[11, 4, 3]")
+    g.array_cases("ow_get_root_array_v2", "ow_stack_v2", None, stack, rows=[(3, 9)])
+    g.array_cases("ow_get_root_array_v3", "ow_stack_v3", None, stack.astype("<i4"), rows=[(3, 9)])
+
+    # ---- zarr-python 3 data types (zarr v3 zarr.json, written by spec) ----
+    st = "ow_zp3"
+    base = g.spath(st)
+    v3_group(base)
+    # numpy.datetime64 / numpy.timedelta64: int64 counts of scale_factor units, NaT =
+    # INT64_MIN; zarr-python 3 writes the fill value as an integer and reads "NaT" too
+    # (zarr-extensions data-types/numpy.datetime64; zarr-python core/dtype/npy/time.py)
+    t = np.array(["2020-01-01T00:00:00.001", "NaT", "1969-12-31T23:59:59.999", "2262-04-11",
+                  "1677-09-22", "2024-02-29T12:34:56.789"] * 4, dtype="M8[ms]").reshape(8, 3)
+    for name, fill_json, fill_np, missing in [("dt_ms_fill_int", -2**63, np.datetime64("NaT"), {(1, 0)}),
+                                              ("dt_ms_fill_nat", "NaT", np.datetime64("NaT"), {(0, 1)}),
+                                              ("dt_ms_fill_zero", 0, np.datetime64(0, "ms"), {(2, 0)})]:
+        dtj = {"name": "numpy.datetime64", "configuration": {"unit": "ms", "scale_factor": 1}}
+        v3_array(os.path.join(base, name), t, (3, 2), [BYTES_LE], fill_json, dtype=dtj, fill_np=fill_np,
+                 missing=missing)
+        expect = t.copy()
+        for (i, j) in missing:
+            expect[i * 3:(i + 1) * 3, j * 2:(j + 1) * 2] = fill_np
+        g.array_cases("ow_v3_" + name, st, name, expect.view("<i8"), rows=[(2, 7)])
+    td = (np.array([1, -5, 0, 2**40, -2**62, 77, 3, 9, 12], dtype="<i8").view("m8[10s]"))
+    td[2] = np.timedelta64("NaT")
+    dtj = {"name": "numpy.timedelta64", "configuration": {"unit": "s", "scale_factor": 10}}
+    v3_array(os.path.join(base, "td_10s_big"), td, (4,), [BYTES_BE, {"name": "numcodecs.bz2",
+             "configuration": {"level": 5}}], "NaT", dtype=dtj, fill_np=np.timedelta64("NaT"))
+    g.case("ow_v3_td_10s_big_bz2", "bytes", st, "td_10s_big", "-", le_bytes(td.view("<i8")))
+    # fixed_length_utf32 (zarr-python 3.1's v3 form of numpy "<U"): length_bytes = 4 * n,
+    # byte order from the bytes codec (core/dtype/npy/string.py)
+    u = np.array(["", "\u00e9t\u00e9", "\u65e5\u672c\u8a9e", "abcdef", "q\"\\", "\U0001F9EC",
+                  "tab\t", "zz", "end"], dtype="<U6")
+    flu = {"name": "fixed_length_utf32", "configuration": {"length_bytes": 24}}
+    v3_array(os.path.join(base, "utf32_le"), u, (4,), [BYTES_LE], "", dtype=flu, fill_np="", missing={(1,)})
+    um = u.copy()
+    um[4:8] = ""
+    g.case("ow_v3_fixed_length_utf32", "json", st, "utf32_le", "-", json_strings(um))
+    g.case("ow_v3_fixed_length_utf32_rows", "json", st, "utf32_le", "--rows 2:7", json_strings(um[2:7]))
+    u2 = u[:8].reshape(4, 2)
+    v3_array(os.path.join(base, "utf32_be_zstd"), u2, (3, 2), [BYTES_BE, zstd3(3, False)], "zz",
+             dtype=flu, fill_np="zz")
+    g.case("ow_v3_fixed_length_utf32_big_zstd", "json", st, "utf32_be_zstd", "-", json_strings(u2))
+    # a missing chunk reads as the fill string (cut to the width like numpy does)
+    for name, fill in [("utf32_fill", "\u00e9\U0001F9ECx"), ("utf32_fill_long", "abcdefgh")]:
+        v3_array(os.path.join(base, name), u2, (3, 2), [BYTES_LE], fill, dtype=flu,
+                 fill_np=fill, missing={(1, 0)})
+        uf = u2.copy()
+        uf[3:] = fill  # numpy cuts "abcdefgh" to the 6 characters of <U6
+        g.case("ow_v3_fixed_length_utf32_" + name[6:], "json", st, name, "-", json_strings(uf))
+    # null_terminated_bytes (zarr-python 3.1's v3 form of numpy "|S"), the fill value
+    # base64 (core/dtype/npy/bytes.py)
+    sb = np.array([b"", b"a", b"abcdefgh", b"quote\"", b"back\\sl", b"sp ace", b"1234567", b"x"], dtype="|S8")
+    ntb = {"name": "null_terminated_bytes", "configuration": {"length_bytes": 8}}
+    v3_array(os.path.join(base, "ntbytes"), sb, (3,), [BYTES_LE, zstd3(1, False)], "YWI=", dtype=ntb,
+             fill_np=b"ab", missing={(1,)})
+    sbm = sb.copy()
+    sbm[3:6] = b"ab"
+    g.case("ow_v3_null_terminated_bytes", "json", st, "ntbytes", "-", json_strings(sbm))
+    # zarr-python 3.0 named the vlen-utf8 data type "variable_length_utf8"
+    vs = np.array(STRINGS[:10], dtype=object)
+    v3_array(os.path.join(base, "vutf8"), vs, (4,), [{"name": "vlen-utf8", "configuration": {}}], "",
+             dtype="variable_length_utf8", fill_np="")
+    g.case("ow_v3_variable_length_utf8", "json", st, "vutf8", "-", json_strings(vs))
+    # numcodecs.bz2 after bytes (numcodecs/zarr3.py names the codec; numcodecs.BZ2 and
+    # Debian's libbz2 make the bytes)
+    f = make_data("<f4", (23, 17), compressible=True)
+    v3_array(os.path.join(base, "bz2_f4"), f, (8, 6), [BYTES_LE, {"name": "numcodecs.bz2",
+             "configuration": {"level": 9}}], 0.0)
+    g.array_cases("ow_v3_bz2_f4", st, "bz2_f4", f, rows=[(5, 13)])
+    # numcodecs.bitround (array->array): the stored floats are already rounded, so
+    # reading is the identity; the expected values are numcodecs' rounding
+    r = make_data("<f4", (23, 17))
+    v3_array(os.path.join(base, "bitround_f4"), r, (8, 6), [{"name": "numcodecs.bitround",
+             "configuration": {"keepbits": 7}}, BYTES_LE, zstd3(3, False)], 0.0)
+    rr = np.asarray(numcodecs.BitRound(keepbits=7).encode(r.copy())).view(r.dtype).reshape(r.shape)
+    assert not np.array_equal(rr.view("u4"), r.view("u4"))
+    g.array_cases("ow_v3_bitround_f4", st, "bitround_f4", rr)
+    # variable_length_bytes + vlen-bytes (core/dtype/npy/bytes.py; zarr-extensions
+    # codecs/vlen-bytes: vlen-utf8's layout), the fill value base64
+    vb = np.array([b"", b"a", b"bytes\x01\x7f", b"caf\xc3\xa9", b"x" * 50, b"/"] * 2, dtype=object)
+    v3_array(os.path.join(base, "vbytes"), vb, (5,), [{"name": "vlen-bytes", "configuration": {}}], "",
+             dtype="variable_length_bytes", fill_np=b"")
+    g.case("ow_v3_vlen_bytes", "json", st, "vbytes", "-", [x.decode("utf-8") for x in vb])
+    g.case("ow_v3_vlen_bytes_rows", "json", st, "vbytes", "--rows 3:9", [x.decode("utf-8") for x in vb[3:9]])
+    # data types still refused: the message names them
+    for name, dtj in [("structured", {"name": "structured", "configuration": {"fields": [["a", "int32"]]}}),
+                      ("raw_bits", "r16"), ("dt_bad_unit", {"name": "numpy.datetime64",
+                                                           "configuration": {"unit": "fortnight", "scale_factor": 1}})]:
+        meta = {"zarr_format": 3, "node_type": "array", "shape": [4], "data_type": dtj,
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4]}},
+                "chunk_key_encoding": {"name": "default"}, "fill_value": 0, "codecs": [BYTES_LE],
+                "attributes": {}}
+        json_write(os.path.join(base, "refused_" + name, "zarr.json"), meta)
+    g.case("ow_v3_refused_structured", "fail", st, "refused_structured", "-", "data_type 'structured'")
+    g.case("ow_v3_refused_r16", "fail", st, "refused_raw_bits", "-", "data_type 'r16'")
+    g.case("ow_v3_refused_datetime_unit", "fail", st, "refused_dt_bad_unit", "-", "numpy.datetime64")
+
+    # ---- the same types from zarr 2.13 (v2): <M8 / <m8, bz2 compressor, bitround filter ----
+    st = "ow_v2"
+    root = zarr.open_group(g.spath(st), mode="w")
+    a = root.create_dataset("dt_ns", shape=(10,), chunks=(4,), dtype="<M8[ns]", fill_value=np.datetime64("NaT"))
+    t2 = np.array(["2021-03-04T05:06:07.123456789", "NaT", "1970-01-01", "1900-01-01T00:00:00.000000001",
+                   "2262-04-11T23:47:16.854775807", "NaT"], dtype="M8[ns]")
+    a[:6] = t2
+    e2 = np.full(10, np.datetime64("NaT"), dtype="M8[ns]")
+    e2[:6] = t2
+    check_same(e2.view("<i8"), a[...].view("<i8"))
+    g.case("ow_v2_datetime64_ns", "bytes", st, "dt_ns", "-", le_bytes(e2.view("<i8")))
+    d2 = np.array([3, -1, 0, 86400], dtype=">i8").view(">m8[s]")
+    root.create_dataset("td_s_be", shape=(4,), chunks=(3,), dtype=">m8[s]")[...] = d2
+    g.case("ow_v2_timedelta64_s_be", "bytes", st, "td_s_be", "-", le_bytes(d2.view(">i8")))
+    f2 = make_data("<f8", (23, 17), compressible=True)
+    v2_array(root, "bz2", f2, (8, 6), compressor=numcodecs.BZ2(level=1))
+    check_same(f2, root["bz2"][...])
+    g.array_cases("ow_v2_bz2_f8", st, "bz2", f2, rows=[(7, 20)])
+    r2 = make_data("<f8", (23, 17))
+    v2_array(root, "bitround", r2.copy(), (8, 6), filters=[numcodecs.BitRound(keepbits=12)])
+    rr2 = root["bitround"][...]
+    assert not np.array_equal(rr2, r2)
+    g.array_cases("ow_v2_bitround_f8", st, "bitround", rr2)
+
+    # ---- arrays in a directory without root metadata ----
+    st = "ow_rootless"
+    base = g.spath(st)
+    d3 = make_data("<i2", (9, 5))
+    v3_array(os.path.join(base, "a", "b", "arr3"), d3, (4, 2), [BYTES_LE, CRC], 0)
+    d4 = make_data("<f4", (12,))
+    zarr.open(os.path.join(base, "v2arr"), mode="w", shape=d4.shape, chunks=(5,), dtype=d4.dtype)[...] = d4
+    g.array_cases("ow_rootless_v3_nested", st, "a/b/arr3", d3, rows=[(2, 7)])
+    g.case("ow_rootless_v2", "bytes", st, "v2arr", "-", le_bytes(d4))
+    g.case("ow_rootless_root", "fail", st, None, "-", "no root metadata")
+    g.case("ow_rootless_missing", "fail", st, "a/nope", "-", "not found")
+    g.cli_case("cli_iterate_rootless_v3", "text", "iterate --batch-size 4 --emit index+rowsum ow_rootless:a/b/arr3",
+               iterate_rowsums(d3, 4))
+
+    # ---- an obs column of datetimes (anndata 0.8 cannot write one: zarr 2.13 adds it
+    # as anndata writes numeric columns, encoding-type "array") ----
+    import anndata as ad
+    import pandas as pd
+    n = 9
+    obs = pd.DataFrame({"k": np.arange(n, dtype=np.int64)}, index=["c%d" % i for i in range(n)])
+    X = (np.arange(n * 2, dtype=np.float32).reshape(n, 2))
+    st = "ow_obs_datetime"
+    ad.AnnData(X=X, obs=obs).write_zarr(g.spath(st))
+    grp = zarr.open_group(g.spath(st), mode="a")
+    when = np.array(["2020-01-01", "NaT", "1969-07-20T20:17:40", "2000-02-29", "NaT", "1970-01-01T00:00:01",
+                     "2038-01-19T03:14:07", "1601-01-01", "2024-12-31"], dtype="M8[s]")
+    col = grp["obs"].create_dataset("when", shape=(n,), chunks=(4,), dtype="<M8[s]")
+    col[...] = when
+    col.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+    grp["obs"].attrs["column-order"] = list(grp["obs"].attrs["column-order"]) + ["when"]
+    vals = when.view("<i8")
+    text = []
+    for a0 in range(0, n, 4):
+        text.append(" ".join("%d=%s" % (i, "nan" if vals[i] == -2**63 else "%.17g" % float(vals[i]))
+                             for i in range(a0, min(a0 + 4, n))))
+    g.cli_case("cli_iterate_obs_datetime", "text", "iterate --batch-size 4 --obs when --emit index+obs " + st,
+               "\n".join(text) + "\n")
+    g.case("ow_obs_datetime_get", "bytes", st, "obs/when", "-", le_bytes(vals))
 
 
 # --------------------------------------------------------------------------
@@ -1492,6 +1711,7 @@ def main():
     gen_v2_nullable(g)
     gen_anndata(g)
     gen_bad(g)
+    gen_other_writers(g)
     g.write_manifest()  # last: its presence means the fixtures are complete
     counts = {}
     for c in g.cases:

@@ -20,7 +20,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 pkgs="jansson blosc libzstd liblz4 zlib"
 dep_cflags=$(pkg-config --cflags $pkgs)
-dep_libs=$(pkg-config --libs $pkgs)
+dep_libs="$(pkg-config --libs $pkgs) -lbz2" # libbz2 has no pkg-config file
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 cflags="-std=c11 -D_GNU_SOURCE -g -O1 $san -I$top/include -I$top/formats -I$top/tests/fuzz $dep_cflags ${FUZZ_CFLAGS:-}"
 
@@ -41,7 +41,7 @@ pids=()
 # The read side of the format layer: everything the targets reach (the engine
 # and the writer are not needed by any decoder). A decoder source added to the
 # library must be added here too (the link then fails without it).
-lib_srcs="error codec codec_blosc codec_zstd codec_lz4 codec_zlib crc32c vlen_utf8 dtype
+lib_srcs="error codec codec_blosc codec_zstd codec_lz4 codec_zlib codec_bz2 crc32c vlen_utf8 dtype
 	pipeline meta store array sparse column anndata util"
 for name in $lib_srcs; do
 	rel=formats/$name.c

@@ -16,7 +16,7 @@
 #include "codec.h"
 
 static const ab_b2b_kind kinds[] = { AB_B2B_BLOSC, AB_B2B_ZSTD, AB_B2B_LZ4,
-				      AB_B2B_GZIP, AB_B2B_ZLIB, AB_B2B_CRC32C };
+				      AB_B2B_GZIP, AB_B2B_ZLIB, AB_B2B_CRC32C, AB_B2B_BZ2 };
 static const char *const cnames[] = { "lz4", "lz4hc", "blosclz", "zstd", "zlib" };
 
 static void make_codec(uint8_t sel, uint8_t par, ab_b2b_codec *c)

@@ -141,6 +141,14 @@ def v3_metas():
                                  [gf.sharding((4, 4), [gf.sharding((2, 2), [BLE])]), CRC], fill=False)),
         ("shard_tr", v3_meta((8, 4), "float16", (8, 4), [tr, gf.sharding((2, 4), [BLE, CRC])])),
         ("ext_ok", v3_meta((2,), "uint32", (2,), [BLE], extra={"ext": {"must_understand": False}})),
+        ("datetime_bz2", v3_meta((6,), {"name": "numpy.datetime64", "configuration": {"unit": "ns",
+                                                                                     "scale_factor": 1}},
+                                 (4,), [BLE, {"name": "numcodecs.bz2", "configuration": {"level": 9}}], fill="NaT")),
+        ("utf32_bitround", v3_meta((4,), {"name": "fixed_length_utf32", "configuration": {"length_bytes": 12}},
+                                   (4,), [BBE], fill="ab")),
+        ("f4_bitround", v3_meta((4,), "float32", (4,), [{"name": "numcodecs.bitround",
+                                                         "configuration": {"keepbits": 3}}, BLE])),
+        ("vlen_bytes", v3_meta((3,), "variable_length_bytes", (3,), [{"name": "vlen-bytes"}], fill="")),
         ("group", {"zarr_format": 3, "node_type": "group", "attributes": {"encoding-type": "anndata"}}),
     ]
 
@@ -272,6 +280,9 @@ def codec_seeds():
     put("fuzz_codecs", "zstd-two-frames", bytes([1, 0]) + gf.zstd_frame(b"x" * 100, 1, False) * 2)
     put("fuzz_codecs", "gzip-two-members", bytes([3, 0]) + gzip.compress(b"one", mtime=0) +
         gzip.compress(b"two", mtime=0) + b"\0\0")
+    put("fuzz_codecs", "bz2", bytes([6, 9]) + bytes(numcodecs.BZ2(level=9).encode(b"bz2 " * 300)))
+    put("fuzz_codecs", "bz2-two-streams", bytes([6, 1]) + bytes(numcodecs.BZ2(level=1).encode(b"one")) +
+        bytes(numcodecs.BZ2(level=1).encode(b"two")))
 
 
 def vlen_seeds():

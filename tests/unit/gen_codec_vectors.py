@@ -10,7 +10,7 @@ For every vector NAME it writes:
     NAME.enc   the encoded bytes
 and one line in DIR/index.txt:
     NAME KIND [key=value ...]
-KIND is one of blosc zstd lz4 gzip zlib crc32c vlen-utf8. The key=value pairs
+KIND is one of blosc zstd lz4 gzip zlib bz2 crc32c vlen-utf8. The key=value pairs
 carry the encoder parameters (cname, clevel, shuffle, typesize, blocksize,
 level, acceleration, items). reencode=1 marks vectors whose encoding the C
 encoder must reproduce byte for byte (same library, same parameters); gzip
@@ -27,7 +27,7 @@ import sys
 import zlib
 
 import numpy as np
-from numcodecs import GZip, LZ4, Blosc, VLenUTF8, Zlib, Zstd
+from numcodecs import BZ2, GZip, LZ4, Blosc, VLenUTF8, Zlib, Zstd
 from numcodecs import blosc as ncblosc
 
 
@@ -172,6 +172,17 @@ def main():
     w.add("gzip_twomembers", "gzip", a + b, gzip.compress(a, 6) + gzip.compress(b, 1))
     w.add("gzip_zeropadded", "gzip", a, gzip.compress(a, 6) + bytes(7))
     w.add("zlib_wbits9", "zlib", a, _zlib_small_window(a))
+
+    # --- bz2 (numcodecs BZ2 = Python's bz2 over libbz2; the same library and
+    # parameters give the same bytes, so the C encoder must reproduce them) ---
+    for level in (1, 9):
+        for dname in ("f32", "i64", "rnd", "small", "empty", "big"):
+            raw = data[dname].tobytes()
+            w.add("bz2_l%d_%s" % (level, dname), "bz2", raw, bytes(BZ2(level=level).encode(raw)),
+                  level=level, reencode=1)
+    # two streams back to back read as one (as bz2.decompress does)
+    w.add("bz2_twostreams", "bz2", a + b, bytes(BZ2(level=9).encode(a)) + bytes(BZ2(level=1).encode(b)),
+          level=9)
 
     # --- crc32c (zarr v3 codec; numcodecs 0.11 has none, so a bitwise CRC) ---
     for dname in ("f32", "rnd", "small", "empty"):

@@ -641,6 +641,9 @@ static int vector_codec(const vector *v, ab_b2b_codec *c)
 		c->level = vec_int(v, "level", 5);
 	} else if (strcmp(v->kind, "crc32c") == 0) {
 		*c = make_codec(AB_B2B_CRC32C);
+	} else if (strcmp(v->kind, "bz2") == 0) {
+		*c = make_codec(AB_B2B_BZ2);
+		c->level = vec_int(v, "level", 9);
 	} else if (strcmp(v->kind, "vlen-utf8") == 0) {
 		return 0;
 	} else {
@@ -690,16 +693,16 @@ START_TEST(test_vectors_decode)
 	const char *dir = vectors_dir();
 	vector *vs = xmalloc(sizeof(vector) * MAX_VECTORS);
 	int n = load_index(dir, vs);
-	int per_kind[7] = { 0 };
-	static const char *const kinds[7] = { "blosc", "zstd", "lz4", "gzip", "zlib", "crc32c",
-					      "vlen-utf8" };
+	int per_kind[8] = { 0 };
+	static const char *const kinds[8] = { "blosc", "zstd", "lz4", "gzip", "zlib", "crc32c",
+					      "vlen-utf8", "bz2" };
 	for (int i = 0; i < n; i++) {
 		const vector *v = &vs[i];
 		size_t rawlen, enclen;
 		uint8_t *raw = read_whole(dir, v->name, ".raw", &rawlen);
 		uint8_t *enc = read_whole(dir, v->name, ".enc", &enclen);
 		ab_b2b_codec c;
-		for (int k = 0; k < 7; k++)
+		for (int k = 0; k < 8; k++)
 			if (strcmp(v->kind, kinds[k]) == 0)
 				per_kind[k]++;
 		if (vector_codec(v, &c))
@@ -709,7 +712,7 @@ START_TEST(test_vectors_decode)
 		free(raw);
 		free(enc);
 	}
-	for (int k = 0; k < 7; k++)
+	for (int k = 0; k < 8; k++)
 		ck_assert_msg(per_kind[k] > 0, "no %s vectors in %s", kinds[k], dir);
 	/* every compressor this libblosc has must be covered by the vectors */
 	for (size_t ci = 0; ci < N_CNAMES; ci++) {
@@ -1146,6 +1149,45 @@ START_TEST(test_lz4_bad_input)
 }
 END_TEST
 
+START_TEST(test_bz2_bad_input)
+{
+	uint8_t raw[20000], out[30000];
+	fill_data(raw, sizeof raw, 51);
+	ab_b2b_codec c = make_codec(AB_B2B_BZ2);
+	c.level = 9;
+	size_t n;
+	uint8_t *enc = encode_alloc(&c, raw, sizeof raw, &n);
+	uint8_t *bad = xmalloc(n + 16);
+	check_decode(&c, enc, n, raw, sizeof raw, "bz2 roundtrip");
+	/* bzip2 does not announce its size */
+	ck_assert_int_eq(ab_b2b_decoded_size(&c, enc, n), -1);
+	/* a destination one byte short: the caller may grow it */
+	ck_assert_int_eq(ab_b2b_decode(&c, enc, n, out, sizeof raw - 1), AB_ETOOSMALL);
+	/* truncated anywhere, empty, not bzip2 at all */
+	size_t cuts[] = { n - 1, n / 2, 10, 4, 1 };
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		ab_error_clear();
+		expect_error(ab_b2b_decode(&c, enc, cuts[i], out, sizeof out), AB_ECORRUPT, "bz2");
+	}
+	ab_error_clear();
+	expect_error(ab_b2b_decode(&c, enc, 0, out, sizeof out), AB_ECORRUPT, "bz2");
+	ab_error_clear();
+	expect_error(ab_b2b_decode(&c, raw, 100, out, sizeof out), AB_ECORRUPT, "bz2");
+	/* a flipped byte in the compressed body: the block CRC catches it */
+	memcpy(bad, enc, n);
+	bad[n / 2] ^= 0x20;
+	ab_error_clear();
+	ck_assert_int_lt(ab_b2b_decode(&c, bad, n, out, sizeof out), 0);
+	/* garbage after the stream */
+	memcpy(bad, enc, n);
+	memcpy(bad + n, "garbage", 7);
+	ab_error_clear();
+	expect_error(ab_b2b_decode(&c, bad, n + 7, out, sizeof out), AB_ECORRUPT, "bz2");
+	free(bad);
+	free(enc);
+}
+END_TEST
+
 START_TEST(test_deflate_bad_input)
 {
 	uint8_t raw[20000], out[20000];
@@ -1341,6 +1383,10 @@ START_TEST(test_dispatch_and_describe)
 	c = make_codec(AB_B2B_CRC32C);
 	ab_b2b_describe(&c, buf, sizeof buf);
 	ck_assert_str_eq(buf, "crc32c");
+	c = make_codec(AB_B2B_BZ2);
+	c.level = 9;
+	ab_b2b_describe(&c, buf, sizeof buf);
+	ck_assert_str_eq(buf, "bz2(level=9)");
 	/* truncation is safe, and a full cname without NUL does not overrun */
 	c = make_blosc("lz4", 3, AB_BLOSC_SHUFFLE, 4, 0);
 	ab_b2b_describe(&c, buf, 8);
@@ -1650,6 +1696,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_blosc_bad_input);
 	tcase_add_test(tc, test_zstd_bad_input);
 	tcase_add_test(tc, test_lz4_bad_input);
+	tcase_add_test(tc, test_bz2_bad_input);
 	tcase_add_test(tc, test_deflate_bad_input);
 	tcase_add_test(tc, test_vlen_utf8);
 	tcase_add_test(tc, test_dispatch_and_describe);

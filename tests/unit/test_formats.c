@@ -166,8 +166,17 @@ START_TEST(test_dtype_v2)
 	ck_assert_int_eq(ab_dtype_parse_v2("|O", 1, &d), 0);
 	ck_assert_int_eq(d.str, AB_STR_VLEN);
 	ck_assert_int_eq(ab_dtype_parse_v2("|O", 0, &d), AB_EUNSUPPORTED);
-	ck_assert_int_eq(ab_dtype_parse_v2("<M8[ns]", 0, &d), AB_EUNSUPPORTED);
-	ck_assert_ptr_nonnull(strstr(ab_last_error(), "<M8[ns]"));
+	/* numpy datetime64 / timedelta64: int64 counts */
+	ck_assert_int_eq(ab_dtype_parse_v2("<M8[ns]", 0, &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_INT64);
+	ck_assert_int_eq(d.time, 1);
+	ck_assert_int_eq(ab_dtype_parse_v2(">m8[10s]", 0, &d), 0);
+	ck_assert_int_eq(d.dt, AB_DT_INT64);
+	ck_assert_int_eq(d.big_endian, 1);
+	ck_assert_int_eq(ab_dtype_parse_v2("<M8", 0, &d), 0);
+	ck_assert_int_eq(ab_dtype_parse_v2("<M8[fortnight]", 0, &d), AB_EUNSUPPORTED);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "<M8[fortnight]"));
+	ck_assert_int_eq(ab_dtype_parse_v2("<M4[s]", 0, &d), AB_EUNSUPPORTED);
 	ck_assert_int_eq(ab_dtype_parse_v2("<f3", 0, &d), AB_EUNSUPPORTED);
 	ck_assert_int_eq(ab_dtype_parse_v2("", 0, &d), AB_EUNSUPPORTED);
 }
@@ -184,6 +193,53 @@ START_TEST(test_dtype_v3)
 	ck_assert_ptr_nonnull(strstr(ab_last_error(), "float128x"));
 	ck_assert_str_eq(ab_dtype_name(AB_DT_COMPLEX64), "complex64");
 	ck_assert_uint_eq(ab_dtype_size(AB_DT_FLOAT16), 2);
+
+	/* data types written as objects (zarr-python 3): read, or refused by name */
+	json_t *j;
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"numpy.datetime64\", \"configuration\": "
+						      "{\"unit\": \"ms\", \"scale_factor\": 1}}"), &d), 0);
+	json_decref(j);
+	ck_assert_int_eq(d.dt, AB_DT_INT64);
+	ck_assert_int_eq(d.time, 1);
+	ck_assert_str_eq(d.name, "datetime64[1ms]");
+	uint8_t item[16];
+	int64_t v;
+	ck_assert_int_eq(ab_fill_parse(j = J("\"NaT\""), &d, 3, item, NULL), 0);
+	json_decref(j);
+	memcpy(&v, item, 8);
+	ck_assert(v == INT64_MIN);
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"numpy.timedelta64\", \"configuration\": "
+						      "{\"unit\": \"s\", \"scale_factor\": 0}}"), &d), AB_EFORMAT);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "numpy.timedelta64"));
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"fixed_length_utf32\", \"configuration\": "
+						      "{\"length_bytes\": 24}}"), &d), 0);
+	json_decref(j);
+	ck_assert_int_eq(d.dt, AB_DT_STRING);
+	ck_assert_int_eq(d.str, AB_STR_UCS4);
+	ck_assert_uint_eq(d.str_width, 6);
+	ck_assert_uint_eq(d.disk_size, 24);
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"fixed_length_utf32\", \"configuration\": "
+						      "{\"length_bytes\": 6}}"), &d), AB_EFORMAT);
+	json_decref(j);
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("\"variable_length_bytes\""), &d), 0);
+	json_decref(j);
+	ck_assert_int_eq(d.str, AB_STR_VLEN);
+	ck_assert_int_eq(d.vlen_bytes, 1);
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"structured\", \"configuration\": {}}"), &d),
+			 AB_EUNSUPPORTED);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "'structured'"));
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"int32\"}"), &d), 0);
+	json_decref(j);
+	ck_assert_int_eq(d.dt, AB_DT_INT32);
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("{\"name\": \"raw_bytes\", \"configuration\": {}}"), &d),
+			 AB_EUNSUPPORTED);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "'raw_bytes'"));
+	ck_assert_int_eq(ab_dtype_parse_v3_json(j = J("[1, 2]"), &d), AB_EFORMAT);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "[1,2]"));
 }
 END_TEST
 
