@@ -28,9 +28,10 @@ static const char convert_usage[] =
 	"Nullable integer/boolean obs columns become float64 with NaN where missing.\n"
 	"\n"
 	"The inputs are cut into blocks of --shuffle-chunk-size contiguous rows; the\n"
-	"blocks are taken in random order and split over datasets of --dataset-size,\n"
-	"and each dataset's rows are permuted in memory before it is written, so a\n"
-	"loader reading contiguous chunks still sees well-mixed rows.\n"
+	"blocks are taken in random order and their rows split over ceil(total /\n"
+	"--dataset-size) datasets whose row counts differ by at most one (a block may\n"
+	"straddle two), and each dataset's rows are permuted in memory before it is\n"
+	"written, so a loader reading contiguous chunks still sees well-mixed rows.\n"
 	"\n"
 	"If OUT is an existing collection, the inputs are added to it as new datasets,\n"
 	"subset to its var space; OUT is replaced in one step when all is written.\n"
@@ -47,6 +48,7 @@ static const char convert_usage[] =
 	"                           per dataset (with a unit: 20GB, the default)\n"
 	"  --seed N                 random seed, 0\n"
 	"  --groupby COL[,COL]      sort each dataset's rows by these obs columns\n"
+	"                           (stable; missing values last, as pandas)\n"
 	"  --n-obs-per-chunk N      rows per X chunk (dense) or their mean non-zeros\n"
 	"                           (sparse data/indices), 64\n"
 	"  --shard-size SIZE        bytes per shard, 1GB\n"
@@ -993,17 +995,26 @@ static int row_cmp(const void *a, const void *b, void *arg)
 			r = (s->d->src[x] > s->d->src[y]) - (s->d->src[x] < s->d->src[y]);
 		} else {
 			ocol *oc = &s->c->cols[j];
+			/* Missing values (NaN, which nullable int/bool columns hold
+			 * where masked; categorical code -1; a null string) are one
+			 * class after every value, as pandas' na_position="last".
+			 * Comparing NaN with < alone would make it "equal" to
+			 * everything: no strict weak order, and a merge that
+			 * leaves values unsorted around it. */
+			int mu, mv;
 			if (oc->kind == OC_NUMERIC) {
 				double u = load_num(oc->dtype, s->d->colnum[j], x);
 				double v = load_num(oc->dtype, s->d->colnum[j], y);
-				r = (u > v) - (u < v);
+				mu = isnan(u), mv = isnan(v);
+				r = mu || mv ? mu - mv : (u > v) - (u < v);
 			} else if (oc->kind == OC_CATEGORICAL) {
-				/* missing (-1) last, as pandas sorts NaN */
-				uint32_t u = (uint32_t)s->d->colcode[j][x], v = (uint32_t)s->d->colcode[j][y];
-				r = (u > v) - (u < v);
+				int32_t u = s->d->colcode[j][x], v = s->d->colcode[j][y];
+				mu = u < 0, mv = v < 0;
+				r = mu || mv ? mu - mv : (u > v) - (u < v);
 			} else {
 				const char *u = s->d->colstr[j][x], *v = s->d->colstr[j][y];
-				r = strcmp(u ? u : "", v ? v : "");
+				mu = !u, mv = !v;
+				r = mu || mv ? mu - mv : strcmp(u, v);
 			}
 		}
 		if (r)
@@ -1188,10 +1199,14 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 /* the run                                                                   */
 /* ------------------------------------------------------------------------- */
 
-/* Rows per dataset: --dataset-size (rows, or bytes of X), then capped so a
- * dataset held in memory stays within --memory. */
-static uint64_t dataset_rows(conv *c)
+/* How many datasets: all rows over --dataset-size, measured in rows, or in
+ * bytes of X (the estimate below), rounded up; more when a dataset held in
+ * memory would not fit --memory. The Python annbatch writer splits the rows
+ * the same way: ceil(total / dataset size) parts of near-equal row counts. */
+static uint64_t dataset_count(conv *c)
 {
+	if (!c->total_rows)
+		return 0;
 	uint64_t nnz_total = 0;
 	for (size_t i = 0; i < c->n_in; i++) {
 		input *in = &c->in[i];
@@ -1206,17 +1221,22 @@ static uint64_t dataset_rows(conv *c)
 		}
 	}
 	size_t isz = ab_dtype_size(c->x_dtype);
-	double row_x = c->sparse ? (double)nnz_total / (double)(c->total_rows ? c->total_rows : 1) * (double)(isz + 4) + 8
+	double row_x = c->sparse ? (double)nnz_total / (double)c->total_rows * (double)(isz + 4) + 8
 				 : (double)c->n_vars * (double)isz;
 	if (row_x < 1)
 		row_x = 1;
-	uint64_t rows = c->ds_rows ? c->ds_rows : (uint64_t)((double)c->ds_bytes / row_x);
+	uint64_t n = c->ds_rows ? (c->total_rows + c->ds_rows - 1) / c->ds_rows
+				: (uint64_t)ceil(row_x * (double)c->total_rows / (double)c->ds_bytes);
 	/* in memory: X, ~64 bytes of obs per row and column, and read scratch */
 	double row_mem = row_x * 1.5 + 64.0 * (double)(c->n_cols + 2);
 	uint64_t cap = (uint64_t)((double)c->memory / row_mem);
-	if (rows > cap)
-		rows = cap;
-	return rows ? rows : 1;
+	if (!cap)
+		cap = 1;
+	if (n < (c->total_rows + cap - 1) / cap)
+		n = (c->total_rows + cap - 1) / cap;
+	if (n < 1)
+		n = 1;
+	return n < c->total_rows ? n : c->total_rows;
 }
 
 static int adopt_existing(conv *c, ab_writer *w, ab_store *old)
@@ -1320,12 +1340,7 @@ static int run(conv *c, char **paths, size_t n_paths)
 	rng_seed(&r, c->seed, 0x5348554646ull);
 	if (c->shuffle)
 		rng_shuffle_u64(&r, order, nb);
-	uint64_t per = dataset_rows(c);
-	uint64_t nds = (c->total_rows + per - 1) / per;
-	if (nds > nb)
-		nds = nb;
-	if (nds == 0 && c->total_rows == 0)
-		nds = 0;
+	uint64_t nds = dataset_count(c);
 
 	ab_writer_config wc;
 	ab_writer_config_init(&wc);
@@ -1346,17 +1361,12 @@ static int run(conv *c, char **paths, size_t n_paths)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
 	void *scratch = NULL;
-	uint64_t scap = 0, bi = 0;
+	uint64_t scap = 0, bi = 0, boff = 0;
 	for (uint64_t k = 0; k < nds && !ret; k++) {
-		/* blocks up to the k-th equal share of all rows */
-		uint64_t target = (uint64_t)((double)c->total_rows * (double)(k + 1) / (double)nds + 0.5);
-		uint64_t b0 = bi, rows = 0, acc = 0;
-		for (uint64_t q = 0; q < b0; q++)
-			acc += blocks[order[q]].end - blocks[order[q]].start;
-		while (bi < nb && (acc + rows < target || bi == b0 || k == nds - 1)) {
-			rows += blocks[order[bi]].end - blocks[order[bi]].start;
-			bi++;
-		}
+		/* The blocks in their order are one stream of rows, cut into nds
+		 * parts as np.array_split cuts it: the first total % nds parts
+		 * have one row more. A block may straddle two datasets. */
+		uint64_t rows = c->total_rows / nds + (k < c->total_rows % nds);
 		dset d;
 		memset(&d, 0, sizeof d);
 		if ((ret = dset_alloc(c, &d, rows))) {
@@ -1364,12 +1374,19 @@ static int run(conv *c, char **paths, size_t n_paths)
 			break;
 		}
 		uint64_t row0 = 0;
-		for (uint64_t q = b0; q < bi && !ret; q++) {
-			const block *b = &blocks[order[q]];
-			ret = read_block_x(c, &d, b, row0, &scratch, &scap);
+		while (row0 < rows && bi < nb && !ret) {
+			const block *whole = &blocks[order[bi]];
+			uint64_t take = whole->end - whole->start - boff;
+			if (take > rows - row0)
+				take = rows - row0;
+			block b = { whole->in, whole->start + boff, whole->start + boff + take };
+			ret = read_block_x(c, &d, &b, row0, &scratch, &scap);
 			if (!ret)
-				ret = read_block_obs(c, &d, b, row0, &scratch, &scap);
-			row0 += b->end - b->start;
+				ret = read_block_obs(c, &d, &b, row0, &scratch, &scap);
+			row0 += take;
+			boff += take;
+			if (boff == whole->end - whole->start)
+				bi++, boff = 0;
 			progress(c, 0);
 		}
 		uint64_t *perm = NULL;
