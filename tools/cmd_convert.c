@@ -3,11 +3,15 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -312,6 +316,41 @@ typedef struct dset {
 	char **obs_names;
 } dset;
 
+/* SIGINT/SIGTERM during the write: the handler only records the signal
+ * (async-signal-safe); the read and write loops poll it and take the normal
+ * failure path, which removes the temporary directory, and the run exits
+ * 128 + the signal. The one piece of process state a CLI needs for this. */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+	stop_sig = sig;
+}
+
+/* Catches SIGINT and SIGTERM (unless ignored, as for a background job of a
+ * shell without job control), saving the old actions in old[2]. */
+static void catch_stop(struct sigaction old[2])
+{
+	static const int sigs[2] = { SIGINT, SIGTERM };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	stop_sig = 0;
+	for (int i = 0; i < 2; i++) {
+		sigaction(sigs[i], NULL, &old[i]);
+		if (old[i].sa_handler != SIG_IGN)
+			sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+static void release_stop(const struct sigaction old[2])
+{
+	sigaction(SIGINT, &old[0], NULL);
+	sigaction(SIGTERM, &old[1], NULL);
+}
+
 static double now_s(void)
 {
 	struct timespec t;
@@ -355,15 +394,52 @@ static int fail(conv *c, const char *fmt, const char *a, const char *b)
 	return cli_fail(CMD, fmt, a);
 }
 
-static int fail_lib(conv *c, int rc, const char *what)
+/* Whether a failure with message `msg` came from running out of file
+ * descriptors: the message says so, or the process still is out of them
+ * (whatever a reader made of its failed open: "not an HDF5 file", say). */
+static int out_of_fds(const char *msg, uint64_t *limit)
+{
+	if (!msg || !strstr(msg, strerror(EMFILE))) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno != EMFILE)
+			return 0;
+	}
+	struct rlimit rl;
+	*limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
+	return 1;
+}
+
+static int fail_fds(conv *c, const char *what, uint64_t limit)
 {
 	progress_clear(c);
+	return cli_fail(CMD, "%s: too many open files (limit %" PRIu64 "; raise it with ulimit -n, or convert"
+		       " fewer inputs at once)", what, limit);
+}
+
+static int fail_lib(conv *c, int rc, const char *what)
+{
+	uint64_t lim;
+	if (what && out_of_fds(ab_last_error(), &lim))
+		return fail_fds(c, what, lim);
+	progress_clear(c);
+	/* most library messages already start with the path: say it once */
+	const char *msg = ab_last_error();
+	size_t l = what ? strlen(what) : 0;
+	if (l && msg && strncmp(msg, what, l) == 0 && msg[l] == ':')
+		what = NULL;
 	return cli_fail_lib(CMD, rc, what);
 }
 
 /* A failure reading input `in`: the message of whichever reader failed. */
 static int fail_in(conv *c, const input *in, int rc)
 {
+	uint64_t lim;
+	if (out_of_fds(in->h5 || !in->st ? h5ad_last_error() : ab_last_error(), &lim))
+		return fail_fds(c, in->path, lim);
 	if (in->h5 || !in->st) {
 		progress_clear(c);
 		return cli_fail(CMD, "%s", h5ad_last_error());
@@ -1077,7 +1153,7 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 			rc = AB_ENOMEM;
 		if (!rc)
 			indptr[0] = 0;
-		for (uint64_t i = 0; !rc && i < n; i++) {
+		for (uint64_t i = 0; !rc && !stop_sig && i < n; i++) {
 			uint64_t r = perm ? perm[i] : i;
 			uint64_t s = (uint64_t)d->indptr[r], e = (uint64_t)d->indptr[r + 1];
 			rc = ab_writer_array_append(xv, (uint8_t *)d->data + s * isz, e - s);
@@ -1093,6 +1169,10 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		int rc2 = xv ? ab_writer_array_close(xv) : 0;
 		int rc3 = xi ? ab_writer_array_close(xi) : 0;
 		rc = rc ? rc : rc2 ? rc2 : rc3;
+		if (!rc && stop_sig) {
+			free(indptr);
+			return 1; /* run() reports it */
+		}
 		snprintf(p, sizeof p, "%s/X/indptr", g);
 		if (!rc)
 			rc = ado_write_numeric(w, p, AB_DT_INT64, indptr, n + 1, o, NULL);
@@ -1110,7 +1190,7 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		if (rc)
 			return fail_lib(c, rc, c->out);
 		size_t rb = (size_t)(c->n_vars * isz);
-		for (uint64_t i = 0; !rc && i < n; i++) {
+		for (uint64_t i = 0; !rc && !stop_sig && i < n; i++) {
 			uint64_t r = perm ? perm[i] : i;
 			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
 			if ((i & 1023) == 1023) {
@@ -1122,6 +1202,8 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		int rc2 = ab_writer_array_close(x);
 		if (rc || rc2)
 			return fail_lib(c, rc ? rc : rc2, c->out);
+		if (stop_sig)
+			return 1; /* run() reports it */
 	}
 
 	/* obs: the selected columns, then src_path */
@@ -1239,6 +1321,86 @@ static uint64_t dataset_count(conv *c)
 	return n < c->total_rows ? n : c->total_rows;
 }
 
+/* The real path of `p`, which may not exist yet: then its parent's real path
+ * and its last component. NULL when not even the parent resolves. */
+static char *real_path_of(const char *p)
+{
+	char *r = realpath(p, NULL);
+	if (r || errno != ENOENT)
+		return r;
+	size_t l = strlen(p);
+	while (l > 1 && p[l - 1] == '/')
+		l--;
+	char *dir = strndup(p, l);
+	if (!dir)
+		return NULL;
+	char *slash = strrchr(dir, '/');
+	const char *base = slash ? slash + 1 : dir;
+	char *rd = slash == dir ? strdup("/") : realpath(slash ? (*slash = '\0', dir) : ".", NULL);
+	char *out = NULL;
+	if (rd && (out = malloc(strlen(rd) + strlen(base) + 2)))
+		sprintf(out, "%s%s%s", rd, strcmp(rd, "/") ? "/" : "", base);
+	free(rd);
+	free(dir);
+	return out;
+}
+
+/* Whether path `a` is `b` or lies under it (both real paths). */
+static int path_under(const char *a, const char *b)
+{
+	size_t l = strlen(b);
+	return strncmp(a, b, l) == 0 && (a[l] == '\0' || a[l] == '/' || (l == 1 && b[0] == '/'));
+}
+
+/* Refuses an output that is an input, lies inside one, or holds one: the run
+ * would write into what it reads (and a replaced output deletes its input). */
+static int check_paths(conv *c, char **paths, size_t n)
+{
+	char *ro = real_path_of(c->out);
+	int ret = 0;
+	for (size_t i = 0; ro && i < n && !ret; i++) {
+		char *ri = realpath(paths[i], NULL);
+		if (!ri)
+			continue; /* open_inputs reports it */
+		if (path_under(ro, ri))
+			ret = fail(c, strcmp(ro, ri) ? "-o %s is inside the input %s; not written"
+						     : "-o %s is the input %s; not written",
+				   c->out, paths[i]);
+		else if (path_under(ri, ro))
+			ret = fail(c, "the input %s is inside the output %s; not written", paths[i], c->out);
+		free(ri);
+	}
+	free(ro);
+	return ret;
+}
+
+static uint64_t tree_bytes;
+
+static int add_file_bytes(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)p, (void)f;
+	if (flag == FTW_F)
+		tree_bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
+/* One line on stderr once the collection is in place, whether or not a
+ * progress line was shown: what was written and how long it took. */
+static void print_summary(conv *c, uint64_t nds, double t_start)
+{
+	tree_bytes = 0;
+	nftw(c->out, add_file_bytes, 16, FTW_PHYS);
+	char what[64] = "";
+	if (c->first_dataset)
+		snprintf(what, sizeof what, " (now %" PRIu64 " in all)", c->first_dataset + nds);
+	fprintf(stderr,
+		"annbatch convert: %s %s: %" PRIu64 " dataset%s%s, %" PRIu64 " rows, %" PRIu64 " genes, %s %s X,"
+		" %" PRIu64 " bytes on disk, %.1f s\n",
+		c->first_dataset ? "added to" : "wrote", c->out, nds, nds == 1 ? "" : "s", what, c->total_rows,
+		c->n_vars, ab_dtype_name(c->x_dtype), c->sparse ? "csr_matrix" : "dense", tree_bytes,
+		now_s() - t_start);
+}
+
 static int adopt_existing(conv *c, ab_writer *w, ab_store *old)
 {
 	char **names;
@@ -1258,13 +1420,24 @@ static int run(conv *c, char **paths, size_t n_paths)
 	int ret = 0, rc;
 	ab_store *old = NULL;
 	struct stat sb;
+	double t_start = now_s();
+	if ((ret = check_paths(c, paths, n_paths)))
+		return ret;
+	/* Every .h5ad input and every shard being written holds a descriptor:
+	 * take the hard limit, as the loader does (a soft 1024 is common). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	int adding = stat(c->out, &sb) == 0;
 	if (adding) {
 		/* An existing collection: its var space is the one to use. */
 		char **ds;
 		size_t nds;
 		if ((rc = ab_store_open(c->out, &old)))
-			return fail_lib(c, rc, c->out);
+			return fail(c, "%s: exists and is not an annbatch collection; not touched (-o takes a new"
+				    " path, or a collection to add to)", c->out, NULL);
 		if ((rc = ab_collection_datasets(old, "", &ds, &nds)) || nds == 0) {
 			ab_store_close(old);
 			if (!rc)
@@ -1346,7 +1519,10 @@ static int run(conv *c, char **paths, size_t n_paths)
 	ab_writer_config_init(&wc);
 	wc.overwrite = adding;
 	ab_writer *w;
+	struct sigaction old_sa[2];
+	catch_stop(old_sa);
 	if ((rc = ab_writer_create(c->out, &wc, &w))) {
+		release_stop(old_sa);
 		free(blocks);
 		free(order);
 		ret = fail_lib(c, rc, c->out);
@@ -1362,7 +1538,7 @@ static int run(conv *c, char **paths, size_t n_paths)
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
 	void *scratch = NULL;
 	uint64_t scap = 0, bi = 0, boff = 0;
-	for (uint64_t k = 0; k < nds && !ret; k++) {
+	for (uint64_t k = 0; k < nds && !ret && !stop_sig; k++) {
 		/* The blocks in their order are one stream of rows, cut into nds
 		 * parts as np.array_split cuts it: the first total % nds parts
 		 * have one row more. A block may straddle two datasets. */
@@ -1374,7 +1550,7 @@ static int run(conv *c, char **paths, size_t n_paths)
 			break;
 		}
 		uint64_t row0 = 0;
-		while (row0 < rows && bi < nb && !ret) {
+		while (row0 < rows && bi < nb && !ret && !stop_sig) {
 			const block *whole = &blocks[order[bi]];
 			uint64_t take = whole->end - whole->start - boff;
 			if (take > rows - row0)
@@ -1409,12 +1585,20 @@ static int run(conv *c, char **paths, size_t n_paths)
 			}
 			free(tmp);
 		}
-		if (!ret)
+		if (!ret && !stop_sig)
 			ret = write_dataset(c, w, &d, perm, c->first_dataset + k);
 		free(perm);
 		dset_free(c, &d);
 	}
 	free(scratch);
+	if (stop_sig) {
+		/* whatever failed on the way out of the loops, the signal is the cause */
+		int sig = stop_sig;
+		progress_clear(c);
+		cli_fail(CMD, "interrupted by %s; %s left as it was", sig == SIGINT ? "SIGINT" : "SIGTERM", c->out);
+		ret = 128 + sig;
+		goto abort;
+	}
 	if (ret)
 		goto abort;
 	free(blocks);
@@ -1423,11 +1607,15 @@ static int run(conv *c, char **paths, size_t n_paths)
 	c->bar_shown = 0;
 	if ((rc = ab_writer_commit(w)))
 		ret = fail_lib(c, rc, c->out);
+	else
+		print_summary(c, nds, t_start);
+	release_stop(old_sa);
 	goto out;
 abort:
 	free(blocks);
 	free(order);
 	ab_writer_abort(w);
+	release_stop(old_sa);
 out:
 	if (old)
 		ab_store_close(old);
