@@ -177,8 +177,9 @@ def main():
         a, obs = read_input(p)
         names += list(obs.index)
         x = a.X
-        assert sp.issparse(x), "split by bytes: the sparse measure only"
-        nbytes += x.nnz * (x.dtype.itemsize + 4) + 8 * a.n_obs
+        if unit == "bytes":
+            assert sp.issparse(x), "split by bytes: the sparse measure only"
+            nbytes += x.nnz * (x.dtype.itemsize + 4) + 8 * a.n_obs
     total = len(names)
     n = math.ceil(total / size) if unit == "rows" else math.ceil(nbytes / size)
     n = max(1, min(n, total))

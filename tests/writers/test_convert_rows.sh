@@ -97,5 +97,127 @@ check "dataset-size 1MB on 271 x 4000 sparse: bytes of X over 1MB datasets" \
 check "dataset-size 100KB, no shuffle: bytes of X, np.array_split" \
 	conv s7.zarr split bytes 100000 --ordered hs.zarr -- hs.zarr --dataset-size 100KB --no-shuffle
 
+# ---- SIGINT / SIGTERM: the temporary directory goes, exit 128 + signal
+"$AB" synth big.zarr --n-obs 200000 --n-vars 2000 --mean-nnz 300 --seed 1 >/dev/null 2>&1
+sigrun() { # sigrun SIG WHEN: convert big.zarr; once its temporary directory exists
+	# (WHEN=dir: reading) or holds a file (WHEN=file: writing), send SIG
+	rm -rf sig.zarr .sig.zarr.annbatch-tmp-*
+	set -m # without job control bash starts background jobs with SIGINT ignored
+	"$AB" convert big.zarr -o sig.zarr --no-progress 2>sig_err.txt &
+	local pid=$! i tmp
+	set +m
+	for i in $(seq 1200); do
+		tmp=$(ls -d .sig.zarr.annbatch-tmp-* 2>/dev/null)
+		if [ -n "$tmp" ] && { [ "$2" = dir ] || [ -n "$(find "$tmp" -type f 2>/dev/null | head -1)" ]; }; then
+			break
+		fi
+		sleep 0.05
+	done
+	kill -"$1" "$pid"
+	wait "$pid"
+	echo $? >sig_rc.txt
+}
+for s in "INT 130 file writing" "TERM 143 file writing" "INT 130 dir reading" "TERM 143 dir reading"; do
+	set -- $s
+	sigrun "$1" "$3" >/dev/null 2>&1
+	check "SIG$1 while $4: exit $2, no temporary directory, no output, one line" bash -c '
+		test "$(cat sig_rc.txt)" = "$0" && ! ls -a | grep -q "^\.sig\.zarr\.annbatch-tmp-" && test ! -e sig.zarr &&
+		test "$(wc -l <sig_err.txt)" -eq 1 && grep -q "interrupted by SIG$1" sig_err.txt || { cat sig_err.txt; ls -a; false; }' "$2" "$1"
+done
+
+# ---- a full disk: reported by name, nothing left behind
+mkdir -p small
+if mount -t tmpfs -o size=2m tmpfs small 2>/dev/null; then
+	"$AB" convert big.zarr -o small/out.zarr --no-progress 2>full1.txt
+	check "full disk (sparse convert): non-zero exit, one line naming ENOSPC, nothing left" bash -c '
+		test $0 -ne 0 && test "$(wc -l <full1.txt)" -eq 1 && grep -q "no space left on device" full1.txt &&
+		test -z "$(ls -A small)" || { cat full1.txt; ls -A small; false; }' $?
+	"$AB" synth big_head.zarr --n-obs 100 --n-vars 2000 --mean-nnz 300 --seed 1 >/dev/null 2>&1
+	"$AB" convert big_head.zarr -o small/out.zarr --no-progress 2>/dev/null # fits, the same genes as big.zarr
+	"$AB" synth small/dense.zarr --dense --n-obs 20000 --n-vars 500 --seed 2 2>full2.txt
+	check "full disk (synth --dense): non-zero exit, one line naming ENOSPC, no temporary directory" bash -c '
+		test $0 -ne 0 && test "$(wc -l <full2.txt)" -eq 1 && grep -q "no space left on device" full2.txt &&
+		test "$(ls -A small)" = out.zarr || { cat full2.txt; ls -A small; false; }' $?
+	cp -a small/out.zarr out_before.zarr
+	"$AB" convert big.zarr -o small/out.zarr --no-progress 2>full3.txt
+	check "full disk while adding: one line naming ENOSPC, the collection unchanged" bash -c '
+		test $0 -ne 0 && grep -q "no space left on device" full3.txt && test "$(ls -A small)" = out.zarr &&
+		diff -r out_before.zarr small/out.zarr || { cat full3.txt; ls -A small; false; }' $?
+	umount small
+else
+	echo "skip - full disk (cannot mount a small tmpfs here)"
+fi
+
+# ---- an output inside an input, an input inside the output
+cp -a grp.zarr grp_before.zarr
+ln -s grp.zarr grp_link.zarr
+for o in grp.zarr/obsm/c.zarr grp.zarr/c.zarr grp_link.zarr/obsm/c.zarr grp.zarr ./grp.zarr/; do
+	check "convert grp.zarr -o $o: refused in one line, the input unchanged" bash -c '
+		! "$0" convert grp.zarr -o "$1" --no-progress 2>in_err.txt && test "$(wc -l <in_err.txt)" -eq 1 &&
+		grep -q "the input grp.zarr" in_err.txt && diff -r grp_before.zarr grp.zarr || { cat in_err.txt; false; }' "$AB" "$o"
+done
+mkdir -p outdir && cp -a r50.zarr outdir/
+check "convert outdir/r50.zarr -o outdir: the input is inside the output, refused" bash -c '
+	! "$0" convert outdir/r50.zarr -o outdir --no-progress 2>in_err.txt && test "$(wc -l <in_err.txt)" -eq 1 &&
+	grep -q "inside the output" in_err.txt && diff -r r50.zarr outdir/r50.zarr || { cat in_err.txt; false; }' "$AB"
+check "convert r50.zarr -o grp.zarr/../r50_copy.zarr: a sibling is fine" bash -c '
+	"$0" convert r50.zarr -o grp.zarr/../r50_copy.zarr --no-progress 2>/dev/null && test -d r50_copy.zarr/dataset_0' "$AB"
+
+# ---- synth --force replaces a zarr store only
+mkdir -p notzarr && echo keep >notzarr/keep.txt && echo keep >plain.txt
+for o in notzarr plain.txt; do
+	check "synth $o --force: not a zarr store, refused in one line, kept" bash -c '
+		! "$0" synth "$1" --force --n-obs 10 --n-vars 5 2>f_err.txt && test "$(wc -l <f_err.txt)" -eq 1 &&
+		grep -q "not a zarr store" f_err.txt && grep -q keep "$1"* -r || { cat f_err.txt; false; }' "$AB" "$o"
+done
+check "synth --force over a zarr store replaces it" bash -c '
+	"$0" synth syn.zarr --n-obs 10 --n-vars 5 >/dev/null && "$0" synth syn.zarr --force --n-obs 12 --n-vars 5 >/dev/null &&
+	'"$PY"' -c "import json; assert json.load(open(\"syn.zarr/obs/_index/zarr.json\"))[\"shape\"] == [12]"' "$AB"
+
+# ---- too many open files
+mkdir -p many
+for i in $(seq 1 40); do cp grp.h5ad many/m$i.h5ad; cp -a r50.zarr many/z$i.zarr; done
+check "ulimit -n 30 with 80 inputs: too many open files, with the limit, one line" bash -c '
+	ulimit -n 30 && ! "$0" convert many/* -o manyout.zarr --no-progress 2>fd_err.txt &&
+	test "$(wc -l <fd_err.txt)" -eq 1 && grep -q "too many open files (limit 30" fd_err.txt || { cat fd_err.txt; false; }' "$AB"
+check "ulimit -n 30 for .h5ad inputs alone: too many open files, not \"not an HDF5 file\"" bash -c '
+	ulimit -n 30 && ! "$0" convert many/*.h5ad -o manyout.zarr --no-progress 2>fd_err.txt &&
+	grep -q "too many open files (limit 30" fd_err.txt && ! grep -q "HDF5" fd_err.txt || { cat fd_err.txt; false; }' "$AB"
+check "soft ulimit -n 30, hard higher: convert raises it, every row once" bash -c '
+	test "$(ulimit -Hn)" = unlimited -o "$(ulimit -Hn)" -gt 200 &&
+	(ulimit -Sn 30 && "$0" convert many/* -o manyout.zarr --no-progress 2>/dev/null) &&
+	node "$1/zarrita_dump.mjs" manyout.zarr d_many >/dev/null && '"$PY"' "$2/convert_rows.py" split d_many rows 1e9 many/*' \
+	"$AB" "$node_dir" "$here"
+
+# ---- the summary line, and the message for an existing non-collection output
+check "success off a terminal: one summary line with datasets, rows, genes, dtype, bytes, seconds" bash -c '
+	"$0" convert r200.zarr r50.zarr -o sum.zarr --dataset-size 90 --no-progress 2>sum.txt &&
+	'"$PY"' - sum.zarr sum.txt r200.zarr r50.zarr <<"EOF"
+import os, re, sys, warnings
+warnings.filterwarnings("ignore")
+import anndata
+out, txt, ins = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3:]
+lines = txt.splitlines()
+assert len(lines) == 1, lines
+ads = [anndata.read_zarr(p) for p in ins]
+genes = len(set().union(*[set(a.var_names) for a in ads]))
+size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+m = re.search(r"(\d+) datasets, (\d+) rows, (\d+) genes, (\w+) csr_matrix X, (\d+) bytes on disk, ([\d.]+) s$", lines[0])
+assert m and out in lines[0], lines[0]
+assert int(m.group(1)) == 3 and int(m.group(2)) == sum(a.n_obs for a in ads), lines[0]
+assert int(m.group(3)) == genes and m.group(4) == str(ads[0].X.dtype), lines[0]
+assert int(m.group(5)) == size, (lines[0], size)
+EOF' "$AB"
+if command -v script >/dev/null; then
+	check "on a terminal: the progress line and the summary" bash -c '
+		script -qec "$0 convert r50.zarr -o tty.zarr" /dev/null >tty.txt 2>&1 &&
+		grep -q "50/50 rows" tty.txt && grep -q "wrote tty.zarr: 1 dataset, 50 rows" tty.txt || { cat tty.txt; false; }' "$AB"
+fi
+$PY -c "import anndata, numpy as np; anndata.AnnData(X=np.ones((2, 2), np.float32)).write_h5ad('existing.h5ad')" 2>/dev/null
+check "convert -o existing.h5ad: one line, the path once, no pointer back at convert" bash -c '
+	! "$0" convert grp.h5ad -o existing.h5ad --no-progress 2>ex_err.txt && test "$(wc -l <ex_err.txt)" -eq 1 &&
+	test "$(grep -o existing.h5ad ex_err.txt | wc -l)" -eq 1 && grep -q "not an annbatch collection" ex_err.txt &&
+	! grep -q "read by .annbatch convert" ex_err.txt || { cat ex_err.txt; false; }' "$AB"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
