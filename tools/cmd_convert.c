@@ -67,7 +67,11 @@ static const char convert_usage[] =
 	"  -h, --help               this help\n"
 	"\n"
 	"OUT appears (or changes) only when everything is written: a killed run\n"
-	"leaves it as it was. Any failure prints one line on stderr and exits non-zero.\n";
+	"leaves it as it was; SIGINT or SIGTERM also removes the hidden temporary\n"
+	"directory (exit 130 or 143), as does any failure. OUT may not be an input,\n"
+	"lie inside one or hold one. Any failure prints one line on stderr and exits\n"
+	"non-zero; success prints one summary line on stderr (datasets, rows, genes,\n"
+	"X dtype, bytes, seconds). The soft open-file limit is raised to the hard one.\n";
 
 enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_CHUNK,
        O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK };

@@ -38,7 +38,8 @@ static const char synth_usage[] =
 	"  --shard-size SIZE     bytes per shard (zarr3), 1GB; e.g. 256MB, 1GiB\n"
 	"  --no-shard            zarr3 without sharding (one file per chunk)\n"
 	"  --seed N              random seed, 0\n"
-	"  --force               replace OUT if it exists\n"
+	"  --force               replace OUT if it exists (a zarr store only; for\n"
+	"                        h5ad, a regular file)\n"
 	"  -h, --help            this help\n"
 	"\n"
 	"OUT appears only when complete (written under a temporary name, then renamed).\n";
