@@ -1378,6 +1378,7 @@ static int check_paths(conv *c, char **paths, size_t n)
 	return ret;
 }
 
+/* the sum print_summary asks nftw for (nftw passes no user argument) */
 static uint64_t tree_bytes;
 
 static int add_file_bytes(const char *p, const struct stat *st, int flag, struct FTW *f)
