@@ -67,7 +67,8 @@ struct ab_writer_array {
 	uint64_t shard_offset;
 	uint64_t *index;        /* 2 * per_shard entries of the open shard */
 	char *shard_file;
-	int failed;
+	int failed;             /* the status of the first failed write, 0 = none */
+	char *fail_msg;         /* and its message, repeated by later calls */
 };
 
 /* ------------------------------------------------------------------------- */
@@ -604,6 +605,7 @@ static void array_free(ab_writer_array *a)
 	if (a->shard_fd >= 0)
 		close(a->shard_fd);
 	free(a->chunk);
+	free(a->fail_msg);
 	free(a->index);
 	free(a->shard_file);
 	ab_buf_free(&a->enc);
@@ -850,12 +852,29 @@ static int flush_chunk(ab_writer_array *a)
 	return write_all_fd(a->shard_fd, a->enc.data, a->enc.len, a->shard_file);
 }
 
+/* Marks the array failed with the message just set: later calls repeat the
+ * first cause (a full disk, say), not a vaguer "an earlier write failed". */
+static int array_fail(ab_writer_array *a, int rc)
+{
+	a->failed = rc;
+	free(a->fail_msg);
+	a->fail_msg = strdup(ab_last_error());
+	return rc;
+}
+
+static int array_failed(const ab_writer_array *a)
+{
+	if (a->fail_msg && *a->fail_msg)
+		return ab_error_set(a->failed, "%s", a->fail_msg);
+	return ab_error_set(a->failed, "%s: an earlier write failed", a->node);
+}
+
 static int append_check(ab_writer_array *a, int strings)
 {
 	if (!a)
 		return ab_error_set(AB_EINVAL, "null array");
 	if (a->failed)
-		return ab_error_set(AB_EINVAL, "%s: an earlier write failed", a->node);
+		return array_failed(a);
 	if (strings != a->is_string)
 		return ab_error_set(AB_ETYPE, "%s: %s", a->node,
 				    strings ? "not a string array" : "a string array takes strings");
@@ -880,10 +899,8 @@ int ab_writer_array_append(ab_writer_array *a, const void *rows, uint64_t nrows)
 		nrows -= take;
 		a->rows += take;
 		a->chunk_rows_filled += take;
-		if (a->chunk_rows_filled == a->cfg.chunk_rows && (rc = flush_chunk(a))) {
-			a->failed = 1;
-			return rc;
-		}
+		if (a->chunk_rows_filled == a->cfg.chunk_rows && (rc = flush_chunk(a)))
+			return array_fail(a, rc);
 	}
 	return 0;
 }
@@ -901,19 +918,15 @@ int ab_writer_array_append_strings(ab_writer_array *a, const char *const *string
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t slot = a->chunk_rows_filled * a->row_items + i % a->row_items;
 		char *s = strdup(strings && strings[i] ? strings[i] : "");
-		if (!s) {
-			a->failed = 1;
-			return ab_error_set(AB_ENOMEM, "out of memory");
-		}
+		if (!s)
+			return array_fail(a, ab_error_set(AB_ENOMEM, "out of memory"));
 		free(a->strs[slot]);
 		a->strs[slot] = s;
 		if ((i + 1) % a->row_items == 0) {
 			a->rows++;
 			a->chunk_rows_filled++;
-			if (a->chunk_rows_filled == a->cfg.chunk_rows && (rc = flush_chunk(a))) {
-				a->failed = 1;
-				return rc;
-			}
+			if (a->chunk_rows_filled == a->cfg.chunk_rows && (rc = flush_chunk(a)))
+				return array_fail(a, rc);
 		}
 	}
 	return 0;
@@ -974,7 +987,7 @@ int ab_writer_array_close(ab_writer_array *a)
 {
 	if (!a)
 		return 0;
-	int rc = a->failed ? ab_error_set(AB_EINVAL, "%s: an earlier write failed", a->node) : 0;
+	int rc = a->failed ? array_failed(a) : 0;
 	if (!rc && a->chunk_rows_filled)
 		rc = flush_chunk(a);
 	/* An array that fits in its first shard gets a shard just as large as

@@ -3,11 +3,15 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,9 +32,10 @@ static const char convert_usage[] =
 	"Nullable integer/boolean obs columns become float64 with NaN where missing.\n"
 	"\n"
 	"The inputs are cut into blocks of --shuffle-chunk-size contiguous rows; the\n"
-	"blocks are taken in random order and split over datasets of --dataset-size,\n"
-	"and each dataset's rows are permuted in memory before it is written, so a\n"
-	"loader reading contiguous chunks still sees well-mixed rows.\n"
+	"blocks are taken in random order and their rows split over ceil(total /\n"
+	"--dataset-size) datasets whose row counts differ by at most one (a block may\n"
+	"straddle two), and each dataset's rows are permuted in memory before it is\n"
+	"written, so a loader reading contiguous chunks still sees well-mixed rows.\n"
 	"\n"
 	"If OUT is an existing collection, the inputs are added to it as new datasets,\n"
 	"subset to its var space; OUT is replaced in one step when all is written.\n"
@@ -47,6 +52,7 @@ static const char convert_usage[] =
 	"                           per dataset (with a unit: 20GB, the default)\n"
 	"  --seed N                 random seed, 0\n"
 	"  --groupby COL[,COL]      sort each dataset's rows by these obs columns\n"
+	"                           (stable; missing values last, as pandas)\n"
 	"  --n-obs-per-chunk N      rows per X chunk (dense) or their mean non-zeros\n"
 	"                           (sparse data/indices), 64\n"
 	"  --shard-size SIZE        bytes per shard, 1GB\n"
@@ -61,7 +67,11 @@ static const char convert_usage[] =
 	"  -h, --help               this help\n"
 	"\n"
 	"OUT appears (or changes) only when everything is written: a killed run\n"
-	"leaves it as it was. Any failure prints one line on stderr and exits non-zero.\n";
+	"leaves it as it was; SIGINT or SIGTERM also removes the hidden temporary\n"
+	"directory (exit 130 or 143), as does any failure. OUT may not be an input,\n"
+	"lie inside one or hold one. Any failure prints one line on stderr and exits\n"
+	"non-zero; success prints one summary line on stderr (datasets, rows, genes,\n"
+	"X dtype, bytes, seconds). The soft open-file limit is raised to the hard one.\n";
 
 enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_CHUNK,
        O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK };
@@ -310,6 +320,41 @@ typedef struct dset {
 	char **obs_names;
 } dset;
 
+/* SIGINT/SIGTERM during the write: the handler only records the signal
+ * (async-signal-safe); the read and write loops poll it and take the normal
+ * failure path, which removes the temporary directory, and the run exits
+ * 128 + the signal. The one piece of process state a CLI needs for this. */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+	stop_sig = sig;
+}
+
+/* Catches SIGINT and SIGTERM (unless ignored, as for a background job of a
+ * shell without job control), saving the old actions in old[2]. */
+static void catch_stop(struct sigaction old[2])
+{
+	static const int sigs[2] = { SIGINT, SIGTERM };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	stop_sig = 0;
+	for (int i = 0; i < 2; i++) {
+		sigaction(sigs[i], NULL, &old[i]);
+		if (old[i].sa_handler != SIG_IGN)
+			sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+static void release_stop(const struct sigaction old[2])
+{
+	sigaction(SIGINT, &old[0], NULL);
+	sigaction(SIGTERM, &old[1], NULL);
+}
+
 static double now_s(void)
 {
 	struct timespec t;
@@ -353,15 +398,52 @@ static int fail(conv *c, const char *fmt, const char *a, const char *b)
 	return cli_fail(CMD, fmt, a);
 }
 
-static int fail_lib(conv *c, int rc, const char *what)
+/* Whether a failure with message `msg` came from running out of file
+ * descriptors: the message says so, or the process still is out of them
+ * (whatever a reader made of its failed open: "not an HDF5 file", say). */
+static int out_of_fds(const char *msg, uint64_t *limit)
+{
+	if (!msg || !strstr(msg, strerror(EMFILE))) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno != EMFILE)
+			return 0;
+	}
+	struct rlimit rl;
+	*limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
+	return 1;
+}
+
+static int fail_fds(conv *c, const char *what, uint64_t limit)
 {
 	progress_clear(c);
+	return cli_fail(CMD, "%s: too many open files (limit %" PRIu64 "; raise it with ulimit -n, or convert"
+		       " fewer inputs at once)", what, limit);
+}
+
+static int fail_lib(conv *c, int rc, const char *what)
+{
+	uint64_t lim;
+	if (what && out_of_fds(ab_last_error(), &lim))
+		return fail_fds(c, what, lim);
+	progress_clear(c);
+	/* most library messages already start with the path: say it once */
+	const char *msg = ab_last_error();
+	size_t l = what ? strlen(what) : 0;
+	if (l && msg && strncmp(msg, what, l) == 0 && msg[l] == ':')
+		what = NULL;
 	return cli_fail_lib(CMD, rc, what);
 }
 
 /* A failure reading input `in`: the message of whichever reader failed. */
 static int fail_in(conv *c, const input *in, int rc)
 {
+	uint64_t lim;
+	if (out_of_fds(in->h5 || !in->st ? h5ad_last_error() : ab_last_error(), &lim))
+		return fail_fds(c, in->path, lim);
 	if (in->h5 || !in->st) {
 		progress_clear(c);
 		return cli_fail(CMD, "%s", h5ad_last_error());
@@ -993,17 +1075,26 @@ static int row_cmp(const void *a, const void *b, void *arg)
 			r = (s->d->src[x] > s->d->src[y]) - (s->d->src[x] < s->d->src[y]);
 		} else {
 			ocol *oc = &s->c->cols[j];
+			/* Missing values (NaN, which nullable int/bool columns hold
+			 * where masked; categorical code -1; a null string) are one
+			 * class after every value, as pandas' na_position="last".
+			 * Comparing NaN with < alone would make it "equal" to
+			 * everything: no strict weak order, and a merge that
+			 * leaves values unsorted around it. */
+			int mu, mv;
 			if (oc->kind == OC_NUMERIC) {
 				double u = load_num(oc->dtype, s->d->colnum[j], x);
 				double v = load_num(oc->dtype, s->d->colnum[j], y);
-				r = (u > v) - (u < v);
+				mu = isnan(u), mv = isnan(v);
+				r = mu || mv ? mu - mv : (u > v) - (u < v);
 			} else if (oc->kind == OC_CATEGORICAL) {
-				/* missing (-1) last, as pandas sorts NaN */
-				uint32_t u = (uint32_t)s->d->colcode[j][x], v = (uint32_t)s->d->colcode[j][y];
-				r = (u > v) - (u < v);
+				int32_t u = s->d->colcode[j][x], v = s->d->colcode[j][y];
+				mu = u < 0, mv = v < 0;
+				r = mu || mv ? mu - mv : (u > v) - (u < v);
 			} else {
 				const char *u = s->d->colstr[j][x], *v = s->d->colstr[j][y];
-				r = strcmp(u ? u : "", v ? v : "");
+				mu = !u, mv = !v;
+				r = mu || mv ? mu - mv : strcmp(u, v);
 			}
 		}
 		if (r)
@@ -1066,7 +1157,7 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 			rc = AB_ENOMEM;
 		if (!rc)
 			indptr[0] = 0;
-		for (uint64_t i = 0; !rc && i < n; i++) {
+		for (uint64_t i = 0; !rc && !stop_sig && i < n; i++) {
 			uint64_t r = perm ? perm[i] : i;
 			uint64_t s = (uint64_t)d->indptr[r], e = (uint64_t)d->indptr[r + 1];
 			rc = ab_writer_array_append(xv, (uint8_t *)d->data + s * isz, e - s);
@@ -1082,6 +1173,10 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		int rc2 = xv ? ab_writer_array_close(xv) : 0;
 		int rc3 = xi ? ab_writer_array_close(xi) : 0;
 		rc = rc ? rc : rc2 ? rc2 : rc3;
+		if (!rc && stop_sig) {
+			free(indptr);
+			return 1; /* run() reports it */
+		}
 		snprintf(p, sizeof p, "%s/X/indptr", g);
 		if (!rc)
 			rc = ado_write_numeric(w, p, AB_DT_INT64, indptr, n + 1, o, NULL);
@@ -1099,7 +1194,7 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		if (rc)
 			return fail_lib(c, rc, c->out);
 		size_t rb = (size_t)(c->n_vars * isz);
-		for (uint64_t i = 0; !rc && i < n; i++) {
+		for (uint64_t i = 0; !rc && !stop_sig && i < n; i++) {
 			uint64_t r = perm ? perm[i] : i;
 			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
 			if ((i & 1023) == 1023) {
@@ -1111,6 +1206,8 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		int rc2 = ab_writer_array_close(x);
 		if (rc || rc2)
 			return fail_lib(c, rc ? rc : rc2, c->out);
+		if (stop_sig)
+			return 1; /* run() reports it */
 	}
 
 	/* obs: the selected columns, then src_path */
@@ -1188,10 +1285,14 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 /* the run                                                                   */
 /* ------------------------------------------------------------------------- */
 
-/* Rows per dataset: --dataset-size (rows, or bytes of X), then capped so a
- * dataset held in memory stays within --memory. */
-static uint64_t dataset_rows(conv *c)
+/* How many datasets: all rows over --dataset-size, measured in rows, or in
+ * bytes of X (the estimate below), rounded up; more when a dataset held in
+ * memory would not fit --memory. The Python annbatch writer splits the rows
+ * the same way: ceil(total / dataset size) parts of near-equal row counts. */
+static uint64_t dataset_count(conv *c)
 {
+	if (!c->total_rows)
+		return 0;
 	uint64_t nnz_total = 0;
 	for (size_t i = 0; i < c->n_in; i++) {
 		input *in = &c->in[i];
@@ -1206,17 +1307,103 @@ static uint64_t dataset_rows(conv *c)
 		}
 	}
 	size_t isz = ab_dtype_size(c->x_dtype);
-	double row_x = c->sparse ? (double)nnz_total / (double)(c->total_rows ? c->total_rows : 1) * (double)(isz + 4) + 8
+	double row_x = c->sparse ? (double)nnz_total / (double)c->total_rows * (double)(isz + 4) + 8
 				 : (double)c->n_vars * (double)isz;
 	if (row_x < 1)
 		row_x = 1;
-	uint64_t rows = c->ds_rows ? c->ds_rows : (uint64_t)((double)c->ds_bytes / row_x);
+	uint64_t n = c->ds_rows ? (c->total_rows + c->ds_rows - 1) / c->ds_rows
+				: (uint64_t)ceil(row_x * (double)c->total_rows / (double)c->ds_bytes);
 	/* in memory: X, ~64 bytes of obs per row and column, and read scratch */
 	double row_mem = row_x * 1.5 + 64.0 * (double)(c->n_cols + 2);
 	uint64_t cap = (uint64_t)((double)c->memory / row_mem);
-	if (rows > cap)
-		rows = cap;
-	return rows ? rows : 1;
+	if (!cap)
+		cap = 1;
+	if (n < (c->total_rows + cap - 1) / cap)
+		n = (c->total_rows + cap - 1) / cap;
+	if (n < 1)
+		n = 1;
+	return n < c->total_rows ? n : c->total_rows;
+}
+
+/* The real path of `p`, which may not exist yet: then its parent's real path
+ * and its last component. NULL when not even the parent resolves. */
+static char *real_path_of(const char *p)
+{
+	char *r = realpath(p, NULL);
+	if (r || errno != ENOENT)
+		return r;
+	size_t l = strlen(p);
+	while (l > 1 && p[l - 1] == '/')
+		l--;
+	char *dir = strndup(p, l);
+	if (!dir)
+		return NULL;
+	char *slash = strrchr(dir, '/');
+	const char *base = slash ? slash + 1 : dir;
+	char *rd = slash == dir ? strdup("/") : realpath(slash ? (*slash = '\0', dir) : ".", NULL);
+	char *out = NULL;
+	if (rd && (out = malloc(strlen(rd) + strlen(base) + 2)))
+		sprintf(out, "%s%s%s", rd, strcmp(rd, "/") ? "/" : "", base);
+	free(rd);
+	free(dir);
+	return out;
+}
+
+/* Whether path `a` is `b` or lies under it (both real paths). */
+static int path_under(const char *a, const char *b)
+{
+	size_t l = strlen(b);
+	return strncmp(a, b, l) == 0 && (a[l] == '\0' || a[l] == '/' || (l == 1 && b[0] == '/'));
+}
+
+/* Refuses an output that is an input, lies inside one, or holds one: the run
+ * would write into what it reads (and a replaced output deletes its input). */
+static int check_paths(conv *c, char **paths, size_t n)
+{
+	char *ro = real_path_of(c->out);
+	int ret = 0;
+	for (size_t i = 0; ro && i < n && !ret; i++) {
+		char *ri = realpath(paths[i], NULL);
+		if (!ri)
+			continue; /* open_inputs reports it */
+		if (path_under(ro, ri))
+			ret = fail(c, strcmp(ro, ri) ? "-o %s is inside the input %s; not written"
+						     : "-o %s is the input %s; not written",
+				   c->out, paths[i]);
+		else if (path_under(ri, ro))
+			ret = fail(c, "the input %s is inside the output %s; not written", paths[i], c->out);
+		free(ri);
+	}
+	free(ro);
+	return ret;
+}
+
+/* the sum print_summary asks nftw for (nftw passes no user argument) */
+static uint64_t tree_bytes;
+
+static int add_file_bytes(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)p, (void)f;
+	if (flag == FTW_F)
+		tree_bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
+/* One line on stderr once the collection is in place, whether or not a
+ * progress line was shown: what was written and how long it took. */
+static void print_summary(conv *c, uint64_t nds, double t_start)
+{
+	tree_bytes = 0;
+	nftw(c->out, add_file_bytes, 16, FTW_PHYS);
+	char what[64] = "";
+	if (c->first_dataset)
+		snprintf(what, sizeof what, " (now %" PRIu64 " in all)", c->first_dataset + nds);
+	fprintf(stderr,
+		"annbatch convert: %s %s: %" PRIu64 " dataset%s%s, %" PRIu64 " rows, %" PRIu64 " genes, %s %s X,"
+		" %" PRIu64 " bytes on disk, %.1f s\n",
+		c->first_dataset ? "added to" : "wrote", c->out, nds, nds == 1 ? "" : "s", what, c->total_rows,
+		c->n_vars, ab_dtype_name(c->x_dtype), c->sparse ? "csr_matrix" : "dense", tree_bytes,
+		now_s() - t_start);
 }
 
 static int adopt_existing(conv *c, ab_writer *w, ab_store *old)
@@ -1238,13 +1425,24 @@ static int run(conv *c, char **paths, size_t n_paths)
 	int ret = 0, rc;
 	ab_store *old = NULL;
 	struct stat sb;
+	double t_start = now_s();
+	if ((ret = check_paths(c, paths, n_paths)))
+		return ret;
+	/* Every .h5ad input and every shard being written holds a descriptor:
+	 * take the hard limit, as the loader does (a soft 1024 is common). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	int adding = stat(c->out, &sb) == 0;
 	if (adding) {
 		/* An existing collection: its var space is the one to use. */
 		char **ds;
 		size_t nds;
 		if ((rc = ab_store_open(c->out, &old)))
-			return fail_lib(c, rc, c->out);
+			return fail(c, "%s: exists and is not an annbatch collection; not touched (-o takes a new"
+				    " path, or a collection to add to)", c->out, NULL);
 		if ((rc = ab_collection_datasets(old, "", &ds, &nds)) || nds == 0) {
 			ab_store_close(old);
 			if (!rc)
@@ -1320,18 +1518,16 @@ static int run(conv *c, char **paths, size_t n_paths)
 	rng_seed(&r, c->seed, 0x5348554646ull);
 	if (c->shuffle)
 		rng_shuffle_u64(&r, order, nb);
-	uint64_t per = dataset_rows(c);
-	uint64_t nds = (c->total_rows + per - 1) / per;
-	if (nds > nb)
-		nds = nb;
-	if (nds == 0 && c->total_rows == 0)
-		nds = 0;
+	uint64_t nds = dataset_count(c);
 
 	ab_writer_config wc;
 	ab_writer_config_init(&wc);
 	wc.overwrite = adding;
 	ab_writer *w;
+	struct sigaction old_sa[2];
+	catch_stop(old_sa);
 	if ((rc = ab_writer_create(c->out, &wc, &w))) {
+		release_stop(old_sa);
 		free(blocks);
 		free(order);
 		ret = fail_lib(c, rc, c->out);
@@ -1346,17 +1542,12 @@ static int run(conv *c, char **paths, size_t n_paths)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
 	void *scratch = NULL;
-	uint64_t scap = 0, bi = 0;
-	for (uint64_t k = 0; k < nds && !ret; k++) {
-		/* blocks up to the k-th equal share of all rows */
-		uint64_t target = (uint64_t)((double)c->total_rows * (double)(k + 1) / (double)nds + 0.5);
-		uint64_t b0 = bi, rows = 0, acc = 0;
-		for (uint64_t q = 0; q < b0; q++)
-			acc += blocks[order[q]].end - blocks[order[q]].start;
-		while (bi < nb && (acc + rows < target || bi == b0 || k == nds - 1)) {
-			rows += blocks[order[bi]].end - blocks[order[bi]].start;
-			bi++;
-		}
+	uint64_t scap = 0, bi = 0, boff = 0;
+	for (uint64_t k = 0; k < nds && !ret && !stop_sig; k++) {
+		/* The blocks in their order are one stream of rows, cut into nds
+		 * parts as np.array_split cuts it: the first total % nds parts
+		 * have one row more. A block may straddle two datasets. */
+		uint64_t rows = c->total_rows / nds + (k < c->total_rows % nds);
 		dset d;
 		memset(&d, 0, sizeof d);
 		if ((ret = dset_alloc(c, &d, rows))) {
@@ -1364,12 +1555,19 @@ static int run(conv *c, char **paths, size_t n_paths)
 			break;
 		}
 		uint64_t row0 = 0;
-		for (uint64_t q = b0; q < bi && !ret; q++) {
-			const block *b = &blocks[order[q]];
-			ret = read_block_x(c, &d, b, row0, &scratch, &scap);
+		while (row0 < rows && bi < nb && !ret && !stop_sig) {
+			const block *whole = &blocks[order[bi]];
+			uint64_t take = whole->end - whole->start - boff;
+			if (take > rows - row0)
+				take = rows - row0;
+			block b = { whole->in, whole->start + boff, whole->start + boff + take };
+			ret = read_block_x(c, &d, &b, row0, &scratch, &scap);
 			if (!ret)
-				ret = read_block_obs(c, &d, b, row0, &scratch, &scap);
-			row0 += b->end - b->start;
+				ret = read_block_obs(c, &d, &b, row0, &scratch, &scap);
+			row0 += take;
+			boff += take;
+			if (boff == whole->end - whole->start)
+				bi++, boff = 0;
 			progress(c, 0);
 		}
 		uint64_t *perm = NULL;
@@ -1392,12 +1590,20 @@ static int run(conv *c, char **paths, size_t n_paths)
 			}
 			free(tmp);
 		}
-		if (!ret)
+		if (!ret && !stop_sig)
 			ret = write_dataset(c, w, &d, perm, c->first_dataset + k);
 		free(perm);
 		dset_free(c, &d);
 	}
 	free(scratch);
+	if (stop_sig) {
+		/* whatever failed on the way out of the loops, the signal is the cause */
+		int sig = stop_sig;
+		progress_clear(c);
+		cli_fail(CMD, "interrupted by %s; %s left as it was", sig == SIGINT ? "SIGINT" : "SIGTERM", c->out);
+		ret = 128 + sig;
+		goto abort;
+	}
 	if (ret)
 		goto abort;
 	free(blocks);
@@ -1406,11 +1612,15 @@ static int run(conv *c, char **paths, size_t n_paths)
 	c->bar_shown = 0;
 	if ((rc = ab_writer_commit(w)))
 		ret = fail_lib(c, rc, c->out);
+	else
+		print_summary(c, nds, t_start);
+	release_stop(old_sa);
 	goto out;
 abort:
 	free(blocks);
 	free(order);
 	ab_writer_abort(w);
+	release_stop(old_sa);
 out:
 	if (old)
 		ab_store_close(old);

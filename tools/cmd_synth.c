@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "anndata_out.h"
 #include "h5ad.h"
@@ -36,7 +38,8 @@ static const char synth_usage[] =
 	"  --shard-size SIZE     bytes per shard (zarr3), 1GB; e.g. 256MB, 1GiB\n"
 	"  --no-shard            zarr3 without sharding (one file per chunk)\n"
 	"  --seed N              random seed, 0\n"
-	"  --force               replace OUT if it exists\n"
+	"  --force               replace OUT if it exists (a zarr store only; for\n"
+	"                        h5ad, a regular file)\n"
 	"  -h, --help            this help\n"
 	"\n"
 	"OUT appears only when complete (written under a temporary name, then renamed).\n";
@@ -244,8 +247,28 @@ static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int
 	return rc;
 }
 
+/* Whether `path` is a zarr store (its root metadata is there): the only thing
+ * --force may replace; any other file or directory is somebody's data. */
+static int is_zarr_store(const char *path)
+{
+	static const char *const roots[] = { "zarr.json", ".zgroup", ".zarray" };
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof p, "%s/%s", path, roots[i]) < (int)sizeof p && stat(p, &st) == 0 &&
+		    S_ISREG(st.st_mode))
+			return 1;
+	}
+	return 0;
+}
+
 static int run(const char *out, synth *s, int dense, int zarr_format, int force, ado_opts *o)
 {
+	struct stat st;
+	if (force && lstat(out, &st) == 0 && !is_zarr_store(out))
+		return cli_fail("synth", "%s exists and is not a zarr store; not replaced", out);
 	ab_writer_config wc;
 	ab_writer_config_init(&wc);
 	wc.zarr_format = zarr_format;
