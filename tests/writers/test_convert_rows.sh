@@ -176,7 +176,7 @@ check "ulimit -n 30 for .h5ad inputs alone: too many open files, not \"not an HD
 check "soft ulimit -n 30, hard higher: convert raises it, every row once" bash -c '
 	test "$(ulimit -Hn)" = unlimited -o "$(ulimit -Hn)" -gt 200 &&
 	(ulimit -Sn 30 && "$0" convert many/* -o manyout.zarr --no-progress 2>/dev/null) &&
-	node "$1/zarrita_dump.mjs" manyout.zarr d_many >/dev/null && '"$PY"' "$2/convert_rows.py" split d_many rows 1e9 many/*' \
+	node "$1/zarrita_dump_rows.mjs" manyout.zarr d_many >/dev/null && '"$PY"' "$2/convert_rows.py" split d_many rows 1e9 many/*' \
 	"$AB" "$node_dir" "$here"
 
 # ---- the summary line, and the message for an existing non-collection output
