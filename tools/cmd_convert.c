@@ -32,14 +32,27 @@ static const char convert_usage[] =
 	"and each dataset's rows are permuted in memory before it is written, so a\n"
 	"loader reading contiguous chunks still sees well-mixed rows.\n"
 	"\n"
-	"If OUT is an existing collection, the inputs are added to it as new datasets,\n"
-	"subset to its var space; OUT is replaced in one step when all is written.\n"
+	"If OUT is an existing collection, the inputs are added to it as new datasets\n"
+	"in its var space and X dtype; OUT is replaced in one step when all is written.\n"
+	"An input with genes the collection lacks is refused (--drop-new-genes), and\n"
+	"one whose X values the collection's dtype cannot hold is refused.\n"
+	"Mixed X dtypes are promoted as anndata's concat does (numpy's result_type:\n"
+	"int32 + float32 gives float64), with a note on stderr.\n"
+	"Duplicate var names in an input are refused (--make-var-unique); duplicate\n"
+	"obs names are made unique as obs_names_make_unique does (NAME-1, NAME-2,\n"
+	"... over all inputs in order), with a note on stderr.\n"
 	"\n"
 	"Options:\n"
 	"  -o, --output OUT         the collection to write (required)\n"
 	"  --var-subset FILE        var names to keep, one a line, in that order\n"
 	"                           (default: the outer join of the inputs' var names,\n"
-	"                           in order of first appearance; missing genes are 0)\n"
+	"                           in order of first appearance; missing genes are 0);\n"
+	"                           names found in no input are an error; a UTF-8 BOM\n"
+	"                           and spaces around a name are dropped, with a note\n"
+	"  --make-var-unique        rename repeated var names of an input NAME-1,\n"
+	"                           NAME-2, ... (anndata's var_names_make_unique)\n"
+	"  --drop-new-genes         adding to a collection: drop the genes it lacks\n"
+	"                           (counts of genes and values dropped on stderr)\n"
 	"  --obs-columns C,C        obs columns to keep (default: those in every input)\n"
 	"  --no-shuffle             keep the input order (no block shuffle, no permutation)\n"
 	"  --shuffle-chunk-size N   rows per contiguous block, 1000\n"
@@ -64,7 +77,7 @@ static const char convert_usage[] =
 	"leaves it as it was. Any failure prints one line on stderr and exits non-zero.\n";
 
 enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_CHUNK,
-       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK };
+       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK, O_VARUNIQ, O_DROPNEW };
 
 #define CMD "convert"
 
@@ -171,6 +184,81 @@ static int strtab_sort(strtab *t)
 	return 0;
 }
 
+static int grow(void **p, uint64_t *cap, uint64_t need, size_t isz);
+
+/* anndata's make_index_unique (var_names_make_unique, obs_names_make_unique):
+ * the first occurrence of a name keeps it; each later one becomes name-1,
+ * name-2, ... counting per name, and a candidate that is already a name (an
+ * original one or one given out before) is skipped for the next number.
+ * names[i] may be replaced (the old string freed). *renamed counts the names
+ * changed; dup_out, when not NULL, gets the duplicated names' table (each
+ * name once, in order of its first repeat) for error messages. -1 when out
+ * of memory. */
+static int make_unique(char **names, uint64_t n, int rename, uint64_t *renamed, strtab *dup_out)
+{
+	strtab all;
+	memset(&all, 0, sizeof all);
+	uint64_t *dups = NULL, ndup = 0, cap = 0;
+	uint64_t *count = NULL;
+	int ret = -1;
+	*renamed = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		const char *nm = names[i] ? names[i] : "";
+		uint64_t before = all.n;
+		if (strtab_add(&all, nm) < 0)
+			goto out;
+		if (all.n == before) {
+			if (grow((void **)&dups, &cap, ndup + 1, sizeof *dups))
+				goto out;
+			dups[ndup++] = i;
+			if (dup_out && strtab_add(dup_out, nm) < 0)
+				goto out;
+		}
+	}
+	if (rename && ndup) {
+		uint64_t n_orig = all.n;
+		count = calloc(n_orig, sizeof *count);
+		if (!count)
+			goto out;
+		for (uint64_t d = 0; d < ndup; d++) {
+			uint64_t i = dups[d];
+			const char *nm = names[i] ? names[i] : "";
+			int64_t k = strtab_find(&all, nm);
+			size_t l = strlen(nm);
+			char *cand = malloc(l + 24);
+			if (!cand)
+				goto out;
+			do
+				snprintf(cand, l + 24, "%s-%" PRIu64, nm, ++count[k]);
+			while (strtab_find(&all, cand) >= 0);
+			if (strtab_add(&all, cand) < 0) {
+				free(cand);
+				goto out;
+			}
+			free(names[i]);
+			names[i] = cand;
+		}
+	}
+	*renamed = ndup;
+	ret = 0;
+out:
+	free(dups);
+	free(count);
+	strtab_free(&all);
+	return ret;
+}
+
+/* "a, b, c" from the first `max` names of t, with ", ..." when there are more. */
+static void name_list(const strtab *t, size_t max, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (uint64_t i = 0; i < t->n && i < max && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s'%s'", i ? ", " : "", t->names[i]);
+	if (t->n > max && used < len)
+		snprintf(buf + used, len - used, ", ...");
+}
+
 /* ------------------------------------------------------------------------- */
 /* numeric conversion                                                        */
 /* ------------------------------------------------------------------------- */
@@ -261,6 +349,9 @@ typedef struct input {
 	int monotonic;           /* colmap keeps the order of kept columns */
 	icol *obs;               /* per output column */
 	icol names;              /* obs/_index */
+	uint64_t row0;           /* its first row in the concatenation */
+	uint64_t vars_dropped;   /* var names not in a fixed var space */
+	uint64_t values_dropped; /* their non-zero values, counted as read */
 } input;
 
 typedef struct block { uint32_t in; uint64_t start, end; } block;
@@ -277,6 +368,8 @@ typedef struct conv {
 	uint64_t seed;
 	uint64_t memory;
 	int progress;
+	int make_var_unique;     /* rename duplicate var names as anndata does */
+	int drop_new_genes;      /* adding: drop genes the collection lacks */
 	ado_opts o;
 	/* inputs and output space */
 	input *in;
@@ -290,6 +383,11 @@ typedef struct conv {
 	int *groupby;            /* indices into cols */
 	size_t n_groupby;
 	uint64_t first_dataset;  /* when adding to a collection */
+	int adding;
+	/* obs names made unique: global rows (ascending) and their new names */
+	uint64_t *obs_renamed_rows;
+	char **obs_renamed;
+	uint64_t n_obs_renamed;
 	/* progress */
 	uint64_t total_rows, rows_done, bytes_in;
 	struct timespec t0;
@@ -459,26 +557,143 @@ static int load_var_subset(conv *c)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int ret = 0;
+	int ret = 0, bom = 0;
+	uint64_t stripped = 0, lineno = 0, dups = 0;
 	while ((len = getline(&line, &cap, f)) >= 0) {
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
+		char *nm = line;
+		if (lineno++ == 0 && len >= 3 && memcmp(nm, "\xEF\xBB\xBF", 3) == 0) {
+			/* a UTF-8 byte order mark is not part of the first name */
+			nm += 3;
+			len -= 3;
+			bom = 1;
+		}
+		if ((size_t)len != strlen(nm)) {
+			ret = fail(c, "--var-subset %s: line with a NUL byte", c->var_subset, NULL);
+			break;
+		}
+		while (len && (nm[len - 1] == '\n' || nm[len - 1] == '\r'))
+			nm[--len] = '\0';
+		size_t l0 = (size_t)len;
+		while (len && (nm[len - 1] == ' ' || nm[len - 1] == '\t' || nm[len - 1] == '\r'))
+			nm[--len] = '\0';
+		while (len && (*nm == ' ' || *nm == '\t')) {
+			nm++;
+			len--;
+		}
 		if (!len)
 			continue;
-		if (strtab_add(&c->vars, line) < 0) {
+		stripped += (size_t)len != l0;
+		uint64_t before = c->vars.n;
+		if (strtab_add(&c->vars, nm) < 0) {
 			ret = fail(c, "%s", "out of memory", NULL);
 			break;
 		}
+		dups += c->vars.n == before;
 	}
 	free(line);
 	fclose(f);
+	if (!ret && bom)
+		fprintf(stderr, "annbatch convert: note: --var-subset %s: UTF-8 byte order mark dropped\n",
+			c->var_subset);
+	if (!ret && stripped)
+		fprintf(stderr, "annbatch convert: note: --var-subset %s: spaces around %" PRIu64
+			" names dropped\n", c->var_subset, stripped);
+	if (!ret && dups)
+		fprintf(stderr, "annbatch convert: note: --var-subset %s: %" PRIu64
+			" repeated names kept once\n", c->var_subset, dups);
 	if (!ret && !c->vars.n)
 		ret = fail(c, "--var-subset %s: no names in the file", c->var_subset, NULL);
 	return ret;
 }
 
+/* numpy's result_type of two numeric X dtypes (bool, integers, float32/64),
+ * which anndata's concat gives X: a signed and an unsigned integer meet in
+ * the signed type that holds both (int64 and uint64 only in float64), an
+ * integer of more than 16 bits and float32 meet in float64. */
+static ab_dtype promote(ab_dtype a, ab_dtype b)
+{
+	if (a == b || b == AB_DT_BOOL)
+		return a;
+	if (a == AB_DT_BOOL)
+		return b;
+	int fa = a == AB_DT_FLOAT32 || a == AB_DT_FLOAT64, fb = b == AB_DT_FLOAT32 || b == AB_DT_FLOAT64;
+	size_t sa = ab_dtype_size(a), sb = ab_dtype_size(b);
+	if (fa && fb)
+		return sa > sb ? a : b;
+	if (fa || fb) {
+		ab_dtype f = fa ? a : b;
+		size_t si = fa ? sb : sa;
+		return f == AB_DT_FLOAT32 && si <= 2 ? AB_DT_FLOAT32 : AB_DT_FLOAT64;
+	}
+	int ua = a >= AB_DT_UINT8 && a <= AB_DT_UINT64, ub = b >= AB_DT_UINT8 && b <= AB_DT_UINT64;
+	if (ua == ub)
+		return sa > sb ? a : b;
+	size_t su = ua ? sa : sb, ss = ua ? sb : sa;
+	if (ss > su)
+		return ua ? b : a;
+	return su == 1 ? AB_DT_INT16 : su == 2 ? AB_DT_INT32 : su == 4 ? AB_DT_INT64 : AB_DT_FLOAT64;
+}
+
+/* Duplicate var names would give CSR rows repeated column indices (a dense
+ * read sums them into a value no gene has): refused, as anndata's concat
+ * refuses them, or with --make-var-unique renamed as var_names_make_unique
+ * renames them. */
+static int unique_var_names(conv *c, const input *in, char **names, size_t nn)
+{
+	strtab dup;
+	memset(&dup, 0, sizeof dup);
+	uint64_t renamed;
+	if (make_unique(names, nn, c->make_var_unique, &renamed, &dup)) {
+		strtab_free(&dup);
+		return fail(c, "%s", "out of memory", NULL);
+	}
+	if (renamed && !c->make_var_unique) {
+		char list[600], msg[1200];
+		name_list(&dup, 10, list, sizeof list);
+		snprintf(msg, sizeof msg, "%s: %" PRIu64 " duplicate var names (repeats of %" PRIu64
+			 " names: %s); anndata's concat refuses them; --make-var-unique renames the "
+			 "repeats NAME-1, NAME-2, ... as var_names_make_unique does", in->path, renamed,
+			 dup.n, list);
+		strtab_free(&dup);
+		return fail(c, "%s", msg, NULL);
+	}
+	strtab_free(&dup);
+	if (renamed)
+		fprintf(stderr, "annbatch convert: note: %s: %" PRIu64 " duplicate var names made unique "
+			"(NAME-1, NAME-2, ... as var_names_make_unique)\n", in->path, renamed);
+	return 0;
+}
+
+static int open_inputs_found(conv *c, char **paths, size_t n, int fixed_vars, uint8_t *found);
+
 /* Opens the inputs, builds the var space and the column maps. */
 static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
+{
+	/* --var-subset: which of its names some input has */
+	uint8_t *found = fixed_vars && !c->adding ? calloc(c->vars.n + 1, 1) : NULL;
+	if (fixed_vars && !c->adding && !found)
+		return fail(c, "%s", "out of memory", NULL);
+	int ret = open_inputs_found(c, paths, n, fixed_vars, found);
+	if (!ret && found) {
+		strtab miss;
+		memset(&miss, 0, sizeof miss);
+		for (uint64_t k = 0; k < c->vars.n && !ret; k++)
+			if (!found[k] && strtab_add(&miss, c->vars.names[k]) < 0)
+				ret = fail(c, "%s", "out of memory", NULL);
+		if (!ret && miss.n) {
+			char list[600], msg[1000];
+			name_list(&miss, 10, list, sizeof list);
+			snprintf(msg, sizeof msg, "--var-subset %s: %" PRIu64 " of its %" PRIu64
+				 " names are in no input: %s", c->var_subset, miss.n, c->vars.n, list);
+			ret = fail(c, "%s", msg, NULL);
+		}
+		strtab_free(&miss);
+	}
+	free(found);
+	return ret;
+}
+
+static int open_inputs_found(conv *c, char **paths, size_t n, int fixed_vars, uint8_t *found)
 {
 	c->in = calloc(n, sizeof *c->in);
 	if (!c->in)
@@ -514,15 +729,25 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 		else
 			have_dense = 1;
 		ab_dtype dt = in->info.x_dtype;
-		if (i == 0)
+		if (c->adding) {
+			/* the collection's X dtype stays; an input whose values it
+			 * cannot hold is refused, never truncated */
+			if (promote(c->x_dtype, dt) != c->x_dtype) {
+				progress_clear(c);
+				return cli_fail(CMD, "%s: X is %s, the collection's X is %s, which cannot "
+						"hold its values; convert into a new collection", paths[i],
+						ab_dtype_name(dt), ab_dtype_name(c->x_dtype));
+			}
+			if (dt != c->x_dtype)
+				fprintf(stderr, "annbatch convert: note: %s: X %s written as the "
+					"collection's %s\n", paths[i], ab_dtype_name(dt),
+					ab_dtype_name(c->x_dtype));
+		} else if (i == 0) {
 			c->x_dtype = dt;
-		else if (c->x_dtype != dt)
-			c->x_dtype = (c->x_dtype == AB_DT_FLOAT64 || dt == AB_DT_FLOAT64 ||
-				      c->x_dtype == AB_DT_INT64 || dt == AB_DT_INT64 ||
-				      c->x_dtype == AB_DT_INT32 || dt == AB_DT_INT32 ||
-				      c->x_dtype == AB_DT_UINT32 || dt == AB_DT_UINT32 ||
-				      c->x_dtype == AB_DT_UINT64 || dt == AB_DT_UINT64)
-				? AB_DT_FLOAT64 : AB_DT_FLOAT32;
+		} else {
+			c->x_dtype = promote(c->x_dtype, dt);
+		}
+		in->row0 = c->total_rows;
 		c->total_rows += in->info.n_obs;
 
 		char **names;
@@ -534,8 +759,14 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 			ab_strings_free_n(names, nn);
 			return fail(c, "%s", "out of memory", NULL);
 		}
+		if ((rc = unique_var_names(c, in, names, nn))) {
+			ab_strings_free_n(names, nn);
+			return rc;
+		}
 		in->monotonic = 1;
 		int64_t last = -1;
+		strtab gone;
+		memset(&gone, 0, sizeof gone);
 		for (size_t j = 0; j < nn; j++) {
 			const char *nm = names[j] ? names[j] : "";
 			int64_t k = fixed_vars ? strtab_find(&c->vars, nm) : strtab_add(&c->vars, nm);
@@ -544,11 +775,36 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 				if (k < last)
 					in->monotonic = 0;
 				last = k;
+				if (found)
+					found[k] = 1;
+			} else if (fixed_vars) {
+				in->vars_dropped++;
+				if (gone.n < 11)
+					strtab_add(&gone, nm);
 			}
 		}
 		ab_strings_free_n(names, nn);
+		if (c->adding && in->vars_dropped && !c->drop_new_genes) {
+			/* adding subsets to the collection's var space: say so */
+			char list[600], msg[1200];
+			name_list(&gone, 10, list, sizeof list);
+			snprintf(msg, sizeof msg, "%s: %" PRIu64 " of its %zu var names are not in the "
+				 "collection %s (%s); their values would be lost; --drop-new-genes drops "
+				 "them", paths[i], in->vars_dropped, nn, c->out, list);
+			strtab_free(&gone);
+			return fail(c, "%s", msg, NULL);
+		}
+		strtab_free(&gone);
 	}
 	(void)have_dense;
+	for (size_t i = 1; i < n && !c->adding; i++)
+		if (c->in[i].info.x_dtype != c->in[0].info.x_dtype) {
+			fprintf(stderr, "annbatch convert: note: X dtypes differ (%s in %s, %s in %s): "
+				"X is written as %s (numpy's result_type, as anndata's concat)\n",
+				ab_dtype_name(c->in[0].info.x_dtype), c->in[0].path,
+				ab_dtype_name(c->in[i].info.x_dtype), c->in[i].path, ab_dtype_name(c->x_dtype));
+			break;
+		}
 	c->n_vars = c->vars.n;
 	if (c->n_vars > INT32_MAX)
 		return fail(c, "%s", "more than 2^31 var names", NULL);
@@ -708,6 +964,57 @@ static int plan_columns(conv *c)
 	return 0;
 }
 
+/* Duplicate obs names (over all inputs, in input order) are made unique as
+ * obs_names_make_unique does on the concatenation; the renamed rows are kept
+ * (few, usually none) and applied as the rows are read. */
+static int plan_obs_names(conv *c)
+{
+	char **all = malloc((c->total_rows ? c->total_rows : 1) * sizeof *all);
+	char **orig = malloc((c->total_rows ? c->total_rows : 1) * sizeof *orig);
+	int ret = 0;
+	uint64_t got = 0;
+	if (!all || !orig)
+		ret = fail(c, "%s", "out of memory", NULL);
+	for (size_t i = 0; i < c->n_in && !ret; i++) {
+		input *in = &c->in[i];
+		char **s;
+		size_t ns;
+		int rc = icol_strings(&in->names, 0, in->info.n_obs, &s, &ns);
+		if (rc) {
+			ret = fail_in(c, in, rc);
+			break;
+		}
+		memcpy(all + got, s, ns * sizeof *s);
+		free(s);
+		got += ns;
+	}
+	uint64_t renamed = 0;
+	if (!ret) {
+		memcpy(orig, all, got * sizeof *all);
+		if (make_unique(all, got, 1, &renamed, NULL))
+			ret = fail(c, "%s", "out of memory", NULL);
+	}
+	if (!ret && renamed) {
+		c->obs_renamed_rows = malloc(renamed * sizeof *c->obs_renamed_rows);
+		c->obs_renamed = malloc(renamed * sizeof *c->obs_renamed);
+		if (!c->obs_renamed_rows || !c->obs_renamed)
+			ret = fail(c, "%s", "out of memory", NULL);
+		for (uint64_t r = 0; !ret && r < got; r++)
+			if (all[r] != orig[r]) {
+				c->obs_renamed_rows[c->n_obs_renamed] = r;
+				c->obs_renamed[c->n_obs_renamed++] = all[r];
+				all[r] = NULL;
+			}
+		if (!ret)
+			fprintf(stderr, "annbatch convert: note: %" PRIu64 " duplicate obs names made unique "
+				"(NAME-1, NAME-2, ... as obs_names_make_unique)\n", renamed);
+	}
+	if (all)
+		ab_strings_free_n(all, got);
+	free(orig);
+	return ret;
+}
+
 /* ------------------------------------------------------------------------- */
 /* reading a dataset                                                         */
 /* ------------------------------------------------------------------------- */
@@ -797,8 +1104,10 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 				uint64_t out0 = d->nnz;
 				for (uint64_t k = s; k < e; k++) {
 					int64_t oc = in->colmap[ix[k]];
-					if (oc < 0)
+					if (oc < 0) {
+						in->values_dropped++;
 						continue;
+					}
 					d->indices[d->nnz] = (int32_t)oc;
 					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
 					d->nnz++;
@@ -859,8 +1168,12 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 			uint64_t out0 = d->nnz;
 			for (uint64_t j = 0; j < nv; j++) {
 				uint64_t k = r * nv + j;
-				if (in->colmap[j] < 0 || is_zero(in->info.x_dtype, src, k, isz_in))
+				if (is_zero(in->info.x_dtype, src, k, isz_in))
 					continue;
+				if (in->colmap[j] < 0) {
+					in->values_dropped++;
+					continue;
+				}
 				d->indices[d->nnz] = (int32_t)in->colmap[j];
 				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
 				d->nnz++;
@@ -892,6 +1205,8 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 			if (in->colmap[j] >= 0)
 				copy_item(c->x_dtype, dst, r * c->n_vars + (uint64_t)in->colmap[j],
 					  in->info.x_dtype, src, r * nv + j, isz);
+			else if (!is_zero(in->info.x_dtype, src, r * nv + j, isz_in))
+				in->values_dropped++;
 	return 0;
 }
 
@@ -909,6 +1224,25 @@ static int read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void 
 		return fail_in(c, in, rc);
 	memcpy(d->obs_names + row0, s, ns * sizeof *s);
 	free(s); /* the strings now belong to the dataset */
+	if (c->n_obs_renamed) {
+		/* the rows of this block whose names plan_obs_names changed */
+		uint64_t g0 = in->row0 + b->start, g1 = in->row0 + b->end, lo = 0, hi = c->n_obs_renamed;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+			if (c->obs_renamed_rows[mid] < g0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < c->n_obs_renamed && c->obs_renamed_rows[lo] < g1; lo++) {
+			char **slot = &d->obs_names[row0 + c->obs_renamed_rows[lo] - g0];
+			char *nm = strdup(c->obs_renamed[lo]);
+			if (!nm)
+				return fail(c, "%s", "out of memory", NULL);
+			free(*slot);
+			*slot = nm;
+		}
+	}
 	for (size_t j = 0; j < c->n_cols; j++) {
 		ocol *oc = &c->cols[j];
 		icol *col = &in->obs[j];
@@ -1263,6 +1597,8 @@ static int run(conv *c, char **paths, size_t n_paths)
 		ab_anndata_info ai;
 		ab_anndata_get_info(ad, &ai);
 		c->sparse = ai.x_kind == AB_X_CSR;
+		c->x_dtype = ai.x_dtype;
+		c->adding = 1;
 		rc = ab_anndata_var_column(ad, "_index", &vc);
 		char **vn = NULL;
 		size_t nv = 0;
@@ -1294,6 +1630,8 @@ static int run(conv *c, char **paths, size_t n_paths)
 		goto out;
 	}
 	if ((ret = plan_columns(c)))
+		goto out;
+	if ((ret = plan_obs_names(c)))
 		goto out;
 
 	/* the blocks, in random order (or input order) */
@@ -1400,6 +1738,13 @@ static int run(conv *c, char **paths, size_t n_paths)
 	free(scratch);
 	if (ret)
 		goto abort;
+	for (size_t i = 0; c->adding && i < c->n_in; i++)
+		if (c->in[i].vars_dropped) {
+			progress_clear(c);
+			fprintf(stderr, "annbatch convert: note: %s: --drop-new-genes dropped %" PRIu64
+				" genes not in the collection, %" PRIu64 " non-zero values\n", c->in[i].path,
+				c->in[i].vars_dropped, c->in[i].values_dropped);
+		}
 	free(blocks);
 	free(order);
 	progress(c, 1);
@@ -1453,6 +1798,9 @@ static void conv_free(conv *c)
 	free(c->cols);
 	free(c->groupby);
 	strtab_free(&c->vars);
+	if (c->obs_renamed)
+		ab_strings_free_n(c->obs_renamed, c->n_obs_renamed);
+	free(c->obs_renamed_rows);
 }
 
 int cmd_convert(int argc, char **argv)
@@ -1460,6 +1808,8 @@ int cmd_convert(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "var-subset", required_argument, NULL, O_VARSUB },
+		{ "make-var-unique", no_argument, NULL, O_VARUNIQ },
+		{ "drop-new-genes", no_argument, NULL, O_DROPNEW },
 		{ "obs-columns", required_argument, NULL, O_OBSCOLS },
 		{ "no-shuffle", no_argument, NULL, O_NOSHUF },
 		{ "shuffle-chunk-size", required_argument, NULL, O_SCHUNK },
@@ -1501,6 +1851,12 @@ int cmd_convert(int argc, char **argv)
 			break;
 		case O_OBSCOLS:
 			c.obs_columns_opt = optarg;
+			break;
+		case O_VARUNIQ:
+			c.make_var_unique = 1;
+			break;
+		case O_DROPNEW:
+			c.drop_new_genes = 1;
 			break;
 		case O_NOSHUF:
 			c.shuffle = 0;
