@@ -333,6 +333,21 @@ typedef struct ocol {
 	int ordered;
 } ocol;
 
+/* A var column kept for the output (anndata's concat merge="same"): its
+ * value for every output var. */
+typedef struct vcol {
+	char *name;
+	ocol_kind kind;
+	ab_dtype dtype;          /* numeric */
+	void *num;               /* numeric: n_vars items */
+	uint8_t *set;            /* which vars some input gave a value */
+	char **str;              /* string/categorical: n_vars labels (NULL = missing) */
+	char **cats;             /* categorical: the inputs' categories */
+	size_t n_cats;
+	int32_t *codes;          /* categorical: n_vars codes */
+	int ordered;
+} vcol;
+
 /* An obs/var column of either kind of input. */
 typedef struct icol {
 	ab_column *ab;
@@ -380,6 +395,8 @@ typedef struct conv {
 	ab_dtype x_dtype;
 	ocol *cols;
 	size_t n_cols;
+	vcol *vcols;             /* var columns every input agrees on */
+	size_t n_vcols;
 	int *groupby;            /* indices into cols */
 	size_t n_groupby;
 	uint64_t first_dataset;  /* when adding to a collection */
@@ -1015,6 +1032,233 @@ static int plan_obs_names(conv *c)
 	return ret;
 }
 
+static const char *const *in_var_columns(const input *in)
+{
+	return in->h5 ? h5ad_var_columns(in->h5) : ab_anndata_var_columns(in->ad);
+}
+
+static int has_var_column(input *in, const char *name)
+{
+	for (const char *const *p = in_var_columns(in); p && *p; p++)
+		if (strcmp(*p, name) == 0)
+			return 1;
+	return 0;
+}
+
+static void vcol_free(conv *c, vcol *v)
+{
+	free(v->name);
+	free(v->num);
+	free(v->set);
+	free(v->codes);
+	if (v->str)
+		ab_strings_free_n(v->str, c->n_vars);
+	if (v->cats)
+		ab_strings_free_n(v->cats, v->n_cats);
+	memset(v, 0, sizeof *v);
+}
+
+static int same_labels(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i] ? a[i] : "", b[i] ? b[i] : "") != 0)
+			return 0;
+	return 1;
+}
+
+static int is_plain_num(const ab_column_info *ci)
+{
+	return ci->kind == AB_COL_ARRAY && ci->dtype != AB_DT_STRING && ci->dtype != AB_DT_COMPLEX64 &&
+	       ci->dtype != AB_DT_COMPLEX128 && ci->dtype != AB_DT_FLOAT16;
+}
+
+/* Var column `name` of every input, placed in the output var space: 1 when
+ * the inputs agree on every var they share (kept), 0 when not (*why says
+ * how), -1 after an error was printed (*err: the exit status). As anndata's
+ * merge="same" compares whole columns, the kind must agree too: numeric of
+ * one dtype, strings, or categorical with the same categories. */
+static int merge_var_column(conv *c, const char *name, vcol *v, const char **why, int *err)
+{
+	int all_num = 1, all_cat = 1, all_str = 1;
+	ab_dtype dt0 = AB_DT_BOOL;
+	ab_column_info ci;
+	icol col = { NULL, NULL };
+	for (size_t i = 0; i < c->n_in; i++) {
+		input *in = &c->in[i];
+		int rc = icol_open(in, "var", name, &col);
+		if (rc) {
+			*err = fail_in(c, in, rc);
+			return -1;
+		}
+		icol_info(&col, &ci);
+		if (i == 0)
+			dt0 = ci.dtype;
+		all_num &= is_plain_num(&ci) && ci.dtype == dt0;
+		all_str &= ci.kind == AB_COL_STRING;
+		v->dtype = ci.dtype;
+		if (ci.kind == AB_COL_CATEGORICAL && all_cat) {
+			char **s;
+			size_t ns;
+			if ((rc = icol_categories(&col, &s, &ns))) {
+				icol_close(&col);
+				*err = fail_in(c, in, rc);
+				return -1;
+			}
+			if (i == 0) {
+				v->cats = s;
+				v->n_cats = ns;
+				v->ordered = ci.ordered;
+			} else {
+				all_cat = same_labels(v->cats, v->n_cats, s, ns) && v->ordered == ci.ordered;
+				ab_strings_free_n(s, ns);
+			}
+		} else {
+			all_cat = 0;
+		}
+		icol_close(&col);
+	}
+	if (!all_num && !all_str && !all_cat) {
+		*why = "kinds";
+		return 0;
+	}
+	v->kind = all_num ? OC_NUMERIC : all_cat ? OC_CATEGORICAL : OC_STRING;
+	size_t osz = all_num ? ab_dtype_size(v->dtype) : sizeof(char *);
+	uint64_t nv = c->n_vars ? c->n_vars : 1;
+	v->set = calloc(nv, 1);
+	if (all_num)
+		v->num = calloc(nv, osz);
+	else
+		v->str = calloc(nv, sizeof *v->str);
+	if (!v->set || (!v->num && !v->str)) {
+		*err = fail(c, "%s", "out of memory", NULL);
+		return -1;
+	}
+	int same = 1;
+	void *buf = NULL;
+	for (size_t i = 0; i < c->n_in && same; i++) {
+		input *in = &c->in[i];
+		uint64_t n = in->info.n_vars;
+		int rc = icol_open(in, "var", name, &col);
+		if (!rc && all_num) {
+			icol_info(&col, &ci);
+			size_t isz = ab_dtype_size(ci.dtype);
+			free(buf);
+			buf = malloc((n ? n : 1) * isz);
+			rc = buf ? icol_read(&col, 0, n, buf, n * isz, NULL) : AB_ENOMEM;
+			for (uint64_t j = 0; !rc && j < n && same; j++) {
+				int64_t k = in->colmap[j];
+				if (k < 0)
+					continue;
+				if (!v->set[k]) {
+					copy_item(v->dtype, v->num, (size_t)k, ci.dtype, buf, j, osz);
+					v->set[k] = 1;
+					continue;
+				}
+				double a = load_num(v->dtype, v->num, (size_t)k), b = load_num(ci.dtype, buf, j);
+				same = a == b || (a != a && b != b);
+			}
+		} else if (!rc) {
+			char **s = NULL;
+			size_t ns = 0;
+			rc = icol_strings(&col, 0, n, &s, &ns);
+			for (size_t j = 0; !rc && j < ns && same; j++) {
+				int64_t k = in->colmap[j];
+				if (k < 0)
+					continue;
+				if (!v->set[k]) {
+					v->str[k] = s[j];
+					s[j] = NULL;
+					v->set[k] = 1;
+					continue;
+				}
+				same = (!v->str[k] && !s[j]) ||
+				       (v->str[k] && s[j] && strcmp(v->str[k], s[j]) == 0);
+			}
+			if (s)
+				ab_strings_free_n(s, ns);
+		}
+		icol_close(&col);
+		if (rc) {
+			free(buf);
+			*err = rc == AB_ENOMEM ? fail(c, "%s", "out of memory", NULL) : fail_in(c, in, rc);
+			return -1;
+		}
+	}
+	free(buf);
+	if (!same) {
+		*why = "values";
+		return 0;
+	}
+	if (v->kind == OC_CATEGORICAL) {
+		strtab t;
+		memset(&t, 0, sizeof t);
+		v->codes = malloc(nv * sizeof *v->codes);
+		for (size_t q = 0; v->codes && q < v->n_cats; q++)
+			if (strtab_add(&t, v->cats[q] ? v->cats[q] : "") < 0) {
+				free(v->codes);
+				v->codes = NULL;
+			}
+		for (uint64_t k = 0; v->codes && k < c->n_vars; k++)
+			v->codes[k] = v->str[k] ? (int32_t)strtab_find(&t, v->str[k]) : -1;
+		strtab_free(&t);
+		if (!v->codes) {
+			*err = fail(c, "%s", "out of memory", NULL);
+			return -1;
+		}
+	}
+	return 1;
+}
+
+/* The var columns written with every dataset: those of the first input that
+ * every input has and agrees on for the vars they share, as anndata's concat
+ * keeps them with merge="same" (the others are named in a note). */
+static int plan_var_columns(conv *c)
+{
+	const char *const *first = in_var_columns(&c->in[0]);
+	size_t k = 0;
+	while (first && first[k])
+		k++;
+	c->vcols = calloc(k + 1, sizeof *c->vcols);
+	if (!c->vcols)
+		return fail(c, "%s", "out of memory", NULL);
+	char list[600];
+	size_t used = 0;
+	uint64_t ndrop = 0;
+	list[0] = '\0';
+	for (size_t j = 0; j < k; j++) {
+		int all = 1;
+		for (size_t i = 1; all && i < c->n_in; i++)
+			all = has_var_column(&c->in[i], first[j]);
+		vcol *v = &c->vcols[c->n_vcols];
+		const char *why = "not in every input";
+		int err = 0, r = all ? merge_var_column(c, first[j], v, &why, &err) : 0;
+		if (r < 0) {
+			vcol_free(c, v);
+			return err;
+		}
+		if (r && !(v->name = strdup(first[j]))) {
+			vcol_free(c, v);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+		if (r) {
+			c->n_vcols++;
+			continue;
+		}
+		vcol_free(c, v);
+		if (ndrop++ < 10 && used < sizeof list)
+			used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s' (%s)",
+						 used ? ", " : "", first[j],
+						 strcmp(why, "values") == 0 ? "values differ"
+						 : strcmp(why, "kinds") == 0 ? "dtypes or categories differ" : why);
+	}
+	if (ndrop)
+		fprintf(stderr, "annbatch convert: note: %" PRIu64 " var columns not written, as anndata's "
+			"concat merge=\"same\" drops them: %s%s\n", ndrop, list, ndrop > 10 ? ", ..." : "");
+	return 0;
+}
+
 /* ------------------------------------------------------------------------- */
 /* reading a dataset                                                         */
 /* ------------------------------------------------------------------------- */
@@ -1448,7 +1692,8 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 	}
 
 	/* obs: the selected columns, then src_path */
-	const char **order = calloc(c->n_cols + 2, sizeof *order);
+	/* column orders: obs, then var */
+	const char **order = calloc((c->n_cols > c->n_vcols ? c->n_cols : c->n_vcols) + 2, sizeof *order);
 	void *buf = malloc((n ? n : 1) * 8);
 	int32_t *codes = malloc((n ? n : 1) * sizeof *codes);
 	const char **sv = malloc((n ? n : 1) * sizeof *sv);
@@ -1503,11 +1748,24 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		}
 	}
 	snprintf(p, sizeof p, "%s/var", g);
+	for (size_t j = 0; j < c->n_vcols; j++)
+		order[j] = c->vcols[j].name;
 	if (!rc)
-		rc = ado_dataframe_group(w, p, NULL, 0);
+		rc = ado_dataframe_group(w, p, c->n_vcols ? order : NULL, c->n_vcols);
 	snprintf(p, sizeof p, "%s/var/_index", g);
 	if (!rc)
 		rc = ado_write_strings(w, p, (const char *const *)c->vars.names, c->n_vars, o);
+	for (size_t j = 0; !rc && j < c->n_vcols; j++) {
+		vcol *v = &c->vcols[j];
+		snprintf(p, sizeof p, "%s/var/%s", g, v->name);
+		if (v->kind == OC_NUMERIC)
+			rc = ado_write_numeric(w, p, v->dtype, v->num, c->n_vars, o, "array");
+		else if (v->kind == OC_STRING)
+			rc = ado_write_strings(w, p, (const char *const *)v->str, c->n_vars, o);
+		else
+			rc = ado_write_categorical(w, p, v->codes, c->n_vars,
+						   (const char *const *)v->cats, v->n_cats, v->ordered, o);
+	}
 	free(order);
 	free(buf);
 	free(codes);
@@ -1632,6 +1890,8 @@ static int run(conv *c, char **paths, size_t n_paths)
 	if ((ret = plan_columns(c)))
 		goto out;
 	if ((ret = plan_obs_names(c)))
+		goto out;
+	if (!adding && (ret = plan_var_columns(c)))
 		goto out;
 
 	/* the blocks, in random order (or input order) */
@@ -1800,6 +2060,9 @@ static void conv_free(conv *c)
 	strtab_free(&c->vars);
 	if (c->obs_renamed)
 		ab_strings_free_n(c->obs_renamed, c->n_obs_renamed);
+	for (size_t j = 0; j < c->n_vcols; j++)
+		vcol_free(c, &c->vcols[j]);
+	free(c->vcols);
 	free(c->obs_renamed_rows);
 }
 

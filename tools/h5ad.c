@@ -475,6 +475,7 @@ struct h5ad {
 	ab_anndata_info info;
 	int64_t *indptr;             /* csr: n_obs + 1                          */
 	char **obs_cols;             /* column-order, NULL-terminated           */
+	char **var_cols;             /* the same for var                        */
 	size_t n_obs_cols, n_var_cols;
 	char *obs_index, *var_index; /* the frames' _index attribute values     */
 };
@@ -492,6 +493,7 @@ void h5ad_close(h5ad *h)
 	close_id(&h->file);
 	free(h->indptr);
 	ab_strings_free_n(h->obs_cols, h->n_obs_cols);
+	ab_strings_free_n(h->var_cols, h->n_var_cols);
 	free(h->obs_index);
 	free(h->var_index);
 	free(h->path);
@@ -669,7 +671,7 @@ int h5ad_open(const char *path, h5ad **out)
 	if (!rc)
 		rc = open_frame(h, "obs", &h->obs, &h->obs_index, &h->obs_cols, &h->n_obs_cols);
 	if (!rc)
-		rc = open_frame(h, "var", &h->var, &h->var_index, NULL, &h->n_var_cols);
+		rc = open_frame(h, "var", &h->var, &h->var_index, &h->var_cols, &h->n_var_cols);
 	if (rc) {
 		h5ad_close(h);
 		return rc;
@@ -731,6 +733,11 @@ int h5ad_x_read_dense(h5ad *h, uint64_t start, uint64_t end, void *dst, size_t d
 const char *const *h5ad_obs_columns(const h5ad *h)
 {
 	return (const char *const *)h->obs_cols;
+}
+
+const char *const *h5ad_var_columns(const h5ad *h)
+{
+	return (const char *const *)h->var_cols;
 }
 
 /* ------------------------------------------------------------------------- */

@@ -12,6 +12,11 @@ Usage:
       read as UTF-8 with a BOM and spaces around each line dropped), X equal
       to the concatenation's (reindexed by var name; 0 for a gene an input
       lacks) and of the dtype concat gives (or DT).
+  check_convert_names.py varcols OUTDUMP INPUT...
+      Every dataset's var holds the columns anndata.concat(join="inner",
+      merge="same") keeps (the ones every input has, equal on the shared genes),
+      in the first input's order, with every gene's value from the inputs that
+      have it (categoricals with their categories).
   check_convert_names.py append OUTDUMP STDERR BASE NEW
       The collection made of BASE, with NEW added by --drop-new-genes: the
       datasets of NEW rows hold NEW's X in BASE's var space and dtype, and
@@ -153,6 +158,45 @@ def append(args):
     print("ok: %d rows added, %d genes and %d values dropped" % (len(got), len(lost), lost_values))
 
 
+def varcols(args):
+    outdump = args.pop(0)
+    ins = [read(p) for p in args]
+    keep = list(anndata.concat(ins, join="inner", merge="same").var.columns)
+    keep = [c for c in ins[0].var.columns if c in keep]
+    out = load_dump(outdump)
+    n = 0
+    for ds in datasets(out):
+        var = [str(v) for v in out[ds + "/var/_index"]]
+        cols = {}
+        for key in out:
+            rest = key[len(ds + "/var/"):] if key.startswith(ds + "/var/") else None
+            if rest is None or rest == "_index":
+                continue
+            if rest.endswith("/codes"):
+                c = rest[:-len("/codes")]
+                cats = [str(x) for x in out[ds + "/var/" + c + "/categories"]]
+                cols[c] = ([cats[i] if i >= 0 else None for i in out[key].astype(np.int64)], cats)
+            elif "/" not in rest:
+                cols[rest] = (list(out[key]), None)
+        assert sorted(cols) == sorted(keep), "%s: var columns %s, anndata keeps %s" % (
+            ds, sorted(cols), sorted(keep))
+        for c in keep:
+            got, cats = cols[c]
+            for a in ins:
+                s = a.var[c]
+                if str(s.dtype) == "category":
+                    assert cats == [str(x) for x in s.cat.categories], (ds, c, cats)
+                for g, want in zip(a.var_names, s):
+                    v = got[var.index(g)]
+                    if isinstance(want, str):
+                        ok = str(v) == want
+                    else:
+                        ok = float(v) == float(want) and np.asarray(v).dtype == s.dtype
+                    assert ok, "%s: var %s of %s is %r, the input has %r" % (ds, c, g, v, want)
+        n += 1
+    print("ok: %d datasets, var columns %s" % (n, keep))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
-    {"concat": concat, "append": append}[mode](sys.argv[2:])
+    {"concat": concat, "append": append, "varcols": varcols}[mode](sys.argv[2:])

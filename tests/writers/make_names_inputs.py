@@ -10,6 +10,8 @@ python3-anndata 0.8, h5py and zarr 2 (independent writers). Deterministic.
   base.h5ad, new.h5ad       a collection's input, and one with genes it lacks
   i32.h5ad, f32.h5ad, u16.h5ad, i16.h5ad, i16b.h5ad  X dtypes to mix
   subset_*.txt              --var-subset files (BOM, CRLF, spaces, unknown)
+  varcols1.h5ad, varcols2.zarr  var columns that agree on the shared genes,
+        and ones that do not (values, dtype, categories, only in one input)
 """
 import sys
 import warnings
@@ -134,6 +136,32 @@ for name, dt, n in (("i32", np.int32, 20), ("f32", np.float32, 15), ("u16", np.u
         x.data = x.data + np.float32(0.25)  # not integers: truncation would show
     adata(x, ["%s_%d" % (name, i) for i in range(n)], g8, obs_frame(n)).write_h5ad(
         out + "/%s.h5ad" % name)
+
+# ---- point 13b: var columns
+vg1, vg2 = ["v%d" % i for i in range(8)], ["v%d" % i for i in range(5, 12)]
+
+
+def var_frame(genes, second):
+    k = np.array([int(g[1:]) for g in genes])
+    f = pd.DataFrame({
+        "symbol": np.array(["SYM%d" % i for i in k], dtype=object),
+        "length": (k * 100 + 7).astype(np.int64),
+        "gc": k / 16.0,
+        "chrom": pd.Categorical(["chr%d" % (i % 3) for i in k], categories=["chr0", "chr1", "chr2"]),
+        "score": k + (0.5 if second else 0.0),
+        "n_cells": (k * 3).astype(np.float64 if second else np.int64),
+        "biotype": pd.Categorical(["pc" if i % 2 else "lnc" for i in k],
+                                  categories=["lnc", "pc"] + (["misc"] if second else [])),
+    }, index=genes)
+    if not second:
+        f["only_first"] = k.astype(np.int32)
+    return f
+
+
+for p, g, second in ((out + "/varcols1.h5ad", vg1, False), (out + "/varcols2.zarr", vg2, True)):
+    a = anndata.AnnData(X=counts(6, len(g), 0.5), var=var_frame(g, second), dtype=np.float32)
+    a.obs_names = ["%s_%d" % ("s" if second else "f", i) for i in range(6)]
+    (a.write_zarr if p.endswith(".zarr") else a.write_h5ad)(p)
 
 # ---- point 13b: --var-subset files
 with open(out + "/subset_ok.txt", "wb") as f:

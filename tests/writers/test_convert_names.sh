@@ -11,7 +11,8 @@
 #  - adding an input with genes the collection lacks is refused; with
 #    --drop-new-genes the genes and values dropped are counted as anndata does
 #  - mixed X dtypes get numpy's result_type as anndata.concat does; an append
-#    whose values the collection's X dtype cannot hold is refused
+#    whose values the collection's X dtype cannot hold is refused; var
+#    columns are kept as anndata.concat(merge="same") keeps them
 #  - --var-subset: a BOM, CRLF and spaces are dropped (with a note); names in
 #    no input are an error listing them
 set -u
@@ -145,6 +146,14 @@ check "int16 added to the int32 collection: a note says so" has t4.zarr.err \
 	"i16b.h5ad: X int16 written as the collection's int32"
 check "int16 added to the int32 collection: int32, the values of anndata's" \
 	$PY "$CHK" append d_t4.zarr - i32.h5ad i16b.h5ad
+
+# ---- point 13b: var columns
+converted "var columns (h5ad + zarr)" vc.zarr varcols1.h5ad varcols2.zarr --dataset-size 5
+check "var columns: those anndata.concat(merge=\"same\") keeps, with every gene's value" \
+	$PY "$CHK" varcols d_vc.zarr varcols1.h5ad varcols2.zarr
+check "var columns: a note names the ones dropped" has vc.zarr.err "4 var columns not written" \
+	"'score' (values differ)" "'n_cells' (dtypes or categories differ)" \
+	"'biotype' (dtypes or categories differ)" "'only_first' (not in every input)"
 
 # ---- point 13b: --var-subset
 converted "--var-subset with a BOM, CRLF and spaces" s1.zarr dupobs1.zarr --var-subset subset_ok.txt --no-shuffle
