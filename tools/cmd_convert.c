@@ -1074,6 +1074,82 @@ static int is_plain_num(const ab_column_info *ci)
 	       ci->dtype != AB_DT_COMPLEX128 && ci->dtype != AB_DT_FLOAT16;
 }
 
+/* A categorical var column's codes from its labels. -1: out of memory. */
+static int vcol_codes(conv *c, vcol *v)
+{
+	strtab t;
+	memset(&t, 0, sizeof t);
+	v->codes = malloc((c->n_vars ? c->n_vars : 1) * sizeof *v->codes);
+	for (size_t q = 0; v->codes && q < v->n_cats; q++)
+		if (strtab_add(&t, v->cats[q] ? v->cats[q] : "") < 0) {
+			free(v->codes);
+			v->codes = NULL;
+		}
+	for (uint64_t k = 0; v->codes && k < c->n_vars; k++)
+		v->codes[k] = v->str[k] ? (int32_t)strtab_find(&t, v->str[k]) : -1;
+	strtab_free(&t);
+	return v->codes ? 0 : -1;
+}
+
+/* Adding to a collection: the new datasets carry the var columns of its
+ * first dataset, as they are. */
+static int collection_var_columns(conv *c, ab_anndata *ad)
+{
+	const char *const *names = ab_anndata_var_columns(ad);
+	size_t k = 0;
+	while (names && names[k])
+		k++;
+	c->n_vars = c->vars.n;
+	c->vcols = calloc(k + 1, sizeof *c->vcols);
+	if (!c->vcols)
+		return fail(c, "%s", "out of memory", NULL);
+	for (size_t j = 0; j < k; j++) {
+		ab_column *col;
+		ab_column_info ci;
+		int rc = ab_anndata_var_column(ad, names[j], &col);
+		if (rc)
+			return fail_lib(c, rc, c->out);
+		ab_column_get_info(col, &ci);
+		vcol *v = &c->vcols[c->n_vcols];
+		uint64_t n = c->n_vars;
+		size_t ns = 0, isz = ab_dtype_size(ci.dtype);
+		v->dtype = ci.dtype;
+		if (is_plain_num(&ci)) {
+			v->kind = OC_NUMERIC;
+			v->num = malloc((n ? n : 1) * isz);
+			rc = v->num ? ab_column_read(col, 0, n, v->num, n * isz, NULL) : AB_ENOMEM;
+		} else if (ci.kind == AB_COL_STRING || ci.kind == AB_COL_CATEGORICAL) {
+			v->kind = ci.kind == AB_COL_STRING ? OC_STRING : OC_CATEGORICAL;
+			v->ordered = ci.ordered;
+			rc = ab_column_read_strings(col, 0, n, &v->str, &ns);
+			if (!rc && ns != n)
+				rc = AB_ECORRUPT;
+			if (!rc && v->kind == OC_CATEGORICAL)
+				rc = ab_column_categories(col, &v->cats, &v->n_cats);
+			if (!rc && v->kind == OC_CATEGORICAL && vcol_codes(c, v))
+				rc = AB_ENOMEM;
+		} else {
+			fprintf(stderr, "annbatch convert: note: %s: var column '%s' (%s) is not written "
+				"with the new datasets\n", c->out, names[j], ab_dtype_name(ci.dtype));
+			ab_column_close(col);
+			continue;
+		}
+		ab_column_close(col);
+		if (!rc && !(v->name = strdup(names[j])))
+			rc = AB_ENOMEM;
+		if (rc) {
+			if (v->str && ns != n) {
+				ab_strings_free_n(v->str, ns);
+				v->str = NULL;
+			}
+			vcol_free(c, v);
+			return rc == AB_ENOMEM ? fail(c, "%s", "out of memory", NULL) : fail_lib(c, rc, c->out);
+		}
+		c->n_vcols++;
+	}
+	return 0;
+}
+
 /* Var column `name` of every input, placed in the output var space: 1 when
  * the inputs agree on every var they share (kept), 0 when not (*why says
  * how), -1 after an error was printed (*err: the exit status). As anndata's
@@ -1191,22 +1267,9 @@ static int merge_var_column(conv *c, const char *name, vcol *v, const char **why
 		*why = "values";
 		return 0;
 	}
-	if (v->kind == OC_CATEGORICAL) {
-		strtab t;
-		memset(&t, 0, sizeof t);
-		v->codes = malloc(nv * sizeof *v->codes);
-		for (size_t q = 0; v->codes && q < v->n_cats; q++)
-			if (strtab_add(&t, v->cats[q] ? v->cats[q] : "") < 0) {
-				free(v->codes);
-				v->codes = NULL;
-			}
-		for (uint64_t k = 0; v->codes && k < c->n_vars; k++)
-			v->codes[k] = v->str[k] ? (int32_t)strtab_find(&t, v->str[k]) : -1;
-		strtab_free(&t);
-		if (!v->codes) {
-			*err = fail(c, "%s", "out of memory", NULL);
-			return -1;
-		}
+	if (v->kind == OC_CATEGORICAL && vcol_codes(c, v)) {
+		*err = fail(c, "%s", "out of memory", NULL);
+		return -1;
 	}
 	return 1;
 }
@@ -1864,14 +1927,20 @@ static int run(conv *c, char **paths, size_t n_paths)
 			rc = ab_column_read_strings(vc, 0, ai.n_vars, &vn, &nv);
 		if (!rc)
 			ab_column_close(vc);
-		ab_anndata_close(ad);
 		if (rc) {
+			ab_anndata_close(ad);
 			ab_store_close(old);
 			return fail_lib(c, rc, c->out);
 		}
 		for (size_t i = 0; i < nv; i++)
 			strtab_add(&c->vars, vn[i] ? vn[i] : "");
 		ab_strings_free_n(vn, nv);
+		ret = collection_var_columns(c, ad);
+		ab_anndata_close(ad);
+		if (ret) {
+			ab_store_close(old);
+			return ret;
+		}
 		if (c->var_subset)
 			fprintf(stderr, "annbatch convert: note: --var-subset ignored, %s fixes the var space\n",
 				c->out);

@@ -155,6 +155,11 @@ check "var columns: a note names the ones dropped" has vc.zarr.err "4 var column
 	"'score' (values differ)" "'n_cells' (dtypes or categories differ)" \
 	"'biotype' (dtypes or categories differ)" "'only_first' (not in every input)"
 
+converted "a collection with var columns" vca.zarr varcols1.h5ad --dataset-size 4
+converted "adding to it" vca.zarr varcols1.h5ad --dataset-size 4
+check "adding: the new datasets carry the collection's var columns" \
+	$PY "$CHK" varcols d_vca.zarr varcols1.h5ad
+
 # ---- point 13b: --var-subset
 converted "--var-subset with a BOM, CRLF and spaces" s1.zarr dupobs1.zarr --var-subset subset_ok.txt --no-shuffle
 check "--var-subset: the names without BOM and spaces, X as anndata's" \
