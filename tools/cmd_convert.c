@@ -35,7 +35,7 @@ static const char convert_usage[] =
 	"If OUT is an existing collection, the inputs are added to it as new datasets\n"
 	"in its var space and X dtype; OUT is replaced in one step when all is written.\n"
 	"An input with genes the collection lacks is refused (--drop-new-genes), and\n"
-	"one whose X values the collection's dtype cannot hold is refused.\n"
+	"an X value the collection's dtype cannot hold exactly stops the run.\n"
 	"Mixed X dtypes are promoted as anndata's concat does (numpy's result_type:\n"
 	"int32 + float32 gives float64), with a note on stderr.\n"
 	"Duplicate var names in an input are refused (--make-var-unique); duplicate\n"
@@ -309,6 +309,26 @@ static inline void copy_item(ab_dtype dd, void *dst, size_t di, ab_dtype sd, con
 		store_num(dd, dst, di, load_num(sd, src, si));
 }
 
+/* Whether value v is held exactly by dtype dt (checked before the store,
+ * which would be undefined for an integer out of range). */
+static int fits(ab_dtype dt, double v)
+{
+	switch (dt) {
+	case AB_DT_FLOAT64: return 1;
+	case AB_DT_FLOAT32: return v != v || (double)(float)v == v;
+	case AB_DT_BOOL: return v == 0 || v == 1;
+	case AB_DT_INT8: return v == floor(v) && v >= INT8_MIN && v <= INT8_MAX;
+	case AB_DT_INT16: return v == floor(v) && v >= INT16_MIN && v <= INT16_MAX;
+	case AB_DT_INT32: return v == floor(v) && v >= INT32_MIN && v <= INT32_MAX;
+	case AB_DT_INT64: return v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+	case AB_DT_UINT8: return v == floor(v) && v >= 0 && v <= UINT8_MAX;
+	case AB_DT_UINT16: return v == floor(v) && v >= 0 && v <= UINT16_MAX;
+	case AB_DT_UINT32: return v == floor(v) && v >= 0 && v <= UINT32_MAX;
+	case AB_DT_UINT64: return v == floor(v) && v >= 0 && v < 18446744073709551616.0;
+	default: return 0;
+	}
+}
+
 static int is_zero(ab_dtype dt, const void *p, size_t i, size_t isz)
 {
 	static const uint8_t zero[16];
@@ -367,6 +387,7 @@ typedef struct input {
 	uint64_t row0;           /* its first row in the concatenation */
 	uint64_t vars_dropped;   /* var names not in a fixed var space */
 	uint64_t values_dropped; /* their non-zero values, counted as read */
+	int check_cast;          /* adding: X values checked to fit the collection's dtype */
 } input;
 
 typedef struct block { uint32_t in; uint64_t start, end; } block;
@@ -747,15 +768,11 @@ static int open_inputs_found(conv *c, char **paths, size_t n, int fixed_vars, ui
 			have_dense = 1;
 		ab_dtype dt = in->info.x_dtype;
 		if (c->adding) {
-			/* the collection's X dtype stays; an input whose values it
-			 * cannot hold is refused, never truncated */
-			if (promote(c->x_dtype, dt) != c->x_dtype) {
-				progress_clear(c);
-				return cli_fail(CMD, "%s: X is %s, the collection's X is %s, which cannot "
-						"hold its values; convert into a new collection", paths[i],
-						ab_dtype_name(dt), ab_dtype_name(c->x_dtype));
-			}
-			if (dt != c->x_dtype)
+			/* the collection's X dtype stays; where it cannot hold every
+			 * value of the input's dtype, each value is checked as it is
+			 * read: never truncated */
+			in->check_cast = promote(c->x_dtype, dt) != c->x_dtype;
+			if (!in->check_cast && dt != c->x_dtype)
 				fprintf(stderr, "annbatch convert: note: %s: X %s written as the "
 					"collection's %s\n", paths[i], ab_dtype_name(dt),
 					ab_dtype_name(c->x_dtype));
@@ -1371,6 +1388,19 @@ static int pair_cmp(const void *a, const void *b)
 	return (x->col > y->col) - (x->col < y->col);
 }
 
+/* Adding an input whose X dtype the collection's cannot hold in general
+ * (float counts into an int32 collection): each value must fit, else the
+ * run stops rather than truncate. */
+static int cast_fail(conv *c, const input *in, uint64_t row, const void *src, size_t k)
+{
+	char v[64];
+	snprintf(v, sizeof v, "%.17g", load_num(in->info.x_dtype, src, k));
+	progress_clear(c);
+	return cli_fail(CMD, "%s: X row %" PRIu64 " holds %s, which the collection's %s X cannot "
+			"hold; convert into a new collection", in->path, row, v,
+			ab_dtype_name(c->x_dtype));
+}
+
 /* Appends rows [b->start, b->end) of an input to the dataset (X part). */
 static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			uint64_t *scap)
@@ -1415,6 +1445,8 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 						in->values_dropped++;
 						continue;
 					}
+					if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, dv, k)))
+						return cast_fail(c, in, b->start + r, dv, k);
 					d->indices[d->nnz] = (int32_t)oc;
 					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
 					d->nnz++;
@@ -1481,6 +1513,8 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 					in->values_dropped++;
 					continue;
 				}
+				if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, src, k)))
+					return cast_fail(c, in, b->start + r, src, k);
 				d->indices[d->nnz] = (int32_t)in->colmap[j];
 				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
 				d->nnz++;
@@ -1509,7 +1543,10 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 	memset(dst, 0, (size_t)(nr * c->n_vars * isz));
 	for (uint64_t r = 0; r < nr; r++)
 		for (uint64_t j = 0; j < nv; j++)
-			if (in->colmap[j] >= 0)
+			if (in->colmap[j] >= 0 && in->check_cast &&
+			    !fits(c->x_dtype, load_num(in->info.x_dtype, src, r * nv + j)))
+				return cast_fail(c, in, b->start + r, src, r * nv + j);
+			else if (in->colmap[j] >= 0)
 				copy_item(c->x_dtype, dst, r * c->n_vars + (uint64_t)in->colmap[j],
 					  in->info.x_dtype, src, r * nv + j, isz);
 			else if (!is_zero(in->info.x_dtype, src, r * nv + j, isz_in))
@@ -2067,6 +2104,13 @@ static int run(conv *c, char **paths, size_t n_paths)
 	free(scratch);
 	if (ret)
 		goto abort;
+	for (size_t i = 0; c->adding && i < c->n_in; i++)
+		if (c->in[i].check_cast) {
+			progress_clear(c);
+			fprintf(stderr, "annbatch convert: note: %s: X %s into the collection's %s: every "
+				"value was checked to fit\n", c->in[i].path, ab_dtype_name(c->in[i].info.x_dtype),
+				ab_dtype_name(c->x_dtype));
+		}
 	for (size_t i = 0; c->adding && i < c->n_in; i++)
 		if (c->in[i].vars_dropped) {
 			progress_clear(c);

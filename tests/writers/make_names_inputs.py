@@ -8,7 +8,8 @@ python3-anndata 0.8, h5py and zarr 2 (independent writers). Deterministic.
         var name, an obs name, a string obs column, a category (vlen-utf8)
   nul_var.h5ad, nul_obs.h5ad, nul_cat.h5ad  the same in fixed-length strings
   base.h5ad, new.h5ad       a collection's input, and one with genes it lacks
-  i32.h5ad, f32.h5ad, u16.h5ad, i16.h5ad, i16b.h5ad  X dtypes to mix
+  i32.h5ad, f32.h5ad, u16.h5ad, i16.h5ad, i16b.h5ad, f32int.h5ad  X dtypes
+        to mix (f32int: float32 holding whole numbers)
   subset_*.txt              --var-subset files (BOM, CRLF, spaces, unknown)
   varcols1.h5ad, varcols2.zarr  var columns that agree on the shared genes,
         and ones that do not (values, dtype, categories, only in one input)
@@ -130,9 +131,9 @@ adata(counts(30, len(newg), 0.5), ["n%d" % i for i in range(30)], newg, obs_fram
 # ---- point 13b: X dtypes
 g8 = ["g%d" % i for i in range(8)]
 for name, dt, n in (("i32", np.int32, 20), ("f32", np.float32, 15), ("u16", np.uint16, 12),
-                    ("i16", np.int16, 10), ("i16b", np.int16, 9)):
+                    ("i16", np.int16, 10), ("i16b", np.int16, 9), ("f32int", np.float32, 7)):
     x = counts(n, 8, 0.5, dt)
-    if dt == np.float32:
+    if name == "f32":
         x.data = x.data + np.float32(0.25)  # not integers: truncation would show
     adata(x, ["%s_%d" % (name, i) for i in range(n)], g8, obs_frame(n)).write_h5ad(
         out + "/%s.h5ad" % name)

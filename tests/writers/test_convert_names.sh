@@ -137,15 +137,21 @@ check "uint16 + int16: int32 as anndata.concat" $PY "$CHK" concat d_t2.zarr u16.
 converted "int16 + float32" t3.zarr i16.h5ad f32.h5ad --no-shuffle
 check "int16 + float32: float32 as anndata.concat" $PY "$CHK" concat d_t3.zarr i16.h5ad f32.h5ad
 converted "an int32 collection" t4.zarr i32.h5ad
-check "float32 added to an int32 collection: refused, the collection untouched" bash -c '
+check "float32 (1.25, ...) added to an int32 collection: refused, the collection untouched" bash -c '
 	cp -r t4.zarr keep4.zarr &&
-	errline e6.txt "$0" convert f32.h5ad -o t4.zarr && has e6.txt "f32.h5ad" float32 int32 &&
-	diff -r t4.zarr keep4.zarr' "$AB"
+	errline e6.txt "$0" convert f32.h5ad -o t4.zarr && has e6.txt "f32.h5ad: X row" ".25, which" \
+		"int32 X cannot hold" && diff -r t4.zarr keep4.zarr' "$AB"
 converted "int16 added to the int32 collection" t4.zarr i16b.h5ad
 check "int16 added to the int32 collection: a note says so" has t4.zarr.err \
 	"i16b.h5ad: X int16 written as the collection's int32"
 check "int16 added to the int32 collection: int32, the values of anndata's" \
 	$PY "$CHK" append d_t4.zarr - i32.h5ad i16b.h5ad
+converted "float32 holding whole numbers added to an int32 collection" t5.zarr i32.h5ad
+converted "float32 holding whole numbers added to an int32 collection (adding)" t5.zarr f32int.h5ad
+check "whole float32 in the int32 collection: int32, the values of anndata's" \
+	$PY "$CHK" append d_t5.zarr - i32.h5ad f32int.h5ad
+check "whole float32 in the int32 collection: a note says the values are checked" has t5.zarr.err \
+	"f32int.h5ad: X float32 into the collection's int32: every value was checked to fit"
 
 # ---- point 13b: var columns
 converted "var columns (h5ad + zarr)" vc.zarr varcols1.h5ad varcols2.zarr --dataset-size 5
