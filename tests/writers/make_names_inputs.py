@@ -6,7 +6,8 @@ python3-anndata 0.8, h5py and zarr 2 (independent writers). Deterministic.
   dupobs1.zarr, dupobs2.h5ad  obs names repeated within and across inputs
   nul_var.zarr, nul_obs.zarr, nul_col.zarr, nul_cat.zarr  a NUL byte inside a
         var name, an obs name, a string obs column, a category (vlen-utf8)
-  nul_var.h5ad, nul_obs.h5ad, nul_cat.h5ad  the same in fixed-length strings
+  nul_var.h5ad, nul_obs.h5ad, nul_col.h5ad, nul_cat.h5ad  the same in
+        fixed-length strings
   base.h5ad, new.h5ad       a collection's input, and one with genes it lacks
   i32.h5ad, f32.h5ad, u16.h5ad, i16.h5ad, i16b.h5ad, f32int.h5ad  X dtypes
         to mix (f32int: float32 holding whole numbers)
@@ -108,6 +109,8 @@ def nul_h5ad(path, where):
             key, v = "var/_index", [b"G0", b"G1", b"G\x00x", b"G\x00y", b"G4", b"G5"]
         elif where == "obs":
             key, v = "obs/_index", [n.encode() for n in names10[:7]] + [b"n7\x00a", b"n7\x00b", b"n9"]
+        elif where == "col":
+            key, v = "obs/label", [b"l1"] * 5 + [b"bad\x00val"] + [b"l2"] * 4
         else:
             key = "obs/cell_type/categories"
             v = [c.encode() for c in f[key].asstr()[:]]
@@ -118,7 +121,7 @@ def nul_h5ad(path, where):
         f[key].attrs.update(attrs)
 
 
-for w in ("var", "obs", "cat"):
+for w in ("var", "obs", "col", "cat"):
     nul_h5ad(out + "/nul_%s.h5ad" % w, w)
 
 # ---- point 5: adding inputs with genes the collection lacks

@@ -106,7 +106,8 @@ check "repeated obs names: obs_names_make_unique's names over the concatenation"
 check "repeated obs names: a note with the count" has u2.zarr.err "9 duplicate obs names made unique"
 
 # ---- point 3: NUL bytes inside strings
-for f in nul_var.zarr nul_obs.zarr nul_col.zarr nul_cat.zarr nul_var.h5ad nul_obs.h5ad nul_cat.h5ad; do
+for f in nul_var.zarr nul_obs.zarr nul_col.zarr nul_cat.zarr nul_var.h5ad nul_obs.h5ad nul_col.h5ad \
+	nul_cat.h5ad; do
 	case $f in
 	nul_var.*) arr=var/_index ;; nul_obs.*) arr=obs/_index ;; nul_col.*) arr=obs/label ;;
 	nul_cat.zarr) arr=obs/cell_type/categories ;; nul_cat.h5ad) arr=obs/cell_type ;;
