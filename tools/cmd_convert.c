@@ -998,16 +998,65 @@ static int plan_columns(conv *c)
 	return 0;
 }
 
-/* Duplicate obs names (over all inputs, in input order) are made unique as
- * obs_names_make_unique does on the concatenation; the renamed rows are kept
- * (few, usually none) and applied as the rows are read. */
-static int plan_obs_names(conv *c)
+/* The obs names of a collection's datasets, in dataset order, appended to
+ * *all (grown as needed). */
+static int collection_obs_names(conv *c, ab_store *old, char ***all, uint64_t *got)
 {
-	char **all = malloc((c->total_rows ? c->total_rows : 1) * sizeof *all);
-	char **orig = malloc((c->total_rows ? c->total_rows : 1) * sizeof *orig);
-	int ret = 0;
+	char **ds = NULL;
+	size_t nds = 0;
+	int rc = ab_collection_datasets(old, "", &ds, &nds);
+	for (size_t i = 0; !rc && i < nds; i++) {
+		ab_anndata *ad;
+		ab_anndata_info ai;
+		ab_column *col = NULL;
+		char **s = NULL;
+		size_t ns = 0;
+		if ((rc = ab_anndata_open(old, ds[i], &ad)))
+			break;
+		ab_anndata_get_info(ad, &ai);
+		rc = ab_anndata_obs_column(ad, "_index", &col);
+		if (!rc)
+			rc = ab_column_read_strings(col, 0, ai.n_obs, &s, &ns);
+		if (col)
+			ab_column_close(col);
+		ab_anndata_close(ad);
+		char **grown = rc ? NULL : realloc(*all, (*got + ns + 1) * sizeof **all);
+		if (!rc && !grown) {
+			ab_strings_free_n(s, ns);
+			ab_strings_free(ds);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+		if (!rc) {
+			*all = grown;
+			memcpy(*all + *got, s, ns * sizeof *s);
+			*got += ns;
+			free(s);
+		}
+	}
+	if (ds)
+		ab_strings_free(ds);
+	return rc ? fail_lib(c, rc, c->out) : 0;
+}
+
+/* Duplicate obs names (over all inputs, in input order, after the rows of
+ * the collection being added to) are made unique as obs_names_make_unique
+ * does on the concatenation; the renamed rows of the inputs are kept (few,
+ * usually none) and applied as the rows are read. */
+static int plan_obs_names(conv *c, ab_store *old)
+{
+	char **all = NULL;
 	uint64_t got = 0;
-	if (!all || !orig)
+	int ret = old ? collection_obs_names(c, old, &all, &got) : 0;
+	uint64_t skip = got;  /* the collection's rows: written, not renamed */
+	if (!ret) {
+		char **grown = realloc(all, (got + c->total_rows + 1) * sizeof *all);
+		if (grown)
+			all = grown;
+		else
+			ret = fail(c, "%s", "out of memory", NULL);
+	}
+	char **orig = ret ? NULL : malloc((got + c->total_rows + 1) * sizeof *orig);
+	if (!ret && !orig)
 		ret = fail(c, "%s", "out of memory", NULL);
 	for (size_t i = 0; i < c->n_in && !ret; i++) {
 		input *in = &c->in[i];
@@ -1033,15 +1082,16 @@ static int plan_obs_names(conv *c)
 		c->obs_renamed = malloc(renamed * sizeof *c->obs_renamed);
 		if (!c->obs_renamed_rows || !c->obs_renamed)
 			ret = fail(c, "%s", "out of memory", NULL);
-		for (uint64_t r = 0; !ret && r < got; r++)
+		for (uint64_t r = skip; !ret && r < got; r++)
 			if (all[r] != orig[r]) {
-				c->obs_renamed_rows[c->n_obs_renamed] = r;
+				c->obs_renamed_rows[c->n_obs_renamed] = r - skip;
 				c->obs_renamed[c->n_obs_renamed++] = all[r];
 				all[r] = NULL;
 			}
-		if (!ret)
+		if (!ret && c->n_obs_renamed)
 			fprintf(stderr, "annbatch convert: note: %" PRIu64 " duplicate obs names made unique "
-				"(NAME-1, NAME-2, ... as obs_names_make_unique)\n", renamed);
+				"(NAME-1, NAME-2, ... as obs_names_make_unique%s)\n", c->n_obs_renamed,
+				skip ? ", after the collection's rows" : "");
 	}
 	if (all)
 		ab_strings_free_n(all, got);
@@ -1995,7 +2045,7 @@ static int run(conv *c, char **paths, size_t n_paths)
 	}
 	if ((ret = plan_columns(c)))
 		goto out;
-	if ((ret = plan_obs_names(c)))
+	if ((ret = plan_obs_names(c, old)))
 		goto out;
 	if (!adding && (ret = plan_var_columns(c)))
 		goto out;

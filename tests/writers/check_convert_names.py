@@ -17,6 +17,10 @@ Usage:
       merge="same") keeps (the ones every input has, equal on the shared genes),
       in the first input's order, with every gene's value from the inputs that
       have it (categoricals with their categories).
+  check_convert_names.py obsappend OUTDUMP N_OLD NEW
+      The datasets after the first N_OLD were added from NEW with --no-shuffle:
+      their obs names are those obs_names_make_unique gives NEW's rows in the
+      concatenation of the collection's rows (dataset order) and NEW's.
   check_convert_names.py append OUTDUMP STDERR BASE NEW
       The collection made of BASE, with NEW added by --drop-new-genes: the
       datasets of NEW rows hold NEW's X in BASE's var space and dtype, and
@@ -197,6 +201,22 @@ def varcols(args):
     print("ok: %d datasets, var columns %s" % (n, keep))
 
 
+def obsappend(args):
+    import pandas as pd
+    from anndata.utils import make_index_unique
+    outdump, n_old, new_p = args[0], int(args[1]), args[2]
+    out = load_dump(outdump)
+    names = [obs_from_dump(out, ds + "/")[0] for ds in datasets(out)]
+    old = [n for ds in names[:n_old] for n in ds]
+    got = [n for ds in names[n_old:] for n in ds]
+    new = list(read(new_p).obs_names)
+    want = [str(v) for v in make_index_unique(pd.Index(old + new))][len(old):]
+    assert got == want, "added obs names %r, anndata gives %r" % (got, want)
+    print("ok: %d rows added after %d, %d renamed" % (len(got), len(old),
+                                                      sum(a != b for a, b in zip(got, new))))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
-    {"concat": concat, "append": append, "varcols": varcols}[mode](sys.argv[2:])
+    {"concat": concat, "append": append, "varcols": varcols, "obsappend": obsappend}[mode](
+        sys.argv[2:])

@@ -104,6 +104,13 @@ converted "repeated obs names (zarr + h5ad)" u2.zarr dupobs1.zarr dupobs2.h5ad -
 check "repeated obs names: obs_names_make_unique's names over the concatenation" \
 	$PY "$CHK" concat d_u2.zarr dupobs1.zarr dupobs2.h5ad
 check "repeated obs names: a note with the count" has u2.zarr.err "9 duplicate obs names made unique"
+n_old=$(ls -d u2.zarr/dataset_* | wc -l)
+rm -rf d_u2.zarr
+converted "adding dupobs2.h5ad again" u2.zarr dupobs2.h5ad --no-shuffle
+check "adding: names unique after the collection's, as obs_names_make_unique gives" \
+	$PY "$CHK" obsappend d_u2.zarr "$n_old" dupobs2.h5ad
+check "adding: a note with the count" has u2.zarr.err \
+	"10 duplicate obs names made unique (NAME-1, NAME-2, ... as obs_names_make_unique, after the collection's rows)"
 
 # ---- point 3: NUL bytes inside strings
 for f in nul_var.zarr nul_obs.zarr nul_col.zarr nul_cat.zarr nul_var.h5ad nul_obs.h5ad nul_col.h5ad \
