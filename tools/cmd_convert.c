@@ -192,9 +192,11 @@ static int grow(void **p, uint64_t *cap, uint64_t need, size_t isz);
  * original one or one given out before) is skipped for the next number.
  * names[i] may be replaced (the old string freed). *renamed counts the names
  * changed; dup_out, when not NULL, gets the duplicated names' table (each
- * name once, in order of its first repeat) for error messages. -1 when out
- * of memory. */
-static int make_unique(char **names, uint64_t n, int rename, uint64_t *renamed, strtab *dup_out)
+ * name once, in order of its first repeat) for error messages, and idx_out,
+ * when not NULL, the ascending indices of the changed names (malloc'd; NULL
+ * when none). -1 when out of memory. */
+static int make_unique(char **names, uint64_t n, int rename, uint64_t *renamed, strtab *dup_out,
+		       uint64_t **idx_out)
 {
 	strtab all;
 	memset(&all, 0, sizeof all);
@@ -240,6 +242,10 @@ static int make_unique(char **names, uint64_t n, int rename, uint64_t *renamed, 
 		}
 	}
 	*renamed = ndup;
+	if (idx_out) {
+		*idx_out = dups;
+		dups = NULL;
+	}
 	ret = 0;
 out:
 	free(dups);
@@ -681,7 +687,7 @@ static int unique_var_names(conv *c, const input *in, char **names, size_t nn)
 	strtab dup;
 	memset(&dup, 0, sizeof dup);
 	uint64_t renamed;
-	if (make_unique(names, nn, c->make_var_unique, &renamed, &dup)) {
+	if (make_unique(names, nn, c->make_var_unique, &renamed, &dup, NULL)) {
 		strtab_free(&dup);
 		return fail(c, "%s", "out of memory", NULL);
 	}
@@ -1055,9 +1061,6 @@ static int plan_obs_names(conv *c, ab_store *old)
 		else
 			ret = fail(c, "%s", "out of memory", NULL);
 	}
-	char **orig = ret ? NULL : malloc((got + c->total_rows + 1) * sizeof *orig);
-	if (!ret && !orig)
-		ret = fail(c, "%s", "out of memory", NULL);
 	for (size_t i = 0; i < c->n_in && !ret; i++) {
 		input *in = &c->in[i];
 		char **s;
@@ -1071,22 +1074,19 @@ static int plan_obs_names(conv *c, ab_store *old)
 		free(s);
 		got += ns;
 	}
-	uint64_t renamed = 0;
-	if (!ret) {
-		memcpy(orig, all, got * sizeof *all);
-		if (make_unique(all, got, 1, &renamed, NULL))
-			ret = fail(c, "%s", "out of memory", NULL);
-	}
+	uint64_t renamed = 0, *idx = NULL;
+	if (!ret && make_unique(all, got, 1, &renamed, NULL, &idx))
+		ret = fail(c, "%s", "out of memory", NULL);
 	if (!ret && renamed) {
 		c->obs_renamed_rows = malloc(renamed * sizeof *c->obs_renamed_rows);
 		c->obs_renamed = malloc(renamed * sizeof *c->obs_renamed);
 		if (!c->obs_renamed_rows || !c->obs_renamed)
 			ret = fail(c, "%s", "out of memory", NULL);
-		for (uint64_t r = skip; !ret && r < got; r++)
-			if (all[r] != orig[r]) {
-				c->obs_renamed_rows[c->n_obs_renamed] = r - skip;
-				c->obs_renamed[c->n_obs_renamed++] = all[r];
-				all[r] = NULL;
+		for (uint64_t q = 0; !ret && q < renamed; q++)
+			if (idx[q] >= skip) {
+				c->obs_renamed_rows[c->n_obs_renamed] = idx[q] - skip;
+				c->obs_renamed[c->n_obs_renamed++] = all[idx[q]];
+				all[idx[q]] = NULL;
 			}
 		if (!ret && c->n_obs_renamed)
 			fprintf(stderr, "annbatch convert: note: %" PRIu64 " duplicate obs names made unique "
@@ -1095,7 +1095,7 @@ static int plan_obs_names(conv *c, ab_store *old)
 	}
 	if (all)
 		ab_strings_free_n(all, got);
-	free(orig);
+	free(idx);
 	return ret;
 }
 
