@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <float.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -321,7 +322,7 @@ static int fits(ab_dtype dt, double v)
 {
 	switch (dt) {
 	case AB_DT_FLOAT64: return 1;
-	case AB_DT_FLOAT32: return v != v || (double)(float)v == v;
+	case AB_DT_FLOAT32: return v != v || isinf(v) || (fabs(v) <= FLT_MAX && (double)(float)v == v);
 	case AB_DT_BOOL: return v == 0 || v == 1;
 	case AB_DT_INT8: return v == floor(v) && v >= INT8_MIN && v <= INT8_MAX;
 	case AB_DT_INT16: return v == floor(v) && v >= INT16_MIN && v <= INT16_MAX;
