@@ -391,13 +391,33 @@ void ab_array_unit_grid(const ab_array *a, uint64_t *grid)
 
 typedef enum { OUT_NUMERIC, OUT_STRINGS } out_mode;
 
-/* Converts a decoded fixed-width string unit into malloc'd UTF-8 strings. */
+/* Converts a decoded fixed-width string unit into malloc'd UTF-8 strings.
+ * Trailing NULs are padding (numpy drops them); a NUL before other
+ * characters is refused, as C strings would cut the value there. */
 static int fixed_to_strings(const ab_dtype_desc *dt, const uint8_t *raw, uint64_t n, char **out)
 {
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *item = raw + i * dt->disk_size;
 		size_t w = dt->str_width;
 		char *s;
+		int nul = 0;
+		if (dt->str == AB_STR_BYTES) {
+			while (w && item[w - 1] == 0)
+				w--;
+			nul = w && memchr(item, 0, w) != NULL;
+		} else {
+			while (w && ab_load_le32(item + 4 * (w - 1)) == 0)
+				w--;
+			for (size_t j = 0; j < w && !nul; j++)
+				nul = ab_load_le32(item + 4 * j) == 0;
+		}
+		if (nul) {
+			ab_chunk_free_strings(out, i);
+			return ab_error_set(AB_EFORMAT, "fixed-width string item %llu holds a NUL byte "
+					    "before its end; strings with NUL bytes are not supported",
+					    (unsigned long long)i);
+		}
+		w = dt->str_width;
 		if (dt->str == AB_STR_BYTES) {
 			while (w && item[w - 1] == 0)
 				w--;
@@ -524,8 +544,10 @@ static int read_rows(ab_array *a, uint64_t r0, uint64_t r1, void *dst, out_mode 
 			const uint8_t *src = a->unitbuf.data;
 			if (is_str && dt->str != AB_STR_VLEN) {
 				char **view = (char **)(a->unitbuf.data + unit_bytes);
-				if ((rc = fixed_to_strings(dt, a->unitbuf.data, unit_items, view)))
+				if ((rc = fixed_to_strings(dt, a->unitbuf.data, unit_items, view))) {
+					ab_error_prefix(rc, "array '%s', %s: ", a->node, where);
 					goto out;
+				}
 				src = (const uint8_t *)view;
 			}
 			ab_copy_box(nd, out_item, src, a->unit, uoff, dst, dshape, doff, cnt);
@@ -575,8 +597,11 @@ static int read_scalar(ab_array *a, void *dst)
 		rc = ab_chunk_fill(a->unitbuf.data, 1, dt, a->m.fill, a->m.fill_str);
 	if (rc)
 		return ab_error_prefix(rc, "array '%s', %s: ", a->node, where);
-	if (dt->dt == AB_DT_STRING && dt->str != AB_STR_VLEN)
-		return fixed_to_strings(dt, a->unitbuf.data, 1, (char **)dst);
+	if (dt->dt == AB_DT_STRING && dt->str != AB_STR_VLEN) {
+		if ((rc = fixed_to_strings(dt, a->unitbuf.data, 1, (char **)dst)))
+			return ab_error_prefix(rc, "array '%s', %s: ", a->node, where);
+		return 0;
+	}
 	memcpy(dst, a->unitbuf.data, nbytes);
 	return 0;
 }

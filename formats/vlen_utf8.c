@@ -10,8 +10,10 @@
  * more than the metadata allows. Bytes after the last item are rejected:
  * the writer never leaves any, so they mean the lengths are wrong.
  *
- * The bytes are handed over as they are: no UTF-8 validation is done here,
- * and a string with an embedded NUL reads as shorter through the C string.
+ * The bytes are handed over as they are: no UTF-8 validation is done here.
+ * A string holding a NUL byte is refused: every reader downstream holds C
+ * strings, which would cut it at the NUL (and two names that differ only
+ * after it would become one).
  */
 #include "codec_impl.h"
 
@@ -76,6 +78,14 @@ int ab_vlen_utf8_decode(const void *src, size_t srclen, size_t expected_items,
 			return ab_error_set(AB_ECORRUPT,
 					    "vlen-utf8: item %u of %u bytes runs past the end (%zu left)",
 					    (unsigned)i, (unsigned)len, rem);
+		}
+		const uint8_t *nul = len ? memchr(p, 0, len) : NULL;
+		if (nul) {
+			free_strings(v, i);
+			return ab_error_set(AB_EFORMAT,
+					    "vlen-utf8: item %u holds a NUL byte (at byte %u of %u); "
+					    "strings with NUL bytes are not supported",
+					    (unsigned)i, (unsigned)(nul - p), (unsigned)len);
 		}
 		v[i] = malloc((size_t)len + 1);
 		if (v[i] == NULL) {

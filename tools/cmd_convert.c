@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -37,14 +38,27 @@ static const char convert_usage[] =
 	"straddle two), and each dataset's rows are permuted in memory before it is\n"
 	"written, so a loader reading contiguous chunks still sees well-mixed rows.\n"
 	"\n"
-	"If OUT is an existing collection, the inputs are added to it as new datasets,\n"
-	"subset to its var space; OUT is replaced in one step when all is written.\n"
+	"If OUT is an existing collection, the inputs are added to it as new datasets\n"
+	"in its var space and X dtype; OUT is replaced in one step when all is written.\n"
+	"An input with genes the collection lacks is refused (--drop-new-genes), and\n"
+	"an X value the collection's dtype cannot hold exactly stops the run.\n"
+	"Mixed X dtypes are promoted as anndata's concat does (numpy's result_type:\n"
+	"int32 + float32 gives float64), with a note on stderr.\n"
+	"Duplicate var names in an input are refused (--make-var-unique); duplicate\n"
+	"obs names are made unique as obs_names_make_unique does (NAME-1, NAME-2,\n"
+	"... over all inputs in order), with a note on stderr.\n"
 	"\n"
 	"Options:\n"
 	"  -o, --output OUT         the collection to write (required)\n"
 	"  --var-subset FILE        var names to keep, one a line, in that order\n"
 	"                           (default: the outer join of the inputs' var names,\n"
-	"                           in order of first appearance; missing genes are 0)\n"
+	"                           in order of first appearance; missing genes are 0);\n"
+	"                           names found in no input are an error; a UTF-8 BOM\n"
+	"                           and spaces around a name are dropped, with a note\n"
+	"  --make-var-unique        rename repeated var names of an input NAME-1,\n"
+	"                           NAME-2, ... (anndata's var_names_make_unique)\n"
+	"  --drop-new-genes         adding to a collection: drop the genes it lacks\n"
+	"                           (counts of genes and values dropped on stderr)\n"
 	"  --obs-columns C,C        obs columns to keep (default: those in every input)\n"
 	"  --no-shuffle             keep the input order (no block shuffle, no permutation)\n"
 	"  --shuffle-chunk-size N   rows per contiguous block, 1000\n"
@@ -74,7 +88,7 @@ static const char convert_usage[] =
 	"X dtype, bytes, seconds). The soft open-file limit is raised to the hard one.\n";
 
 enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_CHUNK,
-       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK };
+       O_SHARD, O_COMP, O_MEM, O_PROG, O_NOPROG, O_BLOCK, O_VARUNIQ, O_DROPNEW };
 
 #define CMD "convert"
 
@@ -181,6 +195,87 @@ static int strtab_sort(strtab *t)
 	return 0;
 }
 
+static int grow(void **p, uint64_t *cap, uint64_t need, size_t isz);
+
+/* anndata's make_index_unique (var_names_make_unique, obs_names_make_unique):
+ * the first occurrence of a name keeps it; each later one becomes name-1,
+ * name-2, ... counting per name, and a candidate that is already a name (an
+ * original one or one given out before) is skipped for the next number.
+ * names[i] may be replaced (the old string freed). *renamed counts the names
+ * changed; dup_out, when not NULL, gets the duplicated names' table (each
+ * name once, in order of its first repeat) for error messages, and idx_out,
+ * when not NULL, the ascending indices of the changed names (malloc'd; NULL
+ * when none). -1 when out of memory. */
+static int make_unique(char **names, uint64_t n, int rename, uint64_t *renamed, strtab *dup_out,
+		       uint64_t **idx_out)
+{
+	strtab all;
+	memset(&all, 0, sizeof all);
+	uint64_t *dups = NULL, ndup = 0, cap = 0;
+	uint64_t *count = NULL;
+	int ret = -1;
+	*renamed = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		const char *nm = names[i] ? names[i] : "";
+		uint64_t before = all.n;
+		if (strtab_add(&all, nm) < 0)
+			goto out;
+		if (all.n == before) {
+			if (grow((void **)&dups, &cap, ndup + 1, sizeof *dups))
+				goto out;
+			dups[ndup++] = i;
+			if (dup_out && strtab_add(dup_out, nm) < 0)
+				goto out;
+		}
+	}
+	if (rename && ndup) {
+		uint64_t n_orig = all.n;
+		count = calloc(n_orig, sizeof *count);
+		if (!count)
+			goto out;
+		for (uint64_t d = 0; d < ndup; d++) {
+			uint64_t i = dups[d];
+			const char *nm = names[i] ? names[i] : "";
+			int64_t k = strtab_find(&all, nm);
+			size_t l = strlen(nm);
+			char *cand = malloc(l + 24);
+			if (!cand)
+				goto out;
+			do
+				snprintf(cand, l + 24, "%s-%" PRIu64, nm, ++count[k]);
+			while (strtab_find(&all, cand) >= 0);
+			if (strtab_add(&all, cand) < 0) {
+				free(cand);
+				goto out;
+			}
+			free(names[i]);
+			names[i] = cand;
+		}
+	}
+	*renamed = ndup;
+	if (idx_out) {
+		*idx_out = dups;
+		dups = NULL;
+	}
+	ret = 0;
+out:
+	free(dups);
+	free(count);
+	strtab_free(&all);
+	return ret;
+}
+
+/* "a, b, c" from the first `max` names of t, with ", ..." when there are more. */
+static void name_list(const strtab *t, size_t max, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (uint64_t i = 0; i < t->n && i < max && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s'%s'", i ? ", " : "", t->names[i]);
+	if (t->n > max && used < len)
+		snprintf(buf + used, len - used, ", ...");
+}
+
 /* ------------------------------------------------------------------------- */
 /* numeric conversion                                                        */
 /* ------------------------------------------------------------------------- */
@@ -231,6 +326,26 @@ static inline void copy_item(ab_dtype dd, void *dst, size_t di, ab_dtype sd, con
 		store_num(dd, dst, di, load_num(sd, src, si));
 }
 
+/* Whether value v is held exactly by dtype dt (checked before the store,
+ * which would be undefined for an integer out of range). */
+static int fits(ab_dtype dt, double v)
+{
+	switch (dt) {
+	case AB_DT_FLOAT64: return 1;
+	case AB_DT_FLOAT32: return v != v || isinf(v) || (fabs(v) <= FLT_MAX && (double)(float)v == v);
+	case AB_DT_BOOL: return v == 0 || v == 1;
+	case AB_DT_INT8: return v == floor(v) && v >= INT8_MIN && v <= INT8_MAX;
+	case AB_DT_INT16: return v == floor(v) && v >= INT16_MIN && v <= INT16_MAX;
+	case AB_DT_INT32: return v == floor(v) && v >= INT32_MIN && v <= INT32_MAX;
+	case AB_DT_INT64: return v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+	case AB_DT_UINT8: return v == floor(v) && v >= 0 && v <= UINT8_MAX;
+	case AB_DT_UINT16: return v == floor(v) && v >= 0 && v <= UINT16_MAX;
+	case AB_DT_UINT32: return v == floor(v) && v >= 0 && v <= UINT32_MAX;
+	case AB_DT_UINT64: return v == floor(v) && v >= 0 && v < 18446744073709551616.0;
+	default: return 0;
+	}
+}
+
 static int is_zero(ab_dtype dt, const void *p, size_t i, size_t isz)
 {
 	static const uint8_t zero[16];
@@ -255,6 +370,21 @@ typedef struct ocol {
 	int ordered;
 } ocol;
 
+/* A var column kept for the output (anndata's concat merge="same"): its
+ * value for every output var. */
+typedef struct vcol {
+	char *name;
+	ocol_kind kind;
+	ab_dtype dtype;          /* numeric */
+	void *num;               /* numeric: n_vars items */
+	uint8_t *set;            /* which vars some input gave a value */
+	char **str;              /* string/categorical: n_vars labels (NULL = missing) */
+	char **cats;             /* categorical: the inputs' categories */
+	size_t n_cats;
+	int32_t *codes;          /* categorical: n_vars codes */
+	int ordered;
+} vcol;
+
 /* An obs/var column of either kind of input. */
 typedef struct icol {
 	ab_column *ab;
@@ -271,6 +401,10 @@ typedef struct input {
 	int monotonic;           /* colmap keeps the order of kept columns */
 	icol *obs;               /* per output column */
 	icol names;              /* obs/_index */
+	uint64_t row0;           /* its first row in the concatenation */
+	uint64_t vars_dropped;   /* var names not in a fixed var space */
+	uint64_t values_dropped; /* their non-zero values, counted as read */
+	int check_cast;          /* adding: X values checked to fit the collection's dtype */
 } input;
 
 typedef struct block { uint32_t in; uint64_t start, end; } block;
@@ -287,6 +421,8 @@ typedef struct conv {
 	uint64_t seed;
 	uint64_t memory;
 	int progress;
+	int make_var_unique;     /* rename duplicate var names as anndata does */
+	int drop_new_genes;      /* adding: drop genes the collection lacks */
 	ado_opts o;
 	/* inputs and output space */
 	input *in;
@@ -297,9 +433,16 @@ typedef struct conv {
 	ab_dtype x_dtype;
 	ocol *cols;
 	size_t n_cols;
+	vcol *vcols;             /* var columns every input agrees on */
+	size_t n_vcols;
 	int *groupby;            /* indices into cols */
 	size_t n_groupby;
 	uint64_t first_dataset;  /* when adding to a collection */
+	int adding;
+	/* obs names made unique: global rows (ascending) and their new names */
+	uint64_t *obs_renamed_rows;
+	char **obs_renamed;
+	uint64_t n_obs_renamed;
 	/* progress */
 	uint64_t total_rows, rows_done, bytes_in;
 	struct timespec t0;
@@ -541,26 +684,143 @@ static int load_var_subset(conv *c)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int ret = 0;
+	int ret = 0, bom = 0;
+	uint64_t stripped = 0, lineno = 0, dups = 0;
 	while ((len = getline(&line, &cap, f)) >= 0) {
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
+		char *nm = line;
+		if (lineno++ == 0 && len >= 3 && memcmp(nm, "\xEF\xBB\xBF", 3) == 0) {
+			/* a UTF-8 byte order mark is not part of the first name */
+			nm += 3;
+			len -= 3;
+			bom = 1;
+		}
+		if ((size_t)len != strlen(nm)) {
+			ret = fail(c, "--var-subset %s: line with a NUL byte", c->var_subset, NULL);
+			break;
+		}
+		while (len && (nm[len - 1] == '\n' || nm[len - 1] == '\r'))
+			nm[--len] = '\0';
+		size_t l0 = (size_t)len;
+		while (len && (nm[len - 1] == ' ' || nm[len - 1] == '\t' || nm[len - 1] == '\r'))
+			nm[--len] = '\0';
+		while (len && (*nm == ' ' || *nm == '\t')) {
+			nm++;
+			len--;
+		}
 		if (!len)
 			continue;
-		if (strtab_add(&c->vars, line) < 0) {
+		stripped += (size_t)len != l0;
+		uint64_t before = c->vars.n;
+		if (strtab_add(&c->vars, nm) < 0) {
 			ret = fail(c, "%s", "out of memory", NULL);
 			break;
 		}
+		dups += c->vars.n == before;
 	}
 	free(line);
 	fclose(f);
+	if (!ret && bom)
+		fprintf(stderr, "annbatch convert: note: --var-subset %s: UTF-8 byte order mark dropped\n",
+			c->var_subset);
+	if (!ret && stripped)
+		fprintf(stderr, "annbatch convert: note: --var-subset %s: spaces around %" PRIu64
+			" names dropped\n", c->var_subset, stripped);
+	if (!ret && dups)
+		fprintf(stderr, "annbatch convert: note: --var-subset %s: %" PRIu64
+			" repeated names kept once\n", c->var_subset, dups);
 	if (!ret && !c->vars.n)
 		ret = fail(c, "--var-subset %s: no names in the file", c->var_subset, NULL);
 	return ret;
 }
 
+/* numpy's result_type of two numeric X dtypes (bool, integers, float32/64),
+ * which anndata's concat gives X: a signed and an unsigned integer meet in
+ * the signed type that holds both (int64 and uint64 only in float64), an
+ * integer of more than 16 bits and float32 meet in float64. */
+static ab_dtype promote(ab_dtype a, ab_dtype b)
+{
+	if (a == b || b == AB_DT_BOOL)
+		return a;
+	if (a == AB_DT_BOOL)
+		return b;
+	int fa = a == AB_DT_FLOAT32 || a == AB_DT_FLOAT64, fb = b == AB_DT_FLOAT32 || b == AB_DT_FLOAT64;
+	size_t sa = ab_dtype_size(a), sb = ab_dtype_size(b);
+	if (fa && fb)
+		return sa > sb ? a : b;
+	if (fa || fb) {
+		ab_dtype f = fa ? a : b;
+		size_t si = fa ? sb : sa;
+		return f == AB_DT_FLOAT32 && si <= 2 ? AB_DT_FLOAT32 : AB_DT_FLOAT64;
+	}
+	int ua = a >= AB_DT_UINT8 && a <= AB_DT_UINT64, ub = b >= AB_DT_UINT8 && b <= AB_DT_UINT64;
+	if (ua == ub)
+		return sa > sb ? a : b;
+	size_t su = ua ? sa : sb, ss = ua ? sb : sa;
+	if (ss > su)
+		return ua ? b : a;
+	return su == 1 ? AB_DT_INT16 : su == 2 ? AB_DT_INT32 : su == 4 ? AB_DT_INT64 : AB_DT_FLOAT64;
+}
+
+/* Duplicate var names would give CSR rows repeated column indices (a dense
+ * read sums them into a value no gene has): refused, as anndata's concat
+ * refuses them, or with --make-var-unique renamed as var_names_make_unique
+ * renames them. */
+static int unique_var_names(conv *c, const input *in, char **names, size_t nn)
+{
+	strtab dup;
+	memset(&dup, 0, sizeof dup);
+	uint64_t renamed;
+	if (make_unique(names, nn, c->make_var_unique, &renamed, &dup, NULL)) {
+		strtab_free(&dup);
+		return fail(c, "%s", "out of memory", NULL);
+	}
+	if (renamed && !c->make_var_unique) {
+		char list[600], msg[1200];
+		name_list(&dup, 10, list, sizeof list);
+		snprintf(msg, sizeof msg, "%s: %" PRIu64 " duplicate var names (repeats of %" PRIu64
+			 " names: %s); anndata's concat refuses them; --make-var-unique renames the "
+			 "repeats NAME-1, NAME-2, ... as var_names_make_unique does", in->path, renamed,
+			 dup.n, list);
+		strtab_free(&dup);
+		return fail(c, "%s", msg, NULL);
+	}
+	strtab_free(&dup);
+	if (renamed)
+		fprintf(stderr, "annbatch convert: note: %s: %" PRIu64 " duplicate var names made unique "
+			"(NAME-1, NAME-2, ... as var_names_make_unique)\n", in->path, renamed);
+	return 0;
+}
+
+static int open_inputs_found(conv *c, char **paths, size_t n, int fixed_vars, uint8_t *found);
+
 /* Opens the inputs, builds the var space and the column maps. */
 static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
+{
+	/* --var-subset: which of its names some input has */
+	uint8_t *found = fixed_vars && !c->adding ? calloc(c->vars.n + 1, 1) : NULL;
+	if (fixed_vars && !c->adding && !found)
+		return fail(c, "%s", "out of memory", NULL);
+	int ret = open_inputs_found(c, paths, n, fixed_vars, found);
+	if (!ret && found) {
+		strtab miss;
+		memset(&miss, 0, sizeof miss);
+		for (uint64_t k = 0; k < c->vars.n && !ret; k++)
+			if (!found[k] && strtab_add(&miss, c->vars.names[k]) < 0)
+				ret = fail(c, "%s", "out of memory", NULL);
+		if (!ret && miss.n) {
+			char list[600], msg[1000];
+			name_list(&miss, 10, list, sizeof list);
+			snprintf(msg, sizeof msg, "--var-subset %s: %" PRIu64 " of its %" PRIu64
+				 " names are in no input: %s", c->var_subset, miss.n, c->vars.n, list);
+			ret = fail(c, "%s", msg, NULL);
+		}
+		strtab_free(&miss);
+	}
+	free(found);
+	return ret;
+}
+
+static int open_inputs_found(conv *c, char **paths, size_t n, int fixed_vars, uint8_t *found)
 {
 	c->in = calloc(n, sizeof *c->in);
 	if (!c->in)
@@ -596,15 +856,21 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 		else
 			have_dense = 1;
 		ab_dtype dt = in->info.x_dtype;
-		if (i == 0)
+		if (c->adding) {
+			/* the collection's X dtype stays; where it cannot hold every
+			 * value of the input's dtype, each value is checked as it is
+			 * read: never truncated */
+			in->check_cast = promote(c->x_dtype, dt) != c->x_dtype;
+			if (!in->check_cast && dt != c->x_dtype)
+				fprintf(stderr, "annbatch convert: note: %s: X %s written as the "
+					"collection's %s\n", paths[i], ab_dtype_name(dt),
+					ab_dtype_name(c->x_dtype));
+		} else if (i == 0) {
 			c->x_dtype = dt;
-		else if (c->x_dtype != dt)
-			c->x_dtype = (c->x_dtype == AB_DT_FLOAT64 || dt == AB_DT_FLOAT64 ||
-				      c->x_dtype == AB_DT_INT64 || dt == AB_DT_INT64 ||
-				      c->x_dtype == AB_DT_INT32 || dt == AB_DT_INT32 ||
-				      c->x_dtype == AB_DT_UINT32 || dt == AB_DT_UINT32 ||
-				      c->x_dtype == AB_DT_UINT64 || dt == AB_DT_UINT64)
-				? AB_DT_FLOAT64 : AB_DT_FLOAT32;
+		} else {
+			c->x_dtype = promote(c->x_dtype, dt);
+		}
+		in->row0 = c->total_rows;
 		c->total_rows += in->info.n_obs;
 
 		char **names;
@@ -616,8 +882,14 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 			ab_strings_free_n(names, nn);
 			return fail(c, "%s", "out of memory", NULL);
 		}
+		if ((rc = unique_var_names(c, in, names, nn))) {
+			ab_strings_free_n(names, nn);
+			return rc;
+		}
 		in->monotonic = 1;
 		int64_t last = -1;
+		strtab gone;
+		memset(&gone, 0, sizeof gone);
 		for (size_t j = 0; j < nn; j++) {
 			const char *nm = names[j] ? names[j] : "";
 			int64_t k = fixed_vars ? strtab_find(&c->vars, nm) : strtab_add(&c->vars, nm);
@@ -626,11 +898,36 @@ static int open_inputs(conv *c, char **paths, size_t n, int fixed_vars)
 				if (k < last)
 					in->monotonic = 0;
 				last = k;
+				if (found)
+					found[k] = 1;
+			} else if (fixed_vars) {
+				in->vars_dropped++;
+				if (gone.n < 11)
+					strtab_add(&gone, nm);
 			}
 		}
 		ab_strings_free_n(names, nn);
+		if (c->adding && in->vars_dropped && !c->drop_new_genes) {
+			/* adding subsets to the collection's var space: say so */
+			char list[600], msg[1200];
+			name_list(&gone, 10, list, sizeof list);
+			snprintf(msg, sizeof msg, "%s: %" PRIu64 " of its %zu var names are not in the "
+				 "collection %s (%s); their values would be lost; --drop-new-genes drops "
+				 "them", paths[i], in->vars_dropped, nn, c->out, list);
+			strtab_free(&gone);
+			return fail(c, "%s", msg, NULL);
+		}
+		strtab_free(&gone);
 	}
 	(void)have_dense;
+	for (size_t i = 1; i < n && !c->adding; i++)
+		if (c->in[i].info.x_dtype != c->in[0].info.x_dtype) {
+			fprintf(stderr, "annbatch convert: note: X dtypes differ (%s in %s, %s in %s): "
+				"X is written as %s (numpy's result_type, as anndata's concat)\n",
+				ab_dtype_name(c->in[0].info.x_dtype), c->in[0].path,
+				ab_dtype_name(c->in[i].info.x_dtype), c->in[i].path, ab_dtype_name(c->x_dtype));
+			break;
+		}
 	c->n_vars = c->vars.n;
 	if (c->n_vars > INT32_MAX)
 		return fail(c, "%s", "more than 2^31 var names", NULL);
@@ -790,6 +1087,391 @@ static int plan_columns(conv *c)
 	return 0;
 }
 
+/* The obs names of a collection's datasets, in dataset order, appended to
+ * *all (grown as needed). */
+static int collection_obs_names(conv *c, ab_store *old, char ***all, uint64_t *got)
+{
+	char **ds = NULL;
+	size_t nds = 0;
+	int rc = ab_collection_datasets(old, "", &ds, &nds);
+	for (size_t i = 0; !rc && i < nds; i++) {
+		ab_anndata *ad;
+		ab_anndata_info ai;
+		ab_column *col = NULL;
+		char **s = NULL;
+		size_t ns = 0;
+		if ((rc = ab_anndata_open(old, ds[i], &ad)))
+			break;
+		ab_anndata_get_info(ad, &ai);
+		rc = ab_anndata_obs_column(ad, "_index", &col);
+		if (!rc)
+			rc = ab_column_read_strings(col, 0, ai.n_obs, &s, &ns);
+		if (col)
+			ab_column_close(col);
+		ab_anndata_close(ad);
+		char **grown = rc ? NULL : realloc(*all, (*got + ns + 1) * sizeof **all);
+		if (!rc && !grown) {
+			ab_strings_free_n(s, ns);
+			ab_strings_free(ds);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+		if (!rc) {
+			*all = grown;
+			memcpy(*all + *got, s, ns * sizeof *s);
+			*got += ns;
+			free(s);
+		}
+	}
+	if (ds)
+		ab_strings_free(ds);
+	return rc ? fail_lib(c, rc, c->out) : 0;
+}
+
+/* Duplicate obs names (over all inputs, in input order, after the rows of
+ * the collection being added to) are made unique as obs_names_make_unique
+ * does on the concatenation; the renamed rows of the inputs are kept (few,
+ * usually none) and applied as the rows are read. */
+static int plan_obs_names(conv *c, ab_store *old)
+{
+	char **all = NULL;
+	uint64_t got = 0;
+	int ret = old ? collection_obs_names(c, old, &all, &got) : 0;
+	uint64_t skip = got;  /* the collection's rows: written, not renamed */
+	if (!ret) {
+		char **grown = realloc(all, (got + c->total_rows + 1) * sizeof *all);
+		if (grown)
+			all = grown;
+		else
+			ret = fail(c, "%s", "out of memory", NULL);
+	}
+	for (size_t i = 0; i < c->n_in && !ret; i++) {
+		input *in = &c->in[i];
+		char **s;
+		size_t ns;
+		int rc = icol_strings(&in->names, 0, in->info.n_obs, &s, &ns);
+		if (rc) {
+			ret = fail_in(c, in, rc);
+			break;
+		}
+		memcpy(all + got, s, ns * sizeof *s);
+		free(s);
+		got += ns;
+	}
+	uint64_t renamed = 0, *idx = NULL;
+	if (!ret && make_unique(all, got, 1, &renamed, NULL, &idx))
+		ret = fail(c, "%s", "out of memory", NULL);
+	if (!ret && renamed) {
+		c->obs_renamed_rows = malloc(renamed * sizeof *c->obs_renamed_rows);
+		c->obs_renamed = malloc(renamed * sizeof *c->obs_renamed);
+		if (!c->obs_renamed_rows || !c->obs_renamed)
+			ret = fail(c, "%s", "out of memory", NULL);
+		for (uint64_t q = 0; !ret && q < renamed; q++)
+			if (idx[q] >= skip) {
+				c->obs_renamed_rows[c->n_obs_renamed] = idx[q] - skip;
+				c->obs_renamed[c->n_obs_renamed++] = all[idx[q]];
+				all[idx[q]] = NULL;
+			}
+		if (!ret && c->n_obs_renamed)
+			fprintf(stderr, "annbatch convert: note: %" PRIu64 " duplicate obs names made unique "
+				"(NAME-1, NAME-2, ... as obs_names_make_unique%s)\n", c->n_obs_renamed,
+				skip ? ", after the collection's rows" : "");
+	}
+	if (all)
+		ab_strings_free_n(all, got);
+	free(idx);
+	return ret;
+}
+
+static const char *const *in_var_columns(const input *in)
+{
+	return in->h5 ? h5ad_var_columns(in->h5) : ab_anndata_var_columns(in->ad);
+}
+
+static int has_var_column(input *in, const char *name)
+{
+	for (const char *const *p = in_var_columns(in); p && *p; p++)
+		if (strcmp(*p, name) == 0)
+			return 1;
+	return 0;
+}
+
+static void vcol_free(conv *c, vcol *v)
+{
+	free(v->name);
+	free(v->num);
+	free(v->set);
+	free(v->codes);
+	if (v->str)
+		ab_strings_free_n(v->str, c->n_vars);
+	if (v->cats)
+		ab_strings_free_n(v->cats, v->n_cats);
+	memset(v, 0, sizeof *v);
+}
+
+static int same_labels(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i] ? a[i] : "", b[i] ? b[i] : "") != 0)
+			return 0;
+	return 1;
+}
+
+static int is_plain_num(const ab_column_info *ci)
+{
+	return ci->kind == AB_COL_ARRAY && ci->dtype != AB_DT_STRING && ci->dtype != AB_DT_COMPLEX64 &&
+	       ci->dtype != AB_DT_COMPLEX128 && ci->dtype != AB_DT_FLOAT16;
+}
+
+/* A categorical var column's codes from its labels. -1: out of memory. */
+static int vcol_codes(conv *c, vcol *v)
+{
+	strtab t;
+	memset(&t, 0, sizeof t);
+	v->codes = malloc((c->n_vars ? c->n_vars : 1) * sizeof *v->codes);
+	for (size_t q = 0; v->codes && q < v->n_cats; q++)
+		if (strtab_add(&t, v->cats[q] ? v->cats[q] : "") < 0) {
+			free(v->codes);
+			v->codes = NULL;
+		}
+	for (uint64_t k = 0; v->codes && k < c->n_vars; k++)
+		v->codes[k] = v->str[k] ? (int32_t)strtab_find(&t, v->str[k]) : -1;
+	strtab_free(&t);
+	return v->codes ? 0 : -1;
+}
+
+/* Adding to a collection: the new datasets carry the var columns of its
+ * first dataset, as they are. */
+static int collection_var_columns(conv *c, ab_anndata *ad)
+{
+	const char *const *names = ab_anndata_var_columns(ad);
+	size_t k = 0;
+	while (names && names[k])
+		k++;
+	c->n_vars = c->vars.n;
+	c->vcols = calloc(k + 1, sizeof *c->vcols);
+	if (!c->vcols)
+		return fail(c, "%s", "out of memory", NULL);
+	for (size_t j = 0; j < k; j++) {
+		ab_column *col;
+		ab_column_info ci;
+		int rc = ab_anndata_var_column(ad, names[j], &col);
+		if (rc)
+			return fail_lib(c, rc, c->out);
+		ab_column_get_info(col, &ci);
+		vcol *v = &c->vcols[c->n_vcols];
+		uint64_t n = c->n_vars;
+		size_t ns = 0, isz = ab_dtype_size(ci.dtype);
+		v->dtype = ci.dtype;
+		if (is_plain_num(&ci)) {
+			v->kind = OC_NUMERIC;
+			v->num = malloc((n ? n : 1) * isz);
+			rc = v->num ? ab_column_read(col, 0, n, v->num, n * isz, NULL) : AB_ENOMEM;
+		} else if (ci.kind == AB_COL_STRING || ci.kind == AB_COL_CATEGORICAL) {
+			v->kind = ci.kind == AB_COL_STRING ? OC_STRING : OC_CATEGORICAL;
+			v->ordered = ci.ordered;
+			rc = ab_column_read_strings(col, 0, n, &v->str, &ns);
+			if (!rc && ns != n)
+				rc = AB_ECORRUPT;
+			if (!rc && v->kind == OC_CATEGORICAL)
+				rc = ab_column_categories(col, &v->cats, &v->n_cats);
+			if (!rc && v->kind == OC_CATEGORICAL && vcol_codes(c, v))
+				rc = AB_ENOMEM;
+		} else {
+			fprintf(stderr, "annbatch convert: note: %s: var column '%s' (%s) is not written "
+				"with the new datasets\n", c->out, names[j], ab_dtype_name(ci.dtype));
+			ab_column_close(col);
+			continue;
+		}
+		ab_column_close(col);
+		if (!rc && !(v->name = strdup(names[j])))
+			rc = AB_ENOMEM;
+		if (rc) {
+			if (v->str && ns != n) {
+				ab_strings_free_n(v->str, ns);
+				v->str = NULL;
+			}
+			vcol_free(c, v);
+			return rc == AB_ENOMEM ? fail(c, "%s", "out of memory", NULL) : fail_lib(c, rc, c->out);
+		}
+		c->n_vcols++;
+	}
+	return 0;
+}
+
+/* Var column `name` of every input, placed in the output var space: 1 when
+ * the inputs agree on every var they share (kept), 0 when not (*why says
+ * how), -1 after an error was printed (*err: the exit status). As anndata's
+ * merge="same" compares whole columns, the kind must agree too: numeric of
+ * one dtype, strings, or categorical with the same categories. */
+static int merge_var_column(conv *c, const char *name, vcol *v, const char **why, int *err)
+{
+	int all_num = 1, all_cat = 1, all_str = 1;
+	ab_dtype dt0 = AB_DT_BOOL;
+	ab_column_info ci;
+	icol col = { NULL, NULL };
+	for (size_t i = 0; i < c->n_in; i++) {
+		input *in = &c->in[i];
+		int rc = icol_open(in, "var", name, &col);
+		if (rc) {
+			*err = fail_in(c, in, rc);
+			return -1;
+		}
+		icol_info(&col, &ci);
+		if (i == 0)
+			dt0 = ci.dtype;
+		all_num &= is_plain_num(&ci) && ci.dtype == dt0;
+		all_str &= ci.kind == AB_COL_STRING;
+		v->dtype = ci.dtype;
+		if (ci.kind == AB_COL_CATEGORICAL && all_cat) {
+			char **s;
+			size_t ns;
+			if ((rc = icol_categories(&col, &s, &ns))) {
+				icol_close(&col);
+				*err = fail_in(c, in, rc);
+				return -1;
+			}
+			if (i == 0) {
+				v->cats = s;
+				v->n_cats = ns;
+				v->ordered = ci.ordered;
+			} else {
+				all_cat = same_labels(v->cats, v->n_cats, s, ns) && v->ordered == ci.ordered;
+				ab_strings_free_n(s, ns);
+			}
+		} else {
+			all_cat = 0;
+		}
+		icol_close(&col);
+	}
+	if (!all_num && !all_str && !all_cat) {
+		*why = "kinds";
+		return 0;
+	}
+	v->kind = all_num ? OC_NUMERIC : all_cat ? OC_CATEGORICAL : OC_STRING;
+	size_t osz = all_num ? ab_dtype_size(v->dtype) : sizeof(char *);
+	uint64_t nv = c->n_vars ? c->n_vars : 1;
+	v->set = calloc(nv, 1);
+	if (all_num)
+		v->num = calloc(nv, osz);
+	else
+		v->str = calloc(nv, sizeof *v->str);
+	if (!v->set || (!v->num && !v->str)) {
+		*err = fail(c, "%s", "out of memory", NULL);
+		return -1;
+	}
+	int same = 1;
+	void *buf = NULL;
+	for (size_t i = 0; i < c->n_in && same; i++) {
+		input *in = &c->in[i];
+		uint64_t n = in->info.n_vars;
+		int rc = icol_open(in, "var", name, &col);
+		if (!rc && all_num) {
+			icol_info(&col, &ci);
+			size_t isz = ab_dtype_size(ci.dtype);
+			free(buf);
+			buf = malloc((n ? n : 1) * isz);
+			rc = buf ? icol_read(&col, 0, n, buf, n * isz, NULL) : AB_ENOMEM;
+			for (uint64_t j = 0; !rc && j < n && same; j++) {
+				int64_t k = in->colmap[j];
+				if (k < 0)
+					continue;
+				if (!v->set[k]) {
+					copy_item(v->dtype, v->num, (size_t)k, ci.dtype, buf, j, osz);
+					v->set[k] = 1;
+					continue;
+				}
+				double a = load_num(v->dtype, v->num, (size_t)k), b = load_num(ci.dtype, buf, j);
+				same = a == b || (a != a && b != b);
+			}
+		} else if (!rc) {
+			char **s = NULL;
+			size_t ns = 0;
+			rc = icol_strings(&col, 0, n, &s, &ns);
+			for (size_t j = 0; !rc && j < ns && same; j++) {
+				int64_t k = in->colmap[j];
+				if (k < 0)
+					continue;
+				if (!v->set[k]) {
+					v->str[k] = s[j];
+					s[j] = NULL;
+					v->set[k] = 1;
+					continue;
+				}
+				same = (!v->str[k] && !s[j]) ||
+				       (v->str[k] && s[j] && strcmp(v->str[k], s[j]) == 0);
+			}
+			if (s)
+				ab_strings_free_n(s, ns);
+		}
+		icol_close(&col);
+		if (rc) {
+			free(buf);
+			*err = rc == AB_ENOMEM ? fail(c, "%s", "out of memory", NULL) : fail_in(c, in, rc);
+			return -1;
+		}
+	}
+	free(buf);
+	if (!same) {
+		*why = "values";
+		return 0;
+	}
+	if (v->kind == OC_CATEGORICAL && vcol_codes(c, v)) {
+		*err = fail(c, "%s", "out of memory", NULL);
+		return -1;
+	}
+	return 1;
+}
+
+/* The var columns written with every dataset: those of the first input that
+ * every input has and agrees on for the vars they share, as anndata's concat
+ * keeps them with merge="same" (the others are named in a note). */
+static int plan_var_columns(conv *c)
+{
+	const char *const *first = in_var_columns(&c->in[0]);
+	size_t k = 0;
+	while (first && first[k])
+		k++;
+	c->vcols = calloc(k + 1, sizeof *c->vcols);
+	if (!c->vcols)
+		return fail(c, "%s", "out of memory", NULL);
+	char list[600];
+	size_t used = 0;
+	uint64_t ndrop = 0;
+	list[0] = '\0';
+	for (size_t j = 0; j < k; j++) {
+		int all = 1;
+		for (size_t i = 1; all && i < c->n_in; i++)
+			all = has_var_column(&c->in[i], first[j]);
+		vcol *v = &c->vcols[c->n_vcols];
+		const char *why = "not in every input";
+		int err = 0, r = all ? merge_var_column(c, first[j], v, &why, &err) : 0;
+		if (r < 0) {
+			vcol_free(c, v);
+			return err;
+		}
+		if (r && !(v->name = strdup(first[j]))) {
+			vcol_free(c, v);
+			return fail(c, "%s", "out of memory", NULL);
+		}
+		if (r) {
+			c->n_vcols++;
+			continue;
+		}
+		vcol_free(c, v);
+		if (ndrop++ < 10 && used < sizeof list)
+			used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s' (%s)",
+						 used ? ", " : "", first[j],
+						 strcmp(why, "values") == 0 ? "values differ"
+						 : strcmp(why, "kinds") == 0 ? "dtypes or categories differ" : why);
+	}
+	if (ndrop)
+		fprintf(stderr, "annbatch convert: note: %" PRIu64 " var columns not written, as anndata's "
+			"concat merge=\"same\" drops them: %s%s\n", ndrop, list, ndrop > 10 ? ", ..." : "");
+	return 0;
+}
+
 /* ------------------------------------------------------------------------- */
 /* reading a dataset                                                         */
 /* ------------------------------------------------------------------------- */
@@ -839,6 +1521,19 @@ static int pair_cmp(const void *a, const void *b)
 	return (x->col > y->col) - (x->col < y->col);
 }
 
+/* Adding an input whose X dtype the collection's cannot hold in general
+ * (float counts into an int32 collection): each value must fit, else the
+ * run stops rather than truncate. */
+static int cast_fail(conv *c, const input *in, uint64_t row, const void *src, size_t k)
+{
+	char v[64];
+	snprintf(v, sizeof v, "%.17g", load_num(in->info.x_dtype, src, k));
+	progress_clear(c);
+	return cli_fail(CMD, "%s: X row %" PRIu64 " holds %s, which the collection's %s X cannot "
+			"hold; convert into a new collection", in->path, row, v,
+			ab_dtype_name(c->x_dtype));
+}
+
 /* Appends rows [b->start, b->end) of an input to the dataset (X part). */
 static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			uint64_t *scap)
@@ -879,8 +1574,12 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 				uint64_t out0 = d->nnz;
 				for (uint64_t k = s; k < e; k++) {
 					int64_t oc = in->colmap[ix[k]];
-					if (oc < 0)
+					if (oc < 0) {
+						in->values_dropped++;
 						continue;
+					}
+					if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, dv, k)))
+						return cast_fail(c, in, b->start + r, dv, k);
 					d->indices[d->nnz] = (int32_t)oc;
 					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
 					d->nnz++;
@@ -941,8 +1640,14 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 			uint64_t out0 = d->nnz;
 			for (uint64_t j = 0; j < nv; j++) {
 				uint64_t k = r * nv + j;
-				if (in->colmap[j] < 0 || is_zero(in->info.x_dtype, src, k, isz_in))
+				if (is_zero(in->info.x_dtype, src, k, isz_in))
 					continue;
+				if (in->colmap[j] < 0) {
+					in->values_dropped++;
+					continue;
+				}
+				if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, src, k)))
+					return cast_fail(c, in, b->start + r, src, k);
 				d->indices[d->nnz] = (int32_t)in->colmap[j];
 				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
 				d->nnz++;
@@ -971,9 +1676,14 @@ static int read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **
 	memset(dst, 0, (size_t)(nr * c->n_vars * isz));
 	for (uint64_t r = 0; r < nr; r++)
 		for (uint64_t j = 0; j < nv; j++)
-			if (in->colmap[j] >= 0)
+			if (in->colmap[j] >= 0 && in->check_cast &&
+			    !fits(c->x_dtype, load_num(in->info.x_dtype, src, r * nv + j)))
+				return cast_fail(c, in, b->start + r, src, r * nv + j);
+			else if (in->colmap[j] >= 0)
 				copy_item(c->x_dtype, dst, r * c->n_vars + (uint64_t)in->colmap[j],
 					  in->info.x_dtype, src, r * nv + j, isz);
+			else if (!is_zero(in->info.x_dtype, src, r * nv + j, isz_in))
+				in->values_dropped++;
 	return 0;
 }
 
@@ -991,6 +1701,25 @@ static int read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void 
 		return fail_in(c, in, rc);
 	memcpy(d->obs_names + row0, s, ns * sizeof *s);
 	free(s); /* the strings now belong to the dataset */
+	if (c->n_obs_renamed) {
+		/* the rows of this block whose names plan_obs_names changed */
+		uint64_t g0 = in->row0 + b->start, g1 = in->row0 + b->end, lo = 0, hi = c->n_obs_renamed;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+			if (c->obs_renamed_rows[mid] < g0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < c->n_obs_renamed && c->obs_renamed_rows[lo] < g1; lo++) {
+			char **slot = &d->obs_names[row0 + c->obs_renamed_rows[lo] - g0];
+			char *nm = strdup(c->obs_renamed[lo]);
+			if (!nm)
+				return fail(c, "%s", "out of memory", NULL);
+			free(*slot);
+			*slot = nm;
+		}
+	}
 	for (size_t j = 0; j < c->n_cols; j++) {
 		ocol *oc = &c->cols[j];
 		icol *col = &in->obs[j];
@@ -1211,7 +1940,8 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 	}
 
 	/* obs: the selected columns, then src_path */
-	const char **order = calloc(c->n_cols + 2, sizeof *order);
+	/* column orders: obs, then var */
+	const char **order = calloc((c->n_cols > c->n_vcols ? c->n_cols : c->n_vcols) + 2, sizeof *order);
 	void *buf = malloc((n ? n : 1) * 8);
 	int32_t *codes = malloc((n ? n : 1) * sizeof *codes);
 	const char **sv = malloc((n ? n : 1) * sizeof *sv);
@@ -1266,11 +1996,24 @@ static int write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, u
 		}
 	}
 	snprintf(p, sizeof p, "%s/var", g);
+	for (size_t j = 0; j < c->n_vcols; j++)
+		order[j] = c->vcols[j].name;
 	if (!rc)
-		rc = ado_dataframe_group(w, p, NULL, 0);
+		rc = ado_dataframe_group(w, p, c->n_vcols ? order : NULL, c->n_vcols);
 	snprintf(p, sizeof p, "%s/var/_index", g);
 	if (!rc)
 		rc = ado_write_strings(w, p, (const char *const *)c->vars.names, c->n_vars, o);
+	for (size_t j = 0; !rc && j < c->n_vcols; j++) {
+		vcol *v = &c->vcols[j];
+		snprintf(p, sizeof p, "%s/var/%s", g, v->name);
+		if (v->kind == OC_NUMERIC)
+			rc = ado_write_numeric(w, p, v->dtype, v->num, c->n_vars, o, "array");
+		else if (v->kind == OC_STRING)
+			rc = ado_write_strings(w, p, (const char *const *)v->str, c->n_vars, o);
+		else
+			rc = ado_write_categorical(w, p, v->codes, c->n_vars,
+						   (const char *const *)v->cats, v->n_cats, v->ordered, o);
+	}
 	free(order);
 	free(buf);
 	free(codes);
@@ -1461,6 +2204,8 @@ static int run(conv *c, char **paths, size_t n_paths)
 		ab_anndata_info ai;
 		ab_anndata_get_info(ad, &ai);
 		c->sparse = ai.x_kind == AB_X_CSR;
+		c->x_dtype = ai.x_dtype;
+		c->adding = 1;
 		rc = ab_anndata_var_column(ad, "_index", &vc);
 		char **vn = NULL;
 		size_t nv = 0;
@@ -1468,14 +2213,20 @@ static int run(conv *c, char **paths, size_t n_paths)
 			rc = ab_column_read_strings(vc, 0, ai.n_vars, &vn, &nv);
 		if (!rc)
 			ab_column_close(vc);
-		ab_anndata_close(ad);
 		if (rc) {
+			ab_anndata_close(ad);
 			ab_store_close(old);
 			return fail_lib(c, rc, c->out);
 		}
 		for (size_t i = 0; i < nv; i++)
 			strtab_add(&c->vars, vn[i] ? vn[i] : "");
 		ab_strings_free_n(vn, nv);
+		ret = collection_var_columns(c, ad);
+		ab_anndata_close(ad);
+		if (ret) {
+			ab_store_close(old);
+			return ret;
+		}
 		if (c->var_subset)
 			fprintf(stderr, "annbatch convert: note: --var-subset ignored, %s fixes the var space\n",
 				c->out);
@@ -1492,6 +2243,10 @@ static int run(conv *c, char **paths, size_t n_paths)
 		goto out;
 	}
 	if ((ret = plan_columns(c)))
+		goto out;
+	if ((ret = plan_obs_names(c, old)))
+		goto out;
+	if (!adding && (ret = plan_var_columns(c)))
 		goto out;
 
 	/* the blocks, in random order (or input order) */
@@ -1606,6 +2361,20 @@ static int run(conv *c, char **paths, size_t n_paths)
 	}
 	if (ret)
 		goto abort;
+	for (size_t i = 0; c->adding && i < c->n_in; i++)
+		if (c->in[i].check_cast) {
+			progress_clear(c);
+			fprintf(stderr, "annbatch convert: note: %s: X %s into the collection's %s: every "
+				"value was checked to fit\n", c->in[i].path, ab_dtype_name(c->in[i].info.x_dtype),
+				ab_dtype_name(c->x_dtype));
+		}
+	for (size_t i = 0; c->adding && i < c->n_in; i++)
+		if (c->in[i].vars_dropped) {
+			progress_clear(c);
+			fprintf(stderr, "annbatch convert: note: %s: --drop-new-genes dropped %" PRIu64
+				" genes not in the collection, %" PRIu64 " non-zero values\n", c->in[i].path,
+				c->in[i].vars_dropped, c->in[i].values_dropped);
+		}
 	free(blocks);
 	free(order);
 	progress(c, 1);
@@ -1663,6 +2432,12 @@ static void conv_free(conv *c)
 	free(c->cols);
 	free(c->groupby);
 	strtab_free(&c->vars);
+	if (c->obs_renamed)
+		ab_strings_free_n(c->obs_renamed, c->n_obs_renamed);
+	for (size_t j = 0; j < c->n_vcols; j++)
+		vcol_free(c, &c->vcols[j]);
+	free(c->vcols);
+	free(c->obs_renamed_rows);
 }
 
 int cmd_convert(int argc, char **argv)
@@ -1670,6 +2445,8 @@ int cmd_convert(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "var-subset", required_argument, NULL, O_VARSUB },
+		{ "make-var-unique", no_argument, NULL, O_VARUNIQ },
+		{ "drop-new-genes", no_argument, NULL, O_DROPNEW },
 		{ "obs-columns", required_argument, NULL, O_OBSCOLS },
 		{ "no-shuffle", no_argument, NULL, O_NOSHUF },
 		{ "shuffle-chunk-size", required_argument, NULL, O_SCHUNK },
@@ -1711,6 +2488,12 @@ int cmd_convert(int argc, char **argv)
 			break;
 		case O_OBSCOLS:
 			c.obs_columns_opt = optarg;
+			break;
+		case O_VARUNIQ:
+			c.make_var_unique = 1;
+			break;
+		case O_DROPNEW:
+			c.drop_new_genes = 1;
 			break;
 		case O_NOSHUF:
 			c.shuffle = 0;

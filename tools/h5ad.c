@@ -180,7 +180,7 @@ static hid_t mem_type(hid_t ds, ab_dtype dt)
 /* Reads `n` strings from attribute or dataset `obj` of type `ft` and space
  * `fs` (an attribute when is_attr). Vlen and fixed-length both. */
 static int read_string_items(hid_t obj, int is_attr, hid_t ft, hid_t fs, hid_t ms, size_t n,
-			     char **out, const char *what)
+			     uint64_t first, char **out, const char *what)
 {
 	int rc = 0;
 	if (H5Tis_variable_str(ft) > 0) {
@@ -218,9 +218,20 @@ static int read_string_items(hid_t obj, int is_attr, hid_t ft, hid_t fs, hid_t m
 	if (e < 0)
 		rc = set_err(AB_EIO, "%s: cannot read the strings", what);
 	int space_pad = H5Tget_strpad(ft) == H5T_STR_SPACEPAD;
+	int null_pad = H5Tget_strpad(ft) == H5T_STR_NULLPAD;
 	for (size_t i = 0; i < n && !rc; i++) {
 		const char *s = buf + i * w;
-		size_t l = strnlen(s, w);
+		size_t l = strnlen(s, w), end = w;
+		/* NULs after the end are padding; a NUL with more characters after
+		 * it would cut the string (C strings all the way down): refused */
+		while (null_pad && end > l && s[end - 1] == '\0')
+			end--;
+		if (null_pad && end > l) {
+			rc = set_err(AB_EFORMAT, "%s: string %llu holds a NUL byte before its end; strings "
+				     "with NUL bytes are not supported", what,
+				     (unsigned long long)(first + i));
+			break;
+		}
 		while (space_pad && l && s[l - 1] == ' ')
 			l--;
 		if (!(out[i] = strndup(s, l)))
@@ -252,7 +263,7 @@ static int attr_strings(hid_t obj, const char *name, char ***out, size_t *n, con
 		char **v = calloc(cnt + 1, sizeof *v);
 		if (!v)
 			rc = oom();
-		else if (cnt && (rc = read_string_items(a, 1, ft, fs, fs, cnt, v, what)))
+		else if (cnt && (rc = read_string_items(a, 1, ft, fs, fs, cnt, 0, v, what)))
 			ab_strings_free_n(v, cnt);
 		else {
 			*out = v;
@@ -404,7 +415,7 @@ static int read_strings_range(hid_t ds, uint64_t start, uint64_t n, char ***out,
 			if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0)
 				rc = set_err(AB_EIO, "%s: cannot select rows", what);
 			else
-				rc = read_string_items(ds, 0, ft, fs, ms, (size_t)n, v, what);
+				rc = read_string_items(ds, 0, ft, fs, ms, (size_t)n, start, v, what);
 			close_id(&ms);
 		}
 	}
@@ -464,6 +475,7 @@ struct h5ad {
 	ab_anndata_info info;
 	int64_t *indptr;             /* csr: n_obs + 1                          */
 	char **obs_cols;             /* column-order, NULL-terminated           */
+	char **var_cols;             /* the same for var                        */
 	size_t n_obs_cols, n_var_cols;
 	char *obs_index, *var_index; /* the frames' _index attribute values     */
 };
@@ -481,6 +493,7 @@ void h5ad_close(h5ad *h)
 	close_id(&h->file);
 	free(h->indptr);
 	ab_strings_free_n(h->obs_cols, h->n_obs_cols);
+	ab_strings_free_n(h->var_cols, h->n_var_cols);
 	free(h->obs_index);
 	free(h->var_index);
 	free(h->path);
@@ -658,7 +671,7 @@ int h5ad_open(const char *path, h5ad **out)
 	if (!rc)
 		rc = open_frame(h, "obs", &h->obs, &h->obs_index, &h->obs_cols, &h->n_obs_cols);
 	if (!rc)
-		rc = open_frame(h, "var", &h->var, &h->var_index, NULL, &h->n_var_cols);
+		rc = open_frame(h, "var", &h->var, &h->var_index, &h->var_cols, &h->n_var_cols);
 	if (rc) {
 		h5ad_close(h);
 		return rc;
@@ -720,6 +733,11 @@ int h5ad_x_read_dense(h5ad *h, uint64_t start, uint64_t end, void *dst, size_t d
 const char *const *h5ad_obs_columns(const h5ad *h)
 {
 	return (const char *const *)h->obs_cols;
+}
+
+const char *const *h5ad_var_columns(const h5ad *h)
+{
+	return (const char *const *)h->var_cols;
 }
 
 /* ------------------------------------------------------------------------- */

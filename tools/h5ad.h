@@ -52,6 +52,8 @@ int h5ad_x_read_dense(h5ad *h, uint64_t start, uint64_t end, void *dst, size_t d
 
 /* obs column names in column-order, NULL-terminated, owned by h. */
 const char *const *h5ad_obs_columns(const h5ad *h);
+/* var column names, the same way. */
+const char *const *h5ad_var_columns(const h5ad *h);
 /* A column of "obs" or "var"; "_index" (or the frame's _index attribute
  * value) gives the row names. */
 int h5ad_column_open(h5ad *h, const char *frame, const char *name, h5ad_col **out);

@@ -1331,6 +1331,10 @@ START_TEST(test_vlen_utf8)
 	ab_error_clear();
 	expect_error(ab_vlen_utf8_decode(NULL, 0, 0, &out), AB_ECORRUPT, "vlen-utf8");
 	free(enc);
+	/* a NUL byte inside an item: refused (C strings would cut it there) */
+	static const uint8_t nul[] = { 2, 0, 0, 0, 1, 0, 0, 0, 'a', 3, 0, 0, 0, 'b', 0, 'c' };
+	ab_error_clear();
+	expect_error(ab_vlen_utf8_decode(nul, sizeof nul, 2, &out), AB_EFORMAT, "item 1 holds a NUL");
 
 	/* zero items */
 	ck_assert_int_eq(ab_vlen_utf8_encode(NULL, 0, &enc, &n), 0);

@@ -11,6 +11,9 @@ either `anndata:PATH` (a zarr v2 store read by Debian's python3-anndata),
 dump of a v3 AnnData store). Nullable integer/boolean obs columns are compared
 as float64 with NaN for missing values, as convert writes them.
 
+Obs names repeated over the inputs (in their order) are expected renamed as
+anndata's obs_names_make_unique renames them on the concatenation.
+
 Checks: every input row is in exactly one dataset, once; its X row equals the
 input row placed in the output var space by name (outer join, or the subset),
 zeros elsewhere; its obs values (every written column) equal the input's;
@@ -108,6 +111,13 @@ def main():
         elif opt == "--var-subset":
             subset = [l.strip() for l in open(args.pop(0)) if l.strip()]
     inputs = [load_input(s) for s in args]
+    import pandas as pd
+    from anndata.utils import make_index_unique
+    every = make_index_unique(pd.Index([n for _, names, _, _, _ in inputs for n in names]))
+    at = 0
+    for k, (src, names, var, x, cols) in enumerate(inputs):
+        inputs[k] = (src, [str(v) for v in every[at:at + len(names)]], var, x, cols)
+        at += len(names)
 
     out = load_dump(outdump)
     datasets = sorted({k.split("/")[0] for k in out if k.startswith("dataset_")},
