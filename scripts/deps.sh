@@ -7,6 +7,8 @@ pkgs=(
 	liburing-dev libzstd-dev liblz4-dev libjansson-dev libblosc-dev zlib1g-dev libbz2-dev check libhdf5-dev
 	python3-zarr python3-numcodecs python3-anndata python3-numpy python3-scipy
 	python3-pandas python3-h5py openmpi-bin
+	# the Python package annbatch_c: build (abi3 extension), venv, tests
+	python3-dev python3-setuptools python3-wheel python3-venv python3-pip python3-pytest python3-torch
 	time valgrind
 	clang libclang-rt-14-dev # libFuzzer targets (make fuzz-smoke)
 )
