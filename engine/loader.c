@@ -1868,8 +1868,8 @@ static void release_window_ref(ab_loader *ld, ld_window *w)
 	pthread_mutex_lock(&ld->mu);
 	if (gen == ld->gen) { /* a window of an earlier epoch gives no credit now */
 		ld->credits++;
-		if (held)
-			ld->held_windows--;
+		if (held && ld->held_windows-- == ld->cfg.max_windows)
+			ld->stalled_at = 0;
 	}
 	pthread_cond_broadcast(&ld->cv);
 	pthread_mutex_unlock(&ld->mu);
@@ -2294,6 +2294,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	ld->gen++;
 	ld->credits = ld->cfg.max_windows;
 	ld->held_windows = 0;
+	ld->stalled_at = 0;
 	pthread_mutex_unlock(&ld->mu);
 	ld->next_publish = ld->first_window;
 	ld->workers_quit = 0;
@@ -2358,7 +2359,8 @@ static void note_handed(ab_loader *ld, ab_batch *b)
 	pthread_mutex_lock(&ld->mu);
 	if (w->gen == ld->gen) {
 		atomic_store(&w->held, 1);
-		ld->held_windows++;
+		if (++ld->held_windows == ld->cfg.max_windows)
+			ld->stalled_at = ab_now_ns(); /* from now on nothing can come */
 	}
 	pthread_mutex_unlock(&ld->mu);
 }
@@ -2379,7 +2381,6 @@ int ab_loader_next_timed(ab_loader *ld, ab_batch **batch, int64_t timeout_ms)
 	uint64_t t0 = ab_now_ns();
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ab_ring_deadline((uint64_t)timeout_ms * 1000000u);
 	uint64_t stall_ns = (uint64_t)(ld->cfg.stall_ms ? ld->cfg.stall_ms : STALL_DEFAULT_MS) * 1000000u;
-	uint64_t stall_since = 0;
 	void *item;
 	int r = ab_ring_pop(ld->ring, &item);
 	while (r != 0) {
@@ -2393,16 +2394,14 @@ int ab_loader_next_timed(ab_loader *ld, ab_batch **batch, int64_t timeout_ms)
 		r = ab_ring_pop_wait_until(ld->ring, &item, slice < deadline ? slice : deadline);
 		if (r != 2)
 			break;
+		/* The stall's start is the loader's, not this call's: a caller
+		 * that waits in short timed calls sees it as one long wait. */
 		pthread_mutex_lock(&ld->mu);
 		int stalled = stalled_locked(ld);
 		unsigned held = ld->held_windows;
+		uint64_t since = ld->stalled_at;
 		pthread_mutex_unlock(&ld->mu);
-		uint64_t now = ab_now_ns();
-		if (!stalled)
-			stall_since = 0;
-		else if (!stall_since)
-			stall_since = now;
-		else if (now - stall_since >= stall_ns)
+		if (stalled && since && ab_now_ns() - since >= stall_ns)
 			return ab_error_set(AB_ESTALL,
 					    "stalled: the consumers hold batches of all %u windows (max_windows %u) and "
 					    "released none for %llu ms, so no batch can be made: release batches sooner "

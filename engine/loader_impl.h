@@ -208,6 +208,7 @@ struct ab_loader {
 	unsigned held_windows;      /* windows of this epoch whose batches are all
 	                             * with consumers (a stall when it reaches
 	                             * max_windows)                            */
+	uint64_t stalled_at;        /* when held_windows reached max_windows, or 0 */
 	ld_task *task_head, *task_tail;
 	int workers_quit;
 	size_t first_window;        /* resume: windows before it are skipped     */

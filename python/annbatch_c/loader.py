@@ -10,6 +10,7 @@ arrives as numpy / scipy / torch objects over the engine's own memory.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 from importlib.util import find_spec
@@ -38,6 +39,30 @@ def _numpy_dtype_name(dt: np.dtype) -> str:
     if dt.kind in "iuf" or dt.kind == "c":
         return dt.name
     raise TypeError(f"unsupported dtype {dt} for in-memory data")
+
+
+_CSR_PICKLES: bool | None = None
+
+
+def _csr_tensors_pickle() -> bool:
+    """Whether this torch can pickle a sparse CSR tensor for another process
+    (torch 1.13 cannot: "Cannot access storage of SparseCsrTensorImpl")."""
+    global _CSR_PICKLES
+    if _CSR_PICKLES is None:
+        import io
+        from multiprocessing.reduction import ForkingPickler
+
+        import torch
+        import torch.multiprocessing  # noqa: F401  (registers torch's reductions)
+
+        t = torch.sparse_csr_tensor(torch.tensor([0, 1], dtype=torch.int32), torch.tensor([0], dtype=torch.int32),
+                                    torch.tensor([1.0]), size=(1, 1))
+        try:
+            ForkingPickler(io.BytesIO()).dump(t)
+            _CSR_PICKLES = True
+        except Exception:  # noqa: BLE001 - any failure means: it cannot
+            _CSR_PICKLES = False
+    return _CSR_PICKLES
 
 
 class Loader(_Base):
@@ -172,6 +197,7 @@ class Loader(_Base):
         self._engine_pid = None
         self._lock = threading.Lock()
         self._labels: dict[str, Any] = {}
+        self._in_worker = False
 
     # ------------------------------------------------------------ recipe
 
@@ -188,35 +214,74 @@ class Loader(_Base):
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def _engine_config(self, rank_share: tuple[int, int] | None) -> dict:
+    def _engine_config(self) -> dict:
         cfg = dict(self._batch_sampler.engine_config())
         cfg.update({k: v for k, v in self._engine_opts.items() if v is not None})
-        if rank_share is not None:
-            cfg["rank"], cfg["world_size"] = rank_share
         return cfg
 
-    def _worker_share(self) -> tuple[int, int] | None:
-        """In a torch DataLoader worker: this worker's (rank, world) among all
-        workers of all ranks, so each loads its own share."""
-        if not find_spec("torch"):
+    @staticmethod
+    def _torch_worker():
+        if "torch" not in sys.modules and not find_spec("torch"):
             return None
         import torch.utils.data
 
         info = torch.utils.data.get_worker_info()
-        if info is None or info.num_workers <= 1:
-            return None
+        return info if info is not None and info.num_workers > 1 else None
+
+    def _worker_config(self, cfg: dict, n_obs: int, info) -> dict:
+        """In a torch DataLoader worker: this worker's share of the rows as a
+        mask of whole chunks (workers together read every row of the rank's
+        share once, as annbatch's np.array_split of the chunks does), and a
+        seed of its own."""
         if isinstance(self._batch_sampler, ClassSampler):
             raise NotImplementedError("Multiple workers are not supported with ClassSampler.")
-        base = self._batch_sampler.engine_config()
-        rank = base.get("rank", 0)
-        world = base.get("world_size", 1)
-        if "rank" not in base:
-            rank, world = 0, 1
-        return rank * info.num_workers + info.id, world * info.num_workers
+        if cfg.get("replacement") or cfg.get("num_samples"):
+            raise ValueError("Multiple workers are not supported with replacement sampling or num_samples.")
+        world = cfg.get("world_size", 1) or 1
+        start, stop = cfg.get("mask_start", 0), cfg.get("mask_stop", 0) or n_obs
+        if world > 1:
+            if cfg.get("rank_shards", "fixed") != "fixed":
+                raise NotImplementedError("rank_shards='rotate' is not supported with DataLoader workers")
+            # the rank's slice, as the engine cuts it (whole batches, equal)
+            per_rank = n_obs // world // cfg["batch_size"] * cfg["batch_size"]
+            start, stop = cfg["rank"] * per_rank, (cfg["rank"] + 1) * per_rank
+        chunk = cfg["chunk_size"]
+        nchunks = -(-(stop - start) // chunk)
+        w, k = info.num_workers, info.id
+        if nchunks < w:
+            raise ValueError(f"{nchunks} chunks of {chunk} rows cannot be shared by {w} DataLoader workers: "
+                             "lower chunk_size or num_workers")
+        a, b = k * nchunks // w, (k + 1) * nchunks // w
+        cfg = dict(cfg)
+        cfg["rank"], cfg["world_size"] = 0, 1
+        cfg["mask_start"], cfg["mask_stop"] = start + a * chunk, min(stop, start + b * chunk)
+        cfg["seed"] = (int(cfg.get("seed", 0)) * 0x9E3779B97F4A7C15 + k + 1) % (2**63)
+        return cfg
 
     def _make_engine(self):
-        share = self._worker_share()
-        eng = _engine.Engine(self._engine_config(share))
+        cfg = self._engine_config()
+        info = self._torch_worker()
+        if info is not None:
+            probe = _engine.Engine({"rank": 0, "world_size": 1})
+            self._add_inputs(probe)
+            cfg = self._worker_config(cfg, int(probe.nrows()), info)
+            probe.close()
+        self._in_worker = info is not None
+        eng = _engine.Engine(cfg)
+        self._add_inputs(eng)
+        if self._obs_columns:
+            eng.set_obs_columns(self._obs_columns)
+        s = self._batch_sampler
+        if isinstance(s, ClassSampler):
+            if s.column is None:
+                raise NotImplementedError(
+                    "ClassSampler with in-memory classes needs the engine's class codes from memory; "
+                    "give the name of a categorical obs column on disk instead"
+                )
+            eng.set_class_column(s.column, s.class_weights)
+        return eng
+
+    def _add_inputs(self, eng) -> None:
         for item in self._inputs:
             kind = item[0]
             if kind == "anndata":
@@ -229,17 +294,6 @@ class Loader(_Base):
             elif kind == "csr":
                 indptr, indices, data, n_cols = item[1:]
                 eng.add_csr(indptr, indices, data, _numpy_dtype_name(data.dtype), len(indptr) - 1, n_cols)
-        if self._obs_columns:
-            eng.set_obs_columns(self._obs_columns)
-        s = self._batch_sampler
-        if isinstance(s, ClassSampler):
-            if s.column is None:
-                raise NotImplementedError(
-                    "ClassSampler with in-memory classes needs the engine's class codes from memory; "
-                    "give the name of a categorical obs column on disk instead"
-                )
-            eng.set_class_column(s.column, s.class_weights)
-        return eng
 
     def _get_engine(self):
         """The engine of this process, made on first use (also after a fork
@@ -505,6 +559,12 @@ class Loader(_Base):
             if self._to_torch:
                 import torch
 
+                if self._in_worker and not _csr_tensors_pickle():
+                    raise TypeError(
+                        "this torch cannot send sparse CSR tensors from a DataLoader worker to the main "
+                        "process: use num_workers=0 (the engine's threads already read and decode in "
+                        "parallel), or to_torch=False (scipy CSR batches cross processes)"
+                    )
                 # torch 1.13 wants crow and col of one dtype: the (small) indptr
                 # is copied to int32 unless the batch has 2^31 values or more
                 if info["nnz"] < 2**31:
@@ -580,7 +640,12 @@ class Loader(_Base):
 
 class Epoch:
     """One running epoch of a Loader (see :meth:`Loader.epoch`). Thread-safe:
-    the engine hands each batch to exactly one caller of ``next``."""
+    the engine hands each batch to exactly one caller of ``next``.
+
+    A thread running ``for b in ep`` keeps its previous batch while it waits
+    for the next one, so T consumer threads may hold batches of T windows at
+    once: give the Loader ``max_windows`` of at least T + 1 (or ``del b`` at
+    the end of the loop body), or the engine stalls (:class:`Stalled`)."""
 
     def __init__(self, loader: Loader, eng, number: int):
         self._loader = loader

@@ -161,6 +161,10 @@ class _ChunkSampler(Sampler):
             "mask_start": start,
             "mask_stop": stop or 0,
             "seed": self.seed,
+            # annbatch reads no environment: one process is rank 0 of 1
+            # unless a DistributedSampler says otherwise
+            "rank": 0,
+            "world_size": 1,
         }
 
     def __repr__(self) -> str:

@@ -31,6 +31,7 @@ import warnings
 warnings.filterwarnings("ignore")
 
 import anndata  # noqa: E402
+import anndata.utils  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -180,6 +181,9 @@ def main():
         if unit == "bytes":
             assert sp.issparse(x), "split by bytes: the sparse measure only"
             nbytes += x.nnz * (x.dtype.itemsize + 4) + 8 * a.n_obs
+    # convert makes repeated obs names unique over the inputs in input order,
+    # as anndata's obs_names_make_unique does on their concatenation
+    names = list(anndata.utils.make_index_unique(pd.Index(names)))
     total = len(names)
     n = math.ceil(total / size) if unit == "rows" else math.ceil(nbytes / size)
     n = max(1, min(n, total))
