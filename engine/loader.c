@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,7 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	if (ld->class_loaded)
 		ld_obs_free(&ld->class_col);
 	ld->class_loaded = 0;
+	ld->class_rows = 0;
 	ld_label_weights_free(&ld->class_wl);
 	if (!(ld->class_name = strdup(name)))
 		return ab_error_set(AB_ENOMEM, "out of memory");
@@ -404,6 +406,69 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 			ld->class_w[i] = weights[i];
 		ld->n_class_w = n;
 	}
+	return 0;
+}
+
+int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_rows, const char *const *labels,
+			      size_t n_labels, const double *weights, size_t n_weights)
+{
+	if (!ld || (n_rows && !codes) || (n_labels && !labels))
+		return ab_error_set(AB_EINVAL, "ab_loader_set_class_codes: null argument");
+	if (ld->running)
+		return ab_error_set(AB_EINVAL, "the classes must be set before ab_loader_start");
+	if (n_labels == 0 || n_labels > INT32_MAX)
+		return ab_error_set(AB_EINVAL, "ab_loader_set_class_codes: %zu classes (1 to 2^31 - 1)", n_labels);
+	if (weights && n_weights != n_labels)
+		return ab_error_set(AB_EINVAL, "%zu class weights given for %zu classes", n_weights, n_labels);
+	/* Checked first: a refused call leaves the loader as it was. */
+	for (uint64_t r = 0; r < n_rows; r++)
+		if (codes[r] < 0 || (size_t)codes[r] >= n_labels)
+			return ab_error_set(AB_EINVAL,
+					    "class code %d of row %" PRIu64 " is not a class (0..%zu): missing classes "
+					    "(code -1) cannot be sampled",
+					    (int)codes[r], r, n_labels - 1);
+	for (size_t i = 0; weights && i < n_weights; i++)
+		if (!(weights[i] >= 0) || !isfinite(weights[i]))
+			return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0", i,
+					    weights[i]);
+	for (size_t i = 0; i < n_labels; i++)
+		if (!labels[i])
+			return ab_error_set(AB_EINVAL, "ab_loader_set_class_codes: label %zu is null", i);
+	ld_obs_col col;
+	memset(&col, 0, sizeof col);
+	col.categorical = 1;
+	col.name = strdup("(classes from memory)");
+	col.codes = malloc((n_rows ? n_rows : 1) * sizeof *col.codes);
+	col.labels = calloc(n_labels, sizeof *col.labels);
+	double *w = weights ? malloc(n_labels * sizeof *w) : NULL;
+	int ok = col.name && col.codes && col.labels && (!weights || w);
+	for (size_t i = 0; ok && i < n_labels; i++) {
+		if (!(col.labels[i] = strdup(labels[i])))
+			ok = 0;
+		else
+			col.n_labels = col.cap_labels = i + 1;
+	}
+	char *name = ok ? strdup(col.name) : NULL;
+	if (!ok || !name) {
+		ld_obs_free(&col);
+		free(w);
+		free(name);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	memcpy(col.codes, codes, n_rows * sizeof *codes);
+	for (size_t i = 0; w && i < n_labels; i++)
+		w[i] = weights[i];
+	free(ld->class_name);
+	free(ld->class_w);
+	if (ld->class_loaded)
+		ld_obs_free(&ld->class_col);
+	ld_label_weights_free(&ld->class_wl);
+	ld->class_name = name;
+	ld->class_col = col;
+	ld->class_loaded = 1;
+	ld->class_rows = n_rows;
+	ld->class_w = w;
+	ld->n_class_w = w ? n_labels : 0;
 	return 0;
 }
 
@@ -519,6 +584,11 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 			}
 			ld->class_loaded = 1;
 		}
+		if (ld->class_rows && ld->class_rows != ld->nrows)
+			return ab_error_set(AB_EINVAL,
+					    "the classes given from memory have %" PRIu64 " rows, the loader %" PRIu64
+					    ": one class code a row",
+					    ld->class_rows, ld->nrows);
 		sc.classes = ld->class_col.codes;
 		sc.n_classes = (uint32_t)ld->class_col.n_labels;
 		sc.class_weights = ld->class_w;

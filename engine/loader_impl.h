@@ -188,6 +188,7 @@ struct ab_loader {
 	size_t n_class_w;
 	ld_obs_col class_col;
 	int class_loaded;
+	uint64_t class_rows;        /* rows of classes given from memory, or 0  */
 	ld_label_weights class_wl;  /* weights by label, resolved at load    */
 	/* epoch state */
 	ab_sampler *sampler;

@@ -463,6 +463,16 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
  * class of weight 0 is never drawn. */
 int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
 
+/* Class sampling over classes given from memory instead of an obs column:
+ * `codes[r]` is the class of global row r (0..n_labels-1, one a row of the
+ * loader: n_rows must equal ab_loader_nrows at start), `labels` names the
+ * classes (they appear in messages), `weights` as for
+ * ab_loader_set_class_column (n_weights == n_labels, or NULL = uniform).
+ * Everything is copied. A missing class (code -1) is refused: such rows
+ * cannot be sampled. */
+int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_rows, const char *const *labels,
+			      size_t n_labels, const double *weights, size_t n_weights);
+
 /* Class weights by label, after ab_loader_set_class_column (they replace the
  * weights given there; calling that again drops them): `weights[i]` is the
  * weight of the class labelled `labels[i]` (exact match). Classes not named

@@ -274,11 +274,9 @@ class Loader(_Base):
         s = self._batch_sampler
         if isinstance(s, ClassSampler):
             if s.column is None:
-                raise NotImplementedError(
-                    "ClassSampler with in-memory classes needs the engine's class codes from memory; "
-                    "give the name of a categorical obs column on disk instead"
-                )
-            eng.set_class_column(s.column, s.class_weights)
+                eng.set_class_codes(s.codes, s.labels, s.class_weights)
+            else:
+                eng.set_class_column(s.column, s.class_weights)
         return eng
 
     def _add_inputs(self, eng) -> None:
@@ -491,7 +489,9 @@ class Loader(_Base):
         return self._var
 
     def __len__(self) -> int:
-        return int(self._get_engine().nbatches())
+        eng = self._get_engine()
+        self._batch_sampler.validate(int(eng.nrows()))
+        return int(eng.nbatches())
 
     def stats(self) -> dict:
         """The engine's figures since it was made (or reset): rows, batches,

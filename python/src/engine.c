@@ -762,6 +762,67 @@ static PyObject *engine_set_class_column(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* set_class_codes(codes int32 buffer, labels, weights or None) */
+static PyObject *engine_set_class_codes(PyObject *self, PyObject *args)
+{
+	Engine *e = (Engine *)self;
+	PyObject *codes_obj, *labels_obj, *w = Py_None;
+	if (!PyArg_ParseTuple(args, "OO|O", &codes_obj, &labels_obj, &w) || !engine_usable(e))
+		return NULL;
+	Py_buffer cb;
+	if (PyObject_GetBuffer(codes_obj, &cb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+		return NULL;
+	if (cb.itemsize != 4 || !cb.format || (strcmp(cb.format, "i") != 0 && strcmp(cb.format, "=i") != 0 &&
+					       strcmp(cb.format, "<i") != 0 && strcmp(cb.format, "l") != 0)) {
+		PyBuffer_Release(&cb);
+		return PyErr_Format(PyExc_TypeError, "class codes must be an int32 array");
+	}
+	const char **labels = NULL;
+	Py_ssize_t nl = 0;
+	if (strings_from_seq(labels_obj, &labels, &nl)) {
+		PyBuffer_Release(&cb);
+		return NULL;
+	}
+	double *weights = NULL;
+	Py_ssize_t nw = 0;
+	if (w != Py_None) {
+		PyObject *fast = PySequence_Fast(w, "weights must be a sequence of numbers");
+		if (!fast)
+			goto fail;
+		nw = PySequence_Size(fast);
+		weights = PyMem_Calloc((size_t)nw + 1, sizeof *weights);
+		for (Py_ssize_t i = 0; weights && i < nw; i++) {
+			PyObject *it = PySequence_GetItem(fast, i);
+			weights[i] = it ? PyFloat_AsDouble(it) : -1.0;
+			Py_XDECREF(it);
+		}
+		Py_DECREF(fast);
+		if (!weights) {
+			PyErr_NoMemory();
+			goto fail;
+		}
+		if (PyErr_Occurred())
+			goto fail;
+	}
+	call_result r;
+	const int32_t *codes = cb.buf;
+	uint64_t n = (uint64_t)(cb.len / 4);
+	Py_BEGIN_ALLOW_THREADS
+	take_error(&r, ab_loader_set_class_codes(e->ld, codes, n, labels, (size_t)nl, weights, (size_t)nw));
+	Py_END_ALLOW_THREADS
+	PyMem_Free(weights);
+	PyMem_Free(labels);
+	PyBuffer_Release(&cb);
+	if (r.rc)
+		return raise_rc(r.rc, r.msg);
+	Py_RETURN_NONE;
+fail:
+	PyMem_Free(weights);
+	PyMem_Free(labels);
+	PyBuffer_Release(&cb);
+	return NULL;
+}
+
 static PyObject *engine_var_names(PyObject *self, PyObject *noargs)
 {
 	(void)noargs;
@@ -937,6 +998,8 @@ static PyMethodDef engine_methods[] = {
 	 "add_csr(indptr, indices, data, dtype, n_rows, n_cols): in-memory CSR (int64 indptr and indices)"},
 	{"set_obs_columns", engine_set_obs_columns, METH_O, "set_obs_columns(names)"},
 	{"set_class_column", engine_set_class_column, METH_VARARGS, "set_class_column(name, weights=None)"},
+	{"set_class_codes", engine_set_class_codes, METH_VARARGS,
+	 "set_class_codes(codes int32, labels, weights=None): classes from memory"},
 	{"var_names", engine_var_names, METH_NOARGS, "the var names of the first dataset"},
 	{"nrows", engine_nrows, METH_NOARGS, "rows in the global row space"},
 	{"nbatches", engine_nbatches, METH_NOARGS, "batches of one epoch"},

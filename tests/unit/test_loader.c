@@ -407,6 +407,63 @@ START_TEST(test_no_false_stall)
 }
 END_TEST
 
+/* Classes from memory: every batch from one class, a zero-weight class
+ * never drawn; bad codes, a wrong weight count and a wrong row count are
+ * refused with a message. */
+START_TEST(test_class_codes_from_memory)
+{
+	fill_data();
+	ab_loader_config cfg;
+	ab_loader_config_init(&cfg);
+	cfg.batch_size = 16;
+	cfg.chunk_size = 16;
+	cfg.preload_nchunks = 4;
+	cfg.num_samples = 480;
+	cfg.seed = 3;
+	cfg.rank = 0;
+	cfg.world_size = 1;
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	uint64_t shape[2] = {NROWS, NCOLS};
+	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	static int32_t codes[NROWS];
+	for (int r = 0; r < NROWS; r++)
+		codes[r] = r < 300 ? 0 : r < 700 ? 1 : 2; /* grouped runs */
+	const char *labels[] = {"a", "b", "c"};
+	double w[] = {1, 0, 2};
+	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS, labels, 3, w, 2), AB_EINVAL);
+	ck_assert_msg(strstr(ab_last_error(), "2 class weights given for 3 classes"), "%s", ab_last_error());
+	codes[5] = -1;
+	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS, labels, 3, w, 3), AB_EINVAL);
+	ck_assert_msg(strstr(ab_last_error(), "row 5"), "%s", ab_last_error());
+	codes[5] = 0;
+	/* a wrong row count is found at start */
+	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS - 1, labels, 3, w, 3), 0);
+	ck_assert_int_eq(ab_loader_start(ld, 0), AB_EINVAL);
+	ck_assert_msg(strstr(ab_last_error(), "one class code a row"), "%s", ab_last_error());
+	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS, labels, 3, w, 3), 0);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	ab_batch *b;
+	int rc, n = 0, per_class[3] = {0, 0, 0};
+	while ((rc = ab_loader_next(ld, &b)) == 0) {
+		ab_batch_view v;
+		ab_batch_get_view(b, &v);
+		ck_assert(batch_ok(&v));
+		int32_t k = codes[v.rows[0]];
+		for (uint64_t i = 0; i < v.nrows; i++)
+			ck_assert_msg(codes[v.rows[i]] == k, "batch %d mixes classes", n);
+		per_class[k]++;
+		n++;
+		ab_batch_release(b);
+	}
+	ck_assert_int_eq(rc, AB_END);
+	ck_assert_int_eq(n, 480 / 16);
+	ck_assert_int_eq(per_class[1], 0);
+	ck_assert(per_class[0] > 0 && per_class[2] > 0);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
 START_TEST(test_resume)
 {
 	static uint64_t all[NROWS], rest[NROWS];
@@ -605,6 +662,7 @@ int main(void)
 	tcase_add_loop_test(t, test_missing_chunks, 0, (int)(sizeof fill_cases / sizeof *fill_cases));
 	tcase_add_test(t, test_resume);
 	tcase_add_test(t, test_stall_reported);
+	tcase_add_test(t, test_class_codes_from_memory);
 	tcase_add_test(t, test_no_false_stall);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
