@@ -377,6 +377,15 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
 	return 0;
 }
 
+static int check_class_weights(const double *weights, size_t n)
+{
+	for (size_t i = 0; weights && i < n; i++)
+		if (!(weights[i] >= 0) || !isfinite(weights[i]))
+			return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0", i,
+					    weights[i]);
+	return 0;
+}
+
 int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n)
 {
 	if (!ld || !name)
@@ -384,10 +393,9 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	if (ld->running)
 		return ab_error_set(AB_EINVAL, "the class column must be set before ab_loader_start");
 	/* Checked first: a refused call leaves the loader as it was. */
-	for (size_t i = 0; weights && i < n; i++)
-		if (!(weights[i] >= 0) || !isfinite(weights[i]))
-			return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0", i,
-					    weights[i]);
+	int rc = check_class_weights(weights, n);
+	if (rc)
+		return rc;
 	free(ld->class_name);
 	free(ld->class_w);
 	ld->class_w = NULL;
@@ -427,10 +435,9 @@ int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_ro
 					    "class code %d of row %" PRIu64 " is not a class (0..%zu): missing classes "
 					    "(code -1) cannot be sampled",
 					    (int)codes[r], r, n_labels - 1);
-	for (size_t i = 0; weights && i < n_weights; i++)
-		if (!(weights[i] >= 0) || !isfinite(weights[i]))
-			return ab_error_set(AB_EINVAL, "class weight %zu is %g: weights must be finite and >= 0", i,
-					    weights[i]);
+	int rc = check_class_weights(weights, n_weights);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < n_labels; i++)
 		if (!labels[i])
 			return ab_error_set(AB_EINVAL, "ab_loader_set_class_codes: label %zu is null", i);

@@ -720,6 +720,39 @@ static PyObject *engine_set_obs_columns(PyObject *self, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+/* A sequence of numbers (or None) as a PyMem array of doubles; *n its
+ * length. Returns 0, or -1 with an exception set. */
+static int doubles_from_seq(PyObject *w, double **out, Py_ssize_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (w == Py_None)
+		return 0;
+	PyObject *fast = PySequence_Fast(w, "weights must be a sequence of numbers");
+	if (!fast)
+		return -1;
+	*n = PySequence_Size(fast);
+	double *v = PyMem_Calloc((size_t)*n + 1, sizeof *v);
+	if (!v) {
+		Py_DECREF(fast);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < *n; i++) {
+		PyObject *it = PySequence_GetItem(fast, i);
+		v[i] = it ? PyFloat_AsDouble(it) : -1.0;
+		Py_XDECREF(it);
+		if (PyErr_Occurred()) {
+			PyMem_Free(v);
+			Py_DECREF(fast);
+			return -1;
+		}
+	}
+	Py_DECREF(fast);
+	*out = v;
+	return 0;
+}
+
 /* set_class_column(name, weights or None) */
 static PyObject *engine_set_class_column(PyObject *self, PyObject *args)
 {
@@ -728,30 +761,10 @@ static PyObject *engine_set_class_column(PyObject *self, PyObject *args)
 	PyObject *w = Py_None;
 	if (!PyArg_ParseTuple(args, "s|O", &name, &w) || !engine_usable(e))
 		return NULL;
-	double *weights = NULL;
-	Py_ssize_t n = 0;
-	if (w != Py_None) {
-		PyObject *fast = PySequence_Fast(w, "weights must be a sequence of numbers");
-		if (!fast)
-			return NULL;
-		n = PySequence_Size(fast);
-		weights = PyMem_Calloc((size_t)n + 1, sizeof *weights);
-		if (!weights) {
-			Py_DECREF(fast);
-			return PyErr_NoMemory();
-		}
-		for (Py_ssize_t i = 0; i < n; i++) {
-			PyObject *it = PySequence_GetItem(fast, i);
-			weights[i] = it ? PyFloat_AsDouble(it) : -1.0;
-			Py_XDECREF(it);
-			if (PyErr_Occurred()) {
-				PyMem_Free(weights);
-				Py_DECREF(fast);
-				return NULL;
-			}
-		}
-		Py_DECREF(fast);
-	}
+	double *weights;
+	Py_ssize_t n;
+	if (doubles_from_seq(w, &weights, &n))
+		return NULL;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
 	take_error(&r, ab_loader_set_class_column(e->ld, name, weights, (size_t)n));
@@ -783,27 +796,10 @@ static PyObject *engine_set_class_codes(PyObject *self, PyObject *args)
 		PyBuffer_Release(&cb);
 		return NULL;
 	}
-	double *weights = NULL;
-	Py_ssize_t nw = 0;
-	if (w != Py_None) {
-		PyObject *fast = PySequence_Fast(w, "weights must be a sequence of numbers");
-		if (!fast)
-			goto fail;
-		nw = PySequence_Size(fast);
-		weights = PyMem_Calloc((size_t)nw + 1, sizeof *weights);
-		for (Py_ssize_t i = 0; weights && i < nw; i++) {
-			PyObject *it = PySequence_GetItem(fast, i);
-			weights[i] = it ? PyFloat_AsDouble(it) : -1.0;
-			Py_XDECREF(it);
-		}
-		Py_DECREF(fast);
-		if (!weights) {
-			PyErr_NoMemory();
-			goto fail;
-		}
-		if (PyErr_Occurred())
-			goto fail;
-	}
+	double *weights;
+	Py_ssize_t nw;
+	if (doubles_from_seq(w, &weights, &nw))
+		goto fail;
 	call_result r;
 	const int32_t *codes = cb.buf;
 	uint64_t n = (uint64_t)(cb.len / 4);

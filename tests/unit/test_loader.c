@@ -276,26 +276,38 @@ START_TEST(test_rows_past_n_obs)
 }
 END_TEST
 
-/* A consumer that keeps every batch: once it holds batches of all
- * max_windows windows nothing more can be made, and after stall_ms it gets
- * AB_ESTALL naming max_windows instead of waiting forever. Releasing a
- * batch ends the stall and the epoch completes, every row once. */
-START_TEST(test_stall_reported)
+/* A loader over the dense rows with the given sampling and memory settings,
+ * rank 0 of 1. */
+static ab_loader *dense_loader(uint64_t chunk, uint64_t preload, uint64_t batch, unsigned max_windows,
+			       unsigned stall_ms, uint64_t num_samples)
 {
 	fill_data();
 	ab_loader_config cfg;
 	ab_loader_config_init(&cfg);
-	cfg.batch_size = 16;
-	cfg.chunk_size = 32;
-	cfg.preload_nchunks = 2; /* 4 batches a window */
-	cfg.max_windows = 2;
-	cfg.stall_ms = 200;
+	cfg.chunk_size = chunk;
+	cfg.preload_nchunks = preload;
+	cfg.batch_size = batch;
+	if (max_windows)
+		cfg.max_windows = max_windows;
+	cfg.stall_ms = stall_ms;
+	cfg.num_samples = num_samples;
+	cfg.seed = 3;
 	cfg.rank = 0;
 	cfg.world_size = 1;
 	ab_loader *ld;
 	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
 	uint64_t shape[2] = {NROWS, NCOLS};
 	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	return ld;
+}
+
+/* A consumer that keeps every batch: once it holds batches of all
+ * max_windows windows nothing more can be made, and after stall_ms it gets
+ * AB_ESTALL naming max_windows instead of waiting forever. Releasing a
+ * batch ends the stall and the epoch completes, every row once. */
+START_TEST(test_stall_reported)
+{
+	ab_loader *ld = dense_loader(32, 2, 16, 2, 200, 0); /* 4 batches a window */
 	uint64_t nb;
 	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), 0);
 	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
@@ -375,20 +387,7 @@ static void *consume_slowly(void *arg)
 
 START_TEST(test_no_false_stall)
 {
-	fill_data();
-	ab_loader_config cfg;
-	ab_loader_config_init(&cfg);
-	cfg.batch_size = 64;
-	cfg.chunk_size = 64;
-	cfg.preload_nchunks = 2;
-	cfg.max_windows = 1;
-	cfg.stall_ms = 2000;
-	cfg.rank = 0;
-	cfg.world_size = 1;
-	ab_loader *ld;
-	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
-	uint64_t shape[2] = {NROWS, NCOLS};
-	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	ab_loader *ld = dense_loader(64, 2, 64, 1, 2000, 0);
 	uint64_t nb;
 	ck_assert_int_eq(ab_loader_nbatches(ld, &nb), 0);
 	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
@@ -412,20 +411,7 @@ END_TEST
  * refused with a message. */
 START_TEST(test_class_codes_from_memory)
 {
-	fill_data();
-	ab_loader_config cfg;
-	ab_loader_config_init(&cfg);
-	cfg.batch_size = 16;
-	cfg.chunk_size = 16;
-	cfg.preload_nchunks = 4;
-	cfg.num_samples = 480;
-	cfg.seed = 3;
-	cfg.rank = 0;
-	cfg.world_size = 1;
-	ab_loader *ld;
-	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
-	uint64_t shape[2] = {NROWS, NCOLS};
-	ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
+	ab_loader *ld = dense_loader(16, 4, 16, 0, 0, 480);
 	static int32_t codes[NROWS];
 	for (int r = 0; r < NROWS; r++)
 		codes[r] = r < 300 ? 0 : r < 700 ? 1 : 2; /* grouped runs */

@@ -15,29 +15,8 @@
 #    columns are kept as anndata.concat(merge="same") keeps them
 #  - --var-subset: a BOM, CRLF and spaces are dropped (with a note); names in
 #    no input are an error listing them
-set -u
-top_src=${AB_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_build=${AB_TOP_BUILDDIR:-$top_src/build}
-AB="$top_build/annbatch"
-PY=/usr/bin/python3
-here="$top_src/tests/writers"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ab-names.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME CMD...
-	local name=$1
-	shift
-	if "$@" >"$work/last.log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$work/last.log" | tail -20; fi
-}
-
-# ---- zarrita from npm (pinned), once per build tree; skips when it cannot be had
-. "$here/zarrita.sh"
-cp "$here/zarrita_dump.mjs" "$node_dir/zarrita_dump_names.mjs"
-dump() { node "$node_dir/zarrita_dump_names.mjs" "$1" "$2" >/dev/null; }
+SUITE=names
+. "$(dirname "$0")/common.sh"
 CHK="$here/check_convert_names.py"
 
 cd "$work" || exit 1

@@ -12,30 +12,9 @@
 #  - too many open files is reported as such; a summary line on success.
 # Inputs are written by python3-anndata; the collections are read by zarrita
 # (npm) and compared with what pandas/numpy compute (convert_rows.py).
-set -u
-top_src=${AB_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_build=${AB_TOP_BUILDDIR:-$top_src/build}
-AB=${AB_BIN:-$top_build/annbatch}
-PY=/usr/bin/python3
-here="$top_src/tests/writers"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ab-rows.XXXXXX")
+SUITE=rows
+. "$(dirname "$0")/common.sh"
 trap 'umount "$work/small" 2>/dev/null; rm -rf "$work"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME CMD...
-	local name=$1
-	shift
-	if "$@" >"$work/last.log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$work/last.log" | tail -20; fi
-}
-
-# ---- zarrita from npm (pinned), once per build tree; skips when it cannot be had
-. "$here/zarrita.sh"
-# copied next to node_modules under a name of its own (the other writer
-# suites, which may run at the same time, copy theirs)
-cp "$here/zarrita_dump.mjs" "$node_dir/zarrita_dump_rows.mjs"
 
 cd "$work" || exit 1
 if ! $PY "$here/convert_rows.py" make "$work" >make.log 2>&1; then

@@ -13,32 +13,8 @@
 #    dtypes and obs, holds the same matrix as the zarr synth of the same seed,
 #    gives the same bytes for the same seed, and converts back.
 #  - bad inputs (not HDF5, csc X, no X) and bad options fail with one line.
-set -u
-top_src=${AB_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_build=${AB_TOP_BUILDDIR:-$top_src/build}
-AB="$top_build/annbatch"
-PY=/usr/bin/python3
-here="$top_src/tests/writers"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ab-h5ad.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME CMD...
-	local name=$1
-	shift
-	if "$@" >"$work/last.log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$work/last.log" | tail -20; fi
-}
-
-# ---- zarrita from npm (pinned), once per build tree; skips when it cannot be had
-. "$here/zarrita.sh"
-# node resolves zarrita from the script's directory upwards, so the script is
-# copied next to node_modules, under a name of our own (test_writers.sh, which
-# may run at the same time, rewrites its zarrita_dump.mjs)
-cp "$here/zarrita_dump.mjs" "$node_dir/zarrita_dump_h5ad.mjs"
-dump() { node "$node_dir/zarrita_dump_h5ad.mjs" "$1" "$2" >/dev/null; }
+SUITE=h5ad
+. "$(dirname "$0")/common.sh"
 
 cd "$work" || exit 1
 check "make_h5ad_inputs.py (python3-anndata 0.8 and h5py)" $PY "$here/make_h5ad_inputs.py" "$work"

@@ -12,29 +12,8 @@
 #  - adding to a collection keeps the old datasets byte for byte; --var-subset;
 #    --groupby; kill -9 mid-conversion leaves no collection (or the old one);
 #    a full disk is reported; bad input fails with one line.
-set -u
-top_src=${AB_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_build=${AB_TOP_BUILDDIR:-$top_src/build}
-AB="$top_build/annbatch"
-PY=/usr/bin/python3
-here="$top_src/tests/writers"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ab-writers.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME CMD...
-	local name=$1
-	shift
-	if "$@" >"$work/last.log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$work/last.log" | tail -20; fi
-}
-
-# ---- zarrita from npm (pinned), once per build tree; skips when it cannot be had
-. "$here/zarrita.sh"
-cp "$here/zarrita_dump.mjs" "$node_dir/zarrita_dump.mjs"
-dump() { node "$node_dir/zarrita_dump.mjs" "$1" "$2" >/dev/null; }
+SUITE=writers
+. "$(dirname "$0")/common.sh"
 
 # ---- synth: formats x compressors, three readers agree
 synth_args=(--n-obs 900 --n-vars 400 --mean-nnz 40 --n-obs-per-chunk 16 --seed 5)
@@ -81,7 +60,7 @@ EOF
 check "synth: the same seed gives the same bytes" diff -r "$work/ref.zarr" "$work/again.zarr"
 check "synth --dense: zarrita reads the dense X" bash -c '
 	"$0" synth "$1/dense.zarr" --n-obs 300 --n-vars 50 --dense --shard-size 8KB --seed 5 &&
-	node "$2/zarrita_dump.mjs" "$1/dense.zarr" "$1/ddense" >/dev/null &&
+	node "$2/zarrita_dump_writers.mjs" "$1/dense.zarr" "$1/ddense" >/dev/null &&
 	"$0" get "$1/dense.zarr" X | cmp - "$1/ddense/X.bin"' "$AB" "$work" "$node_dir"
 
 # ---- convert
@@ -164,14 +143,14 @@ check "round trip: annbatch get and iterate match zarrita, every row once" round
 check "convert --groupby cell_type --var-subset" bash -c '
 	printf "g010\ng005\ngene_00007\ng140\n" >subset.txt &&
 	"$0" convert in1.zarr in2.zarr syn.zarr -o grp.zarr --groupby cell_type --var-subset subset.txt \
-		--dataset-size 500 --no-progress && node "$1/zarrita_dump.mjs" grp.zarr dgrp >/dev/null &&
+		--dataset-size 500 --no-progress && node "$1/zarrita_dump_writers.mjs" grp.zarr dgrp >/dev/null &&
 	'"$PY"' "$2/check_convert.py" dgrp --groupby cell_type --var-subset subset.txt "${@:3}"' \
 	"$AB" "$node_dir" "$here" "${inputs[@]}"
 check "convert --no-shuffle, dense only, every compressor" bash -c '
 	for c in blosc-zstd zstd gzip none; do
 		rm -rf dn.zarr ddn
 		"$0" convert in2.zarr -o dn.zarr --no-shuffle --compressor $c --shard-size 10KB --no-progress &&
-		node "$1/zarrita_dump.mjs" dn.zarr ddn >/dev/null &&
+		node "$1/zarrita_dump_writers.mjs" dn.zarr ddn >/dev/null &&
 		'"$PY"' "$2/check_convert.py" ddn in2.zarr=anndata:'"$work"'/in2.zarr || exit 1
 		test -f ddn/dataset_0%X.bin || { echo "dense X expected"; exit 1; }
 	done' "$AB" "$node_dir" "$here"
@@ -184,7 +163,7 @@ check "adding keeps the old datasets byte for byte" bash -c '
 	for d in coll_before/dataset_*; do diff -r "$d" "coll.zarr/$(basename "$d")" || exit 1; done
 	test -d coll.zarr/dataset_$(ls -d coll_before/dataset_* | wc -l)'
 check "adding: all rows, subset to the collection var space" bash -c '
-	rm -rf dcoll && node "$0/zarrita_dump.mjs" coll.zarr dcoll >/dev/null &&
+	rm -rf dcoll && node "$0/zarrita_dump_writers.mjs" coll.zarr dcoll >/dev/null &&
 	'"$PY"' -c "import json; open(\"vars.txt\",\"w\").write(\"\\n\".join(json.load(open(\"dcoll/dataset_0%var%_index.json\")))+\"\\n\")" &&
 	'"$PY"' "$1/check_convert.py" dcoll --var-subset vars.txt "${@:2}" in3.zarr=anndata:'"$work"'/in3.zarr' \
 	"$node_dir" "$here" "${inputs[@]}"
