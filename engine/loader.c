@@ -377,6 +377,18 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
 	return 0;
 }
 
+/* Forgets the weights and the loaded class column (read again at start). */
+static void drop_class_weights(ab_loader *ld)
+{
+	free(ld->class_w);
+	ld->class_w = NULL;
+	ld->n_class_w = 0;
+	if (ld->class_loaded)
+		ld_obs_free(&ld->class_col);
+	ld->class_loaded = 0;
+	ld->class_rows = 0;
+}
+
 static int check_class_weights(const double *weights, size_t n)
 {
 	for (size_t i = 0; weights && i < n; i++)
@@ -397,13 +409,8 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	if (rc)
 		return rc;
 	free(ld->class_name);
-	free(ld->class_w);
-	ld->class_w = NULL;
-	ld->n_class_w = 0;
-	if (ld->class_loaded)
-		ld_obs_free(&ld->class_col);
-	ld->class_loaded = 0;
-	ld->class_rows = 0;
+	ld->class_name = NULL;
+	drop_class_weights(ld);
 	ld_label_weights_free(&ld->class_wl);
 	if (!(ld->class_name = strdup(name)))
 		return ab_error_set(AB_ENOMEM, "out of memory");
@@ -496,12 +503,7 @@ int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *label
 		return rc;
 	/* They replace weights given in category order; the column, when
 	 * already loaded, is resolved again at the next start. */
-	free(ld->class_w);
-	ld->class_w = NULL;
-	ld->n_class_w = 0;
-	if (ld->class_loaded)
-		ld_obs_free(&ld->class_col);
-	ld->class_loaded = 0;
+	drop_class_weights(ld);
 	return 0;
 }
 

@@ -323,18 +323,28 @@ static PyObject *batch_array(PyObject *self, PyObject *arg)
 	return PyErr_Format(PyExc_KeyError, "no array %s in a %s batch", name, v->sparse ? "sparse" : "dense");
 }
 
+/* Obs column `arg` (an int) of a batch, or NULL with IndexError. */
+static const ab_batch_obs *batch_obs_at(PyObject *self, PyObject *arg)
+{
+	const ab_batch_view *v = &((Batch *)self)->v;
+	Py_ssize_t i = PyLong_AsSsize_t(arg);
+	if (i == -1 && PyErr_Occurred())
+		return NULL;
+	if (i < 0 || (size_t)i >= v->n_obs) {
+		PyErr_Format(PyExc_IndexError, "obs column %zd out of range (%zu columns)", i, v->n_obs);
+		return NULL;
+	}
+	return &v->obs[i];
+}
+
 /* Batch.obs(i): (name, kind, Buffer) of obs column i: kind "codes" (int32,
  * -1 = missing) or "values" (float64, NaN = missing). */
 static PyObject *batch_obs(PyObject *self, PyObject *arg)
 {
-	Batch *b = (Batch *)self;
-	const ab_batch_view *v = &b->v;
-	Py_ssize_t i = PyLong_AsSsize_t(arg);
-	if (i == -1 && PyErr_Occurred())
+	const ab_batch_view *v = &((Batch *)self)->v;
+	const ab_batch_obs *o = batch_obs_at(self, arg);
+	if (!o)
 		return NULL;
-	if (i < 0 || (size_t)i >= v->n_obs)
-		return PyErr_Format(PyExc_IndexError, "obs column %zd out of range (%zu columns)", i, v->n_obs);
-	const ab_batch_obs *o = &v->obs[i];
 	Py_ssize_t shape[1] = {(Py_ssize_t)v->nrows};
 	PyObject *buf = o->categorical ? buffer_new(self, o->codes, "i", 4, 1, shape)
 				       : buffer_new(self, o->values, "d", 8, 1, shape);
@@ -347,14 +357,9 @@ static PyObject *batch_obs(PyObject *self, PyObject *arg)
  * the same table for every batch of the loader), or None. */
 static PyObject *batch_labels(PyObject *self, PyObject *arg)
 {
-	Batch *b = (Batch *)self;
-	const ab_batch_view *v = &b->v;
-	Py_ssize_t i = PyLong_AsSsize_t(arg);
-	if (i == -1 && PyErr_Occurred())
+	const ab_batch_obs *o = batch_obs_at(self, arg);
+	if (!o)
 		return NULL;
-	if (i < 0 || (size_t)i >= v->n_obs)
-		return PyErr_Format(PyExc_IndexError, "obs column %zd out of range (%zu columns)", i, v->n_obs);
-	const ab_batch_obs *o = &v->obs[i];
 	if (!o->categorical)
 		Py_RETURN_NONE;
 	PyObject *t = PyTuple_New((Py_ssize_t)o->n_labels);
