@@ -39,13 +39,15 @@ include_dirs, library_dirs = _library()
 here = os.path.dirname(os.path.abspath(__file__))
 ext = Extension(
     "annbatch_c._engine",
-    sources=[os.path.relpath(os.path.join(here, "src", "engine.c"))],
+    sources=[os.path.relpath(os.path.join(here, "src", f)) for f in ("engine.c", "batch.c", "errors.c")],
+    depends=[os.path.relpath(os.path.join(here, "src", "binding.h"))],
     include_dirs=include_dirs,
     library_dirs=library_dirs,
     libraries=["annbatch"],
     runtime_library_dirs=library_dirs,
     define_macros=[("Py_LIMITED_API", "0x030B0000")],
     py_limited_api=True,
-    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+    # hidden: only PyInit__engine is exported, not the files' shared helpers
+    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"],
 )
 setup(packages=["annbatch_c"], ext_modules=[ext], options={"bdist_wheel": {"py_limited_api": "cp311"}})

@@ -25,104 +25,15 @@
  * the loader's threads do not exist, so any use raises, and destruction
  * leaks the handle instead of joining threads that are not there.
  */
-#ifndef Py_LIMITED_API
-#define Py_LIMITED_API 0x030B0000
-#endif
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "binding.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "annbatch.h"
+PyObject *abpy_EngineType, *abpy_BatchType, *abpy_BufferType;
 
-/* ------------------------------------------------------------ errors */
-
-static PyObject *Error;          /* annbatch_c.AnnbatchError            */
-static PyObject *err_by_code[16]; /* indexed by -status                 */
-
-static PyObject *exc_for(int rc)
-{
-	if (rc < 0 && -rc < (int)(sizeof err_by_code / sizeof *err_by_code) && err_by_code[-rc])
-		return err_by_code[-rc];
-	return Error;
-}
-
-/* Raises the exception of status `rc` with `msg` (taken from ab_last_error
- * by the caller, on the thread that failed). */
-static PyObject *raise_rc(int rc, const char *msg)
-{
-	if (rc == AB_ENOMEM)
-		return PyErr_Format(PyExc_MemoryError, "%s", msg && *msg ? msg : "out of memory");
-	PyObject *exc = exc_for(rc);
-	PyObject *args = Py_BuildValue("(s)", msg && *msg ? msg : ab_strerror(rc));
-	if (!args)
-		return NULL;
-	PyObject *e = PyObject_Call(exc, args, NULL);
-	Py_DECREF(args);
-	if (!e)
-		return NULL;
-	PyObject *code = PyLong_FromLong(rc);
-	if (code) {
-		PyObject_SetAttrString(e, "code", code);
-		Py_DECREF(code);
-	}
-	PyErr_SetObject(exc, e);
-	Py_DECREF(e);
-	return NULL;
-}
-
-/* A failing call's message, copied while still on its thread. */
-typedef struct {
-	int rc;
-	char msg[1024];
-} call_result;
-
-static void take_error(call_result *r, int rc)
-{
-	r->rc = rc;
-	r->msg[0] = 0;
-	if (rc < 0)
-		snprintf(r->msg, sizeof r->msg, "%s", ab_last_error());
-}
-
-/* ------------------------------------------------------------ types */
-
-static PyObject *EngineType, *BatchType, *BufferType;
-
-typedef struct {
-	PyObject_HEAD
-	ab_loader *ld;
-	pid_t pid;
-	Py_buffer **bufs;    /* buffers held on them (each its own block, so
-	                      * a pointer to one stays valid as more come)  */
-	size_t nbufs, capbufs;
-	int started;
-	Py_ssize_t live;     /* batches handed out and not yet released      */
-} Engine;
-
-typedef struct {
-	PyObject_HEAD
-	Engine *eng;
-	ab_batch *b;
-	ab_batch_view v;
-} Batch;
-
-typedef struct {
-	PyObject_HEAD
-	PyObject *owner;      /* the Batch whose memory this is */
-	void *ptr;
-	Py_ssize_t itemsize;
-	char format[4];
-	int ndim;
-	Py_ssize_t shape[8];
-	Py_ssize_t strides[8];
-} Buffer;
-
-static void free_self(PyObject *self)
+void abpy_free_self(PyObject *self)
 {
 	PyTypeObject *tp = Py_TYPE(self);
 	freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
@@ -130,7 +41,7 @@ static void free_self(PyObject *self)
 	Py_DECREF(tp);
 }
 
-static int in_owner_process(const Engine *e)
+int abpy_in_owner_process(const Engine *e)
 {
 	return e->pid == getpid();
 }
@@ -141,7 +52,7 @@ static int engine_usable(Engine *e)
 		PyErr_SetString(PyExc_ValueError, "the engine is closed");
 		return 0;
 	}
-	if (!in_owner_process(e)) {
+	if (!abpy_in_owner_process(e)) {
 		PyErr_SetString(PyExc_RuntimeError,
 				"this loader was started in another process (before a fork); "
 				"make a new Loader in this process (pickling a Loader carries its recipe)");
@@ -149,247 +60,6 @@ static int engine_usable(Engine *e)
 	}
 	return 1;
 }
-
-/* ------------------------------------------------------------ dtypes */
-
-/* struct-module format of each ab_dtype, "" where numpy has none */
-static const char *dtype_format(ab_dtype dt)
-{
-	switch (dt) {
-	case AB_DT_BOOL: return "?";
-	case AB_DT_INT8: return "b";
-	case AB_DT_INT16: return "h";
-	case AB_DT_INT32: return "i";
-	case AB_DT_INT64: return "q";
-	case AB_DT_UINT8: return "B";
-	case AB_DT_UINT16: return "H";
-	case AB_DT_UINT32: return "I";
-	case AB_DT_UINT64: return "Q";
-	case AB_DT_FLOAT16: return "e";
-	case AB_DT_FLOAT32: return "f";
-	case AB_DT_FLOAT64: return "d";
-	case AB_DT_COMPLEX64: return "Zf";
-	case AB_DT_COMPLEX128: return "Zd";
-	default: return "";
-	}
-}
-
-static int dtype_from_name(const char *name, ab_dtype *out)
-{
-	for (int d = AB_DT_BOOL; d <= AB_DT_COMPLEX128; d++)
-		if (strcmp(name, ab_dtype_name((ab_dtype)d)) == 0) {
-			*out = (ab_dtype)d;
-			return 0;
-		}
-	PyErr_Format(PyExc_TypeError, "unsupported dtype %s", name);
-	return -1;
-}
-
-/* ------------------------------------------------------------ Buffer */
-
-static char empty_bytes[16];
-
-static PyObject *buffer_new(PyObject *owner, const void *ptr, const char *format, Py_ssize_t itemsize,
-			    int ndim, const Py_ssize_t *shape)
-{
-	Buffer *b = PyObject_New(Buffer, (PyTypeObject *)BufferType);
-	if (!b)
-		return NULL;
-	Py_INCREF(owner);
-	b->owner = owner;
-	b->ptr = ptr ? (void *)ptr : (void *)empty_bytes;
-	b->itemsize = itemsize;
-	snprintf(b->format, sizeof b->format, "%s", format);
-	b->ndim = ndim;
-	Py_ssize_t stride = itemsize;
-	for (int i = ndim - 1; i >= 0; i--) {
-		b->shape[i] = shape[i];
-		b->strides[i] = stride;
-		stride *= shape[i];
-	}
-	return (PyObject *)b;
-}
-
-static void buffer_dealloc(PyObject *self)
-{
-	Buffer *b = (Buffer *)self;
-	Py_CLEAR(b->owner);
-	free_self(self);
-}
-
-static int buffer_getbuffer(PyObject *self, Py_buffer *view, int flags)
-{
-	Buffer *b = (Buffer *)self;
-	(void)flags; /* C-contiguous, writable, with shape and strides: fits every request */
-	Py_ssize_t n = b->itemsize;
-	for (int i = 0; i < b->ndim; i++)
-		n *= b->shape[i];
-	view->buf = b->ptr;
-	view->obj = self;
-	Py_INCREF(self);
-	view->len = n;
-	view->readonly = 0;
-	view->itemsize = b->itemsize;
-	view->format = b->format;
-	view->ndim = b->ndim;
-	view->shape = b->shape;
-	view->strides = b->strides;
-	view->suboffsets = NULL;
-	view->internal = NULL;
-	return 0;
-}
-
-static void buffer_releasebuffer(PyObject *self, Py_buffer *view)
-{
-	(void)self;
-	(void)view;
-}
-
-static PyType_Slot buffer_slots[] = {
-	{Py_tp_dealloc, buffer_dealloc},
-	{Py_bf_getbuffer, buffer_getbuffer},
-	{Py_bf_releasebuffer, buffer_releasebuffer},
-	{Py_tp_doc, "A view of one array of a batch (buffer protocol); keeps the batch alive."},
-	{0, NULL},
-};
-static PyType_Spec buffer_spec = {"annbatch_c._engine.Buffer", sizeof(Buffer), 0, Py_TPFLAGS_DEFAULT,
-				  buffer_slots};
-
-/* ------------------------------------------------------------ Batch */
-
-static void batch_dealloc(PyObject *self)
-{
-	Batch *b = (Batch *)self;
-	if (b->b && b->eng) {
-		if (in_owner_process(b->eng))
-			ab_batch_release(b->b);
-		b->eng->live--;
-	}
-	b->b = NULL;
-	Py_CLEAR(b->eng);
-	free_self(self);
-}
-
-static PyObject *batch_info(PyObject *self, PyObject *noargs)
-{
-	(void)noargs;
-	Batch *b = (Batch *)self;
-	const ab_batch_view *v = &b->v;
-	return Py_BuildValue("{s:K,s:K,s:K,s:i,s:s,s:K,s:K,s:K,s:n}", "epoch", (unsigned long long)v->epoch,
-			     "index", (unsigned long long)v->index, "nrows", (unsigned long long)v->nrows,
-			     "sparse", v->sparse, "dtype", ab_dtype_name(v->dtype), "row_items",
-			     (unsigned long long)v->row_items, "nnz", (unsigned long long)v->nnz, "n_cols",
-			     (unsigned long long)v->n_cols, "n_obs", (Py_ssize_t)v->n_obs);
-}
-
-/* Batch.array(name): a Buffer over one array: "values" (dense: nrows x
- * row_items; sparse: nnz), "indptr" (nrows + 1, int64), "indices" (nnz,
- * int32), "rows" (nrows, int64: the global row indices). */
-static PyObject *batch_array(PyObject *self, PyObject *arg)
-{
-	Batch *b = (Batch *)self;
-	const ab_batch_view *v = &b->v;
-	const char *name = PyUnicode_AsUTF8AndSize(arg, NULL);
-	if (!name)
-		return NULL;
-	Py_ssize_t shape[2];
-	if (strcmp(name, "rows") == 0) {
-		shape[0] = (Py_ssize_t)v->nrows;
-		/* global row indices are below 2^63: int64, as numpy indexes */
-		return buffer_new(self, v->rows, "q", 8, 1, shape);
-	}
-	if (strcmp(name, "values") == 0) {
-		const char *fmt = dtype_format(v->dtype);
-		size_t isz = ab_dtype_size(v->dtype);
-		if (!*fmt || !isz)
-			return PyErr_Format(PyExc_TypeError, "batch values of dtype %s have no buffer format",
-					    ab_dtype_name(v->dtype));
-		if (v->sparse) {
-			shape[0] = (Py_ssize_t)v->nnz;
-			return buffer_new(self, v->values, fmt, (Py_ssize_t)isz, 1, shape);
-		}
-		shape[0] = (Py_ssize_t)v->nrows;
-		shape[1] = (Py_ssize_t)v->row_items;
-		return buffer_new(self, v->data, fmt, (Py_ssize_t)isz, 2, shape);
-	}
-	if (v->sparse && strcmp(name, "indptr") == 0) {
-		shape[0] = (Py_ssize_t)v->nrows + 1;
-		return buffer_new(self, v->indptr, "q", 8, 1, shape);
-	}
-	if (v->sparse && strcmp(name, "indices") == 0) {
-		shape[0] = (Py_ssize_t)v->nnz;
-		return buffer_new(self, v->indices, "i", 4, 1, shape);
-	}
-	return PyErr_Format(PyExc_KeyError, "no array %s in a %s batch", name, v->sparse ? "sparse" : "dense");
-}
-
-/* Obs column `arg` (an int) of a batch, or NULL with IndexError. */
-static const ab_batch_obs *batch_obs_at(PyObject *self, PyObject *arg)
-{
-	const ab_batch_view *v = &((Batch *)self)->v;
-	Py_ssize_t i = PyLong_AsSsize_t(arg);
-	if (i == -1 && PyErr_Occurred())
-		return NULL;
-	if (i < 0 || (size_t)i >= v->n_obs) {
-		PyErr_Format(PyExc_IndexError, "obs column %zd out of range (%zu columns)", i, v->n_obs);
-		return NULL;
-	}
-	return &v->obs[i];
-}
-
-/* Batch.obs(i): (name, kind, Buffer) of obs column i: kind "codes" (int32,
- * -1 = missing) or "values" (float64, NaN = missing). */
-static PyObject *batch_obs(PyObject *self, PyObject *arg)
-{
-	const ab_batch_view *v = &((Batch *)self)->v;
-	const ab_batch_obs *o = batch_obs_at(self, arg);
-	if (!o)
-		return NULL;
-	Py_ssize_t shape[1] = {(Py_ssize_t)v->nrows};
-	PyObject *buf = o->categorical ? buffer_new(self, o->codes, "i", 4, 1, shape)
-				       : buffer_new(self, o->values, "d", 8, 1, shape);
-	if (!buf)
-		return NULL;
-	return Py_BuildValue("(ssN)", o->name, o->categorical ? "codes" : "values", buf);
-}
-
-/* Batch.labels(i): the label table of categorical obs column i (a tuple;
- * the same table for every batch of the loader), or None. */
-static PyObject *batch_labels(PyObject *self, PyObject *arg)
-{
-	const ab_batch_obs *o = batch_obs_at(self, arg);
-	if (!o)
-		return NULL;
-	if (!o->categorical)
-		Py_RETURN_NONE;
-	PyObject *t = PyTuple_New((Py_ssize_t)o->n_labels);
-	if (!t)
-		return NULL;
-	for (size_t k = 0; k < o->n_labels; k++) {
-		PyObject *s = PyUnicode_DecodeUTF8(o->labels[k], (Py_ssize_t)strlen(o->labels[k]), "replace");
-		if (!s) {
-			Py_DECREF(t);
-			return NULL;
-		}
-		PyTuple_SetItem(t, (Py_ssize_t)k, s);
-	}
-	return t;
-}
-
-static PyMethodDef batch_methods[] = {
-	{"info", batch_info, METH_NOARGS, "epoch, index, nrows, sparse, dtype, row_items, nnz, n_cols, n_obs"},
-	{"array", batch_array, METH_O, "array(name) -> Buffer: values, indptr, indices or rows"},
-	{"obs", batch_obs, METH_O, "obs(i) -> (name, 'codes'|'values', Buffer)"},
-	{"labels", batch_labels, METH_O, "labels(i) -> tuple of labels of a categorical column, or None"},
-	{NULL, NULL, 0, NULL},
-};
-static PyType_Slot batch_slots[] = {
-	{Py_tp_dealloc, batch_dealloc},
-	{Py_tp_methods, batch_methods},
-	{Py_tp_doc, "One batch of the engine; its memory returns to the loader when the last view dies."},
-	{0, NULL},
-};
-static PyType_Spec batch_spec = {"annbatch_c._engine.Batch", sizeof(Batch), 0, Py_TPFLAGS_DEFAULT, batch_slots};
 
 /* ------------------------------------------------------------ Engine */
 
@@ -502,9 +172,9 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	ab_loader *ld = NULL;
 	call_result r;
 	int rc = ab_loader_create(&c, &ld);
-	take_error(&r, rc);
+	abpy_take_error(&r, rc);
 	if (rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
 	Engine *e = (Engine *)alloc(type, 0);
 	if (!e) {
@@ -524,7 +194,7 @@ static void engine_close_loader(Engine *e)
 {
 	if (!e->ld)
 		return;
-	if (in_owner_process(e)) {
+	if (abpy_in_owner_process(e)) {
 		ab_loader *ld = e->ld;
 		e->ld = NULL;
 		Py_BEGIN_ALLOW_THREADS
@@ -545,7 +215,7 @@ static void engine_dealloc(PyObject *self)
 		PyMem_Free(e->bufs[i]);
 	}
 	PyMem_Free(e->bufs);
-	free_self(self);
+	abpy_free_self(self);
 }
 
 /* Holds a C-contiguous buffer on `obj` until the engine dies. */
@@ -583,10 +253,10 @@ static PyObject *engine_add_anndata(PyObject *self, PyObject *args)
 		return NULL;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_add_anndata(e->ld, path));
+	abpy_take_error(&r, ab_loader_add_anndata(e->ld, path));
 	Py_END_ALLOW_THREADS
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 }
 
@@ -598,10 +268,10 @@ static PyObject *engine_add_array(PyObject *self, PyObject *args)
 		return NULL;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_add_array(e->ld, path, node));
+	abpy_take_error(&r, ab_loader_add_array(e->ld, path, node));
 	Py_END_ALLOW_THREADS
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 }
 
@@ -615,7 +285,7 @@ static PyObject *engine_add_dense(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "OsO!", &obj, &dtname, &PyTuple_Type, &shape_t) || !engine_usable(e))
 		return NULL;
 	ab_dtype dt;
-	if (dtype_from_name(dtname, &dt))
+	if (abpy_dtype_from_name(dtname, &dt))
 		return NULL;
 	Py_ssize_t nd = PyTuple_Size(shape_t);
 	if (nd < 1 || nd > 8)
@@ -635,9 +305,9 @@ static PyObject *engine_add_dense(PyObject *self, PyObject *args)
 		return PyErr_Format(PyExc_ValueError, "buffer of %zd bytes does not hold the shape given (%llu bytes)",
 				    buf->len, (unsigned long long)n);
 	call_result r;
-	take_error(&r, ab_loader_add_dense_memory(e->ld, buf->buf, dt, (int)nd, shape));
+	abpy_take_error(&r, ab_loader_add_dense_memory(e->ld, buf->buf, dt, (int)nd, shape));
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 }
 
@@ -651,7 +321,7 @@ static PyObject *engine_add_csr(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "OOOsKK", &ip, &ix, &dv, &dtname, &n_rows, &n_cols) || !engine_usable(e))
 		return NULL;
 	ab_dtype dt;
-	if (dtype_from_name(dtname, &dt))
+	if (abpy_dtype_from_name(dtname, &dt))
 		return NULL;
 	Py_buffer *bp, *bi, *bd;
 	if (hold_buffer(e, ip, &bp) || hold_buffer(e, ix, &bi) || hold_buffer(e, dv, &bd))
@@ -666,9 +336,9 @@ static PyObject *engine_add_csr(PyObject *self, PyObject *args)
 		return PyErr_Format(PyExc_ValueError, "indices and data must hold indptr[-1] = %llu entries",
 				    (unsigned long long)nnz);
 	call_result r;
-	take_error(&r, ab_loader_add_csr_memory(e->ld, indptr, bi->buf, bd->buf, dt, n_rows, n_cols));
+	abpy_take_error(&r, ab_loader_add_csr_memory(e->ld, indptr, bi->buf, bd->buf, dt, n_rows, n_cols));
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 }
 
@@ -717,11 +387,11 @@ static PyObject *engine_set_obs_columns(PyObject *self, PyObject *arg)
 		return NULL;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_set_obs_columns(e->ld, names, (size_t)n));
+	abpy_take_error(&r, ab_loader_set_obs_columns(e->ld, names, (size_t)n));
 	Py_END_ALLOW_THREADS
 	PyMem_Free(names);
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 }
 
@@ -772,11 +442,11 @@ static PyObject *engine_set_class_column(PyObject *self, PyObject *args)
 		return NULL;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_set_class_column(e->ld, name, weights, (size_t)n));
+	abpy_take_error(&r, ab_loader_set_class_column(e->ld, name, weights, (size_t)n));
 	Py_END_ALLOW_THREADS
 	PyMem_Free(weights);
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 }
 
@@ -809,13 +479,13 @@ static PyObject *engine_set_class_codes(PyObject *self, PyObject *args)
 	const int32_t *codes = cb.buf;
 	uint64_t n = (uint64_t)(cb.len / 4);
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_set_class_codes(e->ld, codes, n, labels, (size_t)nl, weights, (size_t)nw));
+	abpy_take_error(&r, ab_loader_set_class_codes(e->ld, codes, n, labels, (size_t)nl, weights, (size_t)nw));
 	Py_END_ALLOW_THREADS
 	PyMem_Free(weights);
 	PyMem_Free(labels);
 	PyBuffer_Release(&cb);
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_NONE;
 fail:
 	PyMem_Free(weights);
@@ -834,10 +504,10 @@ static PyObject *engine_var_names(PyObject *self, PyObject *noargs)
 	size_t n = 0;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_var_names(e->ld, &names, &n));
+	abpy_take_error(&r, ab_loader_var_names(e->ld, &names, &n));
 	Py_END_ALLOW_THREADS
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	PyObject *list = PyList_New((Py_ssize_t)n);
 	for (size_t i = 0; list && i < n; i++) {
 		PyObject *s = PyUnicode_DecodeUTF8(names[i], (Py_ssize_t)strlen(names[i]), "replace");
@@ -869,10 +539,10 @@ static PyObject *engine_nbatches(PyObject *self, PyObject *noargs)
 	uint64_t n = 0;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_nbatches(e->ld, &n));
+	abpy_take_error(&r, ab_loader_nbatches(e->ld, &n));
 	Py_END_ALLOW_THREADS
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	return PyLong_FromUnsignedLongLong(n);
 }
 
@@ -884,10 +554,10 @@ static PyObject *engine_start(PyObject *self, PyObject *args)
 		return NULL;
 	call_result r;
 	Py_BEGIN_ALLOW_THREADS
-	take_error(&r, ab_loader_start(e->ld, epoch));
+	abpy_take_error(&r, ab_loader_start(e->ld, epoch));
 	Py_END_ALLOW_THREADS
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	e->started = 1;
 	Py_RETURN_NONE;
 }
@@ -896,7 +566,7 @@ static PyObject *engine_stop(PyObject *self, PyObject *noargs)
 {
 	(void)noargs;
 	Engine *e = (Engine *)self;
-	if (!e->ld || !in_owner_process(e))
+	if (!e->ld || !abpy_in_owner_process(e))
 		Py_RETURN_NONE;
 	Py_BEGIN_ALLOW_THREADS
 	ab_loader_stop(e->ld);
@@ -918,7 +588,7 @@ static PyObject *engine_next(PyObject *self, PyObject *noargs)
 		/* Waits in slices, so Ctrl-C (and any signal handler) runs
 		 * within a slice of being raised. */
 		Py_BEGIN_ALLOW_THREADS
-		take_error(&r, ab_loader_next_timed(e->ld, &b, NEXT_SLICE_MS));
+		abpy_take_error(&r, ab_loader_next_timed(e->ld, &b, NEXT_SLICE_MS));
 		Py_END_ALLOW_THREADS
 		if (r.rc != AB_TIMEOUT)
 			break;
@@ -928,8 +598,8 @@ static PyObject *engine_next(PyObject *self, PyObject *noargs)
 	if (r.rc == AB_END)
 		Py_RETURN_NONE;
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
-	Batch *o = PyObject_New(Batch, (PyTypeObject *)BatchType);
+		return abpy_raise(r.rc, r.msg);
+	Batch *o = PyObject_New(Batch, (PyTypeObject *)abpy_BatchType);
 	if (!o) {
 		ab_batch_release(b);
 		return NULL;
@@ -940,7 +610,7 @@ static PyObject *engine_next(PyObject *self, PyObject *noargs)
 	e->live++;
 	if (ab_batch_get_view(b, &o->v)) {
 		Py_DECREF(o);
-		return raise_rc(AB_EINVAL, "cannot view the batch");
+		return abpy_raise(AB_EINVAL, "cannot view the batch");
 	}
 	return (PyObject *)o;
 }
@@ -953,9 +623,9 @@ static PyObject *engine_stats(PyObject *self, PyObject *noargs)
 		return NULL;
 	ab_loader_stats s;
 	call_result r;
-	take_error(&r, ab_loader_get_stats(e->ld, &s));
+	abpy_take_error(&r, ab_loader_get_stats(e->ld, &s));
 	if (r.rc)
-		return raise_rc(r.rc, r.msg);
+		return abpy_raise(r.rc, r.msg);
 	return Py_BuildValue(
 		"{s:K,s:K,s:K,s:K,s:K,s:K,s:(dddd),s:(dd),s:(dd),s:I,s:i,s:I,s:I,s:s,s:s,s:s}", "rows",
 		(unsigned long long)s.rows, "batches", (unsigned long long)s.batches, "bytes_read",
@@ -1043,69 +713,19 @@ static struct PyModuleDef module_def = {
 	module_methods, NULL, NULL, NULL, NULL,
 };
 
-/* annbatch_c.AnnbatchError and one subclass per status, each also a
- * subclass of the built-in exception a Python user would catch. */
-static int add_errors(PyObject *m)
-{
-	Error = PyErr_NewExceptionWithDoc("annbatch_c.AnnbatchError",
-					  "An error of the engine; .code is the AB_E* status.", NULL, NULL);
-	if (!Error || PyModule_AddObjectRef(m, "AnnbatchError", Error) < 0)
-		return -1;
-	static const struct {
-		int code;
-		const char *name;
-		const char *doc;
-	} kinds[] = {
-		{AB_EINVAL, "InvalidArgument", "A bad argument or option (AB_EINVAL)."},
-		{AB_ENOENT, "NotFound", "A node, file or column that does not exist (AB_ENOENT)."},
-		{AB_EIO, "ReadError", "The operating system failed a read (AB_EIO)."},
-		{AB_EFORMAT, "FormatError", "Malformed metadata or data (AB_EFORMAT)."},
-		{AB_EUNSUPPORTED, "Unsupported", "Valid but not supported (AB_EUNSUPPORTED)."},
-		{AB_ECORRUPT, "CorruptData", "Data that does not decode (AB_ECORRUPT)."},
-		{AB_ERANGE, "OutOfRange", "A request outside the array (AB_ERANGE)."},
-		{AB_ETYPE, "WrongNodeType", "A node of another kind than expected (AB_ETYPE)."},
-		{AB_ESTALL, "Stalled",
-		 "The consumers hold batches of every window, so no batch can come (AB_ESTALL): "
-		 "keep fewer batches, iterate with copy=True, or raise max_windows."},
-	};
-	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-		PyObject *builtin;
-		switch (kinds[i].code) {
-		case AB_EINVAL: builtin = PyExc_ValueError; break;
-		case AB_ENOENT: builtin = PyExc_FileNotFoundError; break;
-		case AB_EIO: builtin = PyExc_OSError; break;
-		case AB_EUNSUPPORTED: builtin = PyExc_NotImplementedError; break;
-		case AB_ERANGE: builtin = PyExc_IndexError; break;
-		case AB_ETYPE: builtin = PyExc_TypeError; break;
-		case AB_ESTALL: builtin = PyExc_RuntimeError; break;
-		default: builtin = PyExc_ValueError; break;
-		}
-		char qual[96];
-		snprintf(qual, sizeof qual, "annbatch_c.%s", kinds[i].name);
-		PyObject *bases = PyTuple_Pack(2, Error, builtin);
-		if (!bases)
-			return -1;
-		PyObject *cls = PyErr_NewExceptionWithDoc(qual, kinds[i].doc, bases, NULL);
-		Py_DECREF(bases);
-		if (!cls || PyModule_AddObjectRef(m, kinds[i].name, cls) < 0)
-			return -1;
-		err_by_code[-kinds[i].code] = cls; /* the module keeps the reference */
-		Py_DECREF(cls);
-	}
-	return 0;
-}
-
 PyMODINIT_FUNC PyInit__engine(void)
 {
 	PyObject *m = PyModule_Create(&module_def);
 	if (!m)
 		return NULL;
-	EngineType = PyType_FromSpec(&engine_spec);
-	BatchType = PyType_FromSpec(&batch_spec);
-	BufferType = PyType_FromSpec(&buffer_spec);
-	if (!EngineType || !BatchType || !BufferType || PyModule_AddObjectRef(m, "Engine", EngineType) < 0 ||
-	    PyModule_AddObjectRef(m, "Batch", BatchType) < 0 || PyModule_AddObjectRef(m, "Buffer", BufferType) < 0 ||
-	    add_errors(m) < 0 || PyModule_AddStringConstant(m, "version", AB_VERSION_STRING) < 0) {
+	abpy_EngineType = PyType_FromSpec(&engine_spec);
+	abpy_BatchType = PyType_FromSpec(&abpy_batch_spec);
+	abpy_BufferType = PyType_FromSpec(&abpy_buffer_spec);
+	if (!abpy_EngineType || !abpy_BatchType || !abpy_BufferType ||
+	    PyModule_AddObjectRef(m, "Engine", abpy_EngineType) < 0 ||
+	    PyModule_AddObjectRef(m, "Batch", abpy_BatchType) < 0 ||
+	    PyModule_AddObjectRef(m, "Buffer", abpy_BufferType) < 0 ||
+	    abpy_add_errors(m) < 0 || PyModule_AddStringConstant(m, "version", AB_VERSION_STRING) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}
