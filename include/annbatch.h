@@ -39,6 +39,15 @@
 extern "C" {
 #endif
 
+/* AB_API marks the functions of the public API: the only symbols
+ * libannbatch.so exports (the library is built with -fvisibility=hidden;
+ * tests/unit/test_symbols.sh checks that the two lists are the same). */
+#if defined(__GNUC__) || defined(__clang__)
+#define AB_API __attribute__((visibility("default")))
+#else
+#define AB_API
+#endif
+
 #define AB_VERSION_MAJOR 0
 #define AB_VERSION_MINOR 1
 #define AB_VERSION_PATCH 0
@@ -64,10 +73,10 @@ enum ab_status {
 
 /* The message left by the last failing call on this thread ("" if none). The
  * pointer stays valid until the next failing call on the same thread. */
-const char *ab_last_error(void);
+AB_API const char *ab_last_error(void);
 
 /* A short constant name for a status code ("AB_ECORRUPT: corrupt data"). */
-const char *ab_strerror(int status);
+AB_API const char *ab_strerror(int status);
 
 /* ------------------------------------------------------------------------- */
 /* Data types                                                                */
@@ -89,13 +98,13 @@ typedef enum ab_dtype {
 } ab_dtype;
 
 /* Size in bytes of one item as handed to callers (0 for AB_DT_STRING). */
-size_t ab_dtype_size(ab_dtype dt);
+AB_API size_t ab_dtype_size(ab_dtype dt);
 /* A stable lowercase name: "bool", "int8", ..., "float32", "string". */
-const char *ab_dtype_name(ab_dtype dt);
+AB_API const char *ab_dtype_name(ab_dtype dt);
 
 /* Item i of an array of `dt` items (host byte order) as a double: bool 0/1,
  * integers and floats (float16 included) converted, complex: the real part. */
-double ab_item_as_double(ab_dtype dt, const void *items, size_t i);
+AB_API double ab_item_as_double(ab_dtype dt, const void *items, size_t i);
 
 /* ------------------------------------------------------------------------- */
 /* Stores and the hierarchy                                                  */
@@ -109,32 +118,32 @@ typedef struct ab_store ab_store;
  * metadata (no zarr.json, .zgroup or .zarray) that has subdirectories opens too,
  * as other zarr readers do: its arrays are then found by their paths, each
  * node's own metadata saying v2 or v3, and the root itself is not a node. */
-int ab_store_open(const char *path, ab_store **out);
-void ab_store_close(ab_store *store);
+AB_API int ab_store_open(const char *path, ab_store **out);
+AB_API void ab_store_close(ab_store *store);
 
 /* 2 or 3; 0 for a directory without root metadata. */
-int ab_store_zarr_format(const ab_store *store);
+AB_API int ab_store_zarr_format(const ab_store *store);
 /* The directory the store was opened on. */
-const char *ab_store_path(const ab_store *store);
+AB_API const char *ab_store_path(const ab_store *store);
 
 typedef enum ab_node_type { AB_NODE_GROUP = 1, AB_NODE_ARRAY = 2 } ab_node_type;
 
 /* Node paths are relative to the store root, '/'-separated, without leading
  * slash: "" or "/" is the root, "X", "obs/cell_type", "X/data". */
-int ab_node_type_of(ab_store *store, const char *node, ab_node_type *out);
+AB_API int ab_node_type_of(ab_store *store, const char *node, ab_node_type *out);
 
 /* The names of a group's direct children, sorted (dataset_N sorted by N). On
  * success *names is a NULL-terminated array freed with ab_strings_free. */
-int ab_group_children(ab_store *store, const char *node, char ***names, size_t *count);
-void ab_strings_free(char **strings);
+AB_API int ab_group_children(ab_store *store, const char *node, char ***names, size_t *count);
+AB_API void ab_strings_free(char **strings);
 /* Frees an array of `count` strings some of which may be NULL. */
-void ab_strings_free_n(char **strings, size_t count);
+AB_API void ab_strings_free_n(char **strings, size_t count);
 
 /* A node's user attributes as compact JSON text ("{}" when none). Free with
  * ab_free. */
-int ab_node_attributes(ab_store *store, const char *node, char **json);
+AB_API int ab_node_attributes(ab_store *store, const char *node, char **json);
 /* Frees memory returned by the library (JSON text, buffers). */
-void ab_free(void *p);
+AB_API void ab_free(void *p);
 
 /* ------------------------------------------------------------------------- */
 /* Arrays                                                                    */
@@ -159,28 +168,28 @@ typedef struct ab_array_info {
 	                                 * "datetime64[1ms]", "fixed_length_utf32[24]" */
 } ab_array_info;
 
-int ab_array_open(ab_store *store, const char *node, ab_array **out);
-void ab_array_close(ab_array *array);
-int ab_array_get_info(const ab_array *array, ab_array_info *info);
+AB_API int ab_array_open(ab_store *store, const char *node, ab_array **out);
+AB_API void ab_array_close(ab_array *array);
+AB_API int ab_array_get_info(const ab_array *array, ab_array_info *info);
 
 /* Number of items in one row (product of the shape of axes 1..ndim-1; 1 for a
  * 1-D array) and the rows count (shape[0]; 1 for a 0-d array). Both 0 for a
  * NULL array. */
-uint64_t ab_array_row_items(const ab_array *array);
-uint64_t ab_array_nrows(const ab_array *array);
+AB_API uint64_t ab_array_row_items(const ab_array *array);
+AB_API uint64_t ab_array_nrows(const ab_array *array);
 
 /* Reads rows [row_start, row_end) along axis 0 and all of the other axes into
  * `dst` as C-order items in host byte order (bool: one byte, 0 or 1). `dst_size`
  * must be at least (row_end - row_start) * row_items * itemsize. Chunks that are
  * absent read as the fill value. A 0-d array has one row. Numeric arrays only. */
-int ab_array_read_rows(ab_array *array, uint64_t row_start, uint64_t row_end,
+AB_API int ab_array_read_rows(ab_array *array, uint64_t row_start, uint64_t row_end,
 		       void *dst, size_t dst_size);
 
 /* Reads rows [row_start, row_end) of a string array (any rank, items in C order).
  * On success *strings is a NULL-terminated array of (row_end-row_start)*row_items
  * UTF-8 strings, freed with ab_strings_free. Fixed-width `S` items lose trailing
  * NUL bytes, `U` items (UCS-4) are converted to UTF-8. */
-int ab_array_read_strings(ab_array *array, uint64_t row_start, uint64_t row_end,
+AB_API int ab_array_read_strings(ab_array *array, uint64_t row_start, uint64_t row_end,
 			  char ***strings, size_t *count);
 
 /* What the array occupies on disk: bytes of chunk (or shard) files, files present
@@ -191,7 +200,7 @@ typedef struct ab_array_storage {
 	uint64_t files_present, files_total;
 	uint64_t chunks_present, chunks_total;
 } ab_array_storage;
-int ab_array_get_storage(ab_array *array, ab_array_storage *out);
+AB_API int ab_array_get_storage(ab_array *array, ab_array_storage *out);
 
 /* ------------------------------------------------------------------------- */
 /* Sparse matrices (AnnData csr_matrix / csc_matrix groups)                  */
@@ -205,24 +214,24 @@ typedef enum ab_sparse_format { AB_SPARSE_CSR = 1, AB_SPARSE_CSC = 2 } ab_sparse
  * csc_matrix group opens too, so it can be inspected, but every row access on it
  * fails with AB_EUNSUPPORTED and a message saying so. The whole indptr is read
  * into memory on open (8 bytes per row). */
-int ab_csr_open(ab_store *store, const char *node, ab_csr **out);
-void ab_csr_close(ab_csr *csr);
+AB_API int ab_csr_open(ab_store *store, const char *node, ab_csr **out);
+AB_API void ab_csr_close(ab_csr *csr);
 
 typedef struct ab_csr_info {
 	ab_sparse_format format;
 	uint64_t n_rows, n_cols, nnz;
 	ab_dtype data_dtype, indices_dtype, indptr_dtype;
 } ab_csr_info;
-int ab_csr_get_info(const ab_csr *csr, ab_csr_info *info);
+AB_API int ab_csr_get_info(const ab_csr *csr, ab_csr_info *info);
 
 /* The number of stored elements of rows [row_start, row_end). */
-int ab_csr_nnz(const ab_csr *csr, uint64_t row_start, uint64_t row_end, uint64_t *nnz);
+AB_API int ab_csr_nnz(const ab_csr *csr, uint64_t row_start, uint64_t row_end, uint64_t *nnz);
 
 /* Reads rows [row_start, row_end): `indptr` gets n+1 offsets starting at 0,
  * `indices` gets the column of each element widened to int64 and checked to be
  * < n_cols, `data` gets the values in the data dtype (ab_csr_info.data_dtype).
  * Capacities are in elements. Any of the three outputs may be NULL. */
-int ab_csr_read_rows(ab_csr *csr, uint64_t row_start, uint64_t row_end,
+AB_API int ab_csr_read_rows(ab_csr *csr, uint64_t row_start, uint64_t row_end,
 		     int64_t *indptr, size_t indptr_cap,
 		     int64_t *indices, size_t indices_cap,
 		     void *data, size_t data_cap);
@@ -230,7 +239,7 @@ int ab_csr_read_rows(ab_csr *csr, uint64_t row_start, uint64_t row_end,
 /* Reads rows [row_start, row_end) as a dense row-major matrix of data dtype
  * items; `dst_size` in bytes. Duplicate column entries are summed as scipy
  * does when densifying. */
-int ab_csr_read_dense(ab_csr *csr, uint64_t row_start, uint64_t row_end,
+AB_API int ab_csr_read_dense(ab_csr *csr, uint64_t row_start, uint64_t row_end,
 		      void *dst, size_t dst_size);
 
 /* ------------------------------------------------------------------------- */
@@ -250,8 +259,8 @@ typedef enum ab_column_kind {
 
 /* Opens a dataframe column (or any array / encoded group that looks like one)
  * at `node`, e.g. "obs/cell_type" or "obs/_index". */
-int ab_column_open(ab_store *store, const char *node, ab_column **out);
-void ab_column_close(ab_column *col);
+AB_API int ab_column_open(ab_store *store, const char *node, ab_column **out);
+AB_API void ab_column_close(ab_column *col);
 
 typedef struct ab_column_info {
 	ab_column_kind kind;
@@ -261,25 +270,25 @@ typedef struct ab_column_info {
 	uint64_t n_categories;     /* categoricals only                           */
 	int ordered;               /* categoricals only                           */
 } ab_column_info;
-int ab_column_get_info(const ab_column *col, ab_column_info *info);
+AB_API int ab_column_get_info(const ab_column *col, ab_column_info *info);
 
 /* Numeric values (array, nullable kinds) or codes (categorical) of rows
  * [start, end) into dst, in the column's dtype. `mask`, when not NULL, receives
  * one byte per row: 1 where the value is missing (nullable mask, or categorical
  * code -1), else 0. */
-int ab_column_read(ab_column *col, uint64_t start, uint64_t end,
+AB_API int ab_column_read(ab_column *col, uint64_t start, uint64_t end,
 		   void *dst, size_t dst_size, uint8_t *mask);
 
 /* Strings of rows [start, end): string columns give their values; categoricals
  * give each row's label (NULL entry for a missing code); numeric categories are
  * formatted as JSON numbers. *count gets end-start. Missing entries are NULL,
  * so iterate with count and free with ab_strings_free_n. */
-int ab_column_read_strings(ab_column *col, uint64_t start, uint64_t end,
+AB_API int ab_column_read_strings(ab_column *col, uint64_t start, uint64_t end,
 			   char ***strings, size_t *count);
 
 /* The categories of a categorical column as strings (numeric categories
  * formatted as JSON numbers). */
-int ab_column_categories(ab_column *col, char ***strings, size_t *count);
+AB_API int ab_column_categories(ab_column *col, char ***strings, size_t *count);
 
 /* ------------------------------------------------------------------------- */
 /* AnnData                                                                   */
@@ -291,8 +300,8 @@ typedef enum ab_x_kind { AB_X_DENSE = 1, AB_X_CSR, AB_X_CSC } ab_x_kind;
 
 /* Opens the AnnData group at `node` ("" for the root). X must be an array or a
  * csr_matrix/csc_matrix group. */
-int ab_anndata_open(ab_store *store, const char *node, ab_anndata **out);
-void ab_anndata_close(ab_anndata *ad);
+AB_API int ab_anndata_open(ab_store *store, const char *node, ab_anndata **out);
+AB_API void ab_anndata_close(ab_anndata *ad);
 
 typedef struct ab_anndata_info {
 	uint64_t n_obs, n_vars;
@@ -300,21 +309,21 @@ typedef struct ab_anndata_info {
 	ab_dtype x_dtype;
 	size_t n_obs_columns, n_var_columns;
 } ab_anndata_info;
-int ab_anndata_get_info(const ab_anndata *ad, ab_anndata_info *info);
+AB_API int ab_anndata_get_info(const ab_anndata *ad, ab_anndata_info *info);
 
 /* The X of the AnnData: exactly one of the two is non-NULL. Owned by `ad`. */
-ab_array *ab_anndata_x_dense(ab_anndata *ad);
-ab_csr *ab_anndata_x_csr(ab_anndata *ad);
+AB_API ab_array *ab_anndata_x_dense(ab_anndata *ad);
+AB_API ab_csr *ab_anndata_x_csr(ab_anndata *ad);
 
 /* Column names of obs / var in column-order. Owned by `ad`, NULL-terminated. */
-const char *const *ab_anndata_obs_columns(const ab_anndata *ad);
-const char *const *ab_anndata_var_columns(const ab_anndata *ad);
+AB_API const char *const *ab_anndata_obs_columns(const ab_anndata *ad);
+AB_API const char *const *ab_anndata_var_columns(const ab_anndata *ad);
 /* The obs column `name` ("_index" or the dataframe's _index attribute name
  * gives the row names); the returned column is owned by the caller. */
-int ab_anndata_obs_column(ab_anndata *ad, const char *name, ab_column **out);
-int ab_anndata_var_column(ab_anndata *ad, const char *name, ab_column **out);
+AB_API int ab_anndata_obs_column(ab_anndata *ad, const char *name, ab_column **out);
+AB_API int ab_anndata_var_column(ab_anndata *ad, const char *name, ab_column **out);
 /* Kind of an obs column without opening its data. */
-int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind *kind);
+AB_API int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind *kind);
 
 /* ------------------------------------------------------------------------- */
 /* Collections (encoding-type annbatch-preshuffled)                          */
@@ -323,7 +332,7 @@ int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind 
 /* If `node` is an annbatch collection, fills *names with its datasets
  * (dataset_0, dataset_1, ... in numeric order) and returns 0; returns AB_ETYPE
  * if it is some other group. */
-int ab_collection_datasets(ab_store *store, const char *node, char ***names, size_t *count);
+AB_API int ab_collection_datasets(ab_store *store, const char *node, char ***names, size_t *count);
 
 /* ------------------------------------------------------------------------- */
 /* The loader: shuffled mini-batches                                         */
@@ -420,7 +429,7 @@ typedef struct ab_loader_config {
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */
-void ab_loader_config_init(ab_loader_config *cfg);
+AB_API void ab_loader_config_init(ab_loader_config *cfg);
 
 /* Creates a loader; `cfg` may be NULL for the defaults. AB_EINVAL (naming
  * the field) when io_mode or backend is not one of its enum's values.
@@ -428,20 +437,20 @@ void ab_loader_config_init(ab_loader_config *cfg);
  * derived from RLIMIT_NOFILE (raised to its hard limit at each start): past
  * it the least recently used file without a read in flight is closed, so a
  * store may have more shard files than the process may open. */
-int ab_loader_create(const ab_loader_config *cfg, ab_loader **out);
+AB_API int ab_loader_create(const ab_loader_config *cfg, ab_loader **out);
 /* Stops the threads (mid-epoch is fine) and frees everything. Batches still
  * held by consumers must be released before. */
-void ab_loader_destroy(ab_loader *ld);
+AB_API void ab_loader_destroy(ab_loader *ld);
 
 /* Adds the X of the AnnData store at `path` (its root), or every dataset of an
  * annbatch collection at `path` in order. */
-int ab_loader_add_anndata(ab_loader *ld, const char *path);
+AB_API int ab_loader_add_anndata(ab_loader *ld, const char *path);
 /* Adds a raw array (rows on axis 0, any rank) of the store at `path`. */
-int ab_loader_add_array(ab_loader *ld, const char *path, const char *node);
+AB_API int ab_loader_add_array(ab_loader *ld, const char *path, const char *node);
 /* Adds in-memory data (not copied: it must outlive the loader). */
-int ab_loader_add_dense_memory(ab_loader *ld, const void *data, ab_dtype dtype, int ndim,
+AB_API int ab_loader_add_dense_memory(ab_loader *ld, const void *data, ab_dtype dtype, int ndim,
 			       const uint64_t *shape);
-int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t *indices,
+AB_API int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t *indices,
 			     const void *data, ab_dtype dtype, uint64_t n_rows, uint64_t n_cols);
 
 /* Names obs columns to deliver with every batch (before ab_loader_start;
@@ -450,7 +459,7 @@ int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t
  * can be slow. Numbers arrive as double (NaN where a nullable value is
  * missing); categorical and string columns as int32 codes into one label table
  * shared by all datasets (-1 where missing). "_index" names the obs names. */
-int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n);
+AB_API int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n);
 
 /* Class sampling: every batch comes from one class of the categorical obs
  * column `name`, the class drawn with probability proportional to its weight
@@ -461,7 +470,7 @@ int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, size_t n)
  * A weight that is not finite or is negative is refused here (AB_EINVAL, the
  * loader unchanged); weights that sum to 0 or overflow at ab_loader_start. A
  * class of weight 0 is never drawn. */
-int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
+AB_API int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
 
 /* Class sampling over classes given from memory instead of an obs column:
  * `codes[r]` is the class of global row r (0..n_labels-1, one a row of the
@@ -470,7 +479,7 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
  * ab_loader_set_class_column (n_weights == n_labels, or NULL = uniform).
  * Everything is copied. A missing class (code -1) is refused: such rows
  * cannot be sampled. */
-int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_rows, const char *const *labels,
+AB_API int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_rows, const char *const *labels,
 			      size_t n_labels, const double *weights, size_t n_weights);
 
 /* Class weights by label, after ab_loader_set_class_column (they replace the
@@ -482,25 +491,25 @@ int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_ro
  * column is loaded (ab_loader_start or ab_loader_nbatches), which fails with
  * AB_EINVAL naming every label that is not a class of the column, or every
  * class left without a weight. */
-int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *labels, const double *weights, size_t n,
+AB_API int ab_loader_set_class_weights_by_label(ab_loader *ld, const char *const *labels, const double *weights, size_t n,
 					 const double *rest);
 
 /* The var names of the first dataset (its var index), freed with
  * ab_strings_free_n. */
-int ab_loader_var_names(ab_loader *ld, char ***names, size_t *count);
+AB_API int ab_loader_var_names(ab_loader *ld, char ***names, size_t *count);
 
 /* Rows in the global row space, and batches of one epoch with this config. */
-uint64_t ab_loader_nrows(const ab_loader *ld);
-int ab_loader_nbatches(ab_loader *ld, uint64_t *nbatches);
+AB_API uint64_t ab_loader_nrows(const ab_loader *ld);
+AB_API int ab_loader_nbatches(ab_loader *ld, uint64_t *nbatches);
 
 /* Starts epoch `epoch` (the threads begin reading). Calling it again starts
  * another epoch; an unfinished one is stopped first. */
-int ab_loader_start(ab_loader *ld, uint64_t epoch);
+AB_API int ab_loader_start(ab_loader *ld, uint64_t epoch);
 
 /* Stops the running epoch: reading stops, batches not yet handed out are
  * dropped, and every thread blocked in ab_loader_next returns AB_END. Batches
  * already handed out stay valid until released. */
-void ab_loader_stop(ab_loader *ld);
+AB_API void ab_loader_stop(ab_loader *ld);
 
 #define AB_END 1
 #define AB_TIMEOUT 2
@@ -514,14 +523,14 @@ void ab_loader_stop(ab_loader *ld);
  * lasts stall_ms with no release (a consumer keeping every batch, e.g. a
  * list of all batches), the waiting call returns AB_ESTALL with a message
  * rather than waiting forever. */
-int ab_loader_next(ab_loader *ld, ab_batch **batch);
+AB_API int ab_loader_next(ab_loader *ld, ab_batch **batch);
 /* ab_loader_next waiting at most `timeout_ms` milliseconds (negative: no
  * limit): AB_TIMEOUT when no batch came in that time, the epoch still
  * running. Lets a caller look at other things (signals, a stop request)
  * between waits and call again. */
-int ab_loader_next_timed(ab_loader *ld, ab_batch **batch, int64_t timeout_ms);
+AB_API int ab_loader_next_timed(ab_loader *ld, ab_batch **batch, int64_t timeout_ms);
 /* Hands a batch's memory back to the loader. */
-void ab_batch_release(ab_batch *batch);
+AB_API void ab_batch_release(ab_batch *batch);
 
 typedef struct ab_batch_obs {
 	const char *name;
@@ -553,7 +562,7 @@ typedef struct ab_batch_view {
 	size_t n_obs;
 	const ab_batch_obs *obs;
 } ab_batch_view;
-int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
+AB_API int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
 
 /* Statistics accumulate from ab_loader_create (or the last reset) over every
  * epoch. */
@@ -579,8 +588,8 @@ typedef struct ab_loader_stats {
 	char io_mode[16];          /* "direct" or "buffered"                        */
 	char note[160];            /* why a fallback happened, if one did           */
 } ab_loader_stats;
-int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *stats);
-void ab_loader_reset_stats(ab_loader *ld);
+AB_API int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *stats);
+AB_API void ab_loader_reset_stats(ab_loader *ld);
 
 /* ------------------------------------------------------------------------- */
 /* Writing stores                                                            */
@@ -619,8 +628,8 @@ typedef enum ab_compressor {
 } ab_compressor;
 
 /* "none", "blosc-lz4", "blosc-zstd", "zstd", "gzip" <-> the enum. */
-int ab_compressor_parse(const char *name, ab_compressor *out);
-const char *ab_compressor_name(ab_compressor c);
+AB_API int ab_compressor_parse(const char *name, ab_compressor *out);
+AB_API const char *ab_compressor_name(ab_compressor c);
 
 typedef struct ab_writer_config {
 	int zarr_format;           /* 3 (default) or 2                              */
@@ -628,20 +637,20 @@ typedef struct ab_writer_config {
 	                              final path (atomically: the old tree is swapped
 	                              out in one rename, then removed)               */
 } ab_writer_config;
-void ab_writer_config_init(ab_writer_config *cfg);
+AB_API void ab_writer_config_init(ab_writer_config *cfg);
 
 /* Starts a store that will appear at `path` on commit. Fails with AB_EINVAL if
  * `path` exists and cfg->overwrite is 0, AB_EIO if the temporary directory
  * cannot be made. `cfg` may be NULL for the defaults. */
-int ab_writer_create(const char *path, const ab_writer_config *cfg, ab_writer **out);
+AB_API int ab_writer_create(const char *path, const ab_writer_config *cfg, ab_writer **out);
 
 /* The temporary directory the store is being written into (until commit). */
-const char *ab_writer_tmp_path(const ab_writer *w);
+AB_API const char *ab_writer_tmp_path(const ab_writer *w);
 
 /* Declares the group `node` ("" = the root) with its attributes (a JSON
  * object as text, NULL = {}). Declaring a group again replaces its
  * attributes. */
-int ab_writer_group(ab_writer *w, const char *node, const char *attributes_json);
+AB_API int ab_writer_group(ab_writer *w, const char *node, const char *attributes_json);
 
 typedef struct ab_writer_array_config {
 	ab_dtype dtype;            /* numeric, bool or AB_DT_STRING (vlen UTF-8)    */
@@ -661,40 +670,40 @@ typedef struct ab_writer_array_config {
 	const char *attributes_json; /* NULL = {}                                   */
 } ab_writer_array_config;
 /* Zeroes the config and sets ndim 1, chunk_rows 1, level -1, float32. */
-void ab_writer_array_config_init(ab_writer_array_config *cfg);
+AB_API void ab_writer_array_config_init(ab_writer_array_config *cfg);
 
 /* Creates the array `node` (its parent groups as needed). Its metadata is
  * written when it is closed, with shape[0] = the rows appended. */
-int ab_writer_array_create(ab_writer *w, const char *node, const ab_writer_array_config *cfg,
+AB_API int ab_writer_array_create(ab_writer *w, const char *node, const ab_writer_array_config *cfg,
 			   ab_writer_array **out);
 
 /* Appends `nrows` rows: C-order items in host byte order (bool: one byte, 0
  * or 1), nrows * (product of shape[1..]) items. Full chunks are encoded and
  * written as they fill. */
-int ab_writer_array_append(ab_writer_array *a, const void *rows, uint64_t nrows);
+AB_API int ab_writer_array_append(ab_writer_array *a, const void *rows, uint64_t nrows);
 /* Appends `n` strings (UTF-8, NULL is written as "") to a string array; n is a
  * multiple of the items per row. */
-int ab_writer_array_append_strings(ab_writer_array *a, const char *const *strings, uint64_t n);
+AB_API int ab_writer_array_append_strings(ab_writer_array *a, const char *const *strings, uint64_t n);
 
 /* Takes the subtree `node` of the existing zarr v3 store at `src_path` into
  * the new store unchanged, under the same node path: its files are hard-linked
  * (copied where links are refused) and its metadata joins the consolidated
  * metadata. This is how a collection grows without rewriting its datasets. */
-int ab_writer_adopt(ab_writer *w, const char *src_path, const char *node);
+AB_API int ab_writer_adopt(ab_writer *w, const char *src_path, const char *node);
 
 /* Writes the last partial chunk (padded with the fill value: 0, false or ""),
  * the last shard's index and the array's metadata, and frees the handle,
  * whatever the result. */
-int ab_writer_array_close(ab_writer_array *a);
+AB_API int ab_writer_array_close(ab_writer_array *a);
 
 /* Writes the root metadata with the consolidated metadata of every node,
  * flushes the file system, and moves the store to its final path. Every
  * array must have been closed. Frees `w` whatever the result; on failure the
  * temporary directory is removed and the final path is left as it was. */
-int ab_writer_commit(ab_writer *w);
+AB_API int ab_writer_commit(ab_writer *w);
 /* Drops the store: closes open arrays, removes the temporary directory,
  * frees `w`. */
-void ab_writer_abort(ab_writer *w);
+AB_API void ab_writer_abort(ab_writer *w);
 
 #ifdef __cplusplus
 }
