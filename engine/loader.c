@@ -424,6 +424,19 @@ int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *we
 	return 0;
 }
 
+int ab_loader_set_allocator(ab_loader *ld, void *(*alloc)(size_t size, void *ctx),
+			    void (*free_fn)(void *p, size_t size, void *ctx), void *ctx)
+{
+	if (!ld || !alloc != !free_fn)
+		return ab_error_set(AB_EINVAL, "ab_loader_set_allocator: null loader, or only one of alloc and free");
+	if (ld->gen)
+		return ab_error_set(AB_EINVAL, "the batch allocator must be set before the first ab_loader_start");
+	ld->alloc.alloc = alloc;
+	ld->alloc.free = free_fn;
+	ld->alloc.ctx = ctx;
+	return 0;
+}
+
 int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_rows, const char *const *labels,
 			      size_t n_labels, const double *weights, size_t n_weights)
 {
@@ -900,6 +913,35 @@ static int ensure(void **p, size_t *cap, size_t need)
 	*p = n;
 	*cap = need;
 	return 0;
+}
+
+/* A batch's X buffer (values, indices, indptr) of at least `need` bytes,
+ * from the caller's allocator when one is set (e.g. pinned memory). The
+ * old contents need not survive: assembly writes the buffer whole. */
+static int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need)
+{
+	if (!ld->alloc.alloc)
+		return ensure(p, cap, need);
+	if (need <= *cap)
+		return 0;
+	void *n = ld->alloc.alloc(need, ld->alloc.ctx);
+	if (!n)
+		return -1;
+	if (*p)
+		ld->alloc.free(*p, *cap, ld->alloc.ctx);
+	*p = n;
+	*cap = need;
+	return 0;
+}
+
+static void free_x(ab_loader *ld, void *p, size_t cap)
+{
+	if (!p)
+		return;
+	if (ld->alloc.free)
+		ld->alloc.free(p, cap, ld->alloc.ctx);
+	else
+		free(p);
 }
 
 /* Adds the decode units of rows [r0, r1) of `arr` (axis 0) that go to stream
@@ -1907,7 +1949,7 @@ static int assemble(ab_loader *ld, ld_window *w)
 			}
 		}
 		if (!ld->sparse) {
-			if (ensure(&bt->data, &bt->data_cap, rowb * (n ? n : 1)))
+			if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
 				return ab_error_set(AB_ENOMEM, "out of memory");
 			uint8_t *d = bt->data;
 			for (uint64_t j = 0; j < n; j++)
@@ -1917,9 +1959,9 @@ static int assemble(ab_loader *ld, ld_window *w)
 			uint64_t nnz = 0;
 			for (uint64_t j = 0; j < n; j++)
 				nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
-			if (ensure((void **)&bt->indptr, &bt->indptr_cap, sizeof(int64_t) * (n + 1)) ||
-			    ensure(&bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
-			    ensure((void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
+			if (ensure_x(ld, (void **)&bt->indptr, &bt->indptr_cap, sizeof(int64_t) * (n + 1)) ||
+			    ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
+			    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
 				return ab_error_set(AB_ENOMEM, "out of memory");
 			uint64_t at = 0;
 			bt->indptr[0] = 0;
@@ -2609,9 +2651,9 @@ void ab_loader_destroy(ab_loader *ld)
 	while (ld->free_batches) {
 		ab_batch *b = ld->free_batches;
 		ld->free_batches = b->next_free;
-		free(b->data);
-		free(b->indptr);
-		free(b->indices);
+		free_x(ld, b->data, b->data_cap);
+		free_x(ld, b->indptr, b->indptr_cap);
+		free_x(ld, b->indices, b->indices_cap);
 		free(b->rows);
 		free(b->obs_buf);
 		free(b->obs);

@@ -187,6 +187,11 @@ struct ab_loader {
 	double *class_w;
 	size_t n_class_w;
 	ld_obs_col class_col;
+	struct {
+		void *(*alloc)(size_t size, void *ctx);
+		void (*free)(void *p, size_t size, void *ctx);
+		void *ctx;
+	} alloc;                    /* batch X buffers, or malloc when NULL    */
 	int class_loaded;
 	uint64_t class_rows;        /* rows of classes given from memory, or 0  */
 	ld_label_weights class_wl;  /* weights by label, resolved at load    */

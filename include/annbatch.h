@@ -472,6 +472,19 @@ AB_API int ab_loader_set_obs_columns(ab_loader *ld, const char *const *names, si
  * class of weight 0 is never drawn. */
 AB_API int ab_loader_set_class_column(ab_loader *ld, const char *name, const double *weights, size_t n_weights);
 
+/* Where batches' X buffers (values, column indices, indptr) come from:
+ * `alloc(size, ctx)` returns at least `size` bytes (NULL on failure) and
+ * `free(p, size, ctx)` takes back what it returned, with the same size.
+ * Both are called from the loader's worker threads, and `free` also from
+ * ab_loader_destroy. Use it to put batches straight into memory a device
+ * can copy from asynchronously (CUDA pinned host memory: cudaHostAlloc /
+ * cudaFreeHost), so a training step's host-to-device copy needs no staging
+ * copy. Set it before the first ab_loader_start; alloc and free both NULL
+ * go back to malloc. The rest of a batch (row indices, obs) stays in
+ * malloc'd memory. */
+AB_API int ab_loader_set_allocator(ab_loader *ld, void *(*alloc)(size_t size, void *ctx),
+				   void (*free)(void *p, size_t size, void *ctx), void *ctx);
+
 /* Class sampling over classes given from memory instead of an obs column:
  * `codes[r]` is the class of global row r (0..n_labels-1, one a row of the
  * loader: n_rows must equal ab_loader_nrows at start), `labels` names the

@@ -81,8 +81,13 @@ class Loader(_Base):
         Yield torch tensors (``torch.sparse_csr_tensor`` or dense), sharing
         the engine's memory. Default: True where torch is installed.
     preload_to_gpu
-        annbatch stages batches on the GPU with cupy. Here: accepted only where
-        cupy is installed, as annbatch does.
+        annbatch stages batches on the GPU with cupy. Here no cupy is needed:
+        the engine assembles each batch's X straight into CUDA pinned host
+        memory (through the C API's batch allocator), and with ``to_torch``
+        X arrives on the current CUDA device, copied asynchronously from the
+        pinned batch (the batch is held until the copy is done). On a machine
+        without a CUDA runtime and device, a warning says so once and batches
+        stay in ordinary host memory, as with ``preload_to_gpu=False``.
 
     Parameters (ours)
     -----------------
@@ -171,8 +176,6 @@ class Loader(_Base):
                 self._batch_sampler = SequentialSampler(**resolved)
         if to_torch and not find_spec("torch"):
             raise ImportError("Could not find torch dependency. Try `pip install torch`.")
-        if preload_to_gpu and not find_spec("cupy"):
-            raise ImportError("Follow the directions at https://docs.cupy.dev/en/stable/install.html to install cupy.")
         if decode not in ("blocks", "chunks"):
             raise ValueError(f"decode must be 'blocks' or 'chunks', got {decode!r}")
         if isinstance(obs_columns, str):
@@ -198,6 +201,8 @@ class Loader(_Base):
         self._lock = threading.Lock()
         self._labels: dict[str, Any] = {}
         self._in_worker = False
+        self._pinned = False
+        self._inflight: list = []
 
     # ------------------------------------------------------------ recipe
 
@@ -208,6 +213,7 @@ class Loader(_Base):
         state["_engine_pid"] = None
         state["_lock"] = None
         state["_labels"] = {}
+        state["_inflight"] = []
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -268,6 +274,12 @@ class Loader(_Base):
             probe.close()
         self._in_worker = info is not None
         eng = _engine.Engine(cfg)
+        self._pinned = False
+        if self._preload_to_gpu:
+            self._pinned = eng.use_pinned_memory()
+            if not self._pinned:
+                warnings.warn("preload_to_gpu: no CUDA runtime with a device here: batches stay in ordinary "
+                              "host memory and on the CPU", RuntimeWarning, stacklevel=3)
         self._add_inputs(eng)
         if self._obs_columns:
             eng.set_obs_columns(self._obs_columns)
@@ -585,10 +597,25 @@ class Loader(_Base):
             return torch.from_numpy(values)
         return values
 
+    def _to_device(self, x):
+        """X onto the CUDA device, copied asynchronously out of the pinned
+        batch; the batch (through x) is kept until the copy has finished."""
+        import torch
+
+        self._inflight = [(ev, src) for ev, src in self._inflight if not ev.query()]
+        dev = x.to("cuda", non_blocking=True)
+        ev = torch.cuda.Event()
+        ev.record()
+        self._inflight.append((ev, x))
+        return dev
+
     def _convert(self, batch) -> dict:
         info = batch.info()
         rows = np.asarray(batch.array("rows"))
-        out = {"X": self._x(batch, info), "obs": None, "var": self._var, "index": None}
+        x = self._x(batch, info)
+        if self._pinned and self._to_torch:
+            x = self._to_device(x)
+        out = {"X": x, "obs": None, "var": self._var, "index": None}
         if info["n_obs"] or self._in_memory_obs:
             out["obs"] = self._obs_frame(batch, info, rows)
         if self._return_index:

@@ -217,3 +217,25 @@ def test_example_loss_falls(tmp_path):
     assert len(losses) == 4
     assert losses[-1] < losses[0] * 0.9, losses
     assert all("samples/s" in l for l in out.stdout.splitlines() if l.startswith("epoch"))
+
+
+def test_preload_to_gpu_without_a_gpu_falls_back(data):
+    """No CUDA runtime or device here: preload_to_gpu warns once and gives
+    the same batches in host memory (a GPU machine gets X in pinned memory,
+    copied asynchronously to the device: the C allocator hook is tested in
+    test_loader's test_batch_allocator)."""
+    from annbatch_c import _engine
+
+    eng = _engine.Engine({"chunk_size": 16, "preload_nchunks": 4, "batch_size": 32})
+    eng.add_anndata(data["coll"])
+    assert eng.use_pinned_memory() is False
+    kw = dict(chunk_size=16, preload_nchunks=4, batch_size=32, shuffle=True, seed=6, return_index=True,
+              to_torch=True)
+    plain = [(b["index"].tolist(), b["X"].to_dense()) for b in annbatch.Loader(**kw).add_adata(data["coll"])]
+    with pytest.warns(RuntimeWarning, match="no CUDA runtime"):
+        ld = annbatch.Loader(preload_to_gpu=True, **kw).add_adata(data["coll"])
+        got = [(b["index"].tolist(), b["X"].device.type, b["X"].to_dense()) for b in ld]
+    assert [g[0] for g in got] == [p[0] for p in plain]
+    for (_, device, x), (_, want) in zip(got, plain):
+        assert device == "cpu"
+        assert (x == want).all()

@@ -450,6 +450,60 @@ START_TEST(test_class_codes_from_memory)
 }
 END_TEST
 
+/* A batch allocator: X buffers come from it (and go back to it, with their
+ * size, by destroy at the latest), values are right, and it can only be set
+ * before the first start. */
+typedef struct {
+	int allocs, frees;
+	size_t live_bytes;
+} counting_alloc;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+	counting_alloc *c = ctx;
+	c->allocs++;
+	c->live_bytes += size;
+	return malloc(size);
+}
+
+static void count_free(void *p, size_t size, void *ctx)
+{
+	counting_alloc *c = ctx;
+	c->frees++;
+	c->live_bytes -= size;
+	free(p);
+}
+
+START_TEST(test_batch_allocator)
+{
+	for (int sparse = 0; sparse < 2; sparse++) {
+		counting_alloc c = {0, 0, 0};
+		ab_loader *ld = make_loader(sparse, 1, 2);
+		ck_assert_int_eq(ab_loader_set_allocator(ld, count_alloc, NULL, &c), AB_EINVAL);
+		ck_assert_int_eq(ab_loader_set_allocator(ld, count_alloc, count_free, &c), 0);
+		for (uint64_t e = 0; e < 2; e++) {
+			ck_assert_int_eq(ab_loader_start(ld, e), 0);
+			ab_batch *b;
+			int n = 0, rc;
+			while ((rc = ab_loader_next(ld, &b)) == 0) {
+				ab_batch_view v;
+				ab_batch_get_view(b, &v);
+				ck_assert(batch_ok(&v));
+				n += (int)v.nrows;
+				ab_batch_release(b);
+			}
+			ck_assert_int_eq(rc, AB_END);
+			ck_assert_int_eq(n, NROWS);
+		}
+		ck_assert_int_gt(c.allocs, 0);
+		ck_assert_int_eq(ab_loader_set_allocator(ld, NULL, NULL, NULL), AB_EINVAL); /* after start */
+		ab_loader_destroy(ld);
+		ck_assert_int_eq(c.allocs, c.frees);
+		ck_assert_uint_eq(c.live_bytes, 0);
+	}
+}
+END_TEST
+
 START_TEST(test_resume)
 {
 	static uint64_t all[NROWS], rest[NROWS];
@@ -649,6 +703,7 @@ int main(void)
 	tcase_add_test(t, test_resume);
 	tcase_add_test(t, test_stall_reported);
 	tcase_add_test(t, test_class_codes_from_memory);
+	tcase_add_test(t, test_batch_allocator);
 	tcase_add_test(t, test_no_false_stall);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
