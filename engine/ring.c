@@ -396,7 +396,14 @@ int ab_ring_pop_wait_until(ab_ring *r, void **item, uint64_t deadline_ns)
 		}
 		uint64_t now = mono_ns();
 		if (now >= deadline_ns) {
-			rc = 2;
+			/* One last look, and a wake meant for a sleeper that
+			 * may have been ours is handed on, so no item stays
+			 * behind with every other consumer asleep. */
+			rc = try_take(r, item);
+			if (rc < 0) {
+				hand_on(r);
+				rc = 2;
+			}
 			break;
 		}
 		uint64_t left = deadline_ns - now;

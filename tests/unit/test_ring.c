@@ -573,6 +573,73 @@ static const struct {
 	{ 4, 4, 8 }, { 1, 8, 8 }, { 8, 1, 64 }, { 2, 2, 2 },
 };
 
+/* Timed waits: an empty ring gives 2 at the deadline; consumers waiting in
+ * short timed calls while producers push lose no item (a wake that reached
+ * a consumer whose deadline passed is handed on), and each item is taken
+ * once. */
+#define TIMED_ITEMS 20000
+typedef struct {
+	ab_ring *r;
+	atomic_int *seen;
+	int got, timeouts;
+} timed_consumer;
+
+static void *timed_consume(void *arg)
+{
+	timed_consumer *c = arg;
+	for (;;) {
+		void *item;
+		int rc = ab_ring_pop_wait_until(c->r, &item, ab_ring_deadline(200000)); /* 0.2 ms */
+		if (rc == 1)
+			return NULL;
+		if (rc == 2) {
+			c->timeouts++;
+			continue;
+		}
+		atomic_fetch_add(&c->seen[(uintptr_t)item - 1], 1);
+		c->got++;
+	}
+}
+
+START_TEST(test_timed_wait)
+{
+	ab_ring *r = ab_ring_create(64);
+	void *item;
+	uint64_t t0 = ab_ring_deadline(0);
+	ck_assert_int_eq(ab_ring_pop_wait_until(r, &item, ab_ring_deadline(20000000)), 2); /* 20 ms */
+	ck_assert_uint_ge(ab_ring_deadline(0) - t0, 20000000);
+	atomic_int *seen = calloc(TIMED_ITEMS, sizeof *seen);
+	timed_consumer cs[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		cs[i] = (timed_consumer){r, seen, 0, 0};
+		ck_assert_int_eq(pthread_create(&t[i], NULL, timed_consume, &cs[i]), 0);
+	}
+	for (uintptr_t k = 1; k <= TIMED_ITEMS; k++) {
+		while (ab_ring_push(r, (void *)k) != 0)
+			sched_yield();
+		if (k % 1000 == 0) { /* let the consumers time out now and then */
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	ab_ring_close(r);
+	int got = 0, timeouts = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		got += cs[i].got;
+		timeouts += cs[i].timeouts;
+	}
+	ck_assert_int_eq(got, TIMED_ITEMS);
+	for (int k = 0; k < TIMED_ITEMS; k++)
+		if (atomic_load(&seen[k]) != 1)
+			ck_abort_msg("item %d taken %d times", k + 1, atomic_load(&seen[k]));
+	ck_assert_int_gt(timeouts, 0);
+	free(seen);
+	ab_ring_destroy(r);
+}
+END_TEST
+
 START_TEST(test_stress)
 {
 	run_stress(stress_cases[_i].producers, stress_cases[_i].consumers,
@@ -587,6 +654,7 @@ static Suite *ring_suite(void)
 	Suite *s = suite_create("ring");
 	TCase *tc = tcase_create("contract");
 	tcase_add_test(tc, test_capacity_rounding);
+	tcase_add_test(tc, test_timed_wait);
 	tcase_add_test(tc, test_fifo_full_empty);
 	tcase_add_test(tc, test_push_null_refused);
 	tcase_add_test(tc, test_close_drain);
