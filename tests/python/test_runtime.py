@@ -149,6 +149,7 @@ def test_four_consumer_threads_share_an_epoch(data):
         try:
             for b in ep:
                 got[k].append(b["index"].copy())
+                time.sleep(0.002)  # a training step: the other threads take batches meanwhile
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(repr(e))
 

@@ -2,6 +2,7 @@
  * several epochs, stop/destroy mid-epoch, resume, dtype promotion. */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,30 +455,33 @@ END_TEST
  * size, by destroy at the latest), values are right, and it can only be set
  * before the first start. */
 typedef struct {
-	int allocs, frees;
-	size_t live_bytes;
+	atomic_int allocs, frees;    /* called from the worker threads */
+	atomic_size_t live_bytes;
 } counting_alloc;
 
 static void *count_alloc(size_t size, void *ctx)
 {
 	counting_alloc *c = ctx;
-	c->allocs++;
-	c->live_bytes += size;
+	atomic_fetch_add(&c->allocs, 1);
+	atomic_fetch_add(&c->live_bytes, size);
 	return malloc(size);
 }
 
 static void count_free(void *p, size_t size, void *ctx)
 {
 	counting_alloc *c = ctx;
-	c->frees++;
-	c->live_bytes -= size;
+	atomic_fetch_add(&c->frees, 1);
+	atomic_fetch_sub(&c->live_bytes, size);
 	free(p);
 }
 
 START_TEST(test_batch_allocator)
 {
 	for (int sparse = 0; sparse < 2; sparse++) {
-		counting_alloc c = {0, 0, 0};
+		counting_alloc c;
+		atomic_init(&c.allocs, 0);
+		atomic_init(&c.frees, 0);
+		atomic_init(&c.live_bytes, 0);
 		ab_loader *ld = make_loader(sparse, 1, 2);
 		ck_assert_int_eq(ab_loader_set_allocator(ld, count_alloc, NULL, &c), AB_EINVAL);
 		ck_assert_int_eq(ab_loader_set_allocator(ld, count_alloc, count_free, &c), 0);
@@ -495,11 +499,11 @@ START_TEST(test_batch_allocator)
 			ck_assert_int_eq(rc, AB_END);
 			ck_assert_int_eq(n, NROWS);
 		}
-		ck_assert_int_gt(c.allocs, 0);
+		ck_assert_int_gt(atomic_load(&c.allocs), 0);
 		ck_assert_int_eq(ab_loader_set_allocator(ld, NULL, NULL, NULL), AB_EINVAL); /* after start */
 		ab_loader_destroy(ld);
-		ck_assert_int_eq(c.allocs, c.frees);
-		ck_assert_uint_eq(c.live_bytes, 0);
+		ck_assert_int_eq(atomic_load(&c.allocs), atomic_load(&c.frees));
+		ck_assert_uint_eq(atomic_load(&c.live_bytes), 0);
 	}
 }
 END_TEST
