@@ -260,4 +260,43 @@ struct ab_loader {
 	size_t lay_cap, lay_n, lay_bytes;
 };
 
+
+/* ------------------------------------------------------------ between the stages
+ * Functions one stage file defines and another calls (internal: the library
+ * is built with hidden visibility). */
+
+/* sources.c: the sources */
+void source_free(ld_source *s);
+void free_obs(ab_loader *ld);
+
+/* files.c: the file table */
+int read_fd(ab_loader *ld, ld_read *r);
+void fd_unpin(ab_loader *ld, ld_read *r);
+void fd_close_all(ab_loader *ld);
+size_t fd_budget(void);
+
+/* plan.c: planning (and the buffers it sizes) */
+void window_put(ab_loader *ld, ld_window *w);
+int plan_window(ab_loader *ld, size_t index, ld_window **out);
+void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len);
+void free_x(ab_loader *ld, void *p, size_t cap);
+int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need);
+int ensure(void **p, size_t *cap, size_t need);
+int array_partial(const ab_loader *ld, const ab_array *arr);
+
+/* decode.c: decoding (the worker threads) */
+void unit_where(const ld_unit *u, char *buf, size_t size);
+void *worker_main(void *arg);
+
+/* assemble.c: batches */
+void window_complete(ab_loader *ld, ld_window *w);
+void release_window_ref(ab_loader *ld, ld_window *w);
+void batch_recycle(ab_loader *ld, ab_batch *b);
+
+/* event_loop.c: the I/O thread */
+void *io_main(void *arg);
+
+/* loader.c: the API and epochs */
+void post_error(ab_loader *ld, int code, const char *msg);
+
 #endif

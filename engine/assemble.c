@@ -1,0 +1,200 @@
+/* assemble.c - a complete window is cut into batches following its
+ * permutation, published in window order. */
+#include "loader_impl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "error.h"
+
+/* ------------------------------------------------------------ batches */
+
+static ab_batch *batch_get(ab_loader *ld)
+{
+	pthread_mutex_lock(&ld->mu);
+	ab_batch *b = ld->free_batches;
+	if (b)
+		ld->free_batches = b->next_free;
+	pthread_mutex_unlock(&ld->mu);
+	if (!b)
+		b = calloc(1, sizeof *b);
+	if (b)
+		b->ld = ld;
+	return b;
+}
+
+
+static int assemble(ab_loader *ld, ld_window *w)
+{
+	size_t nb = w->w.nbatches;
+	w->batches = calloc(nb ? nb : 1, sizeof *w->batches);
+	if (!w->batches)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	size_t rowb = (size_t)(ld->row_items * ld->out_isz);
+	for (size_t b = 0; b < nb; b++) {
+		ab_batch *bt = batch_get(ld);
+		if (!bt)
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		w->batches[w->nbatches++] = bt;
+		bt->win = w;
+		bt->epoch = w->epoch;
+		const uint32_t *perm = w->w.perm + w->w.batch_off[b];
+		uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
+		bt->nrows = n;
+		if (ensure((void **)&bt->rows, &bt->rows_cap, sizeof(uint64_t) * (n ? n : 1)))
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		for (uint64_t j = 0; j < n; j++)
+			bt->rows[j] = w->rows[perm[j]];
+		if (ld->n_obs_names) {
+			/* 8 bytes per row and column covers doubles and int32 codes */
+			if (ensure(&bt->obs_buf, &bt->obs_cap, ld->n_obs_names * 8 * (n ? n : 1)))
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			if (!bt->obs && !(bt->obs = calloc(ld->n_obs_names, sizeof *bt->obs)))
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			for (size_t c = 0; c < ld->n_obs_names; c++) {
+				const ld_obs_col *oc = &ld->obs[c];
+				ab_batch_obs *bo = &bt->obs[c];
+				uint8_t *base = (uint8_t *)bt->obs_buf + c * 8 * n;
+				bo->name = oc->name;
+				bo->categorical = oc->categorical;
+				bo->labels = (const char *const *)oc->labels;
+				bo->n_labels = oc->n_labels;
+				if (oc->categorical) {
+					int32_t *codes = (int32_t *)(void *)base;
+					for (uint64_t j = 0; j < n; j++)
+						codes[j] = oc->codes[bt->rows[j]];
+					bo->codes = codes;
+					bo->values = NULL;
+				} else {
+					double *vals = (double *)(void *)base;
+					for (uint64_t j = 0; j < n; j++)
+						vals[j] = oc->values[bt->rows[j]];
+					bo->values = vals;
+					bo->codes = NULL;
+				}
+			}
+		}
+		if (!ld->sparse) {
+			if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			uint8_t *d = bt->data;
+			for (uint64_t j = 0; j < n; j++)
+				memcpy(d + j * rowb, w->xbuf + (size_t)perm[j] * rowb, rowb);
+			bt->nnz = 0;
+		} else {
+			uint64_t nnz = 0;
+			for (uint64_t j = 0; j < n; j++)
+				nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
+			if (ensure_x(ld, (void **)&bt->indptr, &bt->indptr_cap, sizeof(int64_t) * (n + 1)) ||
+			    ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
+			    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
+				return ab_error_set(AB_ENOMEM, "out of memory");
+			uint64_t at = 0;
+			bt->indptr[0] = 0;
+			for (uint64_t j = 0; j < n; j++) {
+				uint64_t s = (uint64_t)w->indptr[perm[j]], e = (uint64_t)w->indptr[perm[j] + 1];
+				memcpy((uint8_t *)bt->data + at * ld->out_isz, w->xbuf + s * ld->out_isz,
+				       (size_t)(e - s) * ld->out_isz);
+				memcpy(bt->indices + at, w->ibuf + s, (size_t)(e - s) * sizeof(int32_t));
+				at += e - s;
+				bt->indptr[j + 1] = (int64_t)at;
+			}
+			bt->nnz = nnz;
+		}
+	}
+	return 0;
+}
+
+void release_window_ref(ab_loader *ld, ld_window *w)
+{
+	if (atomic_fetch_sub(&w->refs, 1) != 1)
+		return;
+	uint64_t gen = w->gen;
+	int held = atomic_exchange(&w->held, 0);
+	window_put(ld, w);
+	pthread_mutex_lock(&ld->mu);
+	if (gen == ld->gen) { /* a window of an earlier epoch gives no credit now */
+		ld->credits++;
+		if (held && ld->held_windows-- == ld->cfg.max_windows)
+			ld->stalled_at = 0;
+	}
+	pthread_cond_broadcast(&ld->cv);
+	pthread_mutex_unlock(&ld->mu);
+}
+
+/* Batches are published in window order: a window finished early waits in the
+ * parked list until the ones before it are out. Batch numbers are given here. */
+static void publish(ab_loader *ld, ld_window *w)
+{
+	pthread_mutex_lock(&ld->mu);
+	w->next = NULL;
+	/* insert sorted by index into parked */
+	ld_window **pp = &ld->parked;
+	while (*pp && (*pp)->w.index < w->w.index)
+		pp = &(*pp)->next;
+	w->next = *pp;
+	*pp = w;
+	while (ld->parked && ld->parked->w.index == ld->next_publish) {
+		ld_window *p = ld->parked;
+		ld->parked = p->next;
+		ld->next_publish++;
+		for (size_t b = p->skip; b < p->nbatches; b++) {
+			ab_batch *bt = p->batches[b];
+			bt->index = ld->cfg.start_batch + (uint64_t)atomic_fetch_add(&ld->st_epoch_batches, 1);
+			atomic_fetch_add_explicit(&ld->st_batches, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&ld->st_rows, bt->nrows, memory_order_relaxed);
+			/* The ring holds max_windows windows of batches: never full. */
+			if (ab_ring_push(ld->ring, bt) != 0)
+				abort();
+		}
+	}
+	int done = ld->next_publish == ld->nwindows;
+	pthread_mutex_unlock(&ld->mu);
+	if (done)
+		ab_ring_close(ld->ring);
+}
+
+void batch_recycle(ab_loader *ld, ab_batch *b)
+{
+	pthread_mutex_lock(&ld->mu);
+	b->next_free = ld->free_batches;
+	ld->free_batches = b;
+	pthread_mutex_unlock(&ld->mu);
+}
+
+void window_complete(ab_loader *ld, ld_window *w)
+{
+	if (atomic_load(&ld->error) || atomic_load(&ld->stop)) {
+		release_window_ref(ld, w);
+		return;
+	}
+	int rc = assemble(ld, w);
+	if (rc) {
+		post_error(ld, rc, ab_last_error());
+		for (size_t b = 0; b < w->nbatches; b++)
+			batch_recycle(ld, w->batches[b]);
+		w->nbatches = 0;
+		release_window_ref(ld, w);
+		return;
+	}
+	/* Batches before a checkpoint's position are not handed out. */
+	size_t skip = w->skip < w->nbatches ? w->skip : w->nbatches;
+	for (size_t b = 0; b < skip; b++)
+		batch_recycle(ld, w->batches[b]);
+	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip));
+	w->published = w->nbatches - skip;
+	atomic_store(&w->handed, 0);
+	atomic_store(&w->held, 0);
+	publish(ld, w);
+	release_window_ref(ld, w); /* the assembly reference */
+}
+
