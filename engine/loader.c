@@ -130,7 +130,7 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 	sc.rank_shards = (int)c->rank_shards;
 	if (ld->class_name) {
 		if (!ld->class_loaded) {
-			int rc = ld_obs_load(ld, ld->class_name, &ld->class_col);
+			int rc = ld_obs_load(ld->src, ld->nsrc, ld->nrows, ld->class_name, &ld->class_col);
 			if (rc)
 				return rc;
 			if (!ld->class_col.categorical)
@@ -273,7 +273,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 			goto fail;
 		}
 		for (size_t i = 0; i < ld->n_obs_names; i++) {
-			if ((rc = ld_obs_load(ld, ld->obs_names[i], &ld->obs[i]))) {
+			if ((rc = ld_obs_load(ld->src, ld->nsrc, ld->nrows, ld->obs_names[i], &ld->obs[i]))) {
 				for (size_t k = 0; k < i; k++)
 					ld_obs_free(&ld->obs[k]);
 				free(ld->obs);

@@ -25,23 +25,8 @@
 #include "obs.h"
 #include "ring.h"
 #include "sampler.h"
+#include "sources.h"
 
-typedef enum { SRC_ARRAY = 1, SRC_CSR, SRC_MEM_DENSE, SRC_MEM_CSR } ld_src_kind;
-
-typedef struct ld_source {
-	ld_src_kind kind;
-	ab_store *store;       /* owned (NULL for memory sources)                 */
-	ab_array *x;           /* SRC_ARRAY                                       */
-	ab_csr *csr;           /* SRC_CSR                                         */
-	const void *mem;       /* memory sources                                  */
-	const int64_t *mem_indptr, *mem_indices;
-	ab_dtype dtype;        /* X values                                        */
-	int ndim;
-	uint64_t shape[AB_MAX_NDIM];
-	uint64_t row0, nrows;  /* place in the global row space                   */
-	char *name;
-	char *ad_node;         /* the AnnData group in `store` (NULL: no obs)      */
-} ld_source;
 
 /* One destination of a decoded unit: rows [src_row, src_row + nrows) of the
  * unit (unit-local, axis 0) go to rows starting at dst_row of a stream. */

@@ -1,4 +1,4 @@
-/* obs.c - loading obs columns over a loader's datasets. */
+/* obs.c - loading obs columns over a loader's datasets (its sources). */
 #include "obs.h"
 
 #include <math.h>
@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anndata.h"
 #include "error.h"
-#include "loader_impl.h"
+#include "sources.h"
 
 static uint64_t hash_str(const char *s)
 {
@@ -138,19 +139,19 @@ static int load_source(ld_obs_col *c, const ld_source *s, ab_column *col, int fi
 	return rc;
 }
 
-int ld_obs_load(ab_loader *ld, const char *name, ld_obs_col *out)
+int ld_obs_load(const ld_source *src, size_t nsrc, uint64_t nrows, const char *name, ld_obs_col *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!(out->name = strdup(name)))
 		return ab_error_set(AB_ENOMEM, "out of memory");
-	size_t n = (size_t)ld->nrows;
+	size_t n = (size_t)nrows;
 	out->values = malloc((n ? n : 1) * sizeof *out->values);
 	out->codes = malloc((n ? n : 1) * sizeof *out->codes);
 	int rc = 0;
 	if (!out->values || !out->codes)
 		rc = ab_error_set(AB_ENOMEM, "out of memory for obs column '%s'", name);
-	for (size_t i = 0; rc == 0 && i < ld->nsrc; i++) {
-		const ld_source *s = &ld->src[i];
+	for (size_t i = 0; rc == 0 && i < nsrc; i++) {
+		const ld_source *s = &src[i];
 		if (!s->ad_node) {
 			rc = ab_error_set(AB_EINVAL, "obs column '%s': %s is not an AnnData dataset", name, s->name);
 			break;

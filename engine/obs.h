@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ab_loader;
+struct ld_source;
 
 typedef struct ld_obs_col {
 	char *name;
@@ -48,7 +48,7 @@ void ld_label_weights_free(ld_label_weights *lw);
 int ld_obs_weights_by_label(const ld_obs_col *c, const ld_label_weights *lw, double **out);
 
 /* Loads column `name` from every dataset (in loader row order). */
-int ld_obs_load(struct ab_loader *ld, const char *name, ld_obs_col *out);
+int ld_obs_load(const struct ld_source *src, size_t nsrc, uint64_t nrows, const char *name, ld_obs_col *out);
 void ld_obs_free(ld_obs_col *c);
 
 #endif
