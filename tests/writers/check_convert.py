@@ -41,7 +41,8 @@ def load_dump(d):
                     arrays[path] = np.array(json.load(jf), dtype=object)
             else:
                 dt = {"bool": "u1"}.get(dtype, dtype)
-                arrays[path] = np.fromfile(base + ".bin", dtype=np.dtype(dt)).reshape(shape)
+                # the dump is little-endian, whatever the machine
+                arrays[path] = np.fromfile(base + ".bin", dtype=np.dtype(dt).newbyteorder("<")).reshape(shape)
     return arrays
 
 

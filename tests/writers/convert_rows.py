@@ -36,6 +36,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_convert import load_dump  # noqa: E402  (zarrita's dump, as the other writer checks read it)
+
 
 def make(out):
     rng = np.random.default_rng(11)
@@ -81,24 +84,6 @@ def read_input(p):
         if str(obs[c].dtype) in ("Int64", "Int32", "boolean"):
             obs[c] = obs[c].astype("float64")
     return a, obs
-
-
-def load_dump(d):
-    arrays = {}
-    with open(os.path.join(d, "manifest.tsv")) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            path, dtype, shape = line.rstrip("\n").split("\t")
-            shape = tuple(int(x) for x in shape.split(",")) if shape else ()
-            base = os.path.join(d, path.replace("/", "%"))
-            if os.path.exists(base + ".json"):
-                with open(base + ".json") as jf:
-                    arrays[path] = np.array(json.load(jf), dtype=object)
-            else:
-                dt = {"bool": "u1"}.get(dtype, dtype)
-                arrays[path] = np.fromfile(base + ".bin", dtype=np.dtype(dt).newbyteorder("<")).reshape(shape)
-    return arrays
 
 
 def datasets(arrays):
