@@ -22,7 +22,6 @@ zarrita dump (zarrita_dump.mjs).
       of np.array_split's row counts; every input row once; with --ordered
       (a --no-shuffle run) exactly np.array_split of the concatenated rows.
 """
-import json
 import math
 import os
 import sys
