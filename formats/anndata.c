@@ -1,6 +1,7 @@
 /* anndata.c - AnnData groups and annbatch collections. */
 #include "anndata.h"
 #include "error.h"
+#include "h5ad.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@ struct ab_anndata {
 	ab_anndata_info info;
 	char **obs_cols, **var_cols;
 	char *obs_index, *var_index; /* names of the _index arrays */
+	h5ad *h5;                    /* an .h5ad file: the calls go there */
+	ab_store *owned;             /* opened by ab_anndata_open_path    */
 };
 
 /* Reads a dataframe group's column-order and _index attributes. A missing
@@ -158,10 +161,84 @@ fail:
 	return rc;
 }
 
+int ab_anndata_open_path(const char *path, ab_anndata **out)
+{
+	if (!path || !out)
+		return ab_error_set(AB_EINVAL, "ab_anndata_open_path: null argument");
+	*out = NULL;
+	int rc;
+	if (h5ad_is_hdf5(path)) {
+		ab_anndata *ad = calloc(1, sizeof *ad);
+		if (!ad)
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		if ((rc = h5ad_open(path, &ad->h5))) {
+			free(ad);
+			return rc;
+		}
+		h5ad_get_info(ad->h5, &ad->info);
+		*out = ad;
+		return 0;
+	}
+	ab_store *s;
+	if ((rc = ab_store_open(path, &s)))
+		return rc;
+	if ((rc = ab_anndata_open(s, "", out))) {
+		ab_store_close(s);
+		return rc;
+	}
+	(*out)->owned = s;
+	return 0;
+}
+
+int ab_anndata_x_nnz(const ab_anndata *ad, uint64_t row_start, uint64_t row_end, uint64_t *nnz)
+{
+	if (!ad || !nnz)
+		return ab_error_set(AB_EINVAL, "ab_anndata_x_nnz: null argument");
+	if (ad->info.x_kind != AB_X_CSR)
+		return ab_error_set(AB_ETYPE, "ab_anndata_x_nnz: X is not a csr_matrix");
+	if (row_start > row_end || row_end > ad->info.n_obs)
+		return ab_error_set(AB_ERANGE, "rows %llu:%llu outside X's %llu rows", (unsigned long long)row_start,
+				    (unsigned long long)row_end, (unsigned long long)ad->info.n_obs);
+	if (ad->h5) {
+		*nnz = h5ad_x_nnz(ad->h5, row_start, row_end);
+		return 0;
+	}
+	return ab_csr_nnz(ad->xs, row_start, row_end, nnz);
+}
+
+int ab_anndata_x_read_csr(ab_anndata *ad, uint64_t row_start, uint64_t row_end, int64_t *indptr,
+			  int64_t *indices, void *data)
+{
+	uint64_t nnz;
+	int rc = ab_anndata_x_nnz(ad, row_start, row_end, &nnz);
+	if (rc)
+		return rc;
+	if (!indptr || (nnz && (!indices || !data)))
+		return ab_error_set(AB_EINVAL, "ab_anndata_x_read_csr: null argument");
+	if (ad->h5)
+		return h5ad_x_read_csr(ad->h5, row_start, row_end, indptr, indices, data);
+	return ab_csr_read_rows(ad->xs, row_start, row_end, indptr, row_end - row_start + 1, indices, nnz, data,
+				nnz);
+}
+
+int ab_anndata_x_read_dense(ab_anndata *ad, uint64_t row_start, uint64_t row_end, void *dst, size_t dst_size)
+{
+	if (!ad || (!dst && dst_size))
+		return ab_error_set(AB_EINVAL, "ab_anndata_x_read_dense: null argument");
+	if (ad->info.x_kind != AB_X_DENSE)
+		return ab_error_set(AB_ETYPE, "ab_anndata_x_read_dense: X is not a dense array");
+	if (ad->h5)
+		return h5ad_x_read_dense(ad->h5, row_start, row_end, dst, dst_size);
+	return ab_array_read_rows(ad->xd, row_start, row_end, dst, dst_size);
+}
+
 void ab_anndata_close(ab_anndata *ad)
 {
 	if (!ad)
 		return;
+	h5ad_close(ad->h5);
+	if (ad->owned)
+		ab_store_close(ad->owned);
 	ab_array_close(ad->xd);
 	ab_csr_close(ad->xs);
 	ab_strings_free(ad->obs_cols);
@@ -192,11 +269,15 @@ ab_csr *ab_anndata_x_csr(ab_anndata *ad)
 
 const char *const *ab_anndata_obs_columns(const ab_anndata *ad)
 {
+	if (ad && ad->h5)
+		return h5ad_obs_columns(ad->h5);
 	return ad ? (const char *const *)ad->obs_cols : NULL;
 }
 
 const char *const *ab_anndata_var_columns(const ab_anndata *ad)
 {
+	if (ad && ad->h5)
+		return h5ad_var_columns(ad->h5);
 	return ad ? (const char *const *)ad->var_cols : NULL;
 }
 
@@ -204,6 +285,11 @@ static int df_column(ab_anndata *ad, const char *df, const char *index, const ch
 {
 	if (!ad || !name || !out)
 		return ab_error_set(AB_EINVAL, "null argument");
+	if (ad->h5) {
+		h5ad_col *h;
+		int rc = h5ad_column_open(ad->h5, df, name, &h);
+		return rc ? rc : ab_column_wrap_h5ad(h, out);
+	}
 	const char *col = name;
 	if (strcmp(name, "_index") == 0 && index)
 		col = index;
@@ -231,6 +317,17 @@ int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind 
 {
 	if (!ad || !name || !kind)
 		return ab_error_set(AB_EINVAL, "null argument");
+	if (ad->h5) {
+		ab_column *c;
+		int rc = ab_anndata_obs_column(ad, name, &c);
+		if (rc)
+			return rc;
+		ab_column_info ci;
+		ab_column_get_info(c, &ci);
+		*kind = ci.kind;
+		ab_column_close(c);
+		return 0;
+	}
 	const char *col = strcmp(name, "_index") == 0 && ad->obs_index ? ad->obs_index : name;
 	char *p = ab_path_join("obs", col);
 	char *joined = p ? ab_path_join(ad->node, p) : NULL;

@@ -31,4 +31,17 @@ double ab_value_as_double(ab_dtype dt, const void *buf, size_t i);
 int64_t ab_value_as_int64(ab_dtype dt, const void *buf, size_t i);
 int ab_dtype_is_integer(ab_dtype dt);
 
+struct h5ad_col;
+/* An ab_column over a column of an .h5ad file (takes h5; closes it on failure). */
+int ab_column_wrap_h5ad(struct h5ad_col *h5, ab_column **out);
+/* The text of category item i of a numeric categories array (malloc'd into
+ * *out): "true"/"false", the integer, or %.17g, as both readers show them. */
+int ab_category_label(ab_dtype dt, const void *items, size_t i, char **out);
+/* out[i] = a copy of labels[codes[i]] (NULL for a negative code); a code past
+ * the labels is AB_ECORRUPT naming `what` and row row0 + i. */
+int ab_codes_to_labels(const int64_t *codes, size_t n, char *const *labels, size_t nlabels, const char *what,
+		       uint64_t row0, char **out);
+/* A NULL-terminated copy of n strings (ab_strings_free_n frees it). */
+int ab_strings_copy(char *const *src, size_t n, char ***out);
+
 #endif

@@ -2,6 +2,7 @@
  * nullable integer / boolean / string arrays. */
 #include "anndata.h"
 #include "error.h"
+#include "h5ad.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,66 @@ struct ab_column {
 	char **labels;        /* categories as strings, loaded lazily */
 	size_t nlabels;
 	ab_buf tmp;
+	h5ad_col *h5;         /* a column of an .h5ad file: the calls go there */
 };
+
+int ab_column_wrap_h5ad(h5ad_col *h5, ab_column **out)
+{
+	ab_column *c = calloc(1, sizeof *c);
+	if (!c) {
+		h5ad_column_close(h5);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	c->h5 = h5;
+	*out = c;
+	return 0;
+}
+
+int ab_category_label(ab_dtype dt, const void *items, size_t i, char **out)
+{
+	char buf[64];
+	if (dt == AB_DT_BOOL)
+		snprintf(buf, sizeof buf, "%s", ((const uint8_t *)items)[i] ? "true" : "false");
+	else if (dt == AB_DT_UINT64)
+		snprintf(buf, sizeof buf, "%llu", (unsigned long long)((const uint64_t *)items)[i]);
+	else if (ab_dtype_is_integer(dt))
+		snprintf(buf, sizeof buf, "%lld", (long long)ab_value_as_int64(dt, items, i));
+	else
+		snprintf(buf, sizeof buf, "%.17g", ab_value_as_double(dt, items, i));
+	if (!(*out = strdup(buf)))
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	return 0;
+}
+
+int ab_codes_to_labels(const int64_t *codes, size_t n, char *const *labels, size_t nlabels, const char *what,
+		       uint64_t row0, char **out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (codes[i] < 0)
+			continue;
+		if ((uint64_t)codes[i] >= nlabels)
+			return ab_error_set(AB_ECORRUPT, "categorical '%s': code %lld at row %llu is outside its %zu "
+					    "categories", what, (long long)codes[i], (unsigned long long)(row0 + i),
+					    nlabels);
+		if (!(out[i] = strdup(labels[codes[i]])))
+			return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int ab_strings_copy(char *const *src, size_t n, char ***out)
+{
+	char **c = calloc(n + 1, sizeof *c);
+	if (!c)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (src[i] && !(c[i] = strdup(src[i]))) {
+			ab_strings_free_n(c, i);
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		}
+	*out = c;
+	return 0;
+}
 
 static int open_child(ab_store *s, const char *node, const char *name, ab_array **out)
 {
@@ -106,6 +166,7 @@ void ab_column_close(ab_column *c)
 {
 	if (!c)
 		return;
+	h5ad_column_close(c->h5);
 	ab_array_close(c->values);
 	ab_array_close(c->mask);
 	ab_array_close(c->categories);
@@ -119,6 +180,10 @@ int ab_column_get_info(const ab_column *c, ab_column_info *info)
 {
 	if (!c || !info)
 		return ab_error_set(AB_EINVAL, "ab_column_get_info: null argument");
+	if (c->h5) {
+		h5ad_column_get_info(c->h5, info);
+		return 0;
+	}
 	memset(info, 0, sizeof *info);
 	info->kind = c->kind;
 	info->length = c->values->m.shape[0];
@@ -135,6 +200,8 @@ int ab_column_read(ab_column *c, uint64_t start, uint64_t end, void *dst, size_t
 {
 	if (!c)
 		return ab_error_set(AB_EINVAL, "ab_column_read: null argument");
+	if (c->h5)
+		return h5ad_column_read(c->h5, start, end, dst, dst_size, mask);
 	if (c->values->m.dt.dt == AB_DT_STRING)
 		return ab_error_set(AB_ETYPE, "column '%s' holds strings: use ab_column_read_strings", c->node);
 	int rc = ab_array_read_rows(c->values, start, end, dst, dst_size);
@@ -178,21 +245,11 @@ static int load_labels(ab_column *c)
 	char **l = calloc((size_t)n + 1, sizeof *l);
 	if (!l)
 		return ab_error_set(AB_ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		char buf[64];
-		if (dt == AB_DT_BOOL)
-			snprintf(buf, sizeof buf, "%s", c->tmp.data[i] ? "true" : "false");
-		else if (ab_dtype_is_integer(dt) && dt != AB_DT_UINT64)
-			snprintf(buf, sizeof buf, "%lld", (long long)ab_value_as_int64(dt, c->tmp.data, i));
-		else if (dt == AB_DT_UINT64)
-			snprintf(buf, sizeof buf, "%llu", (unsigned long long)((uint64_t *)c->tmp.data)[i]);
-		else
-			snprintf(buf, sizeof buf, "%.17g", ab_value_as_double(dt, c->tmp.data, i));
-		if (!(l[i] = strdup(buf))) {
+	for (size_t i = 0; i < n; i++)
+		if ((rc = ab_category_label(dt, c->tmp.data, i, &l[i]))) {
 			ab_strings_free_n(l, i);
-			return ab_error_set(AB_ENOMEM, "out of memory");
+			return rc;
 		}
-	}
 	c->labels = l;
 	c->nlabels = (size_t)n;
 	return 0;
@@ -202,20 +259,13 @@ int ab_column_categories(ab_column *c, char ***strings, size_t *count)
 {
 	if (!c || !strings)
 		return ab_error_set(AB_EINVAL, "ab_column_categories: null argument");
+	if (c->h5)
+		return h5ad_column_categories(c->h5, strings, count);
 	if (c->kind != AB_COL_CATEGORICAL)
 		return ab_error_set(AB_ETYPE, "column '%s' is not categorical", c->node);
 	int rc = load_labels(c);
-	if (rc)
+	if (rc || (rc = ab_strings_copy(c->labels, c->nlabels, strings)))
 		return rc;
-	char **out = calloc(c->nlabels + 1, sizeof *out);
-	if (!out)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	for (size_t i = 0; i < c->nlabels; i++)
-		if (!(out[i] = strdup(c->labels[i]))) {
-			ab_strings_free_n(out, i);
-			return ab_error_set(AB_ENOMEM, "out of memory");
-		}
-	*strings = out;
 	if (count)
 		*count = c->nlabels;
 	return 0;
@@ -225,6 +275,8 @@ int ab_column_read_strings(ab_column *c, uint64_t start, uint64_t end, char ***s
 {
 	if (!c || !strings)
 		return ab_error_set(AB_EINVAL, "ab_column_read_strings: null argument");
+	if (c->h5)
+		return h5ad_column_read_strings(c->h5, start, end, strings, count);
 	int rc;
 	size_t n;
 	switch (c->kind) {
@@ -270,18 +322,8 @@ int ab_column_read_strings(ab_column *c, uint64_t start, uint64_t end, char ***s
 			return ab_error_set(AB_ENOMEM, "out of memory");
 		}
 		rc = ab_array_read_int64(c->values, start, end, codes, &c->tmp);
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			if (codes[i] < 0)
-				continue;
-			if ((uint64_t)codes[i] >= c->nlabels) {
-				rc = ab_error_set(AB_ECORRUPT, "categorical '%s': code %lld at row %llu is outside "
-						  "its %zu categories", c->node, (long long)codes[i],
-						  (unsigned long long)(start + i), c->nlabels);
-				break;
-			}
-			if (!(out[i] = strdup(c->labels[codes[i]])))
-				rc = ab_error_set(AB_ENOMEM, "out of memory");
-		}
+		if (!rc)
+			rc = ab_codes_to_labels(codes, n, c->labels, c->nlabels, c->node, start, out);
 		free(codes);
 		if (rc) {
 			ab_strings_free_n(out, n);

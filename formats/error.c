@@ -62,6 +62,7 @@ const char *ab_strerror(int status)
 	case AB_ERANGE: return "AB_ERANGE: out of range";
 	case AB_ETYPE: return "AB_ETYPE: wrong node type";
 	case AB_ESTALL: return "AB_ESTALL: consumers hold every window's batches";
+	case AB_ECANCELED: return "AB_ECANCELED: stopped by the caller";
 	case AB_TIMEOUT: return "AB_TIMEOUT: no batch within the timeout";
 	default: return "unknown status";
 	}

@@ -229,7 +229,8 @@ int ab_store_open(const char *path, ab_store **out)
 	if (!S_ISDIR(st.st_mode))
 		return ab_error_set(AB_EFORMAT,
 				    "%s: not a zarr store (a directory is expected; .h5ad files are read by "
-				    "'annbatch convert')", path);
+				    "ab_anndata_open_path, as annbatch inspect, get and convert do; the loader "
+				    "streams zarr: convert them first)", path);
 	ab_store *s = calloc(1, sizeof *s);
 	if (!s || !(s->root = strdup(path))) {
 		free(s);

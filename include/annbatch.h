@@ -68,7 +68,8 @@ enum ab_status {
 	AB_ECORRUPT = -7,     /* data does not decode: truncated, checksum, bad frame */
 	AB_ERANGE = -8,       /* request outside the array                            */
 	AB_ETYPE = -9,        /* the node is of another kind than the call expects    */
-	AB_ESTALL = -10       /* consumers hold every window's batches: none can come */
+	AB_ESTALL = -10,      /* consumers hold every window's batches: none can come */
+	AB_ECANCELED = -11    /* the caller's callback asked to stop                  */
 };
 
 /* The message left by the last failing call on this thread ("" if none). The
@@ -301,6 +302,13 @@ typedef enum ab_x_kind { AB_X_DENSE = 1, AB_X_CSR, AB_X_CSC } ab_x_kind;
 /* Opens the AnnData group at `node` ("" for the root). X must be an array or a
  * csr_matrix/csc_matrix group. */
 AB_API int ab_anndata_open(ab_store *store, const char *node, ab_anndata **out);
+/* Opens the AnnData at `path`: the root of a zarr v2 or v3 store, or an
+ * .h5ad file (HDF5 as anndata writes it; recognised by its signature or its
+ * .h5ad/.h5 name). Every ab_anndata_* and ab_column_* call below then works on
+ * either kind, except ab_anndata_x_dense/x_csr, which are NULL for an .h5ad
+ * (read X with ab_anndata_x_read_*). A library built without HDF5 refuses an
+ * .h5ad with AB_EUNSUPPORTED ("built without HDF5"). */
+AB_API int ab_anndata_open_path(const char *path, ab_anndata **out);
 AB_API void ab_anndata_close(ab_anndata *ad);
 
 typedef struct ab_anndata_info {
@@ -314,6 +322,17 @@ AB_API int ab_anndata_get_info(const ab_anndata *ad, ab_anndata_info *info);
 /* The X of the AnnData: exactly one of the two is non-NULL. Owned by `ad`. */
 AB_API ab_array *ab_anndata_x_dense(ab_anndata *ad);
 AB_API ab_csr *ab_anndata_x_csr(ab_anndata *ad);
+
+/* X rows [row_start, row_end) of either kind of input. CSR X: the stored
+ * elements of the rows (ab_anndata_x_nnz), then indptr (row_end - row_start
+ * + 1 items, from 0), indices widened to int64 (each checked < n_vars) and
+ * data (nnz items of x_dtype). Dense X: row-major x_dtype items, dst_size
+ * bytes at least. AB_ETYPE when X is of the other kind, AB_ERANGE past n_obs. */
+AB_API int ab_anndata_x_nnz(const ab_anndata *ad, uint64_t row_start, uint64_t row_end, uint64_t *nnz);
+AB_API int ab_anndata_x_read_csr(ab_anndata *ad, uint64_t row_start, uint64_t row_end, int64_t *indptr,
+				 int64_t *indices, void *data);
+AB_API int ab_anndata_x_read_dense(ab_anndata *ad, uint64_t row_start, uint64_t row_end, void *dst,
+				   size_t dst_size);
 
 /* Column names of obs / var in column-order. Owned by `ad`, NULL-terminated. */
 AB_API const char *const *ab_anndata_obs_columns(const ab_anndata *ad);
@@ -717,6 +736,194 @@ AB_API int ab_writer_commit(ab_writer *w);
 /* Drops the store: closes open arrays, removes the temporary directory,
  * frees `w`. */
 AB_API void ab_writer_abort(ab_writer *w);
+
+/* ------------------------------------------------------------------------- */
+/* Writing AnnData                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* AnnData nodes over a zarr writer, with the attributes anndata puts on each
+ * (encoding-type, encoding-version, column-order, ...), so anndata and the
+ * Python annbatch read what these write. These are what the collection
+ * writer below uses; `annbatch synth` uses them too. */
+typedef struct ab_anndata_write_config {
+	ab_compressor compressor;  /* AB_COMPRESSOR_BLOSC_LZ4                     */
+	int level;                 /* -1: the compressor's default (blosc 3)      */
+	size_t blosc_blocksize;    /* bytes per blosc block; 0 = libblosc's choice */
+	uint64_t n_obs_per_chunk;  /* rows per X chunk (dense), or the mean
+	                            * non-zeros per chunk of data/indices; 64     */
+	uint64_t shard_bytes;      /* bytes per shard; 0 = not sharded; 1 GB      */
+} ab_anndata_write_config;
+/* Sets the defaults above. */
+AB_API void ab_anndata_write_config_init(ab_anndata_write_config *cfg);
+/* Rows (or elements) per shard of an array whose rows are `row_bytes` bytes,
+ * chunked by `chunk_rows`: the largest multiple of chunk_rows within
+ * shard_bytes (at least one chunk); 0 when not sharded. */
+AB_API uint64_t ab_anndata_shard_rows(const ab_anndata_write_config *cfg, uint64_t chunk_rows,
+				      uint64_t row_bytes);
+
+/* The AnnData group at `node` ("" = the root) and its empty companions
+ * (layers, obsm, obsp, uns, varm, varp). */
+AB_API int ab_writer_anndata_group(ab_writer *w, const char *node);
+/* A dataframe group: index in "_index", columns in the given order. */
+AB_API int ab_writer_dataframe_group(ab_writer *w, const char *node, const char *const *columns, size_t n);
+/* A csr_matrix group's attributes (its data, indices, indptr are arrays). */
+AB_API int ab_writer_csr_group(ab_writer *w, const char *node, uint64_t n_rows, uint64_t n_cols);
+/* An array with the config's compressor, `chunk_rows` rows a chunk,
+ * `shard_rows` a shard (0: unsharded) and the given attributes (JSON). */
+AB_API int ab_writer_anndata_array(ab_writer *w, const char *node, ab_dtype dtype, int ndim,
+				   const uint64_t *shape, uint64_t chunk_rows, uint64_t shard_rows,
+				   const ab_anndata_write_config *cfg, const char *attributes_json,
+				   ab_writer_array **out);
+/* Whole 1-D columns in one call, one chunk (at most 2^20 rows a chunk),
+ * unsharded, as anndata writes small frames. `encoding` is the
+ * encoding-type attribute ("array", or NULL for none, as under X/). */
+AB_API int ab_writer_numeric_column(ab_writer *w, const char *node, ab_dtype dtype, const void *values,
+				    uint64_t n, const ab_anndata_write_config *cfg, const char *encoding);
+AB_API int ab_writer_string_column(ab_writer *w, const char *node, const char *const *values, uint64_t n,
+				   const ab_anndata_write_config *cfg);
+/* A categorical group: int32 codes (-1 = missing), stored as anndata does in
+ * the narrowest of int8/int16/int32 that holds them, and string categories. */
+AB_API int ab_writer_categorical_column(ab_writer *w, const char *node, const int32_t *codes, uint64_t n,
+					const char *const *categories, uint64_t n_categories, int ordered,
+					const ab_anndata_write_config *cfg);
+
+/* ------------------------------------------------------------------------- */
+/* The collection writer: AnnData inputs into a preshuffled collection       */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * ab_collection_write builds (or grows) an annbatch collection: a zarr v3
+ * group with encoding-type "annbatch-preshuffled" holding datasets
+ * dataset_0, dataset_1, ..., each an AnnData group with X (csr_matrix, or
+ * dense when every input is dense), obs (the chosen columns plus src_path,
+ * the input each row came from) and var. It is what `annbatch convert` runs,
+ * and the layout the Python annbatch writer makes.
+ *
+ * Inputs are paths to AnnData stores: zarr v2 or v3, or .h5ad files (see
+ * ab_anndata_open_path), mixed freely. X must be dense or csr_matrix.
+ *
+ * The rows of all inputs, cut into blocks of shuffle_chunk_size contiguous
+ * rows, are taken in a random order (seed) and split over ceil(total rows /
+ * dataset size) datasets whose row counts differ by at most one; each
+ * dataset's rows are then permuted in memory (and, with groupby, stably
+ * sorted by those obs columns, missing values last, as pandas), so a loader
+ * reading contiguous chunks still sees well-mixed rows. The same inputs,
+ * config and seed give the same bytes.
+ *
+ * The var space is the outer join of the inputs' var names in order of first
+ * appearance (missing genes are 0), or the names of var_subset_path. Mixed X
+ * dtypes are promoted as anndata's concat does (a note says so). Repeated var
+ * names in an input are refused unless make_var_unique; repeated obs names
+ * are made unique as obs_names_make_unique does (a note says how many).
+ *
+ * If `path` is an existing collection the inputs are added to it as new
+ * datasets in its var space and X dtype: an input with genes the collection
+ * lacks is refused (drop_new_genes drops them, with a note), and an X value
+ * the collection's dtype cannot hold exactly stops the run.
+ *
+ * Nothing appears at `path` (or changes in it) until everything is written:
+ * the collection is built under a hidden temporary name beside it and
+ * renamed into place; any failure, or a stop asked by the progress callback
+ * (AB_ECANCELED), removes the temporary directory and leaves `path` as it
+ * was. The output may not be an input, lie inside one or hold one.
+ *
+ * Memory: a dataset is built whole in memory; when one would not fit in
+ * `memory`, more (smaller) datasets are made.
+ *
+ * Example (error handling shortened):
+ *
+ *     ab_collection_config cfg;
+ *     ab_collection_config_init(&cfg);
+ *     cfg.seed = 7;
+ *     cfg.dataset_rows = 1000000;              // or dataset_bytes
+ *     const char *groupby[] = { "cell_type" };
+ *     cfg.groupby = groupby;
+ *     cfg.n_groupby = 1;
+ *     const char *inputs[] = { "a.h5ad", "b.zarr" };
+ *     ab_collection_summary sum;
+ *     if (ab_collection_write("cells.zarr", inputs, 2, &cfg, &sum) != 0)
+ *             fprintf(stderr, "%s\n", ab_last_error());
+ *     else
+ *             printf("%llu rows in %llu datasets\n",
+ *                    (unsigned long long)sum.rows,
+ *                    (unsigned long long)sum.datasets_written);
+ */
+typedef struct ab_collection_progress {
+	uint64_t rows_done, total_rows;   /* rows read so far / to write in all    */
+	uint64_t bytes_read;              /* bytes of X read from the inputs      */
+	uint64_t datasets_done, n_datasets;
+	double elapsed_s;                 /* since the first row was read         */
+	int final;                        /* 1 on the last call, all rows written */
+} ab_collection_progress;
+
+typedef struct ab_collection_config {
+	const char *var_subset_path;     /* a file of var names, one a line, kept in
+	                                  * that order (a UTF-8 BOM and spaces around
+	                                  * names dropped, with a note); names in no
+	                                  * input are an error; NULL: the outer join */
+	int make_var_unique;             /* rename repeated var names of an input
+	                                  * NAME-1, NAME-2 (var_names_make_unique)   */
+	int drop_new_genes;              /* adding: drop the genes the collection
+	                                  * lacks instead of refusing the input     */
+	const char *const *obs_columns;  /* obs columns to keep; NULL: those in every
+	                                  * input (n_obs_columns 0 with a non-NULL
+	                                  * list: none)                              */
+	size_t n_obs_columns;
+	int shuffle;                     /* 1: shuffled blocks and permuted rows    */
+	uint64_t shuffle_chunk_size;     /* rows per contiguous block, 1000         */
+	uint64_t dataset_rows;           /* rows per dataset; 0: by dataset_bytes   */
+	uint64_t dataset_bytes;          /* bytes of X per dataset, 20 GB           */
+	uint64_t seed;                   /* 0                                       */
+	const char *const *groupby;      /* obs columns (or "src_path") each dataset
+	                                  * is sorted by, stable; NULL: none        */
+	size_t n_groupby;
+	ab_anndata_write_config write;   /* chunks, shards and codecs of the output */
+	uint64_t memory;                 /* bytes a dataset may take in memory; 0:
+	                                  * a quarter of the machine's RAM          */
+	/* Called after every block read and every few thousand rows written;
+	 * a non-zero return stops the run (AB_ECANCELED, `path` untouched). NULL:
+	 * none. Called on the calling thread. */
+	int (*progress)(const ab_collection_progress *p, void *ctx);
+	/* Notes worth telling a user (dtype promotion, names made unique, genes
+	 * dropped), one sentence each without a trailing newline. NULL: dropped. */
+	void (*note)(const char *message, void *ctx);
+	void *ctx;                       /* passed to both callbacks               */
+} ab_collection_config;
+/* Sets the defaults above (write: ab_anndata_write_config_init's). */
+AB_API void ab_collection_config_init(ab_collection_config *cfg);
+
+typedef struct ab_collection_summary {
+	uint64_t datasets_written;       /* by this call                            */
+	uint64_t first_dataset;          /* the first one's number (adding: > 0)   */
+	uint64_t rows, n_vars;           /* written by this call; the var space     */
+	ab_dtype x_dtype;
+	ab_x_kind x_kind;                /* AB_X_CSR or AB_X_DENSE                  */
+	uint64_t bytes_on_disk;          /* of the whole collection                 */
+	double seconds;
+} ab_collection_summary;
+
+/* Writes (or adds to) the collection at `path` from `n_inputs` input paths;
+ * `cfg` NULL means the defaults; `summary` may be NULL. 0, or an AB_E* code
+ * with ab_last_error() naming the input, column or row at fault. */
+AB_API int ab_collection_write(const char *path, const char *const *inputs, size_t n_inputs,
+			       const ab_collection_config *cfg, ab_collection_summary *summary);
+
+/* ------------------------------------------------------------------------- */
+/* Random streams                                                            */
+/* ------------------------------------------------------------------------- */
+
+/* The deterministic generator behind the collection writer's block order and
+ * permutations (xoshiro256** seeded through SplitMix64): the same (seed,
+ * stream) gives the same numbers on every platform, so a shuffle can be
+ * reproduced outside the library. Not for cryptography. */
+typedef struct ab_rng { uint64_t s[4]; } ab_rng;
+/* Seeds `r` for stream `stream` of `seed` (streams are independent). */
+AB_API void ab_rng_seed(ab_rng *r, uint64_t seed, uint64_t stream);
+AB_API uint64_t ab_rng_next(ab_rng *r);
+/* Uniform in [0, n), without modulo bias (0 when n is 0). */
+AB_API uint64_t ab_rng_below(ab_rng *r, uint64_t n);
+/* Fisher-Yates shuffle of n items, from the last one down. */
+AB_API void ab_rng_shuffle(ab_rng *r, uint64_t *a, uint64_t n);
 
 #ifdef __cplusplus
 }

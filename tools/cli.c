@@ -28,6 +28,19 @@ int cli_fail_lib(const char *cmd, int status, const char *what)
 	return cli_fail(cmd, "%s", msg);
 }
 
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-')
+		return cli_fail(cmd, "%s: expected a non-negative integer, got '%s'", opt, s ? s : "");
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return cli_fail(cmd, "%s: expected a non-negative integer, got '%s'", opt, s);
+	*out = v;
+	return 0;
+}
+
 static int parse_u64(const char *s, size_t len, uint64_t *out)
 {
 	if (len == 0 || len > 19)

@@ -24,6 +24,9 @@ int cli_fail_lib(const char *cmd, int status, const char *what);
 
 /* Parses "A:B", "A:", ":B" into [*a, *b); *has_b = 0 when B is omitted. */
 int cli_parse_range(const char *s, uint64_t *a, uint64_t *b, int *has_b);
+/* A non-negative decimal integer for option `opt`; prints the error (as
+ * `annbatch CMD: ...`) and returns 1 when it is not one. */
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 
 /* Writes `s` as a JSON string literal (UTF-8 validated, invalid bytes become
  * U+FFFD). */

@@ -9,7 +9,8 @@
 static const char get_usage[] =
 	"Usage: annbatch get STORE [NODE] [--rows A:B] [--dense] [--labels] [-o FILE]\n"
 	"\n"
-	"Writes the values of one node of a zarr / AnnData store.\n"
+	"Writes the values of one node of a zarr / AnnData store, or of an .h5ad file\n"
+	"(its X, obs/COLUMN or var/COLUMN; obs/_index gives the obs names).\n"
 	"\n"
 	"  numeric or bool array   raw little-endian C-order bytes (bool: one byte, 0 or 1)\n"
 	"  string array            one JSON array of strings (C order)\n"
@@ -173,12 +174,10 @@ static void json_number_of(FILE *f, ab_dtype dt, const void *buf, size_t i)
 	}
 }
 
-static int get_column(ab_store *st, const char *node, const char *rows, int labels, cli_out *o)
+/* Writes an opened column (and closes it). */
+static int get_column(ab_column *col, const char *node, const char *rows, int labels, cli_out *o)
 {
-	ab_column *col;
-	int rc = ab_column_open(st, node, &col);
-	if (rc)
-		return cli_fail_lib("get", rc, NULL);
+	int rc;
 	ab_column_info ci;
 	ab_column_get_info(col, &ci);
 	uint64_t a, b;
@@ -264,6 +263,80 @@ out:
 	return ret;
 }
 
+/* X of an .h5ad, dense row-major (a CSR X densified: it needs --dense, as
+ * for a zarr csr_matrix group). */
+static int get_h5ad_x(ab_anndata *ad, const char *rows, int dense, cli_out *o)
+{
+	ab_anndata_info ai;
+	ab_anndata_get_info(ad, &ai);
+	if (ai.x_kind == AB_X_CSR && !dense)
+		return cli_fail("get", "'X' is a csr_matrix group: add --dense");
+	uint64_t a, b;
+	int ret = resolve_rows(rows, ai.n_obs, &a, &b), rc;
+	if (ret)
+		return ret;
+	size_t isz = ab_dtype_size(ai.x_dtype), row = (size_t)ai.n_vars * isz;
+	uint64_t step = block_rows(row);
+	uint8_t *buf = malloc(step * row + 1);
+	int64_t *ip = NULL, *ix = NULL;
+	uint8_t *dv = NULL;
+	if (!buf)
+		return cli_fail("get", "out of memory");
+	for (uint64_t r = a; r < b && !ret; r += step) {
+		uint64_t e = b - r < step ? b : r + step, nnz = 0;
+		size_t n = (size_t)((e - r) * row);
+		if (ai.x_kind == AB_X_DENSE) {
+			rc = ab_anndata_x_read_dense(ad, r, e, buf, n);
+		} else if (!(rc = ab_anndata_x_nnz(ad, r, e, &nnz))) {
+			int64_t *nip = realloc(ip, (size_t)(e - r + 1) * sizeof *ip);
+			int64_t *nix = nip ? realloc(ix, (size_t)(nnz + 1) * sizeof *ix) : NULL;
+			uint8_t *ndv = nix ? realloc(dv, (size_t)(nnz + 1) * isz) : NULL;
+			ip = nip ? nip : ip;
+			ix = nix ? nix : ix;
+			dv = ndv ? ndv : dv;
+			if (!ndv) {
+				ret = cli_fail("get", "out of memory");
+				break;
+			}
+			if (!(rc = ab_anndata_x_read_csr(ad, r, e, ip, ix, dv))) {
+				memset(buf, 0, n);
+				for (uint64_t i = 0; i < e - r; i++)
+					for (int64_t k = ip[i]; k < ip[i + 1]; k++)
+						memcpy(buf + i * row + (size_t)ix[k] * isz, dv + (size_t)k * isz, isz);
+			}
+		}
+		if (rc)
+			ret = cli_fail_lib("get", rc, NULL);
+		else if (write_all(o, buf, n))
+			ret = cli_fail("get", "write failed");
+	}
+	free(buf);
+	free(ip);
+	free(ix);
+	free(dv);
+	return ret;
+}
+
+/* A node of an .h5ad file: X, obs/COLUMN or var/COLUMN (_index: the names). */
+static int get_h5ad(ab_anndata *ad, const char *path, const char *node, const char *rows, int dense, int labels,
+		    cli_out *o)
+{
+	while (*node == '/')
+		node++;
+	if (strcmp(node, "X") == 0)
+		return labels ? cli_fail("get", "--labels applies to categorical columns; 'X' is not one")
+			      : get_h5ad_x(ad, rows, dense, o);
+	int obs = strncmp(node, "obs/", 4) == 0, var = strncmp(node, "var/", 4) == 0;
+	if ((!obs && !var) || !node[4] || strchr(node + 4, '/'))
+		return cli_fail("get", "%s: an .h5ad file gives X, obs/COLUMN and var/COLUMN (obs/_index: the "
+				"names); not '%s'", path, *node ? node : "/");
+	ab_column *col;
+	int rc = obs ? ab_anndata_obs_column(ad, node + 4, &col) : ab_anndata_var_column(ad, node + 4, &col);
+	if (rc)
+		return cli_fail_lib("get", rc, NULL);
+	return get_column(col, node, rows, labels, o);
+}
+
 int cmd_get(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -292,8 +365,22 @@ int cmd_get(int argc, char **argv)
 	const char *path = argv[optind], *node = npos == 2 ? argv[optind + 1] : "";
 	ab_store *st;
 	int rc = ab_store_open(path, &st);
-	if (rc)
-		return cli_fail_lib("get", rc, NULL);
+	if (rc) {
+		/* not a zarr store: an .h5ad file, or the reason it is neither */
+		ab_anndata *ad;
+		if ((rc = ab_anndata_open_path(path, &ad)))
+			return cli_fail_lib("get", rc, NULL);
+		cli_out o;
+		if (cli_out_open(&o, outpath)) {
+			ab_anndata_close(ad);
+			return cli_fail("get", "cannot write %s", outpath);
+		}
+		int ret = get_h5ad(ad, path, node, rows, dense, labels, &o);
+		if (cli_out_close(&o, ret == 0) && ret == 0)
+			ret = cli_fail("get", "writing the output failed");
+		ab_anndata_close(ad);
+		return ret;
+	}
 	int ret;
 	ab_node_type type;
 	char *attrs_txt = NULL;
@@ -323,7 +410,11 @@ int cmd_get(int argc, char **argv)
 		else
 			ret = get_csr_dense(st, node, rows, &o);
 	} else if (enc && (strcmp(enc, "categorical") == 0 || strncmp(enc, "nullable-", 9) == 0)) {
-		ret = get_column(st, node, rows, labels, &o);
+		ab_column *col;
+		if ((rc = ab_column_open(st, node, &col)))
+			ret = cli_fail_lib("get", rc, NULL);
+		else
+			ret = get_column(col, node, rows, labels, &o);
 	} else {
 		/* "an AnnData group", "a group (encoding-type dataframe)", "a group" */
 		const char *where = *node ? node : "/";

@@ -14,6 +14,7 @@ static const char inspect_usage[] =
 	"chunks present; per AnnData group n_obs, n_vars, the kind and dtype of X and\n"
 	"the obs columns with their kinds; per annbatch collection its datasets.\n"
 	"Counting chunks stats every chunk (or shard) file, and reads every shard index.\n"
+	"For an .h5ad file: its AnnData summary (n_obs, n_vars, X, obs and var columns).\n"
 	"\n"
 	"Options:\n"
 	"  -j, --json   one JSON document instead of text\n"
@@ -45,14 +46,10 @@ static json_t *u64_list(const uint64_t *v, int n)
 	return a;
 }
 
-static json_t *describe_anndata(ab_store *st, const char *node)
+/* The AnnData summary (n_obs, n_vars, X, columns) of an opened AnnData,
+ * which it closes. */
+static json_t *anndata_summary(ab_anndata *ad)
 {
-	ab_anndata *ad;
-	if (ab_anndata_open(st, node, &ad) != 0) {
-		json_t *e = json_object();
-		json_object_set_new(e, "error", json_string(ab_last_error()));
-		return e;
-	}
 	ab_anndata_info ai;
 	ab_anndata_get_info(ad, &ai);
 	json_t *o = json_object();
@@ -78,6 +75,17 @@ static json_t *describe_anndata(ab_store *st, const char *node)
 	json_object_set_new(o, "var_columns", vcols);
 	ab_anndata_close(ad);
 	return o;
+}
+
+static json_t *describe_anndata(ab_store *st, const char *node)
+{
+	ab_anndata *ad;
+	if (ab_anndata_open(st, node, &ad) != 0) {
+		json_t *e = json_object();
+		json_object_set_new(e, "error", json_string(ab_last_error()));
+		return e;
+	}
+	return anndata_summary(ad);
 }
 
 static json_t *describe(ab_store *st, const char *node, const char *name, int *errors)
@@ -246,6 +254,40 @@ static void print_text(const json_t *o, int depth)
 	json_array_foreach(json_object_get(o, "children"), i, c) print_text(c, depth + 1);
 }
 
+/* PATH is not a zarr store: an .h5ad file shows its AnnData summary (the
+ * HDF5 tree itself is h5ls's job), anything else the reason it is neither. */
+static int inspect_h5ad(const char *path, const char *node, int as_json)
+{
+	ab_anndata *ad;
+	int rc = ab_anndata_open_path(path, &ad);
+	if (rc)
+		return cli_fail_lib("inspect", rc, NULL);
+	if (*node && strcmp(node, "/") != 0) {
+		ab_anndata_close(ad);
+		return cli_fail("inspect", "%s: an .h5ad file is shown whole; NODE applies to zarr stores", path);
+	}
+	json_t *root = json_object();
+	json_object_set_new(root, "name", json_string("/"));
+	json_object_set_new(root, "path", json_string("/"));
+	json_object_set_new(root, "type", json_string("group"));
+	json_object_set_new(root, "encoding_type", json_string("anndata"));
+	json_object_set_new(root, "anndata", anndata_summary(ad));
+	if (as_json) {
+		json_t *doc = json_object();
+		json_object_set_new(doc, "path", json_string(path));
+		json_object_set_new(doc, "format", json_string("h5ad"));
+		json_object_set_new(doc, "root", root);
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(doc);
+	} else {
+		printf("%s (h5ad)\n", path);
+		print_text(root, 0);
+		json_decref(root);
+	}
+	return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -269,7 +311,7 @@ int cmd_inspect(int argc, char **argv)
 	ab_store *st;
 	int rc = ab_store_open(path, &st);
 	if (rc)
-		return cli_fail_lib("inspect", rc, NULL);
+		return inspect_h5ad(path, node, as_json);
 	ab_node_type t;
 	if ((rc = ab_node_type_of(st, node, &t))) {
 		ab_store_close(st);

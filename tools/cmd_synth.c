@@ -9,8 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "anndata_out.h"
-#include "h5ad.h"
+#include "writer_opts.h"
+#ifdef AB_HAVE_HDF5
+#include "h5ad_write.h"
+#endif
 #include "rng.h"
 
 static const char synth_usage[] =
@@ -44,25 +46,11 @@ static const char synth_usage[] =
 	"\n"
 	"OUT appears only when complete (written under a temporary name, then renamed).\n";
 
-enum { O_NOBS = 256, O_NVARS, O_MEANNNZ, O_DENSE, O_FORMAT, O_COMP, O_CHUNK, O_SHARD, O_NOSHARD,
-       O_SEED, O_FORCE, O_BLOCK };
+enum { O_NOBS = 256, O_NVARS, O_MEANNNZ, O_DENSE, O_FORMAT, O_NOSHARD, O_SEED, O_FORCE };
 
 #define N_TYPES 50
 #define N_DONORS 8
 #define BLOCK_ROWS 1024
-
-static int parse_u64_opt(const char *opt, const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (!s || !*s || *s == '-')
-		return cli_fail("synth", "%s: expected a non-negative integer, got '%s'", opt, s ? s : "");
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return cli_fail("synth", "%s: expected a non-negative integer, got '%s'", opt, s);
-	*out = v;
-	return 0;
-}
 
 typedef struct synth {
 	uint64_t n_obs, n_vars, mean_nnz, seed;
@@ -213,10 +201,10 @@ static void type_labels(char cats[][16], const char **catp)
 }
 
 static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int64_t *donors,
-			 const ado_opts *o)
+			 const ab_anndata_write_config *o)
 {
 	static const char *const cols[] = { "cell_type", "donor" };
-	int rc = ado_dataframe_group(w, "obs", cols, 2);
+	int rc = ab_writer_dataframe_group(w, "obs", cols, 2);
 	uint64_t nmax = s->n_obs > s->n_vars ? s->n_obs : s->n_vars;
 	char **names = calloc(nmax ? nmax : 1, sizeof(char *));
 	char *pool = malloc((nmax ? nmax : 1) * 24);
@@ -228,20 +216,20 @@ static int write_obs_var(ab_writer *w, synth *s, const int32_t *types, const int
 	if (!rc)
 		number_names(names, pool, s->n_obs, "cell_", 7);
 	if (!rc)
-		rc = ado_write_strings(w, "obs/_index", (const char *const *)names, s->n_obs, o);
+		rc = ab_writer_string_column(w, "obs/_index", (const char *const *)names, s->n_obs, o);
 	char cats[N_TYPES][16];
 	const char *catp[N_TYPES];
 	type_labels(cats, catp);
 	if (!rc)
-		rc = ado_write_categorical(w, "obs/cell_type", types, s->n_obs, catp, N_TYPES, 0, o);
+		rc = ab_writer_categorical_column(w, "obs/cell_type", types, s->n_obs, catp, N_TYPES, 0, o);
 	if (!rc)
-		rc = ado_write_numeric(w, "obs/donor", AB_DT_INT64, donors, s->n_obs, o, "array");
+		rc = ab_writer_numeric_column(w, "obs/donor", AB_DT_INT64, donors, s->n_obs, o, "array");
 	if (!rc)
-		rc = ado_dataframe_group(w, "var", NULL, 0);
+		rc = ab_writer_dataframe_group(w, "var", NULL, 0);
 	if (!rc)
 		number_names(names, pool, s->n_vars, "gene_", 5);
 	if (!rc)
-		rc = ado_write_strings(w, "var/_index", (const char *const *)names, s->n_vars, o);
+		rc = ab_writer_string_column(w, "var/_index", (const char *const *)names, s->n_vars, o);
 	free(names);
 	free(pool);
 	return rc;
@@ -264,7 +252,7 @@ static int is_zarr_store(const char *path)
 	return 0;
 }
 
-static int run(const char *out, synth *s, int dense, int zarr_format, int force, ado_opts *o)
+static int run(const char *out, synth *s, int dense, int zarr_format, int force, ab_anndata_write_config *o)
 {
 	struct stat st;
 	if (force && lstat(out, &st) == 0 && !is_zarr_store(out))
@@ -289,25 +277,25 @@ static int run(const char *out, synth *s, int dense, int zarr_format, int force,
 		rc = AB_ENOMEM;
 		goto done;
 	}
-	if ((rc = ado_anndata_group(w, "")))
+	if ((rc = ab_writer_anndata_group(w, "")))
 		goto done;
 	uint64_t shard;
 	if (dense) {
 		uint64_t shape[2] = { s->n_obs, s->n_vars };
-		ado_shard_rows(o, o->n_obs_per_chunk, s->n_vars * 4, &shard);
-		rc = ado_array(w, "X", AB_DT_FLOAT32, 2, shape, o->n_obs_per_chunk, shard, o,
+		shard = ab_anndata_shard_rows(o, o->n_obs_per_chunk, s->n_vars * 4);
+		rc = ab_writer_anndata_array(w, "X", AB_DT_FLOAT32, 2, shape, o->n_obs_per_chunk, shard, o,
 			       "{\"encoding-type\":\"array\",\"encoding-version\":\"0.2.0\"}", &xd);
 	} else {
 		/* data/indices chunks hold the non-zeros of n_obs_per_chunk rows
 		 * on average, as the Python annbatch writer sizes them. */
 		uint64_t per = o->n_obs_per_chunk * (s->mean_nnz < cap ? s->mean_nnz : cap);
 		uint64_t shape[1] = { 0 };
-		if (!(rc = ado_csr_group(w, "X", s->n_obs, s->n_vars))) {
-			ado_shard_rows(o, per, 4, &shard);
-			rc = ado_array(w, "X/data", AB_DT_FLOAT32, 1, shape, per, shard, o, NULL, &xv);
+		if (!(rc = ab_writer_csr_group(w, "X", s->n_obs, s->n_vars))) {
+			shard = ab_anndata_shard_rows(o, per, 4);
+			rc = ab_writer_anndata_array(w, "X/data", AB_DT_FLOAT32, 1, shape, per, shard, o, NULL, &xv);
 		}
 		if (!rc)
-			rc = ado_array(w, "X/indices", AB_DT_INT32, 1, shape, per, shard, o, NULL, &xi);
+			rc = ab_writer_anndata_array(w, "X/indices", AB_DT_INT32, 1, shape, per, shard, o, NULL, &xi);
 	}
 	if (rc)
 		goto done;
@@ -333,7 +321,7 @@ static int run(const char *out, synth *s, int dense, int zarr_format, int force,
 		if (!rc)
 			rc = rc2;
 		if (!rc)
-			rc = ado_write_numeric(w, "X/indptr", AB_DT_INT64, indptr, s->n_obs + 1, o, NULL);
+			rc = ab_writer_numeric_column(w, "X/indptr", AB_DT_INT64, indptr, s->n_obs + 1, o, NULL);
 	}
 	if (!rc)
 		rc = write_obs_var(w, s, types, donors, o);
@@ -363,12 +351,13 @@ done:
 /* --format h5ad: the same content as the zarr stores (same rows for the same
  * seed), written with HDF5. Uncompressed arrays are contiguous except the
  * two that grow (X/data, X/indices), as anndata lays them out. */
-static int run_h5ad(const char *out, synth *s, int dense, int force, int gzip, const ado_opts *o)
+#ifdef AB_HAVE_HDF5
+static int run_h5ad(const char *out, synth *s, int dense, int force, int gzip, const ab_anndata_write_config *o)
 {
 	h5w *w;
 	int rc = h5w_create(out, force, gzip ? 4 : -1, &w);
 	if (rc)
-		return cli_fail("synth", "%s", h5ad_last_error());
+		return cli_fail("synth", "%s", h5w_last_error());
 	int32_t *types = malloc((s->n_obs ? s->n_obs : 1) * sizeof *types);
 	int64_t *donors = malloc((s->n_obs ? s->n_obs : 1) * sizeof *donors);
 	int64_t *indptr = malloc((s->n_obs + 1) * sizeof *indptr);
@@ -432,7 +421,7 @@ static int run_h5ad(const char *out, synth *s, int dense, int force, int gzip, c
 	if (!rc)
 		rc = h5w_strings(w, "var/_index", (const char *const *)names, s->n_vars);
 	if (rc)
-		rc = cli_fail("synth", "%s", h5ad_last_error());
+		rc = cli_fail("synth", "%s", h5w_last_error());
 done:
 	h5w_array_close(xd);
 	h5w_array_close(xv);
@@ -450,9 +439,17 @@ done:
 		return rc;
 	}
 	if (h5w_commit(w))
-		return cli_fail("synth", "%s", h5ad_last_error());
+		return cli_fail("synth", "%s", h5w_last_error());
 	return 0;
 }
+#else
+static int run_h5ad(const char *out, synth *s, int dense, int force, int gzip, const ab_anndata_write_config *o)
+{
+	(void)s, (void)dense, (void)force, (void)gzip, (void)o;
+	return cli_fail("synth", "%s: --format h5ad needs HDF5, and annbatch was built without it (install "
+			"libhdf5-dev and run configure --with-hdf5)", out);
+}
+#endif
 
 int cmd_synth(int argc, char **argv)
 {
@@ -462,10 +459,7 @@ int cmd_synth(int argc, char **argv)
 		{ "mean-nnz", required_argument, NULL, O_MEANNNZ },
 		{ "dense", no_argument, NULL, O_DENSE },
 		{ "format", required_argument, NULL, O_FORMAT },
-		{ "compressor", required_argument, NULL, O_COMP },
-		{ "blosc-blocksize", required_argument, NULL, O_BLOCK },
-		{ "n-obs-per-chunk", required_argument, NULL, O_CHUNK },
-		{ "shard-size", required_argument, NULL, O_SHARD },
+		WRITER_LONG_OPTIONS,
 		{ "no-shard", no_argument, NULL, O_NOSHARD },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "force", no_argument, NULL, O_FORCE },
@@ -473,7 +467,7 @@ int cmd_synth(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	synth s = { .n_obs = 10000, .n_vars = 20000, .mean_nnz = 2000, .seed = 0 };
-	ado_opts o = { .compressor = AB_COMPRESSOR_BLOSC_LZ4, .level = -1, .n_obs_per_chunk = 64,
+	ab_anndata_write_config o = { .compressor = AB_COMPRESSOR_BLOSC_LZ4, .level = -1, .n_obs_per_chunk = 64,
 		       .shard_bytes = 1000000000ull };
 	int dense = 0, zarr_format = 3, no_shard = 0, force = 0, h5 = 0, comp_given = 0, c;
 	optind = 1;
@@ -483,17 +477,17 @@ int cmd_synth(int argc, char **argv)
 			fputs(synth_usage, stdout);
 			return 0;
 		case O_NOBS:
-			if (parse_u64_opt("--n-obs", optarg, &s.n_obs))
+			if (cli_parse_u64("synth", "--n-obs", optarg, &s.n_obs))
 				return 1;
 			break;
 		case O_NVARS:
-			if (parse_u64_opt("--n-vars", optarg, &s.n_vars))
+			if (cli_parse_u64("synth", "--n-vars", optarg, &s.n_vars))
 				return 1;
 			if (s.n_vars > INT32_MAX)
 				return cli_fail("synth", "--n-vars: at most %d", INT32_MAX);
 			break;
 		case O_MEANNNZ:
-			if (parse_u64_opt("--mean-nnz", optarg, &s.mean_nnz))
+			if (cli_parse_u64("synth", "--mean-nnz", optarg, &s.mean_nnz))
 				return 1;
 			break;
 		case O_DENSE:
@@ -510,39 +504,27 @@ int cmd_synth(int argc, char **argv)
 			else
 				return cli_fail("synth", "--format '%s': expected zarr3, zarr2 or h5ad", optarg);
 			break;
-		case O_COMP:
-			if (ab_compressor_parse(optarg, &o.compressor))
-				return cli_fail("synth", "--compressor: %s", ab_last_error());
-			comp_given = 1;
-			break;
-		case O_BLOCK:
-			if (ado_parse_blocksize("synth", optarg, &o))
-				return 1;
-			break;
-		case O_CHUNK:
-			if (parse_u64_opt("--n-obs-per-chunk", optarg, &o.n_obs_per_chunk))
-				return 1;
-			if (!o.n_obs_per_chunk)
-				return cli_fail("synth", "--n-obs-per-chunk must be at least 1");
-			break;
-		case O_SHARD:
-			if (ado_parse_size(optarg, &o.shard_bytes) || !o.shard_bytes)
-				return cli_fail("synth", "--shard-size '%s': expected a size like 1GB or 256MiB",
-						optarg);
-			break;
 		case O_NOSHARD:
 			no_shard = 1;
 			break;
 		case O_SEED:
-			if (parse_u64_opt("--seed", optarg, &s.seed))
+			if (cli_parse_u64("synth", "--seed", optarg, &s.seed))
 				return 1;
 			break;
 		case O_FORCE:
 			force = 1;
 			break;
-		default:
+		default: {
+			int w = writer_option("synth", c, optarg, &o);
+			if (w < 0)
+				return 1;
+			if (w > 0) {
+				comp_given |= c == WO_COMPRESSOR;
+				break;
+			}
 			fputs(synth_usage, stderr);
 			return 2;
+		}
 		}
 	}
 	if (optind + 1 != argc)

@@ -1,8 +1,8 @@
 /*
- * rng.h - a small deterministic random generator for the tools (xoshiro256**
- * seeded through splitmix64). The same seed gives the same stream on every
- * platform, which is what makes `synth --seed` reproduce bytes and `convert
- * --seed` reproduce a shuffle.
+ * rng.h - the distributions `annbatch synth` draws from (uniform, normal,
+ * gamma, Poisson), over the library's random streams (ab_rng_*, annbatch.h).
+ * The same seed gives the same numbers on every platform, which is what makes
+ * `synth --seed` reproduce bytes.
  */
 #ifndef AB_TOOLS_RNG_H
 #define AB_TOOLS_RNG_H
@@ -10,54 +10,18 @@
 #include <math.h>
 #include <stdint.h>
 
-typedef struct rng { uint64_t s[4]; } rng;
+#include "annbatch.h"
 
-static inline uint64_t rng_splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
+typedef ab_rng rng;
 
-/* A stream for (seed, stream): independent streams per row or per purpose. */
-static inline void rng_seed(rng *r, uint64_t seed, uint64_t stream)
-{
-	uint64_t x = seed ^ (stream * 0xD1342543DE82EF95ull + 0x2545F4914F6CDD1Dull);
-	for (int i = 0; i < 4; i++)
-		r->s[i] = rng_splitmix(&x);
-}
-
-static inline uint64_t rng_next(rng *r)
-{
-	uint64_t *s = r->s;
-	uint64_t x = s[1] * 5;
-	uint64_t res = ((x << 7) | (x >> 57)) * 9;
-	uint64_t t = s[1] << 17;
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = (s[3] << 45) | (s[3] >> 19);
-	return res;
-}
+#define rng_seed ab_rng_seed
+#define rng_next ab_rng_next
+#define rng_below ab_rng_below
 
 /* Uniform in [0, 1). */
 static inline double rng_unif(rng *r)
 {
 	return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Uniform integer in [0, n) (n > 0), without modulo bias. */
-static inline uint64_t rng_below(rng *r, uint64_t n)
-{
-	uint64_t lim = -n % n;
-	for (;;) {
-		uint64_t x = rng_next(r);
-		if (x >= lim)
-			return x % n;
-	}
 }
 
 static inline double rng_normal(rng *r)
@@ -98,17 +62,6 @@ static inline uint64_t rng_poisson(rng *r, double lambda)
 		p *= rng_unif(r);
 	} while (p > l);
 	return k - 1;
-}
-
-/* Fisher-Yates shuffle of n uint64. */
-static inline void rng_shuffle_u64(rng *r, uint64_t *a, uint64_t n)
-{
-	for (uint64_t i = n; i > 1; i--) {
-		uint64_t j = rng_below(r, i);
-		uint64_t t = a[i - 1];
-		a[i - 1] = a[j];
-		a[j] = t;
-	}
 }
 
 #endif

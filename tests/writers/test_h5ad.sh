@@ -12,6 +12,8 @@
 #  - synth --format h5ad is read by python3-anndata with the expected shapes,
 #    dtypes and obs, holds the same matrix as the zarr synth of the same seed,
 #    gives the same bytes for the same seed, and converts back.
+#  - inspect and get read the same .h5ad files as anndata does
+#    (check_h5ad_get.py: shape, X bytes, names, every obs column kind).
 #  - bad inputs (not HDF5, csc X, no X) and bad options fail with one line.
 SUITE=h5ad
 . "$(dirname "$0")/common.sh"
@@ -62,6 +64,12 @@ convert_check "an HDF5 file without the .h5ad name (found by its signature)" c6.
 	-- noext=h5ad:h1.h5ad
 convert_check "--groupby and --obs-columns on h5ad" c7.zarr h1.h5ad h2.h5ad --groupby stage \
 	--obs-columns stage,batch,sample -- --groupby stage h1.h5ad=h5ad:h1.h5ad h2.h5ad=h5ad:h2.h5ad
+
+# ---- inspect and get read .h5ad through the library (ab_anndata_open_path)
+check "inspect/get on h5ad (CSR gzip all obs kinds, dense float64, int64 CSR, pre-0.8) as anndata reads them" \
+	$PY "$here/check_h5ad_get.py" "$AB" h1.h5ad h2.h5ad h3.h5ad legacy.h5ad
+check "inspect h5ad: text names the file and X" bash -c '
+	"$0" inspect h1.h5ad | head -1 | grep -qx "h1.h5ad (h5ad)" && "$0" inspect h1.h5ad | grep -q "X=csr_matrix float32"' "$AB"
 
 # ---- synth --format h5ad
 sargs=(--n-obs 900 --n-vars 400 --mean-nnz 40 --n-obs-per-chunk 16 --seed 5)
@@ -125,6 +133,11 @@ check "convert: a missing .h5ad is one error line" errline "$AB" convert nope.h5
 check "convert: failed runs leave no output" bash -c 'test ! -e e1.zarr && test ! -e e2.zarr && test ! -e e3.zarr'
 check "synth h5ad: --compressor zstd is refused" errline "$AB" synth e.h5ad --format h5ad --compressor zstd
 check "synth h5ad: unwritable directory is one error line" errline "$AB" synth /nonexistent/dir/e.h5ad --format h5ad
+check "get h5ad: a node other than X, obs/COL, var/COL is one error line" errline "$AB" get h1.h5ad uns
+check "get h5ad: a missing obs column is one error line" errline "$AB" get h1.h5ad obs/nope
+check "get h5ad: CSR X without --dense is one error line" errline "$AB" get h1.h5ad X
+check "inspect h5ad: NODE is one error line" errline "$AB" inspect h1.h5ad obs
+check "inspect: not an HDF5 .h5ad is one error line" errline "$AB" inspect text.h5ad
 check "convert --help mentions .h5ad" bash -c '"$0" convert --help | grep -q "h5ad"' "$AB"
 check "synth --help mentions --format h5ad" bash -c '"$0" synth --help | grep -q "h5ad"' "$AB"
 

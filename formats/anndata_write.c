@@ -1,21 +1,31 @@
-/* anndata_out.c - AnnData nodes through the public writer API. */
-#include "anndata_out.h"
-#include "cli.h"
-
+/* anndata_write.c - AnnData nodes (groups, dataframes, columns) over the zarr
+ * writer, with the encoding attributes anndata puts on each (see annbatch.h,
+ * "Writing AnnData"). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-void ado_shard_rows(const ado_opts *o, uint64_t chunk_rows, uint64_t row_bytes,
-		    uint64_t *shard_rows)
+#include "error.h"
+#include "util.h"
+
+void ab_anndata_write_config_init(ab_anndata_write_config *cfg)
 {
-	if (!o->shard_bytes) {
-		*shard_rows = 0;
+	if (!cfg)
 		return;
-	}
+	memset(cfg, 0, sizeof *cfg);
+	cfg->compressor = AB_COMPRESSOR_BLOSC_LZ4;
+	cfg->level = -1;
+	cfg->n_obs_per_chunk = 64;
+	cfg->shard_bytes = 1000000000ull;
+}
+
+uint64_t ab_anndata_shard_rows(const ab_anndata_write_config *o, uint64_t chunk_rows, uint64_t row_bytes)
+{
+	if (!o || !o->shard_bytes)
+		return 0;
 	uint64_t chunk_bytes = chunk_rows * (row_bytes ? row_bytes : 1);
 	uint64_t k = o->shard_bytes / (chunk_bytes ? chunk_bytes : 1);
-	*shard_rows = (k ? k : 1) * chunk_rows;
+	return (k ? k : 1) * chunk_rows;
 }
 
 static int group_json(ab_writer *w, const char *node, json_t *attrs)
@@ -23,35 +33,21 @@ static int group_json(ab_writer *w, const char *node, json_t *attrs)
 	char *text = json_dumps(attrs, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(attrs);
 	if (!text)
-		return AB_ENOMEM;
+		return ab_error_set(AB_ENOMEM, "out of memory");
 	int rc = ab_writer_group(w, node, text);
 	free(text);
 	return rc;
 }
 
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *p = malloc(la + lb + 2);
-	if (!p)
-		return NULL;
-	memcpy(p, a, la);
-	size_t n = la;
-	if (la)
-		p[n++] = '/';
-	memcpy(p + n, b, lb + 1);
-	return p;
-}
-
-int ado_anndata_group(ab_writer *w, const char *node)
+int ab_writer_anndata_group(ab_writer *w, const char *node)
 {
 	int rc = group_json(w, node, json_pack("{s:s, s:s}", "encoding-type", "anndata",
 					       "encoding-version", "0.1.0"));
 	static const char *const empties[] = { "layers", "obsm", "obsp", "uns", "varm", "varp" };
 	for (size_t i = 0; !rc && i < sizeof empties / sizeof empties[0]; i++) {
-		char *p = join(node, empties[i]);
+		char *p = ab_path_join(node, empties[i]);
 		if (!p)
-			return AB_ENOMEM;
+			return ab_error_set(AB_ENOMEM, "out of memory");
 		rc = group_json(w, p, json_pack("{s:s, s:s}", "encoding-type", "dict",
 						"encoding-version", "0.1.0"));
 		free(p);
@@ -59,7 +55,7 @@ int ado_anndata_group(ab_writer *w, const char *node)
 	return rc;
 }
 
-int ado_dataframe_group(ab_writer *w, const char *node, const char *const *columns, size_t n)
+int ab_writer_dataframe_group(ab_writer *w, const char *node, const char *const *columns, size_t n)
 {
 	json_t *order = json_array();
 	for (size_t i = 0; i < n; i++)
@@ -69,15 +65,15 @@ int ado_dataframe_group(ab_writer *w, const char *node, const char *const *colum
 					     "encoding-version", "0.2.0"));
 }
 
-int ado_csr_group(ab_writer *w, const char *node, uint64_t n_rows, uint64_t n_cols)
+int ab_writer_csr_group(ab_writer *w, const char *node, uint64_t n_rows, uint64_t n_cols)
 {
 	return group_json(w, node, json_pack("{s:s, s:s, s:[I, I]}", "encoding-type", "csr_matrix",
 					     "encoding-version", "0.1.0", "shape",
 					     (json_int_t)n_rows, (json_int_t)n_cols));
 }
 
-int ado_array(ab_writer *w, const char *node, ab_dtype dt, int ndim, const uint64_t *shape,
-	      uint64_t chunk_rows, uint64_t shard_rows, const ado_opts *o, const char *attrs,
+int ab_writer_anndata_array(ab_writer *w, const char *node, ab_dtype dt, int ndim, const uint64_t *shape,
+	      uint64_t chunk_rows, uint64_t shard_rows, const ab_anndata_write_config *o, const char *attrs,
 	      ab_writer_array **out)
 {
 	ab_writer_array_config c;
@@ -109,12 +105,12 @@ static uint64_t small_chunk(uint64_t n)
 	return n == 0 ? 1 : n > cap ? cap : n;
 }
 
-int ado_write_numeric(ab_writer *w, const char *node, ab_dtype dt, const void *values,
-		      uint64_t n, const ado_opts *o, const char *encoding)
+int ab_writer_numeric_column(ab_writer *w, const char *node, ab_dtype dt, const void *values,
+		      uint64_t n, const ab_anndata_write_config *o, const char *encoding)
 {
 	ab_writer_array *a;
 	uint64_t shape[1] = { n };
-	int rc = ado_array(w, node, dt, 1, shape, small_chunk(n), 0, o,
+	int rc = ab_writer_anndata_array(w, node, dt, 1, shape, small_chunk(n), 0, o,
 			   encoding ? enc_attrs(encoding) : NULL, &a);
 	if (rc)
 		return rc;
@@ -123,12 +119,12 @@ int ado_write_numeric(ab_writer *w, const char *node, ab_dtype dt, const void *v
 	return rc ? rc : rc2;
 }
 
-int ado_write_strings(ab_writer *w, const char *node, const char *const *values, uint64_t n,
-		      const ado_opts *o)
+int ab_writer_string_column(ab_writer *w, const char *node, const char *const *values, uint64_t n,
+		      const ab_anndata_write_config *o)
 {
 	ab_writer_array *a;
 	uint64_t shape[1] = { n };
-	int rc = ado_array(w, node, AB_DT_STRING, 1, shape, small_chunk(n), 0, o,
+	int rc = ab_writer_anndata_array(w, node, AB_DT_STRING, 1, shape, small_chunk(n), 0, o,
 			   enc_attrs("string-array"), &a);
 	if (rc)
 		return rc;
@@ -137,25 +133,25 @@ int ado_write_strings(ab_writer *w, const char *node, const char *const *values,
 	return rc ? rc : rc2;
 }
 
-int ado_write_categorical(ab_writer *w, const char *node, const int32_t *codes, uint64_t n,
+int ab_writer_categorical_column(ab_writer *w, const char *node, const int32_t *codes, uint64_t n,
 			  const char *const *categories, uint64_t n_categories, int ordered,
-			  const ado_opts *o)
+			  const ab_anndata_write_config *o)
 {
 	int rc = group_json(w, node, json_pack("{s:s, s:s, s:b}", "encoding-type", "categorical",
 					       "encoding-version", "0.2.0", "ordered", ordered));
 	if (rc)
 		return rc;
-	char *cp = join(node, "codes"), *kp = join(node, "categories");
+	char *cp = ab_path_join(node, "codes"), *kp = ab_path_join(node, "categories");
 	void *narrow = NULL;
 	if (!cp || !kp) {
-		rc = AB_ENOMEM;
+		rc = ab_error_set(AB_ENOMEM, "out of memory");
 		goto out;
 	}
 	/* anndata stores codes in the narrowest signed type that holds them. */
 	ab_dtype dt = n_categories < 128 ? AB_DT_INT8 : n_categories < 32768 ? AB_DT_INT16 : AB_DT_INT32;
 	narrow = malloc(n ? n * ab_dtype_size(dt) : 1);
 	if (!narrow) {
-		rc = AB_ENOMEM;
+		rc = ab_error_set(AB_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (uint64_t i = 0; i < n; i++) {
@@ -166,9 +162,9 @@ int ado_write_categorical(ab_writer *w, const char *node, const int32_t *codes, 
 		else
 			((int32_t *)narrow)[i] = codes[i];
 	}
-	rc = ado_write_numeric(w, cp, dt, narrow, n, o, "array");
+	rc = ab_writer_numeric_column(w, cp, dt, narrow, n, o, "array");
 	if (!rc)
-		rc = ado_write_strings(w, kp, categories, n_categories, o);
+		rc = ab_writer_string_column(w, kp, categories, n_categories, o);
 out:
 	free(narrow);
 	free(cp);
@@ -176,47 +172,3 @@ out:
 	return rc;
 }
 
-int ado_parse_blocksize(const char *cmd, const char *s, ado_opts *o)
-{
-	uint64_t v;
-	if (ado_parse_size(s, &v))
-		return cli_fail(cmd, "--blosc-blocksize '%s': expected a size like 16K", s);
-	o->blosc_blocksize = (size_t)v;
-	return 0;
-}
-
-int ado_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-')
-		return -1;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
-		return -1;
-	double mult = 1;
-	if (*end) {
-		char u = (char)(*end | 0x20);
-		int base2 = end[1] == 'i' || end[1] == 'I';
-		double k = base2 ? 1024.0 : 1000.0;
-		switch (u) {
-		case 'b': mult = 1; break;
-		case 'k': mult = k; break;
-		case 'm': mult = k * k; break;
-		case 'g': mult = k * k * k; break;
-		case 't': mult = k * k * k * k; break;
-		default: return -1;
-		}
-		const char *rest = end + 1 + base2;
-		if (u == 'b')
-			rest = end + 1;
-		else if (*rest == 'b' || *rest == 'B')
-			rest++;
-		if (*rest)
-			return -1;
-	}
-	v *= mult;
-	if (v >= 1.8e19)
-		return -1;
-	*out = (uint64_t)v;
-	return 0;
-}

@@ -1,0 +1,254 @@
+/*
+ * collection_impl.h - what the collection writer's files share (internal):
+ * the plan of a run (inputs, output var space, columns), a dataset held in
+ * memory, and the functions one part calls in another.
+ *
+ * The parts, in the order a run takes them (collection.c drives them):
+ *   collection_inputs.c   open the inputs, var space (outer join, subset,
+ *                         names made unique), obs names
+ *   collection_columns.c  which obs columns are written and how; var columns
+ *                         kept as anndata's concat(merge="same")
+ *   collection_read.c     a dataset's rows read block by block; its ordering
+ *   collection_write.c    a dataset written as an AnnData group
+ *   collection.c          the public calls, the run, blocks and datasets
+ */
+#ifndef AB_ENGINE_COLLECTION_IMPL_H
+#define AB_ENGINE_COLLECTION_IMPL_H
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "annbatch.h"
+#include "error.h"
+#include "strtab.h"
+
+/* the plan                                                                  */
+/* ------------------------------------------------------------------------- */
+
+typedef enum { OC_NUMERIC = 1, OC_STRING, OC_CATEGORICAL } ocol_kind;
+
+typedef struct ocol {
+	char *name;
+	ocol_kind kind;
+	ab_dtype dtype;          /* numeric */
+	ab_strtab cats;             /* categorical: the union of categories */
+	int ordered;
+} ocol;
+
+/* A var column kept for the output (anndata's concat merge="same"): its
+ * value for every output var. */
+typedef struct vcol {
+	char *name;
+	ocol_kind kind;
+	ab_dtype dtype;          /* numeric */
+	void *num;               /* numeric: n_vars items */
+	uint8_t *set;            /* which vars some input gave a value */
+	char **str;              /* string/categorical: n_vars labels (NULL = missing) */
+	char **cats;             /* categorical: the inputs' categories */
+	size_t n_cats;
+	int32_t *codes;          /* categorical: n_vars codes */
+	int ordered;
+} vcol;
+
+typedef struct input {
+	const char *path;
+	ab_anndata *ad;          /* a zarr store or an .h5ad file */
+	ab_anndata_info info;
+	int64_t *colmap;         /* input var -> output var, -1 = dropped */
+	int monotonic;           /* colmap keeps the order of kept columns */
+	ab_column **obs;         /* per output column */
+	ab_column *names;        /* obs/_index */
+	uint64_t row0;           /* its first row in the concatenation */
+	uint64_t vars_dropped;   /* var names not in a fixed var space */
+	uint64_t values_dropped; /* their non-zero values, counted as read */
+	int check_cast;          /* adding: X values checked to fit the collection's dtype */
+} input;
+
+typedef struct block { uint32_t in; uint64_t start, end; } block;
+
+typedef struct conv {
+	/* options */
+	const char *out;
+	const ab_collection_config *cfg; /* the caller's, for its callbacks and lists */
+	const char *var_subset;  /* cfg->var_subset_path */
+	int shuffle;
+	uint64_t chunk_size;     /* shuffle chunk */
+	uint64_t ds_rows, ds_bytes;
+	uint64_t seed;
+	uint64_t memory;
+	int make_var_unique;     /* rename duplicate var names as anndata does */
+	int drop_new_genes;      /* adding: drop genes the collection lacks */
+	ab_anndata_write_config o;
+	/* inputs and output space */
+	input *in;
+	size_t n_in;
+	ab_strtab vars;
+	uint64_t n_vars;
+	int sparse;
+	ab_dtype x_dtype;
+	ocol *cols;
+	size_t n_cols;
+	vcol *vcols;             /* var columns every input agrees on */
+	size_t n_vcols;
+	int *groupby;            /* indices into cols */
+	size_t n_groupby;
+	uint64_t first_dataset;  /* when adding to a collection */
+	int adding;
+	/* obs names made unique: global rows (ascending) and their new names */
+	uint64_t *obs_renamed_rows;
+	char **obs_renamed;
+	uint64_t n_obs_renamed;
+	/* progress */
+	uint64_t total_rows, rows_done, bytes_in;
+	uint64_t n_datasets, datasets_done;
+	double t0;
+	int stop;                /* the progress callback asked to stop */
+} conv;
+
+/* One dataset in memory. */
+typedef struct dset {
+	uint64_t n;
+	int64_t *indptr;         /* sparse: n + 1 */
+	int32_t *indices;
+	void *data;              /* sparse: nnz items; dense: n * n_vars */
+	uint64_t nnz, cap;
+	void **colnum;           /* numeric columns: n items */
+	int32_t **colcode;       /* categorical: codes */
+	char ***colstr;          /* string columns */
+	int32_t *src;
+	char **obs_names;
+} dset;
+
+/* ---- numeric items (the X and obs values that move between dtypes) */
+
+static inline double load_num(ab_dtype dt, const void *p, size_t i)
+{
+	switch (dt) {
+	case AB_DT_BOOL: return ((const uint8_t *)p)[i] != 0;
+	case AB_DT_INT8: return ((const int8_t *)p)[i];
+	case AB_DT_INT16: return ((const int16_t *)p)[i];
+	case AB_DT_INT32: return ((const int32_t *)p)[i];
+	case AB_DT_INT64: return (double)((const int64_t *)p)[i];
+	case AB_DT_UINT8: return ((const uint8_t *)p)[i];
+	case AB_DT_UINT16: return ((const uint16_t *)p)[i];
+	case AB_DT_UINT32: return ((const uint32_t *)p)[i];
+	case AB_DT_UINT64: return (double)((const uint64_t *)p)[i];
+	case AB_DT_FLOAT32: return ((const float *)p)[i];
+	case AB_DT_FLOAT64: return ((const double *)p)[i];
+	default: return 0;
+	}
+}
+
+static inline void store_num(ab_dtype dt, void *p, size_t i, double v)
+{
+	switch (dt) {
+	case AB_DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+	case AB_DT_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
+	case AB_DT_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
+	case AB_DT_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
+	case AB_DT_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
+	case AB_DT_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+	case AB_DT_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+	case AB_DT_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+	case AB_DT_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
+	case AB_DT_FLOAT32: ((float *)p)[i] = (float)v; break;
+	case AB_DT_FLOAT64: ((double *)p)[i] = v; break;
+	default: break;
+	}
+}
+
+/* Copies item si of src (dtype sd) to item di of dst (dtype dd). */
+static inline void copy_item(ab_dtype dd, void *dst, size_t di, ab_dtype sd, const void *src,
+			     size_t si, size_t isz)
+{
+	if (dd == sd)
+		memcpy((uint8_t *)dst + di * isz, (const uint8_t *)src + si * isz, isz);
+	else
+		store_num(dd, dst, di, load_num(sd, src, si));
+}
+
+/* Whether value v is held exactly by dtype dt (checked before the store,
+ * which would be undefined for an integer out of range). */
+static inline int fits(ab_dtype dt, double v)
+{
+	switch (dt) {
+	case AB_DT_FLOAT64: return 1;
+	case AB_DT_FLOAT32: return v != v || isinf(v) || (fabs(v) <= FLT_MAX && (double)(float)v == v);
+	case AB_DT_BOOL: return v == 0 || v == 1;
+	case AB_DT_INT8: return v == floor(v) && v >= INT8_MIN && v <= INT8_MAX;
+	case AB_DT_INT16: return v == floor(v) && v >= INT16_MIN && v <= INT16_MAX;
+	case AB_DT_INT32: return v == floor(v) && v >= INT32_MIN && v <= INT32_MAX;
+	case AB_DT_INT64: return v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+	case AB_DT_UINT8: return v == floor(v) && v >= 0 && v <= UINT8_MAX;
+	case AB_DT_UINT16: return v == floor(v) && v >= 0 && v <= UINT16_MAX;
+	case AB_DT_UINT32: return v == floor(v) && v >= 0 && v <= UINT32_MAX;
+	case AB_DT_UINT64: return v == floor(v) && v >= 0 && v < 18446744073709551616.0;
+	default: return 0;
+	}
+}
+
+static inline int is_zero(ab_dtype dt, const void *p, size_t i, size_t isz)
+{
+	static const uint8_t zero[16];
+	if (dt == AB_DT_FLOAT32)
+		return ((const float *)p)[i] == 0.0f;
+	if (dt == AB_DT_FLOAT64)
+		return ((const double *)p)[i] == 0.0;
+	return memcmp((const uint8_t *)p + i * isz, zero, isz) == 0;
+}
+
+/* ------------------------------------------------------------------------- */
+
+/* ---- failures, notes and progress (collection.c) */
+
+/* Sets the run's error message (as ab_error_set, AB_EINVAL) from fmt with
+ * one or two string arguments; returns the status. */
+int cw_fail(conv *c, const char *fmt, const char *a, const char *b);
+int cw_oom(void);
+/* A library failure reading or writing `what` (a path): its message,
+ * prefixed with `what` unless it starts with it; running out of file
+ * descriptors gets a message saying what to do. */
+int cw_fail_lib(conv *c, int rc, const char *what);
+/* A note for the caller (cfg->note); dropped without a callback. */
+void cw_note(conv *c, const char *fmt, ...) AB_PRINTF(2, 3);
+/* Reports progress (cfg->progress); sets c->stop when the callback asks. */
+void cw_progress(conv *c, int final);
+/* Grows *p (capacity *cap items of isz bytes) to hold need items. */
+int cw_grow(void **p, uint64_t *cap, uint64_t need, size_t isz);
+
+/* ---- collection_inputs.c */
+
+/* anndata's make_index_unique; see there. */
+int cw_make_unique(char **names, uint64_t n, int rename, uint64_t *renamed, ab_strtab *dup_out,
+		   uint64_t **idx_out);
+/* Up to `max` names of t, comma-separated, into buf. */
+void cw_name_list(const ab_strtab *t, size_t max, char *buf, size_t len);
+int cw_is_nullable_num(const ab_column_info *ci);
+int cw_load_var_subset(conv *c);
+int cw_open_inputs(conv *c, const char *const *paths, size_t n, int fixed_vars);
+int cw_plan_obs_names(conv *c, ab_store *old);
+
+/* ---- collection_columns.c */
+
+int cw_plan_columns(conv *c);
+int cw_plan_var_columns(conv *c);
+int cw_collection_var_columns(conv *c, ab_anndata *ad);
+void cw_vcol_free(conv *c, vcol *v);
+
+/* ---- collection_read.c */
+
+int cw_dset_alloc(conv *c, dset *d, uint64_t n);
+void cw_dset_free(conv *c, dset *d);
+int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch, uint64_t *scap);
+int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **scratch, uint64_t *scap);
+typedef struct sort_ctx { conv *c; dset *d; } sort_ctx;
+/* Stable sort of a permutation by the groupby columns. */
+void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s);
+
+/* ---- collection_write.c */
+
+int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint64_t k);
+
+#endif

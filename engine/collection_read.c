@@ -1,0 +1,378 @@
+/* collection_read.c - one dataset of a collection writer run read into
+ * memory, block by block in the planned order, and its rows' ordering. */
+#include "collection_impl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* reading a dataset                                                         */
+/* ------------------------------------------------------------------------- */
+
+void cw_dset_free(conv *c, dset *d)
+{
+	free(d->indptr);
+	free(d->indices);
+	free(d->data);
+	for (size_t j = 0; j < c->n_cols; j++) {
+		if (d->colnum)
+			free(d->colnum[j]);
+		if (d->colcode)
+			free(d->colcode[j]);
+		if (d->colstr && d->colstr[j])
+			ab_strings_free_n(d->colstr[j], d->n);
+	}
+	free(d->colnum);
+	free(d->colcode);
+	free(d->colstr);
+	free(d->src);
+	if (d->obs_names)
+		ab_strings_free_n(d->obs_names, d->n);
+	memset(d, 0, sizeof *d);
+}
+
+int cw_grow(void **p, uint64_t *cap, uint64_t need, size_t isz)
+{
+	if (need <= *cap)
+		return 0;
+	uint64_t nc = *cap ? *cap : 1024;
+	while (nc < need)
+		nc *= 2;
+	void *np = realloc(*p, (size_t)(nc * isz));
+	if (!np)
+		return -1;
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+typedef struct pair { int32_t col; uint32_t pos; } pair;
+
+static int pair_cmp(const void *a, const void *b)
+{
+	const pair *x = a, *y = b;
+	return (x->col > y->col) - (x->col < y->col);
+}
+
+/* Adding an input whose X dtype the collection's cannot hold in general
+ * (float counts into an int32 collection): each value must fit, else the
+ * run stops rather than truncate. */
+static int cast_fail(conv *c, const input *in, uint64_t row, const void *src, size_t k)
+{
+	char v[64];
+	snprintf(v, sizeof v, "%.17g", load_num(in->info.x_dtype, src, k));
+	return ab_error_set(AB_ERANGE, "%s: X row %" PRIu64 " holds %s, which the collection's %s X cannot "
+			"hold; convert into a new collection", in->path, row, v,
+			ab_dtype_name(c->x_dtype));
+}
+
+/* Appends rows [b->start, b->end) of an input to the dataset (X part). */
+int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
+			uint64_t *scap)
+{
+	input *in = &c->in[b->in];
+	uint64_t nr = b->end - b->start;
+	size_t isz_in = ab_dtype_size(in->info.x_dtype), isz = ab_dtype_size(c->x_dtype);
+	int rc;
+	if (in->info.x_kind == AB_X_CSR) {
+		uint64_t nnz;
+		if ((rc = ab_anndata_x_nnz(in->ad, b->start, b->end, &nnz)))
+			return cw_fail_lib(c, rc, in->path);
+		/* scratch: indptr (nr+1) + indices (nnz) as int64, then data */
+		uint64_t need = (nr + 1 + nnz) * 8 + nnz * isz_in + 64;
+		if (cw_grow(scratch, scap, need, 1))
+			return cw_oom();
+		int64_t *ip = *scratch, *ix = ip + nr + 1;
+		void *dv = ix + nnz;
+		if ((rc = ab_anndata_x_read_csr(in->ad, b->start, b->end, ip, ix, dv)))
+			return cw_fail_lib(c, rc, in->path);
+		c->bytes_in += nnz * (isz_in + 8) + nr * 8;
+		if (c->sparse) {
+			if (cw_grow((void **)&d->indices, &d->cap, d->nnz + nnz, sizeof(int32_t)))
+				return cw_oom();
+			uint64_t dcap = d->cap;
+			/* data grows with the same capacity as indices */
+			void *nd = realloc(d->data, (size_t)(dcap * isz));
+			if (!nd)
+				return cw_oom();
+			d->data = nd;
+			for (uint64_t r = 0; r < nr; r++) {
+				uint64_t s = (uint64_t)ip[r], e = (uint64_t)ip[r + 1];
+				uint64_t out0 = d->nnz;
+				for (uint64_t k = s; k < e; k++) {
+					int64_t oc = in->colmap[ix[k]];
+					if (oc < 0) {
+						in->values_dropped++;
+						continue;
+					}
+					if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, dv, k)))
+						return cast_fail(c, in, b->start + r, dv, k);
+					d->indices[d->nnz] = (int32_t)oc;
+					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
+					d->nnz++;
+				}
+				if (!in->monotonic && d->nnz - out0 > 1) {
+					/* A reordered var space: sort the row's entries by
+					 * their new column, carrying the values along. */
+					uint64_t m = d->nnz - out0;
+					pair *pp = malloc(m * sizeof *pp);
+					uint8_t *tv = malloc(m * isz);
+					if (!pp || !tv) {
+						free(pp);
+						free(tv);
+						return cw_oom();
+					}
+					for (uint64_t k = 0; k < m; k++) {
+						pp[k].col = d->indices[out0 + k];
+						pp[k].pos = (uint32_t)k;
+					}
+					qsort(pp, m, sizeof *pp, pair_cmp);
+					memcpy(tv, (uint8_t *)d->data + out0 * isz, m * isz);
+					for (uint64_t k = 0; k < m; k++) {
+						d->indices[out0 + k] = pp[k].col;
+						memcpy((uint8_t *)d->data + (out0 + k) * isz, tv + pp[k].pos * isz, isz);
+					}
+					free(pp);
+					free(tv);
+				}
+				d->indptr[row0 + r + 1] = (int64_t)d->nnz;
+			}
+		} else {
+			return cw_fail(c, "%s: internal: sparse input into dense output", in->path, NULL);
+		}
+		return 0;
+	}
+	/* dense input */
+	uint64_t nv = in->info.n_vars;
+	if (cw_grow(scratch, scap, nr * nv * isz_in + 64, 1))
+		return cw_oom();
+	if ((rc = ab_anndata_x_read_dense(in->ad, b->start, b->end, *scratch, (size_t)(nr * nv * isz_in))))
+		return cw_fail_lib(c, rc, in->path);
+	c->bytes_in += nr * nv * isz_in;
+	const void *src = *scratch;
+	if (c->sparse) {
+		uint64_t add = 0;
+		for (uint64_t k = 0; k < nr * nv; k++)
+			add += !is_zero(in->info.x_dtype, src, k, isz_in) && in->colmap[k % (nv ? nv : 1)] >= 0;
+		if (cw_grow((void **)&d->indices, &d->cap, d->nnz + add, sizeof(int32_t)))
+			return cw_oom();
+		void *nd = realloc(d->data, (size_t)(d->cap * isz));
+		if (!nd)
+			return cw_oom();
+		d->data = nd;
+		for (uint64_t r = 0; r < nr; r++) {
+			uint64_t out0 = d->nnz;
+			for (uint64_t j = 0; j < nv; j++) {
+				uint64_t k = r * nv + j;
+				if (is_zero(in->info.x_dtype, src, k, isz_in))
+					continue;
+				if (in->colmap[j] < 0) {
+					in->values_dropped++;
+					continue;
+				}
+				if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, src, k)))
+					return cast_fail(c, in, b->start + r, src, k);
+				d->indices[d->nnz] = (int32_t)in->colmap[j];
+				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
+				d->nnz++;
+			}
+			if (!in->monotonic && d->nnz - out0 > 1) {
+				/* rare: dense input with reordered vars; insertion sort */
+				for (uint64_t a = out0 + 1; a < d->nnz; a++) {
+					int32_t col = d->indices[a];
+					uint8_t tmp[16];
+					memcpy(tmp, (uint8_t *)d->data + a * isz, isz);
+					uint64_t bb = a;
+					while (bb > out0 && d->indices[bb - 1] > col) {
+						d->indices[bb] = d->indices[bb - 1];
+						memcpy((uint8_t *)d->data + bb * isz, (uint8_t *)d->data + (bb - 1) * isz, isz);
+						bb--;
+					}
+					d->indices[bb] = col;
+					memcpy((uint8_t *)d->data + bb * isz, tmp, isz);
+				}
+			}
+			d->indptr[row0 + r + 1] = (int64_t)d->nnz;
+		}
+		return 0;
+	}
+	uint8_t *dst = (uint8_t *)d->data + row0 * c->n_vars * isz;
+	memset(dst, 0, (size_t)(nr * c->n_vars * isz));
+	for (uint64_t r = 0; r < nr; r++)
+		for (uint64_t j = 0; j < nv; j++)
+			if (in->colmap[j] >= 0 && in->check_cast &&
+			    !fits(c->x_dtype, load_num(in->info.x_dtype, src, r * nv + j)))
+				return cast_fail(c, in, b->start + r, src, r * nv + j);
+			else if (in->colmap[j] >= 0)
+				copy_item(c->x_dtype, dst, r * c->n_vars + (uint64_t)in->colmap[j],
+					  in->info.x_dtype, src, r * nv + j, isz);
+			else if (!is_zero(in->info.x_dtype, src, r * nv + j, isz_in))
+				in->values_dropped++;
+	return 0;
+}
+
+int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
+			  uint64_t *scap)
+{
+	input *in = &c->in[b->in];
+	uint64_t nr = b->end - b->start;
+	int rc;
+	for (uint64_t r = 0; r < nr; r++)
+		d->src[row0 + r] = (int32_t)b->in;
+	char **s;
+	size_t ns;
+	if ((rc = ab_column_read_strings(in->names, b->start, b->end, &s, &ns)))
+		return cw_fail_lib(c, rc, in->path);
+	memcpy(d->obs_names + row0, s, ns * sizeof *s);
+	free(s); /* the strings now belong to the dataset */
+	if (c->n_obs_renamed) {
+		/* the rows of this block whose names plan_obs_names changed */
+		uint64_t g0 = in->row0 + b->start, g1 = in->row0 + b->end, lo = 0, hi = c->n_obs_renamed;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+			if (c->obs_renamed_rows[mid] < g0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < c->n_obs_renamed && c->obs_renamed_rows[lo] < g1; lo++) {
+			char **slot = &d->obs_names[row0 + c->obs_renamed_rows[lo] - g0];
+			char *nm = strdup(c->obs_renamed[lo]);
+			if (!nm)
+				return cw_oom();
+			free(*slot);
+			*slot = nm;
+		}
+	}
+	for (size_t j = 0; j < c->n_cols; j++) {
+		ocol *oc = &c->cols[j];
+		ab_column **col = &in->obs[j];
+		if (oc->kind == OC_NUMERIC) {
+			ab_column_info ci;
+			ab_column_get_info(*col, &ci);
+			size_t isz = ab_dtype_size(ci.dtype);
+			int nullable = cw_is_nullable_num(&ci);
+			/* values, then (nullable) one mask byte per row */
+			if (cw_grow(scratch, scap, nr * isz + nr + 16, 1))
+				return cw_oom();
+			uint8_t *mask = nullable ? (uint8_t *)*scratch + nr * isz : NULL;
+			if ((rc = ab_column_read(*col, b->start, b->end, *scratch, nr * isz, mask)))
+				return cw_fail_lib(c, rc, in->path);
+			for (uint64_t r = 0; r < nr; r++) {
+				if (mask && mask[r])
+					store_num(AB_DT_FLOAT64, d->colnum[j], row0 + r, (double)NAN);
+				else
+					copy_item(oc->dtype, d->colnum[j], row0 + r, ci.dtype, *scratch,
+						  r, ab_dtype_size(oc->dtype));
+			}
+			continue;
+		}
+		if ((rc = ab_column_read_strings(*col, b->start, b->end, &s, &ns)))
+			return cw_fail_lib(c, rc, in->path);
+		if (oc->kind == OC_STRING) {
+			memcpy(d->colstr[j] + row0, s, ns * sizeof *s);
+			free(s);
+			continue;
+		}
+		for (size_t r = 0; r < ns; r++)
+			d->colcode[j][row0 + r] = s[r] ? (int32_t)ab_strtab_find(&oc->cats, s[r]) : -1;
+		ab_strings_free_n(s, ns);
+	}
+	return 0;
+}
+
+int cw_dset_alloc(conv *c, dset *d, uint64_t n)
+{
+	d->n = n;
+	size_t isz = ab_dtype_size(c->x_dtype);
+	int bad = 0;
+	if (c->sparse) {
+		d->indptr = calloc(n + 1, sizeof *d->indptr);
+		bad |= !d->indptr;
+	} else {
+		d->data = malloc((size_t)(n * c->n_vars * isz) + 1);
+		bad |= !d->data;
+	}
+	d->colnum = calloc(c->n_cols + 1, sizeof *d->colnum);
+	d->colcode = calloc(c->n_cols + 1, sizeof *d->colcode);
+	d->colstr = calloc(c->n_cols + 1, sizeof *d->colstr);
+	d->src = malloc((n ? n : 1) * sizeof *d->src);
+	d->obs_names = calloc(n ? n : 1, sizeof *d->obs_names);
+	bad |= !d->colnum || !d->colcode || !d->colstr || !d->src || !d->obs_names;
+	for (size_t j = 0; !bad && j < c->n_cols; j++) {
+		ocol *oc = &c->cols[j];
+		if (oc->kind == OC_NUMERIC)
+			bad |= !(d->colnum[j] = malloc((n ? n : 1) * ab_dtype_size(oc->dtype)));
+		else if (oc->kind == OC_CATEGORICAL)
+			bad |= !(d->colcode[j] = malloc((n ? n : 1) * sizeof(int32_t)));
+		else
+			bad |= !(d->colstr[j] = calloc(n ? n : 1, sizeof(char *)));
+	}
+	return bad ? cw_oom() : 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* ordering within a dataset                                                 */
+/* ------------------------------------------------------------------------- */
+
+
+static int row_cmp(const void *a, const void *b, void *arg)
+{
+	const sort_ctx *s = arg;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	for (size_t k = 0; k < s->c->n_groupby; k++) {
+		int j = s->c->groupby[k];
+		int r = 0;
+		if (j < 0) {
+			r = (s->d->src[x] > s->d->src[y]) - (s->d->src[x] < s->d->src[y]);
+		} else {
+			ocol *oc = &s->c->cols[j];
+			/* Missing values (NaN, which nullable int/bool columns hold
+			 * where masked; categorical code -1; a null string) are one
+			 * class after every value, as pandas' na_position="last".
+			 * Comparing NaN with < alone would make it "equal" to
+			 * everything: no strict weak order, and a merge that
+			 * leaves values unsorted around it. */
+			int mu, mv;
+			if (oc->kind == OC_NUMERIC) {
+				double u = load_num(oc->dtype, s->d->colnum[j], x);
+				double v = load_num(oc->dtype, s->d->colnum[j], y);
+				mu = isnan(u), mv = isnan(v);
+				r = mu || mv ? mu - mv : (u > v) - (u < v);
+			} else if (oc->kind == OC_CATEGORICAL) {
+				int32_t u = s->d->colcode[j][x], v = s->d->colcode[j][y];
+				mu = u < 0, mv = v < 0;
+				r = mu || mv ? mu - mv : (u > v) - (u < v);
+			} else {
+				const char *u = s->d->colstr[j][x], *v = s->d->colstr[j][y];
+				mu = !u, mv = !v;
+				r = mu || mv ? mu - mv : strcmp(u, v);
+			}
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* A stable merge sort of the permutation (qsort is not stable, and the
+ * shuffled order inside a group must survive the grouping). */
+void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s)
+{
+	if (n < 2)
+		return;
+	uint64_t h = n / 2;
+	cw_merge_sort(a, tmp, h, s);
+	cw_merge_sort(a + h, tmp, n - h, s);
+	uint64_t i = 0, j = h, k = 0;
+	while (i < h && j < n)
+		tmp[k++] = row_cmp(&a[j], &a[i], s) < 0 ? a[j++] : a[i++];
+	while (i < h)
+		tmp[k++] = a[i++];
+	while (j < n)
+		tmp[k++] = a[j++];
+	memcpy(a, tmp, n * sizeof *a);
+}
+
+/* ------------------------------------------------------------------------- */

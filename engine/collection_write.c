@@ -1,0 +1,182 @@
+/* collection_write.c - a dataset held in memory written as an AnnData group
+ * of the collection: X (CSR or dense, sharded), obs, var. */
+#include "collection_impl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* writing a dataset                                                         */
+/* ------------------------------------------------------------------------- */
+
+int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint64_t k)
+{
+	char g[64], p[256];
+	snprintf(g, sizeof g, "dataset_%" PRIu64, k);
+	int rc = ab_writer_anndata_group(w, g);
+	size_t isz = ab_dtype_size(c->x_dtype);
+	const ab_anndata_write_config *o = &c->o;
+	uint64_t n = d->n;
+	if (rc)
+		return cw_fail_lib(c, rc, c->out);
+	if (c->sparse) {
+		snprintf(p, sizeof p, "%s/X", g);
+		if ((rc = ab_writer_csr_group(w, p, n, c->n_vars)))
+			return cw_fail_lib(c, rc, c->out);
+		/* chunks of data/indices: the non-zeros of n_obs_per_chunk rows on
+		 * average, so a chunk costs about what a dense one would */
+		uint64_t mean = n ? (d->nnz + n - 1) / n : 1;
+		uint64_t per = o->n_obs_per_chunk * (mean ? mean : 1), shard;
+		shard = ab_anndata_shard_rows(o, per, isz);
+		uint64_t shape[1] = { d->nnz };
+		ab_writer_array *xv = NULL, *xi = NULL;
+		snprintf(p, sizeof p, "%s/X/data", g);
+		rc = ab_writer_anndata_array(w, p, c->x_dtype, 1, shape, per, shard, o, NULL, &xv);
+		snprintf(p, sizeof p, "%s/X/indices", g);
+		if (!rc)
+			rc = ab_writer_anndata_array(w, p, AB_DT_INT32, 1, shape, per, shard, o, NULL, &xi);
+		int64_t *indptr = malloc((n + 1) * sizeof *indptr);
+		if (!rc && !indptr)
+			rc = AB_ENOMEM;
+		if (!rc)
+			indptr[0] = 0;
+		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
+			uint64_t r = perm ? perm[i] : i;
+			uint64_t s = (uint64_t)d->indptr[r], e = (uint64_t)d->indptr[r + 1];
+			rc = ab_writer_array_append(xv, (uint8_t *)d->data + s * isz, e - s);
+			if (!rc)
+				rc = ab_writer_array_append(xi, d->indices + s, e - s);
+			indptr[i + 1] = indptr[i] + (int64_t)(e - s);
+			if ((i & 4095) == 4095) {
+				c->rows_done += 4096;
+				cw_progress(c, 0);
+			}
+		}
+		c->rows_done += n & 4095;
+		int rc2 = xv ? ab_writer_array_close(xv) : 0;
+		int rc3 = xi ? ab_writer_array_close(xi) : 0;
+		rc = rc ? rc : rc2 ? rc2 : rc3;
+		if (!rc && c->stop) {
+			free(indptr);
+			return 1; /* run() reports it */
+		}
+		snprintf(p, sizeof p, "%s/X/indptr", g);
+		if (!rc)
+			rc = ab_writer_numeric_column(w, p, AB_DT_INT64, indptr, n + 1, o, NULL);
+		free(indptr);
+		if (rc)
+			return rc == AB_ENOMEM && !*ab_last_error() ? cw_oom()
+								   : cw_fail_lib(c, rc, c->out);
+	} else {
+		uint64_t shape[2] = { n, c->n_vars }, shard;
+		shard = ab_anndata_shard_rows(o, o->n_obs_per_chunk, c->n_vars * isz);
+		ab_writer_array *x;
+		snprintf(p, sizeof p, "%s/X", g);
+		rc = ab_writer_anndata_array(w, p, c->x_dtype, 2, shape, o->n_obs_per_chunk, shard, o,
+			       "{\"encoding-type\":\"array\",\"encoding-version\":\"0.2.0\"}", &x);
+		if (rc)
+			return cw_fail_lib(c, rc, c->out);
+		size_t rb = (size_t)(c->n_vars * isz);
+		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
+			uint64_t r = perm ? perm[i] : i;
+			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
+			if ((i & 1023) == 1023) {
+				c->rows_done += 1024;
+				cw_progress(c, 0);
+			}
+		}
+		c->rows_done += n & 1023;
+		int rc2 = ab_writer_array_close(x);
+		if (rc || rc2)
+			return cw_fail_lib(c, rc ? rc : rc2, c->out);
+		if (c->stop)
+			return 1; /* run() reports it */
+	}
+
+	/* obs: the selected columns, then src_path */
+	/* column orders: obs, then var */
+	const char **order = calloc((c->n_cols > c->n_vcols ? c->n_cols : c->n_vcols) + 2, sizeof *order);
+	void *buf = malloc((n ? n : 1) * 8);
+	int32_t *codes = malloc((n ? n : 1) * sizeof *codes);
+	const char **sv = malloc((n ? n : 1) * sizeof *sv);
+	if (!order || !buf || !codes || !sv) {
+		free(order);
+		free(buf);
+		free(codes);
+		free(sv);
+		return cw_oom();
+	}
+	for (size_t j = 0; j < c->n_cols; j++)
+		order[j] = c->cols[j].name;
+	order[c->n_cols] = "src_path";
+	snprintf(p, sizeof p, "%s/obs", g);
+	rc = ab_writer_dataframe_group(w, p, order, c->n_cols + 1);
+	for (uint64_t i = 0; i < n; i++)
+		sv[i] = d->obs_names[perm ? perm[i] : i];
+	snprintf(p, sizeof p, "%s/obs/_index", g);
+	if (!rc)
+		rc = ab_writer_string_column(w, p, sv, n, o);
+	for (size_t j = 0; !rc && j < c->n_cols; j++) {
+		ocol *oc = &c->cols[j];
+		snprintf(p, sizeof p, "%s/obs/%s", g, oc->name);
+		if (oc->kind == OC_NUMERIC) {
+			size_t cs = ab_dtype_size(oc->dtype);
+			for (uint64_t i = 0; i < n; i++)
+				memcpy((uint8_t *)buf + i * cs, (uint8_t *)d->colnum[j] + (perm ? perm[i] : i) * cs, cs);
+			rc = ab_writer_numeric_column(w, p, oc->dtype, buf, n, o, "array");
+		} else if (oc->kind == OC_STRING) {
+			for (uint64_t i = 0; i < n; i++)
+				sv[i] = d->colstr[j][perm ? perm[i] : i];
+			rc = ab_writer_string_column(w, p, sv, n, o);
+		} else {
+			for (uint64_t i = 0; i < n; i++)
+				codes[i] = d->colcode[j][perm ? perm[i] : i];
+			rc = ab_writer_categorical_column(w, p, codes, n, (const char *const *)oc->cats.names,
+						   oc->cats.n, oc->ordered, o);
+		}
+	}
+	if (!rc) {
+		const char **paths = malloc(c->n_in * sizeof *paths);
+		if (!paths) {
+			rc = AB_ENOMEM;
+		} else {
+			for (size_t i = 0; i < c->n_in; i++)
+				paths[i] = c->in[i].path;
+			for (uint64_t i = 0; i < n; i++)
+				codes[i] = d->src[perm ? perm[i] : i];
+			snprintf(p, sizeof p, "%s/obs/src_path", g);
+			rc = ab_writer_categorical_column(w, p, codes, n, paths, c->n_in, 0, o);
+			free(paths);
+		}
+	}
+	snprintf(p, sizeof p, "%s/var", g);
+	for (size_t j = 0; j < c->n_vcols; j++)
+		order[j] = c->vcols[j].name;
+	if (!rc)
+		rc = ab_writer_dataframe_group(w, p, c->n_vcols ? order : NULL, c->n_vcols);
+	snprintf(p, sizeof p, "%s/var/_index", g);
+	if (!rc)
+		rc = ab_writer_string_column(w, p, (const char *const *)c->vars.names, c->n_vars, o);
+	for (size_t j = 0; !rc && j < c->n_vcols; j++) {
+		vcol *v = &c->vcols[j];
+		snprintf(p, sizeof p, "%s/var/%s", g, v->name);
+		if (v->kind == OC_NUMERIC)
+			rc = ab_writer_numeric_column(w, p, v->dtype, v->num, c->n_vars, o, "array");
+		else if (v->kind == OC_STRING)
+			rc = ab_writer_string_column(w, p, (const char *const *)v->str, c->n_vars, o);
+		else
+			rc = ab_writer_categorical_column(w, p, v->codes, c->n_vars,
+						   (const char *const *)v->cats, v->n_cats, v->ordered, o);
+	}
+	free(order);
+	free(buf);
+	free(codes);
+	free(sv);
+	if (rc)
+		return rc == AB_ENOMEM && !*ab_last_error() ? cw_oom()
+							   : cw_fail_lib(c, rc, c->out);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
