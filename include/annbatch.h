@@ -432,8 +432,10 @@ typedef struct ab_loader_config {
 	                            * column indices, as torch's and jax's CSR
 	                            * tensors want both (no copy needed). A batch
 	                            * of more than INT32_MAX values cannot have
-	                            * one: the epoch then fails with AB_EINVAL
-	                            * naming the batch. No effect on dense data */
+	                            * one: checked as each batch is assembled,
+	                            * the epoch then fails with AB_EINVAL naming
+	                            * the batch (batch_size * n_cols <= INT32_MAX
+	                            * rules it out). No effect on dense data    */
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */

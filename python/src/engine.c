@@ -163,7 +163,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		    cfg_choice(d, "backend", be_names, &be) || cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
 		    cfg_unsigned(d, "threads", &c.threads) || cfg_unsigned(d, "max_windows", &c.max_windows) ||
 		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks) ||
-		    cfg_choice(d, "rank_shards", shard_names, &rs) || cfg_unsigned(d, "stall_ms", &c.stall_ms))
+		    cfg_choice(d, "rank_shards", shard_names, &rs) || cfg_unsigned(d, "stall_ms", &c.stall_ms) ||
+		    cfg_int(d, "indptr_int32", &c.indptr_int32))
 			return NULL;
 		c.rank_shards = (ab_rank_shards)rs;
 		c.io_mode = (ab_io_mode)io;
