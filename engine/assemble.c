@@ -94,19 +94,37 @@ static int assemble(ab_loader *ld, ld_window *w)
 			uint64_t nnz = 0;
 			for (uint64_t j = 0; j < n; j++)
 				nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
-			if (ensure_x(ld, (void **)&bt->indptr, &bt->indptr_cap, sizeof(int64_t) * (n + 1)) ||
+			int i32 = ld->cfg.indptr_int32;
+			if (i32 && nnz > ld->indptr32_max)
+				return ab_error_set(AB_EINVAL,
+						    "batch %zu of window %" PRIu64 " of epoch %" PRIu64 " (%" PRIu64
+						    " rows, the first global row %" PRIu64 ") has %" PRIu64 " values, more "
+						    "than an int32 indptr can index (%" PRIu64 "; indptr_int32 is set): "
+						    "lower batch_size, or leave indptr_int32 off",
+						    b, w->w.index, w->epoch, n, n ? bt->rows[0] : 0, nnz, ld->indptr32_max);
+			size_t ipsz = i32 ? sizeof(int32_t) : sizeof(int64_t);
+			if (ensure_x(ld, &bt->indptr, &bt->indptr_cap, ipsz * (n + 1)) ||
 			    ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
 			    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
 				return ab_error_set(AB_ENOMEM, "out of memory");
+			int64_t *ip64 = i32 ? NULL : bt->indptr;
+			int32_t *ip32 = i32 ? bt->indptr : NULL;
 			uint64_t at = 0;
-			bt->indptr[0] = 0;
+			if (i32)
+				ip32[0] = 0;
+			else
+				ip64[0] = 0;
 			for (uint64_t j = 0; j < n; j++) {
 				uint64_t s = (uint64_t)w->indptr[perm[j]], e = (uint64_t)w->indptr[perm[j] + 1];
 				memcpy((uint8_t *)bt->data + at * ld->out_isz, w->xbuf + s * ld->out_isz,
 				       (size_t)(e - s) * ld->out_isz);
 				memcpy(bt->indices + at, w->ibuf + s, (size_t)(e - s) * sizeof(int32_t));
 				at += e - s;
-				bt->indptr[j + 1] = (int64_t)at;
+				/* at <= nnz, checked above to fit an int32 */
+				if (i32)
+					ip32[j + 1] = (int32_t)at;
+				else
+					ip64[j + 1] = (int64_t)at;
 			}
 			bt->nnz = nnz;
 		}

@@ -75,6 +75,7 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 	}
 	if (ld->cfg.threads > 256)
 		ld->cfg.threads = 256;
+	ld->indptr32_max = INT32_MAX;
 	pthread_mutex_init(&ld->mu, NULL);
 	pthread_mutex_init(&ld->lay_mu, NULL);
 	pthread_cond_init(&ld->cv, NULL);
@@ -533,7 +534,10 @@ int ab_batch_get_view(const ab_batch *b, ab_batch_view *v)
 	v->n_obs = ld->n_obs_names;
 	v->obs = b->obs;
 	if (ld->sparse) {
-		v->indptr = b->indptr;
+		if (ld->cfg.indptr_int32)
+			v->indptr32 = b->indptr;
+		else
+			v->indptr = b->indptr;
 		v->indices = b->indices;
 		v->values = b->data;
 		v->nnz = b->nnz;

@@ -130,7 +130,7 @@ struct ab_batch {
 	uint64_t epoch, index, nrows, nnz;
 	void *data;
 	size_t data_cap;
-	int64_t *indptr;
+	void *indptr;             /* int64_t, or int32_t with cfg.indptr_int32  */
 	size_t indptr_cap;
 	int32_t *indices;
 	size_t indices_cap;
@@ -177,6 +177,9 @@ struct ab_loader {
 		void (*free)(void *p, size_t size, void *ctx);
 		void *ctx;
 	} alloc;                    /* batch X buffers, or malloc when NULL    */
+	uint64_t indptr32_max;      /* values an int32 indptr may index:
+	                             * INT32_MAX (lowered by a unit test to reach
+	                             * the refusal without 2^31 values)        */
 	int class_loaded;
 	uint64_t class_rows;        /* rows of classes given from memory, or 0  */
 	ld_label_weights class_wl;  /* weights by label, resolved at load    */

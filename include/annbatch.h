@@ -445,6 +445,16 @@ typedef struct ab_loader_config {
 	unsigned stall_ms;         /* a consumer waiting while every window's batches
 	                            * are held by consumers, none released for this
 	                            * long, gets AB_ESTALL; 0 = 10000 ms          */
+	int indptr_int32;          /* 0: a sparse batch's indptr is int64
+	                            * (ab_batch_view.indptr); 1: int32
+	                            * (ab_batch_view.indptr32), the dtype of its
+	                            * column indices, as torch's and jax's CSR
+	                            * tensors want both (no copy needed). A batch
+	                            * of more than INT32_MAX values cannot have
+	                            * one: checked as each batch is assembled,
+	                            * the epoch then fails with AB_EINVAL naming
+	                            * the batch (batch_size * n_cols <= INT32_MAX
+	                            * rules it out). No effect on dense data    */
 } ab_loader_config;
 
 /* Fills `cfg` with the defaults above. */
@@ -582,7 +592,8 @@ typedef struct ab_batch_view {
 	/* dense: nrows * row_items values, row-major */
 	const void *data;
 	uint64_t row_items;
-	/* sparse (CSR): indptr[nrows+1] starting at 0, indices (int32) and values */
+	/* sparse (CSR): indptr[nrows+1] starting at 0 (int64, or NULL with
+	 * indptr_int32: see indptr32 below), indices (int32) and values */
 	const int64_t *indptr;
 	const int32_t *indices;
 	const void *values;
@@ -593,6 +604,9 @@ typedef struct ab_batch_view {
 	/* the obs columns named with ab_loader_set_obs_columns, in that order */
 	size_t n_obs;
 	const ab_batch_obs *obs;
+	/* sparse with ab_loader_config.indptr_int32: indptr[nrows+1] as int32
+	 * (and indptr is NULL); NULL otherwise */
+	const int32_t *indptr32;
 } ab_batch_view;
 AB_API int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
 

@@ -4,7 +4,8 @@
 library: :class:`Loader`, :mod:`samplers`, with the same names, defaults and
 messages; the reading, decoding, shuffling and batching are libannbatch's
 (io_uring, O_DIRECT, a worker pool), with the GIL released, and batches
-arrive as numpy / scipy / torch objects over the engine's own memory.
+arrive as numpy / scipy / torch (or, through DLPack, jax) objects over the
+engine's own memory.
 """
 
 from . import samplers
@@ -21,6 +22,7 @@ from ._engine import (
     WrongNodeType,
 )
 from ._engine import version as engine_version
+from ._jax import MissingDependency
 from .loader import Epoch, Loader
 from .samplers import ClassSampler, DistributedSampler, RandomSampler, SequentialSampler
 
@@ -44,5 +46,6 @@ __all__ = [
     "CorruptData",
     "OutOfRange",
     "WrongNodeType",
+    "MissingDependency",
     "engine_version",
 ]

@@ -4,7 +4,7 @@
 library: the same keywords, defaults and validation messages, the same
 dict per batch (``X``, ``obs``, ``var``, ``index``). Reading, decoding,
 shuffling and batching happen in C threads with the GIL released; each batch
-arrives as numpy / scipy / torch objects over the engine's own memory.
+arrives as numpy / scipy / torch (or jax) objects over the engine's own memory.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import _engine
+from . import _engine, _jax
 from .samplers import ClassSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler, seed_from
 
 try:  # a torch IterableDataset where torch is installed, as annbatch's Loader is
@@ -79,7 +79,10 @@ class Loader(_Base):
         Yield the global row index of each row under ``"index"``.
     to_torch
         Yield torch tensors (``torch.sparse_csr_tensor`` or dense), sharing
-        the engine's memory. Default: True where torch is installed.
+        the engine's memory: values, column indices and indptr (the engine
+        assembles an int32 indptr, the dtype torch wants beside int32
+        column indices; a batch of 2^31 values or more is then an error).
+        Default: True where torch is installed.
     preload_to_gpu
         annbatch stages batches on the GPU with cupy. Here no cupy is needed:
         the engine assembles each batch's X straight into CUDA pinned host
@@ -91,6 +94,12 @@ class Loader(_Base):
 
     Parameters (ours)
     -----------------
+    to_jax
+        Yield jax arrays imported through DLPack from the engine's memory
+        (dense: ``jax.Array``; sparse: ``jax.experimental.sparse.BCSR`` with
+        an int32 indptr), on jax's CPU device. Takes precedence over
+        ``to_torch``. Without jax, :class:`annbatch_c.MissingDependency`
+        (an ImportError and a ValueError) is raised here.
     seed
         The engine's seed (instead of ``rng``): same seed, same batches.
     obs_columns
@@ -136,6 +145,7 @@ class Loader(_Base):
         preload_to_gpu: bool = find_spec("cupy") is not None,
         drop_last: bool | None = None,
         to_torch: bool = find_spec("torch") is not None,
+        to_jax: bool = False,
         concat_strategy: str | None = None,
         rng: np.random.Generator | None = None,
         seed: int | None = None,
@@ -174,6 +184,9 @@ class Loader(_Base):
                 self._batch_sampler = RandomSampler(**resolved, rng=rng, seed=seed)
             else:
                 self._batch_sampler = SequentialSampler(**resolved)
+        if to_jax:
+            _jax.require()
+            to_torch = False  # its default follows torch being installed: jax asked for wins
         if to_torch and not find_spec("torch"):
             raise ImportError("Could not find torch dependency. Try `pip install torch`.")
         if decode not in ("blocks", "chunks"):
@@ -182,13 +195,16 @@ class Loader(_Base):
             obs_columns = [obs_columns]
         self._return_index = bool(return_index)
         self._to_torch = bool(to_torch)
+        self._to_jax = bool(to_jax)
         self._preload_to_gpu = bool(preload_to_gpu)
         self._copy = bool(copy)
         self._obs_columns = list(obs_columns) if obs_columns else []
         self._engine_opts = {"threads": threads, "io_mode": io_mode, "backend": backend,
                              "queue_depth": queue_depth, "max_windows": max_windows,
                              "whole_chunks": int(decode == "chunks"), "rank_shards": rank_shards,
-                             "stall_ms": stall_ms}
+                             "stall_ms": stall_ms,
+                             # torch and jax want CSR indptr and column indices of one dtype
+                             "indptr_int32": int(self._to_torch or self._to_jax)}
         self._inputs: list[tuple] = []   # the recipe: what was added, in order
         self._in_memory_obs: list[tuple[int, Any]] = []
         self._var = None
@@ -566,8 +582,10 @@ class Loader(_Base):
             indices = np.asarray(batch.array("indices"))
             indptr = np.asarray(batch.array("indptr"))
             if self._copy:
-                indices = indices.copy()
+                indices, indptr = indices.copy(), indptr.copy()
             shape = (info["nrows"], info["n_cols"])
+            if self._to_jax:
+                return _jax.csr(values, indices, indptr, shape)
             if self._to_torch:
                 import torch
 
@@ -577,20 +595,17 @@ class Loader(_Base):
                         "process: use num_workers=0 (the engine's threads already read and decode in "
                         "parallel), or to_torch=False (scipy CSR batches cross processes)"
                     )
-                # torch 1.13 wants crow and col of one dtype: the (small) indptr
-                # is copied to int32 unless the batch has 2^31 values or more
-                if info["nnz"] < 2**31:
-                    crow = torch.from_numpy(indptr.astype(np.int32))
-                    col = torch.from_numpy(indices)
-                else:
-                    crow = torch.from_numpy(indptr.copy())
-                    col = torch.from_numpy(indices.astype(np.int64))
+                # torch wants crow and col of one dtype: the engine made
+                # this batch's indptr int32 (indptr_int32), as its indices
+                crow, col = torch.from_numpy(indptr), torch.from_numpy(indices)
                 with warnings.catch_warnings():  # torch 1.13 calls its CSR support beta
                     warnings.simplefilter("ignore", UserWarning)
                     return torch.sparse_csr_tensor(crow, col, torch.from_numpy(values), size=shape)
             import scipy.sparse as sp
 
             return sp.csr_matrix((values, indices, indptr), shape=shape, copy=False)
+        if self._to_jax:
+            return _jax.dense(values)
         if self._to_torch:
             import torch
 

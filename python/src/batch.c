@@ -140,8 +140,9 @@ static PyObject *batch_info(PyObject *self, PyObject *noargs)
 }
 
 /* Batch.array(name): a Buffer over one array: "values" (dense: nrows x
- * row_items; sparse: nnz), "indptr" (nrows + 1, int64), "indices" (nnz,
- * int32), "rows" (nrows, int64: the global row indices). */
+ * row_items; sparse: nnz), "indptr" (nrows + 1: int64, or int32 from an
+ * engine made with indptr_int32), "indices" (nnz, int32), "rows" (nrows,
+ * int64: the global row indices). */
 static PyObject *batch_array(PyObject *self, PyObject *arg)
 {
 	Batch *b = (Batch *)self;
@@ -171,6 +172,8 @@ static PyObject *batch_array(PyObject *self, PyObject *arg)
 	}
 	if (v->sparse && strcmp(name, "indptr") == 0) {
 		shape[0] = (Py_ssize_t)v->nrows + 1;
+		if (v->indptr32)
+			return buffer_new(self, v->indptr32, "i", 4, 1, shape);
 		return buffer_new(self, v->indptr, "q", 8, 1, shape);
 	}
 	if (v->sparse && strcmp(name, "indices") == 0) {

@@ -8,12 +8,22 @@
  *   batch.c   Batch (one ab_batch) and Buffer (a buffer-protocol view of
  *             one of its arrays, keeping it alive)
  *   engine.c  Engine (one ab_loader) and the module
+ *   pinned.c  CUDA pinned host memory for batch buffers, where CUDA is
  */
 #ifndef ANNBATCH_C_BINDING_H
 #define ANNBATCH_C_BINDING_H
 
 #ifndef Py_LIMITED_API
 #define Py_LIMITED_API 0x030B0000
+/* ---- pinned.c */
+
+/* 1 when a CUDA runtime with a device is there (looked up once, kept for
+ * the process), else 0. Then abpy_pinned_alloc / abpy_pinned_free are an
+ * allocator pair for ab_loader_set_allocator (cudaHostAlloc, cudaFreeHost). */
+int abpy_cuda_runtime(void);
+void *abpy_pinned_alloc(size_t size, void *ctx);
+void abpy_pinned_free(void *p, size_t size, void *ctx);
+
 #endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -84,5 +94,14 @@ extern PyType_Spec abpy_buffer_spec, abpy_batch_spec;
 const char *abpy_dtype_format(ab_dtype dt);
 /* ab_dtype of a name ("float32", ...); -1 with TypeError if none. */
 int abpy_dtype_from_name(const char *name, ab_dtype *out);
+
+/* ---- pinned.c */
+
+/* 1 when a CUDA runtime with a device is there (looked up once, kept for
+ * the process), else 0. Then abpy_pinned_alloc / abpy_pinned_free are an
+ * allocator pair for ab_loader_set_allocator (cudaHostAlloc, cudaFreeHost). */
+int abpy_cuda_runtime(void);
+void *abpy_pinned_alloc(size_t size, void *ctx);
+void abpy_pinned_free(void *p, size_t size, void *ctx);
 
 #endif

@@ -27,7 +27,6 @@
  */
 #include "binding.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,7 +163,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		    cfg_choice(d, "backend", be_names, &be) || cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
 		    cfg_unsigned(d, "threads", &c.threads) || cfg_unsigned(d, "max_windows", &c.max_windows) ||
 		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks) ||
-		    cfg_choice(d, "rank_shards", shard_names, &rs) || cfg_unsigned(d, "stall_ms", &c.stall_ms))
+		    cfg_choice(d, "rank_shards", shard_names, &rs) || cfg_unsigned(d, "stall_ms", &c.stall_ms) ||
+		    cfg_int(d, "indptr_int32", &c.indptr_int32))
 			return NULL;
 		c.rank_shards = (ab_rank_shards)rs;
 		c.io_mode = (ab_io_mode)io;
@@ -495,50 +495,6 @@ fail:
 	return NULL;
 }
 
-/* ---- pinned memory: CUDA's runtime, looked up at run time (no build-time
- * dependency on CUDA; a machine without it simply has no pinned memory) */
-typedef int (*cuda_host_alloc_fn)(void **p, size_t size, unsigned flags);
-typedef int (*cuda_free_host_fn)(void *p);
-static cuda_host_alloc_fn cuda_host_alloc;
-static cuda_free_host_fn cuda_free_host;
-
-static void *pinned_alloc(size_t size, void *ctx)
-{
-	(void)ctx;
-	void *p = NULL;
-	return cuda_host_alloc(&p, size, 0) == 0 ? p : NULL;
-}
-
-static void pinned_free(void *p, size_t size, void *ctx)
-{
-	(void)size;
-	(void)ctx;
-	cuda_free_host(p);
-}
-
-static int load_cuda_runtime(void)
-{
-	static const char *const names[] = {"libcudart.so", "libcudart.so.12", "libcudart.so.11.0", NULL};
-	if (cuda_host_alloc)
-		return 1;
-	for (int i = 0; names[i]; i++) {
-		void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-		if (!h)
-			continue;
-		cuda_host_alloc_fn a = (cuda_host_alloc_fn)dlsym(h, "cudaHostAlloc");
-		cuda_free_host_fn f = (cuda_free_host_fn)dlsym(h, "cudaFreeHost");
-		int count = 0;
-		int (*device_count)(int *) = (int (*)(int *))dlsym(h, "cudaGetDeviceCount");
-		if (a && f && device_count && device_count(&count) == 0 && count > 0) {
-			cuda_host_alloc = a;
-			cuda_free_host = f;
-			return 1; /* the handle stays open for the process */
-		}
-		dlclose(h);
-	}
-	return 0;
-}
-
 /* use_pinned_memory() -> bool: batches' X in CUDA pinned host memory when a
  * CUDA runtime with a device is there (before the first start); False, and
  * ordinary memory, otherwise. */
@@ -548,10 +504,10 @@ static PyObject *engine_use_pinned_memory(PyObject *self, PyObject *noargs)
 	Engine *e = (Engine *)self;
 	if (!engine_usable(e))
 		return NULL;
-	if (!load_cuda_runtime())
+	if (!abpy_cuda_runtime())
 		Py_RETURN_FALSE;
 	call_result r;
-	abpy_take_error(&r, ab_loader_set_allocator(e->ld, pinned_alloc, pinned_free, NULL));
+	abpy_take_error(&r, ab_loader_set_allocator(e->ld, abpy_pinned_alloc, abpy_pinned_free, NULL));
 	if (r.rc)
 		return abpy_raise(r.rc, r.msg);
 	Py_RETURN_TRUE;

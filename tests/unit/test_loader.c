@@ -35,20 +35,25 @@ static void fill_data(void)
 	}
 }
 
-static ab_loader *make_loader(int sparse, int shuffle, unsigned threads)
+/* The loader of most tests: batches of 16, windows of 4 chunks of 32 rows,
+ * seed 11, rank 0 of 1; sparse: two in-memory CSR sources, else one dense. */
+static void base_config(ab_loader_config *cfg, int shuffle, unsigned threads)
 {
-	ab_loader_config cfg;
-	ab_loader_config_init(&cfg);
-	cfg.batch_size = 16;
-	cfg.chunk_size = 32;
-	cfg.preload_nchunks = 4;
-	cfg.shuffle = shuffle;
-	cfg.seed = 11;
-	cfg.threads = threads;
-	cfg.rank = 0;
-	cfg.world_size = 1;
+	ab_loader_config_init(cfg);
+	cfg->batch_size = 16;
+	cfg->chunk_size = 32;
+	cfg->preload_nchunks = 4;
+	cfg->shuffle = shuffle;
+	cfg->seed = 11;
+	cfg->threads = threads;
+	cfg->rank = 0;
+	cfg->world_size = 1;
+}
+
+static ab_loader *make_loader_cfg(int sparse, const ab_loader_config *cfg)
+{
 	ab_loader *ld;
-	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	ck_assert_int_eq(ab_loader_create(cfg, &ld), 0);
 	if (sparse) {
 		/* two sources: rows [0, 600) and [600, 1000) */
 		ck_assert_int_eq(ab_loader_add_csr_memory(ld, indptr, indices, values, AB_DT_FLOAT64, 600, NCOLS), 0);
@@ -62,6 +67,13 @@ static ab_loader *make_loader(int sparse, int shuffle, unsigned threads)
 		ck_assert_int_eq(ab_loader_add_dense_memory(ld, dense, AB_DT_FLOAT32, 2, shape), 0);
 	}
 	return ld;
+}
+
+static ab_loader *make_loader(int sparse, int shuffle, unsigned threads)
+{
+	ab_loader_config cfg;
+	base_config(&cfg, shuffle, threads);
+	return make_loader_cfg(sparse, &cfg);
 }
 
 /* Checks a batch's values against its row numbers. */
@@ -692,6 +704,148 @@ START_TEST(test_missing_chunks)
 }
 END_TEST
 
+/* ---- indptr_int32: the same batches with an int32 indptr */
+
+/* Two loaders alike but for indptr_int32 give the same batches: rows,
+ * values, column indices, and indptr entries equal as numbers; the int32
+ * run has no int64 indptr and the int64 run no int32 one. */
+static void compare_indptr_widths(const char *store, int shuffle, uint64_t epoch)
+{
+	ab_loader *ld[2];
+	for (int i32 = 0; i32 < 2; i32++) {
+		ab_loader_config cfg;
+		base_config(&cfg, shuffle, 2);
+		cfg.indptr_int32 = i32;
+		if (store) {
+			ck_assert_int_eq(ab_loader_create(&cfg, &ld[i32]), 0);
+			ck_assert_msg(ab_loader_add_anndata(ld[i32], store) == 0, "%s", ab_last_error());
+		} else {
+			ld[i32] = make_loader_cfg(1, &cfg);
+		}
+		ck_assert_int_eq(ab_loader_start(ld[i32], epoch), 0);
+	}
+	uint64_t rows = 0, nnz = 0, batches = 0;
+	for (;;) {
+		ab_batch *b64, *b32;
+		int rc64 = ab_loader_next(ld[0], &b64), rc32 = ab_loader_next(ld[1], &b32);
+		ck_assert_msg(rc64 == rc32, "int64 run: %d, int32 run: %d (%s)", rc64, rc32, ab_last_error());
+		if (rc64 == AB_END)
+			break;
+		ck_assert_int_eq(rc64, 0);
+		ab_batch_view a, c;
+		ck_assert_int_eq(ab_batch_get_view(b64, &a), 0);
+		ck_assert_int_eq(ab_batch_get_view(b32, &c), 0);
+		ck_assert(a.sparse && c.sparse);
+		ck_assert_ptr_nonnull(a.indptr);
+		ck_assert_ptr_null(a.indptr32);
+		ck_assert_ptr_null(c.indptr);
+		ck_assert_ptr_nonnull(c.indptr32);
+		ck_assert_uint_eq(a.nrows, c.nrows);
+		ck_assert_uint_eq(a.nnz, c.nnz);
+		ck_assert_int_eq(a.dtype, c.dtype);
+		ck_assert_mem_eq(a.rows, c.rows, a.nrows * sizeof *a.rows);
+		for (uint64_t i = 0; i <= a.nrows; i++)
+			ck_assert_msg(a.indptr[i] == (int64_t)c.indptr32[i], "batch %llu, indptr[%llu]: %lld vs %d",
+				      (unsigned long long)batches, (unsigned long long)i, (long long)a.indptr[i],
+				      c.indptr32[i]);
+		ck_assert_int_eq(c.indptr32[c.nrows], (int32_t)c.nnz);
+		if (a.nnz) {
+			ck_assert_mem_eq(a.indices, c.indices, a.nnz * sizeof *a.indices);
+			ck_assert_mem_eq(a.values, c.values, a.nnz * ab_dtype_size(a.dtype));
+		}
+		rows += a.nrows;
+		nnz += a.nnz;
+		batches++;
+		ab_batch_release(b64);
+		ab_batch_release(b32);
+	}
+	ck_assert_uint_eq(rows, ab_loader_nrows(ld[0]));
+	ck_assert_uint_gt(nnz, 0);
+	ck_assert_uint_gt(batches, 1);
+	ab_loader_destroy(ld[0]);
+	ab_loader_destroy(ld[1]);
+}
+
+START_TEST(test_indptr_int32_same_batches)
+{
+	/* in-memory CSR, and CSR stores anndata and zarr-python wrote (float32
+	 * with int32 indices; float64 with int64 indices over several chunks) */
+	const char *fx = getenv("AB_FIXTURES");
+	ck_assert_msg(fx != NULL, "AB_FIXTURES is not set (make check sets it)");
+	char ad_csr[1024], manual[1024];
+	snprintf(ad_csr, sizeof ad_csr, "%s/conformance/stores/ad_csr", fx);
+	snprintf(manual, sizeof manual, "%s/conformance/stores/v2_csr_manual", fx);
+	const char *stores[] = { NULL, ad_csr, manual };
+	for (size_t k = 0; k < sizeof stores / sizeof *stores; k++)
+		for (int shuffle = 0; shuffle < 2; shuffle++)
+			for (uint64_t epoch = 0; epoch < 2; epoch++)
+				compare_indptr_widths(stores[k], shuffle, epoch);
+}
+END_TEST
+
+/* A batch with more values than an int32 indptr can index fails the epoch
+ * with AB_EINVAL naming it. The limit is lowered (reaching INT32_MAX would
+ * need 2^31 values): every full batch of the sequential epoch holds 24
+ * values, so all pass at a limit of 24 and the first of a window is refused
+ * at 23. Dense data ignores the option. */
+START_TEST(test_indptr_int32_refused_past_limit)
+{
+	for (uint64_t limit = 23; limit <= 24; limit++) {
+		ab_loader_config cfg;
+		base_config(&cfg, 0, 2);
+		cfg.indptr_int32 = 1;
+		ab_loader *ld = make_loader_cfg(1, &cfg);
+		ld->indptr32_max = limit;
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		ab_batch *b;
+		int rc;
+		uint64_t rows = 0;
+		while ((rc = ab_loader_next(ld, &b)) == 0) {
+			ab_batch_view v;
+			ab_batch_get_view(b, &v);
+			ck_assert_uint_le(v.nnz, limit);
+			rows += v.nrows;
+			ab_batch_release(b);
+		}
+		if (limit == 24) {
+			ck_assert_msg(rc == AB_END, "%s", ab_last_error());
+			ck_assert_uint_eq(rows, NROWS);
+		} else {
+			ck_assert_int_eq(rc, AB_EINVAL);
+			ck_assert_uint_eq(rows, 0);
+			/* windows are assembled in parallel: the first to fail is named */
+			const char *msg = ab_last_error();
+			unsigned long long win, first, epoch, nrows, nnz, max;
+			int batch;
+			ck_assert_msg(sscanf(msg, "batch %d of window %llu of epoch %llu (%llu rows, the first global "
+					     "row %llu) has %llu values, more than an int32 indptr can index (%llu",
+					     &batch, &win, &epoch, &nrows, &first, &nnz, &max) == 7, "%s", msg);
+			ck_assert_int_eq(batch, 0);
+			ck_assert_uint_eq(first, win * 128);
+			ck_assert_uint_eq(epoch, 0);
+			ck_assert_uint_eq(nrows, 16);
+			ck_assert_uint_eq(nnz, 24);
+			ck_assert_uint_eq(max, 23);
+			ck_assert_msg(strstr(msg, "lower batch_size, or leave indptr_int32 off"), "%s", msg);
+		}
+		ab_loader_destroy(ld);
+	}
+	ab_loader_config cfg;
+	base_config(&cfg, 1, 2);
+	cfg.indptr_int32 = 1;
+	ab_loader *ld = make_loader_cfg(0, &cfg);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	ab_batch *b;
+	ck_assert_int_eq(ab_loader_next(ld, &b), 0);
+	ab_batch_view v;
+	ab_batch_get_view(b, &v);
+	ck_assert(!v.sparse && v.data && !v.indptr && !v.indptr32);
+	ck_assert(batch_ok(&v));
+	ab_batch_release(b);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
 int main(void)
 {
 	fill_data();
@@ -711,6 +865,8 @@ int main(void)
 	tcase_add_test(t, test_no_false_stall);
 	tcase_add_test(t, test_errors);
 	tcase_add_test(t, test_promotion);
+	tcase_add_test(t, test_indptr_int32_same_batches);
+	tcase_add_test(t, test_indptr_int32_refused_past_limit);
 	suite_add_tcase(s, t);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
