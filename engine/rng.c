@@ -21,6 +21,8 @@ void ab_rng_seed(ab_rng *r, uint64_t seed, uint64_t stream)
 
 uint64_t ab_rng_next(ab_rng *r)
 {
+	if (!r)
+		return 0;
 	uint64_t *s = r->s;
 	uint64_t x = s[1] * 5;
 	uint64_t res = ((x << 7) | (x >> 57)) * 9;
@@ -36,7 +38,7 @@ uint64_t ab_rng_next(ab_rng *r)
 
 uint64_t ab_rng_below(ab_rng *r, uint64_t n)
 {
-	if (!n)
+	if (!r || !n)
 		return 0;
 	/* rejection of the low values that would bias the modulo */
 	uint64_t lim = -n % n;
@@ -49,6 +51,8 @@ uint64_t ab_rng_below(ab_rng *r, uint64_t n)
 
 void ab_rng_shuffle(ab_rng *r, uint64_t *a, uint64_t n)
 {
+	if (!r || !a)
+		return;
 	for (uint64_t i = n; i > 1; i--) {
 		uint64_t j = ab_rng_below(r, i);
 		uint64_t t = a[i - 1];

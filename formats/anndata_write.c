@@ -41,6 +41,8 @@ static int group_json(ab_writer *w, const char *node, json_t *attrs)
 
 int ab_writer_anndata_group(ab_writer *w, const char *node)
 {
+	if (!w || !node)
+		return ab_error_set(AB_EINVAL, "ab_writer_anndata_group: null argument");
 	int rc = group_json(w, node, json_pack("{s:s, s:s}", "encoding-type", "anndata",
 					       "encoding-version", "0.1.0"));
 	static const char *const empties[] = { "layers", "obsm", "obsp", "uns", "varm", "varp" };
@@ -57,6 +59,8 @@ int ab_writer_anndata_group(ab_writer *w, const char *node)
 
 int ab_writer_dataframe_group(ab_writer *w, const char *node, const char *const *columns, size_t n)
 {
+	if (!w || !node || (n && !columns))
+		return ab_error_set(AB_EINVAL, "ab_writer_dataframe_group: null argument");
 	json_t *order = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(order, json_string(columns[i]));
@@ -67,6 +71,8 @@ int ab_writer_dataframe_group(ab_writer *w, const char *node, const char *const 
 
 int ab_writer_csr_group(ab_writer *w, const char *node, uint64_t n_rows, uint64_t n_cols)
 {
+	if (!w || !node)
+		return ab_error_set(AB_EINVAL, "ab_writer_csr_group: null argument");
 	return group_json(w, node, json_pack("{s:s, s:s, s:[I, I]}", "encoding-type", "csr_matrix",
 					     "encoding-version", "0.1.0", "shape",
 					     (json_int_t)n_rows, (json_int_t)n_cols));
@@ -76,6 +82,13 @@ int ab_writer_anndata_array(ab_writer *w, const char *node, ab_dtype dt, int ndi
 	      uint64_t chunk_rows, uint64_t shard_rows, const ab_anndata_write_config *o, const char *attrs,
 	      ab_writer_array **out)
 {
+	if (!w || !node || !out || (ndim > 0 && !shape))
+		return ab_error_set(AB_EINVAL, "ab_writer_anndata_array: null argument");
+	ab_anndata_write_config def;
+	if (!o) {
+		ab_anndata_write_config_init(&def);
+		o = &def;
+	}
 	ab_writer_array_config c;
 	ab_writer_array_config_init(&c);
 	c.dtype = dt;
@@ -108,6 +121,8 @@ static uint64_t small_chunk(uint64_t n)
 int ab_writer_numeric_column(ab_writer *w, const char *node, ab_dtype dt, const void *values,
 		      uint64_t n, const ab_anndata_write_config *o, const char *encoding)
 {
+	if (!w || !node || (n && !values))
+		return ab_error_set(AB_EINVAL, "ab_writer_numeric_column: null argument");
 	ab_writer_array *a;
 	uint64_t shape[1] = { n };
 	int rc = ab_writer_anndata_array(w, node, dt, 1, shape, small_chunk(n), 0, o,
@@ -122,6 +137,8 @@ int ab_writer_numeric_column(ab_writer *w, const char *node, ab_dtype dt, const 
 int ab_writer_string_column(ab_writer *w, const char *node, const char *const *values, uint64_t n,
 		      const ab_anndata_write_config *o)
 {
+	if (!w || !node || (n && !values))
+		return ab_error_set(AB_EINVAL, "ab_writer_string_column: null argument");
 	ab_writer_array *a;
 	uint64_t shape[1] = { n };
 	int rc = ab_writer_anndata_array(w, node, AB_DT_STRING, 1, shape, small_chunk(n), 0, o,
@@ -137,6 +154,8 @@ int ab_writer_categorical_column(ab_writer *w, const char *node, const int32_t *
 			  const char *const *categories, uint64_t n_categories, int ordered,
 			  const ab_anndata_write_config *o)
 {
+	if (!w || !node || (n && !codes) || (n_categories && !categories))
+		return ab_error_set(AB_EINVAL, "ab_writer_categorical_column: null argument");
 	int rc = group_json(w, node, json_pack("{s:s, s:s, s:b}", "encoding-type", "categorical",
 					       "encoding-version", "0.2.0", "ordered", ordered));
 	if (rc)

@@ -43,6 +43,18 @@ run_suite "asan+ubsan" "$top/build-asan" "" --enable-sanitizers
 # the loader with many consumers, and fault injection.
 run_suite tsan "$top/build-tsan" "tests/unit/test_ring tests/unit/test_io tests/unit/test_loader tests/unit/test_faults" \
 	--enable-tsan
+# A library built without HDF5 (configure --without-hdf5): .h5ad paths say
+# so in one line, zarr works. Only the CLI is built for it.
+echo "== no-hdf5 build"
+if bash "$top/scripts/build.sh" "$top/build-nohdf5" --without-hdf5 >/dev/null 2>&1 &&
+	bash "$top/tests/cli/test_nohdf5.sh" "$top/build-nohdf5/annbatch"; then
+	echo "== no-hdf5: all passed"
+	total_pass=$((total_pass + 1))
+else
+	status=1
+	total_fail=$((total_fail + 1))
+	echo "== no-hdf5: FAILED"
+fi
 # Fuzz smoke run: every libFuzzer target briefly from its seed corpus (needs
 # clang with its fuzzer runtime; skipped without clang).
 if command -v clang >/dev/null 2>&1; then
