@@ -66,8 +66,8 @@ static int assemble(ab_loader *ld, ld_window *w)
 				uint8_t *base = (uint8_t *)bt->obs_buf + c * 8 * n;
 				bo->name = oc->name;
 				bo->categorical = oc->categorical;
-				bo->labels = (const char *const *)oc->labels;
-				bo->n_labels = oc->n_labels;
+				bo->labels = (const char *const *)oc->labels.names;
+				bo->n_labels = oc->labels.n;
 				if (oc->categorical) {
 					int32_t *codes = (int32_t *)(void *)base;
 					for (uint64_t j = 0; j < n; j++)

@@ -141,10 +141,10 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 				free(ld->class_w);
 				ld->class_w = NULL;
 				rc = ld_obs_weights_by_label(&ld->class_col, &ld->class_wl, &ld->class_w);
-				ld->n_class_w = rc ? 0 : ld->class_col.n_labels;
-			} else if (ld->class_w && ld->n_class_w != ld->class_col.n_labels)
+				ld->n_class_w = rc ? 0 : ld->class_col.labels.n;
+			} else if (ld->class_w && ld->n_class_w != ld->class_col.labels.n)
 				rc = ab_error_set(AB_EINVAL, "%zu class weights given for %zu classes of '%s'",
-						  ld->n_class_w, ld->class_col.n_labels, ld->class_name);
+						  ld->n_class_w, ld->class_col.labels.n, ld->class_name);
 			if (rc) {
 				ld_obs_free(&ld->class_col);
 				return rc;
@@ -157,9 +157,9 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 					    ": one class code a row",
 					    ld->class_rows, ld->nrows);
 		sc.classes = ld->class_col.codes;
-		sc.n_classes = (uint32_t)ld->class_col.n_labels;
+		sc.n_classes = (uint32_t)ld->class_col.labels.n;
 		sc.class_weights = ld->class_w;
-		sc.class_labels = (const char *const *)ld->class_col.labels;
+		sc.class_labels = (const char *const *)ld->class_col.labels.names;
 	}
 	return ab_sampler_create(&sc, ld->nrows, out);
 }

@@ -10,61 +10,17 @@
 #include "error.h"
 #include "sources.h"
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static int rehash(ld_obs_col *c, size_t cap)
-{
-	uint32_t *h = calloc(cap, sizeof *h);
-	if (!h)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	for (size_t i = 0; i < c->n_labels; i++) {
-		size_t j = (size_t)hash_str(c->labels[i]) & (cap - 1);
-		while (h[j])
-			j = (j + 1) & (cap - 1);
-		h[j] = (uint32_t)i + 1;
-	}
-	free(c->hash);
-	c->hash = h;
-	c->hash_cap = cap;
-	return 0;
-}
-
 /* The code of `label` in the column's table, adding it if new. */
 static int label_code(ld_obs_col *c, const char *label, int32_t *code)
 {
-	if ((c->n_labels + 1) * 2 > c->hash_cap) {
-		int rc = rehash(c, c->hash_cap ? c->hash_cap * 2 : 64);
-		if (rc)
-			return rc;
-	}
-	size_t j = (size_t)hash_str(label) & (c->hash_cap - 1);
-	while (c->hash[j]) {
-		if (strcmp(c->labels[c->hash[j] - 1], label) == 0) {
-			*code = (int32_t)(c->hash[j] - 1);
-			return 0;
-		}
-		j = (j + 1) & (c->hash_cap - 1);
-	}
-	if (c->n_labels >= INT32_MAX)
-		return ab_error_set(AB_EUNSUPPORTED, "obs column '%s': too many distinct values", c->name);
-	if (c->n_labels == c->cap_labels) {
-		size_t nc = c->cap_labels ? c->cap_labels * 2 : 16;
-		char **nl = realloc(c->labels, nc * sizeof *nl);
-		if (!nl)
+	int64_t k = ab_strtab_find(&c->labels, label);
+	if (k < 0) {
+		if (c->labels.n >= INT32_MAX)
+			return ab_error_set(AB_EUNSUPPORTED, "obs column '%s': too many distinct values", c->name);
+		if ((k = ab_strtab_add(&c->labels, label)) < 0)
 			return ab_error_set(AB_ENOMEM, "out of memory");
-		c->labels = nl;
-		c->cap_labels = nc;
 	}
-	if (!(c->labels[c->n_labels] = strdup(label)))
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	c->hash[j] = (uint32_t)c->n_labels + 1;
-	*code = (int32_t)c->n_labels++;
+	*code = (int32_t)k;
 	return 0;
 }
 
@@ -73,10 +29,7 @@ void ld_obs_free(ld_obs_col *c)
 	free(c->name);
 	free(c->values);
 	free(c->codes);
-	for (size_t i = 0; i < c->n_labels; i++)
-		free(c->labels[i]);
-	free(c->labels);
-	free(c->hash);
+	ab_strtab_free(&c->labels);
 	memset(c, 0, sizeof *c);
 }
 
@@ -232,20 +185,6 @@ int ld_label_weights_set(ld_label_weights *lw, const char *const *labels, const 
 	return 0;
 }
 
-/* The code of `label`, or -1 when it is not in the table. */
-static int64_t label_find(const ld_obs_col *c, const char *label)
-{
-	if (!c->hash_cap)
-		return -1;
-	size_t j = (size_t)hash_str(label) & (c->hash_cap - 1);
-	while (c->hash[j]) {
-		if (strcmp(c->labels[c->hash[j] - 1], label) == 0)
-			return c->hash[j] - 1;
-		j = (j + 1) & (c->hash_cap - 1);
-	}
-	return -1;
-}
-
 /* Appends "'name'" to a list in `buf` (", " between), "..." once full. */
 static void list_add(char *buf, size_t cap, size_t *count, const char *name)
 {
@@ -260,8 +199,8 @@ static void list_add(char *buf, size_t cap, size_t *count, const char *name)
 int ld_obs_weights_by_label(const ld_obs_col *c, const ld_label_weights *lw, double **out)
 {
 	*out = NULL;
-	double *w = malloc((c->n_labels ? c->n_labels : 1) * sizeof *w);
-	unsigned char *named = calloc(c->n_labels ? c->n_labels : 1, 1);
+	double *w = malloc((c->labels.n ? c->labels.n : 1) * sizeof *w);
+	unsigned char *named = calloc(c->labels.n ? c->labels.n : 1, 1);
 	if (!w || !named) {
 		free(w);
 		free(named);
@@ -269,10 +208,10 @@ int ld_obs_weights_by_label(const ld_obs_col *c, const ld_label_weights *lw, dou
 	}
 	char bad[512] = "";
 	size_t nbad = 0;
-	for (size_t i = 0; i < c->n_labels; i++)
+	for (size_t i = 0; i < c->labels.n; i++)
 		w[i] = lw->rest;
 	for (size_t i = 0; i < lw->n; i++) {
-		int64_t k = label_find(c, lw->labels[i]);
+		int64_t k = ab_strtab_find(&c->labels, lw->labels[i]);
 		if (k < 0) {
 			list_add(bad, sizeof bad, &nbad, lw->labels[i]);
 			continue;
@@ -284,14 +223,14 @@ int ld_obs_weights_by_label(const ld_obs_col *c, const ld_label_weights *lw, dou
 	if (nbad) {
 		char known[512] = "";
 		size_t nk = 0;
-		for (size_t i = 0; i < c->n_labels; i++)
-			list_add(known, sizeof known, &nk, c->labels[i]);
+		for (size_t i = 0; i < c->labels.n; i++)
+			list_add(known, sizeof known, &nk, c->labels.names[i]);
 		rc = ab_error_set(AB_EINVAL, "class weights name %s, not %s of column '%s' (its classes: %s)", bad,
 				  nbad > 1 ? "classes" : "a class", c->name, known);
 	} else if (!lw->has_rest) {
-		for (size_t i = 0; i < c->n_labels; i++)
+		for (size_t i = 0; i < c->labels.n; i++)
 			if (!named[i])
-				list_add(bad, sizeof bad, &nbad, c->labels[i]);
+				list_add(bad, sizeof bad, &nbad, c->labels.names[i]);
 		if (nbad)
 			rc = ab_error_set(AB_EINVAL, "class weights give no weight to %s of column '%s': name every "
 					  "class, or give the others a weight (*=W)", bad, c->name);

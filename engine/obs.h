@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strtab.h"
+
 struct ld_source;
 
 typedef struct ld_obs_col {
@@ -20,10 +22,8 @@ typedef struct ld_obs_col {
 	int categorical;
 	double *values;      /* numeric: one per global row          */
 	int32_t *codes;      /* categorical: one per global row      */
-	char **labels;       /* categorical: label table             */
-	size_t n_labels, cap_labels;
-	uint32_t *hash;      /* open addressing: label index + 1     */
-	size_t hash_cap;
+	ab_strtab labels;    /* categorical: the label table, a code
+	                      * is an index into labels.names       */
 } ld_obs_col;
 
 /* Class weights given by label, resolved against a column's label table once

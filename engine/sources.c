@@ -396,14 +396,17 @@ int ab_loader_set_class_codes(ab_loader *ld, const int32_t *codes, uint64_t n_ro
 	col.categorical = 1;
 	col.name = strdup("(classes from memory)");
 	col.codes = malloc((n_rows ? n_rows : 1) * sizeof *col.codes);
-	col.labels = calloc(n_labels, sizeof *col.labels);
 	double *w = weights ? malloc(n_labels * sizeof *w) : NULL;
-	int ok = col.name && col.codes && col.labels && (!weights || w);
+	int ok = col.name && col.codes && (!weights || w);
 	for (size_t i = 0; ok && i < n_labels; i++) {
-		if (!(col.labels[i] = strdup(labels[i])))
-			ok = 0;
-		else
-			col.n_labels = col.cap_labels = i + 1;
+		int64_t k = ab_strtab_add(&col.labels, labels[i]);
+		ok = k >= 0;
+		if (ok && (size_t)k != i) {
+			ld_obs_free(&col);
+			free(w);
+			return ab_error_set(AB_EINVAL, "ab_loader_set_class_codes: label '%s' is given twice (classes %lld "
+					    "and %zu)", labels[i], (long long)k, i);
+		}
 	}
 	char *name = ok ? strdup(col.name) : NULL;
 	if (!ok || !name) {

@@ -436,6 +436,10 @@ START_TEST(test_class_codes_from_memory)
 	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS, labels, 3, w, 3), AB_EINVAL);
 	ck_assert_msg(strstr(ab_last_error(), "row 5"), "%s", ab_last_error());
 	codes[5] = 0;
+	/* a label given twice would make two classes of one name */
+	const char *twice[] = {"a", "b", "a"};
+	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS, twice, 3, w, 3), AB_EINVAL);
+	ck_assert_msg(strstr(ab_last_error(), "'a' is given twice"), "%s", ab_last_error());
 	/* a wrong row count is found at start */
 	ck_assert_int_eq(ab_loader_set_class_codes(ld, codes, NROWS - 1, labels, 3, w, 3), 0);
 	ck_assert_int_eq(ab_loader_start(ld, 0), AB_EINVAL);
