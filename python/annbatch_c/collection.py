@@ -112,7 +112,9 @@ def _compressor(codec: Any) -> dict:
         return {"compressor": "none"}
     if isinstance(codec, str):
         if codec not in _COMPRESSORS:
-            raise ValueError(f"zarr_compressor must be one of {', '.join(_COMPRESSORS)}, a codec or None, got {codec!r}")
+            raise ValueError(
+                f"zarr_compressor must be one of {', '.join(_COMPRESSORS)}, a codec or None, got {codec!r}"
+            )
         return {"compressor": codec}
     if isinstance(codec, (list, tuple)):
         if len(codec) != 1:
