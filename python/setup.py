@@ -39,7 +39,10 @@ include_dirs, library_dirs = _library()
 here = os.path.dirname(os.path.abspath(__file__))
 ext = Extension(
     "annbatch_c._engine",
-    sources=[os.path.relpath(os.path.join(here, "src", f)) for f in ("engine.c", "batch.c", "errors.c", "pinned.c")],
+    sources=[
+        os.path.relpath(os.path.join(here, "src", f))
+        for f in ("engine.c", "batch.c", "errors.c", "pinned.c", "args.c", "collection.c", "frame.c")
+    ],
     depends=[os.path.relpath(os.path.join(here, "src", "binding.h"))],
     include_dirs=include_dirs,
     library_dirs=library_dirs,

@@ -63,83 +63,6 @@ static int engine_usable(Engine *e)
 
 /* ------------------------------------------------------------ Engine */
 
-/* config keys, in the order of ab_loader_config */
-static int cfg_u64(PyObject *d, const char *key, uint64_t *out)
-{
-	PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
-	if (!v || v == Py_None)
-		return 0;
-	if (!PyLong_Check(v) || PyBool_Check(v)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int", key);
-		return -1;
-	}
-	unsigned long long x = PyLong_AsUnsignedLongLong(v);
-	if (x == (unsigned long long)-1 && PyErr_Occurred()) {
-		PyErr_Clear();
-		PyErr_Format(PyExc_ValueError, "%s must be a non-negative int below 2^64", key);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
-
-static int cfg_int(PyObject *d, const char *key, int *out)
-{
-	PyObject *v = PyDict_GetItemString(d, key);
-	if (!v || v == Py_None)
-		return 0;
-	if (!PyLong_Check(v)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int or a bool", key);
-		return -1;
-	}
-	long x = PyLong_AsLong(v);
-	if (x == -1 && PyErr_Occurred())
-		return -1;
-	if (x < INT32_MIN || x > INT32_MAX) {
-		PyErr_Format(PyExc_ValueError, "%s out of range", key);
-		return -1;
-	}
-	*out = (int)x;
-	return 0;
-}
-
-static int cfg_unsigned(PyObject *d, const char *key, unsigned *out)
-{
-	uint64_t x = *out;
-	if (cfg_u64(d, key, &x))
-		return -1;
-	if (x > UINT32_MAX) {
-		PyErr_Format(PyExc_ValueError, "%s out of range", key);
-		return -1;
-	}
-	*out = (unsigned)x;
-	return 0;
-}
-
-static int cfg_choice(PyObject *d, const char *key, const char *const *names, int *out)
-{
-	PyObject *v = PyDict_GetItemString(d, key);
-	if (!v || v == Py_None)
-		return 0;
-	const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, NULL) : NULL;
-	if (!s) {
-		PyErr_Format(PyExc_TypeError, "%s must be a string", key);
-		return -1;
-	}
-	for (int i = 0; names[i]; i++)
-		if (strcmp(s, names[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	char list[128] = "";
-	for (int i = 0; names[i]; i++) {
-		size_t at = strlen(list);
-		snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", names[i]);
-	}
-	PyErr_Format(PyExc_ValueError, "%s must be one of %s (got %s)", key, list, s);
-	return -1;
-}
-
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
 	PyObject *d = NULL;
@@ -153,18 +76,23 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		static const char *const be_names[] = {"auto", "uring", "pread", NULL};
 		static const char *const shard_names[] = {"fixed", "rotate", NULL};
 		int io = (int)c.io_mode, be = (int)c.backend, rs = (int)c.rank_shards;
-		if (cfg_u64(d, "chunk_size", &c.chunk_size) || cfg_u64(d, "preload_nchunks", &c.preload_nchunks) ||
-		    cfg_u64(d, "batch_size", &c.batch_size) || cfg_int(d, "shuffle", &c.shuffle) ||
-		    cfg_int(d, "drop_last", &c.drop_last) || cfg_int(d, "replacement", &c.replacement) ||
-		    cfg_u64(d, "num_samples", &c.num_samples) || cfg_u64(d, "mask_start", &c.mask_start) ||
-		    cfg_u64(d, "mask_stop", &c.mask_stop) || cfg_u64(d, "seed", &c.seed) ||
-		    cfg_int(d, "rank", &c.rank) || cfg_int(d, "world_size", &c.world_size) ||
-		    cfg_int(d, "to_float32", &c.to_float32) || cfg_choice(d, "io_mode", io_names, &io) ||
-		    cfg_choice(d, "backend", be_names, &be) || cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
-		    cfg_unsigned(d, "threads", &c.threads) || cfg_unsigned(d, "max_windows", &c.max_windows) ||
-		    cfg_u64(d, "start_batch", &c.start_batch) || cfg_int(d, "whole_chunks", &c.whole_chunks) ||
-		    cfg_choice(d, "rank_shards", shard_names, &rs) || cfg_unsigned(d, "stall_ms", &c.stall_ms) ||
-		    cfg_int(d, "indptr_int32", &c.indptr_int32))
+		/* the keys in the order of ab_loader_config */
+		if (abpy_cfg_u64(d, "chunk_size", &c.chunk_size) ||
+		    abpy_cfg_u64(d, "preload_nchunks", &c.preload_nchunks) ||
+		    abpy_cfg_u64(d, "batch_size", &c.batch_size) || abpy_cfg_int(d, "shuffle", &c.shuffle) ||
+		    abpy_cfg_int(d, "drop_last", &c.drop_last) || abpy_cfg_int(d, "replacement", &c.replacement) ||
+		    abpy_cfg_u64(d, "num_samples", &c.num_samples) ||
+		    abpy_cfg_u64(d, "mask_start", &c.mask_start) || abpy_cfg_u64(d, "mask_stop", &c.mask_stop) ||
+		    abpy_cfg_u64(d, "seed", &c.seed) || abpy_cfg_int(d, "rank", &c.rank) ||
+		    abpy_cfg_int(d, "world_size", &c.world_size) || abpy_cfg_int(d, "to_float32", &c.to_float32) ||
+		    abpy_cfg_choice(d, "io_mode", io_names, &io) || abpy_cfg_choice(d, "backend", be_names, &be) ||
+		    abpy_cfg_unsigned(d, "queue_depth", &c.queue_depth) ||
+		    abpy_cfg_unsigned(d, "threads", &c.threads) ||
+		    abpy_cfg_unsigned(d, "max_windows", &c.max_windows) ||
+		    abpy_cfg_u64(d, "start_batch", &c.start_batch) ||
+		    abpy_cfg_int(d, "whole_chunks", &c.whole_chunks) ||
+		    abpy_cfg_choice(d, "rank_shards", shard_names, &rs) ||
+		    abpy_cfg_unsigned(d, "stall_ms", &c.stall_ms) || abpy_cfg_int(d, "indptr_int32", &c.indptr_int32))
 			return NULL;
 		c.rank_shards = (ab_rank_shards)rs;
 		c.io_mode = (ab_io_mode)io;
@@ -715,6 +643,9 @@ static PyType_Spec engine_spec = {"annbatch_c._engine.Engine", sizeof(Engine), 0
 
 /* ------------------------------------------------------------ module */
 
+/* The module's functions: strerror here, collection_write in collection.c,
+ * collection_datasets and read_obs in frame.c. */
+
 static PyObject *mod_strerror(PyObject *self, PyObject *arg)
 {
 	(void)self;
@@ -726,6 +657,12 @@ static PyObject *mod_strerror(PyObject *self, PyObject *arg)
 
 static PyMethodDef module_methods[] = {
 	{"strerror", mod_strerror, METH_O, "strerror(code) -> the status code's name"},
+	{"collection_write", abpy_collection_write, METH_VARARGS,
+	 "collection_write(path, inputs, config, progress, note) -> summary: ab_collection_write"},
+	{"collection_datasets", abpy_collection_datasets, METH_O,
+	 "collection_datasets(path) -> dataset names, or None if no collection is there"},
+	{"read_obs", abpy_read_obs, METH_VARARGS,
+	 "read_obs(path, nodes, columns) -> per node (obs attributes JSON, row names, columns)"},
 	{NULL, NULL, 0, NULL},
 };
 
