@@ -90,13 +90,19 @@ void cw_progress(conv *c, int final)
 {
 	if (!c->cfg->progress || c->stop)
 		return;
+	/* the callback at most every 20 ms (and always the last time): the
+	 * loops ask often so that a stop is seen soon, whatever the codec */
+	double now = now_s();
+	if (!final && now - c->last_report < 0.02)
+		return;
+	c->last_report = now;
 	ab_collection_progress p = {
 		.rows_done = c->rows_done,
 		.total_rows = c->total_rows,
 		.bytes_read = c->bytes_in,
 		.datasets_done = c->datasets_done,
 		.n_datasets = c->n_datasets,
-		.elapsed_s = now_s() - c->t0,
+		.elapsed_s = now - c->t0,
 		.final = final,
 	};
 	if (c->cfg->progress(&p, c->cfg->ctx))
@@ -182,8 +188,8 @@ static int check_paths(conv *c, const char *const *paths, size_t n)
 		if (!ri)
 			continue; /* open_inputs reports it */
 		if (path_under(ro, ri))
-			ret = cw_fail(c, strcmp(ro, ri) ? "-o %s is inside the input %s; not written"
-						     : "-o %s is the input %s; not written",
+			ret = cw_fail(c, strcmp(ro, ri) ? "the output %s is inside the input %s; not written"
+						     : "the output %s is the input %s; not written",
 				   c->out, paths[i]);
 		else if (path_under(ri, ro))
 			ret = cw_fail(c, "the input %s is inside the output %s; not written", paths[i], c->out);
@@ -252,7 +258,7 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		char **ds;
 		size_t nds;
 		if ((rc = ab_store_open(c->out, &old)))
-			return cw_fail(c, "%s: exists and is not an annbatch collection; not touched (-o takes a new"
+			return cw_fail(c, "%s: exists and is not an annbatch collection; not touched (the output must be a new"
 				    " path, or a collection to add to)", c->out, NULL);
 		if ((rc = ab_collection_datasets(old, "", &ds, &nds)) || nds == 0) {
 			ab_store_close(old);
@@ -296,7 +302,7 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 			return ret;
 		}
 		if (c->var_subset)
-			cw_note(c, "--var-subset ignored, %s fixes the var space",
+			cw_note(c, "the var subset is ignored: %s fixes the var space",
 				c->out);
 	} else if (c->var_subset && (ret = cw_load_var_subset(c))) {
 		return ret;
@@ -433,13 +439,19 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		}
 	for (size_t i = 0; c->adding && i < c->n_in; i++)
 		if (c->in[i].vars_dropped) {
-			cw_note(c, "%s: --drop-new-genes dropped %" PRIu64
+			cw_note(c, "%s: drop_new_genes (--drop-new-genes) dropped %" PRIu64
 				" genes not in the collection, %" PRIu64 " non-zero values", c->in[i].path,
 				c->in[i].vars_dropped, c->in[i].values_dropped);
 		}
 	free(blocks);
 	free(order);
 	cw_progress(c, 1);
+	if (c->stop) {
+		/* a stop asked at the last report: nothing is committed */
+		ret = ab_error_set(AB_ECANCELED, "stopped by the caller; %s left as it was", c->out);
+		ab_writer_abort(w);
+		goto out;
+	}
 	if ((rc = ab_writer_commit(w))) {
 		ret = cw_fail_lib(c, rc, c->out);
 	} else if (sum) {

@@ -151,7 +151,7 @@ int cw_plan_columns(conv *c)
 		for (size_t k = 0; k < ng; k++) {
 			int idx = col_index(c, g[k]);
 			if (idx < 0 && strcmp(g[k], "src_path") != 0) {
-				return cw_fail(c, "--groupby %s: not among the obs columns written", g[k], NULL);
+				return cw_fail(c, "groupby column %s: not among the obs columns written", g[k], NULL);
 			}
 			c->groupby[c->n_groupby++] = idx; /* -1 = src_path */
 		}

@@ -103,7 +103,7 @@ typedef struct conv {
 	/* progress */
 	uint64_t total_rows, rows_done, bytes_in;
 	uint64_t n_datasets, datasets_done;
-	double t0;
+	double t0, last_report;
 	int stop;                /* the progress callback asked to stop */
 } conv;
 

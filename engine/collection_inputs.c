@@ -109,7 +109,7 @@ int cw_load_var_subset(conv *c)
 {
 	FILE *f = fopen(c->var_subset, "r");
 	if (!f)
-		return cw_fail(c, "--var-subset %s: %s", c->var_subset, strerror(errno));
+		return cw_fail(c, "var subset %s: %s", c->var_subset, strerror(errno));
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
@@ -124,7 +124,7 @@ int cw_load_var_subset(conv *c)
 			bom = 1;
 		}
 		if ((size_t)len != strlen(nm)) {
-			ret = cw_fail(c, "--var-subset %s: line with a NUL byte", c->var_subset, NULL);
+			ret = cw_fail(c, "var subset %s: line with a NUL byte", c->var_subset, NULL);
 			break;
 		}
 		while (len && (nm[len - 1] == '\n' || nm[len - 1] == '\r'))
@@ -149,16 +149,16 @@ int cw_load_var_subset(conv *c)
 	free(line);
 	fclose(f);
 	if (!ret && bom)
-		cw_note(c, "--var-subset %s: UTF-8 byte order mark dropped",
+		cw_note(c, "var subset %s: UTF-8 byte order mark dropped",
 			c->var_subset);
 	if (!ret && stripped)
-		cw_note(c, "--var-subset %s: spaces around %" PRIu64
+		cw_note(c, "var subset %s: spaces around %" PRIu64
 			" names dropped", c->var_subset, stripped);
 	if (!ret && dups)
-		cw_note(c, "--var-subset %s: %" PRIu64
+		cw_note(c, "var subset %s: %" PRIu64
 			" repeated names kept once", c->var_subset, dups);
 	if (!ret && !c->vars.n)
-		ret = cw_fail(c, "--var-subset %s: no names in the file", c->var_subset, NULL);
+		ret = cw_fail(c, "var subset %s: no names in the file", c->var_subset, NULL);
 	return ret;
 }
 
@@ -207,7 +207,7 @@ static int unique_var_names(conv *c, const input *in, char **names, size_t nn)
 		char list[600], msg[1200];
 		cw_name_list(&dup, 10, list, sizeof list);
 		snprintf(msg, sizeof msg, "%s: %" PRIu64 " duplicate var names (repeats of %" PRIu64
-			 " names: %s); anndata's concat refuses them; --make-var-unique renames the "
+			 " names: %s); anndata's concat refuses them; make_var_unique (--make-var-unique) renames the "
 			 "repeats NAME-1, NAME-2, ... as var_names_make_unique does", in->path, renamed,
 			 dup.n, list);
 		ab_strtab_free(&dup);
@@ -239,7 +239,7 @@ int cw_open_inputs(conv *c, const char *const *paths, size_t n, int fixed_vars)
 		if (!ret && miss.n) {
 			char list[600], msg[1000];
 			cw_name_list(&miss, 10, list, sizeof list);
-			snprintf(msg, sizeof msg, "--var-subset %s: %" PRIu64 " of its %" PRIu64
+			snprintf(msg, sizeof msg, "var subset %s: %" PRIu64 " of its %" PRIu64
 				 " names are in no input: %s", c->var_subset, miss.n, c->vars.n, list);
 			ret = cw_fail(c, "%s", msg, NULL);
 		}
@@ -331,7 +331,7 @@ static int open_inputs_found(conv *c, const char *const *paths, size_t n, int fi
 			char list[600], msg[1200];
 			cw_name_list(&gone, 10, list, sizeof list);
 			snprintf(msg, sizeof msg, "%s: %" PRIu64 " of its %zu var names are not in the "
-				 "collection %s (%s); their values would be lost; --drop-new-genes drops "
+				 "collection %s (%s); their values would be lost; drop_new_genes (--drop-new-genes) drops "
 				 "them", paths[i], in->vars_dropped, nn, c->out, list);
 			ab_strtab_free(&gone);
 			return cw_fail(c, "%s", msg, NULL);

@@ -360,7 +360,8 @@ static int row_cmp(const void *a, const void *b, void *arg)
  * shuffled order inside a group must survive the grouping). */
 void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s)
 {
-	if (n < 2)
+	/* a stop asked meanwhile leaves the order unfinished: the run ends */
+	if (n < 2 || s->c->stop)
 		return;
 	uint64_t h = n / 2;
 	cw_merge_sort(a, tmp, h, s);
@@ -373,6 +374,8 @@ void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s)
 	while (j < n)
 		tmp[k++] = a[j++];
 	memcpy(a, tmp, n * sizeof *a);
+	if (n >= 4096)
+		cw_progress(s->c, 0); /* a long sort still answers a stop */
 }
 
 /* ------------------------------------------------------------------------- */

@@ -48,12 +48,12 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 			if (!rc)
 				rc = ab_writer_array_append(xi, d->indices + s, e - s);
 			indptr[i + 1] = indptr[i] + (int64_t)(e - s);
-			if ((i & 4095) == 4095) {
-				c->rows_done += 4096;
+			if ((i & 63) == 63) {
+				c->rows_done += 64;
 				cw_progress(c, 0);
 			}
 		}
-		c->rows_done += n & 4095;
+		c->rows_done += n & 63;
 		int rc2 = xv ? ab_writer_array_close(xv) : 0;
 		int rc3 = xi ? ab_writer_array_close(xi) : 0;
 		rc = rc ? rc : rc2 ? rc2 : rc3;
@@ -81,12 +81,12 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
 			uint64_t r = perm ? perm[i] : i;
 			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
-			if ((i & 1023) == 1023) {
-				c->rows_done += 1024;
+			if ((i & 63) == 63) {
+				c->rows_done += 64;
 				cw_progress(c, 0);
 			}
 		}
-		c->rows_done += n & 1023;
+		c->rows_done += n & 63;
 		int rc2 = ab_writer_array_close(x);
 		if (rc || rc2)
 			return cw_fail_lib(c, rc ? rc : rc2, c->out);

@@ -97,7 +97,7 @@ static void add_keys(ab_anndata *ad, double *keys, uint64_t *n)
 }
 
 typedef struct seen {
-	int notes, progress_calls, finals, stop_after;
+	int notes, progress_calls, finals, stop_after, stop_on_final;
 	char first_note[512];
 	ab_collection_progress last;
 } seen;
@@ -116,6 +116,8 @@ static int on_progress(const ab_collection_progress *p, void *ctx)
 	s->finals += p->final;
 	ck_assert_uint_le(p->rows_done, p->total_rows);
 	s->last = *p;
+	if (s->stop_on_final && p->final)
+		return 1;
 	return s->stop_after && s->progress_calls >= s->stop_after;
 }
 
@@ -248,6 +250,13 @@ START_TEST(test_cancel_leaves_nothing)
 	ck_assert_int_eq(ab_collection_write(out, in, 2, &cfg, NULL), AB_ECANCELED);
 	ck_assert_ptr_nonnull(strstr(ab_last_error(), "left as it was"));
 	ck_assert_int_eq(count_entries(dir), 0);
+	/* a stop asked at the last report, everything written but not committed */
+	seen f = { .stop_on_final = 1 };
+	cfg.ctx = &f;
+	ck_assert_int_eq(ab_collection_write(out, in, 2, &cfg, NULL), AB_ECANCELED);
+	ck_assert_int_eq(f.finals, 1);
+	ck_assert_int_eq(count_entries(dir), 0);
+	cfg.ctx = &s;
 	/* the same over an existing collection */
 	ck_assert_int_eq(ab_collection_write(out, in, 1, NULL, NULL), 0);
 	s.progress_calls = 0;
