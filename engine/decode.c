@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "convert.h"
-#include "error.h"
+#include "last_error.h"
 
 /* ------------------------------------------------------------ decoding */
 

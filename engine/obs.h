@@ -13,6 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* obs.c names the error header by its former name ("error.h", now
+ * last_error.h, since the name clashed with glibc's <error.h>): until it
+ * names last_error.h itself, this header brings it in. */
+#include "last_error.h"
+
 struct ld_source;
 
 typedef struct ld_obs_col {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "convert.h"
-#include "error.h"
+#include "last_error.h"
 
 #define MAX_READ_BYTES ((uint64_t)16 << 20) /* coalesced reads stop growing here */
 

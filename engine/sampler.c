@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "last_error.h"
 
 /* ------------------------------------------------------------------ RNG */
 

@@ -1,6 +1,6 @@
 /* anndata.c - AnnData groups and annbatch collections. */
 #include "anndata.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <stdlib.h>
 #include <string.h>

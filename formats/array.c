@@ -1,6 +1,6 @@
 /* array.c - opening zarr arrays and reading row ranges out of their chunks. */
 #include "array.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -11,7 +11,7 @@
 #define AB_FORMATS_CODEC_IMPL_H
 
 #include "codec.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <limits.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* column.c - AnnData dataframe columns: arrays, string arrays, categoricals and
  * nullable integer / boolean / string arrays. */
 #include "anndata.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

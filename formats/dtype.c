@@ -1,6 +1,6 @@
 /* dtype.c - zarr v2 dtype strings, v3 data_type names and fill values. */
 #include "dtype.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* pipeline.c - codec chains of zarr v2 and v3 arrays: parsing and decoding. */
 #include "pipeline.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <stdlib.h>
 #include <string.h>

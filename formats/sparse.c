@@ -1,6 +1,6 @@
 /* sparse.c - AnnData csr_matrix / csc_matrix groups. */
 #include "anndata.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -29,7 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "last_error.h"
 #include "util.h"
 
 struct ab_writer {

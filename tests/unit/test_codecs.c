@@ -17,7 +17,7 @@
  */
 #include "codec.h"
 #include "codec_impl.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <blosc.h>
 #include <check.h>
