@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
 #include "last_error.h"
 
 /* ------------------------------------------------------------ the event loop */

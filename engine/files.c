@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
 #include "last_error.h"
 
 /* ------------------------------------------------------------ files */

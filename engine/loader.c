@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
 #include "last_error.h"
 
 /* ------------------------------------------------------------ config */

@@ -14,9 +14,11 @@
 #include <stdint.h>
 
 /* obs.c names the error header by its former name ("error.h", now
- * last_error.h, since the name clashed with glibc's <error.h>): until it
- * names last_error.h itself, this header brings it in. */
+ * last_error.h, since the name clashed with glibc's <error.h>) and finds
+ * ab_value_as_double, now in value.h, through anndata.h: until it includes
+ * last_error.h and value.h itself, this header brings them in. */
 #include "last_error.h"
+#include "value.h"
 
 struct ld_source;
 

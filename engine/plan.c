@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
 #include "last_error.h"
+#include "value.h"
 
 #define MAX_READ_BYTES ((uint64_t)16 << 20) /* coalesced reads stop growing here */
 

@@ -1,6 +1,6 @@
 /*
  * anndata.h - helpers shared by the AnnData readers (internal): a node's
- * encoding-type, and numeric conversions between dtypes.
+ * encoding-type, integer arrays read as int64.
  */
 #ifndef AB_FORMATS_ANNDATA_H
 #define AB_FORMATS_ANNDATA_H
@@ -25,10 +25,5 @@ int ab_node_encoding(ab_store *s, const char *node, ab_node_type *type, char **e
 
 /* Reads items [a, b) of a 1-D integer array widened to int64. */
 int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp);
-
-/* Value of item i of a numeric buffer of dtype dt, as double / int64. */
-double ab_value_as_double(ab_dtype dt, const void *buf, size_t i);
-int64_t ab_value_as_int64(ab_dtype dt, const void *buf, size_t i);
-int ab_dtype_is_integer(ab_dtype dt);
 
 #endif

@@ -2,6 +2,7 @@
  * nullable integer / boolean / string arrays. */
 #include "anndata.h"
 #include "last_error.h"
+#include "value.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 /* sparse.c - AnnData csr_matrix / csc_matrix groups. */
 #include "anndata.h"
 #include "last_error.h"
+#include "value.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,48 +21,6 @@ int ab_node_encoding(ab_store *s, const char *node, ab_node_type *type, char **e
 		*attrs = json_incref(m.attrs);
 	ab_node_meta_release(&m);
 	return 0;
-}
-
-int ab_dtype_is_integer(ab_dtype dt)
-{
-	return dt >= AB_DT_INT8 && dt <= AB_DT_UINT64;
-}
-
-int64_t ab_value_as_int64(ab_dtype dt, const void *buf, size_t i)
-{
-	switch (dt) {
-	case AB_DT_BOOL: return ((const uint8_t *)buf)[i];
-	case AB_DT_INT8: return ((const int8_t *)buf)[i];
-	case AB_DT_INT16: return ((const int16_t *)buf)[i];
-	case AB_DT_INT32: return ((const int32_t *)buf)[i];
-	case AB_DT_INT64: return ((const int64_t *)buf)[i];
-	case AB_DT_UINT8: return ((const uint8_t *)buf)[i];
-	case AB_DT_UINT16: return ((const uint16_t *)buf)[i];
-	case AB_DT_UINT32: return ((const uint32_t *)buf)[i];
-	case AB_DT_UINT64: {
-		uint64_t v = ((const uint64_t *)buf)[i];
-		return v > INT64_MAX ? -1 : (int64_t)v;
-	}
-	default: return (int64_t)ab_value_as_double(dt, buf, i);
-	}
-}
-
-double ab_value_as_double(ab_dtype dt, const void *buf, size_t i)
-{
-	switch (dt) {
-	case AB_DT_FLOAT16: return ab_half_to_double(((const uint16_t *)buf)[i]);
-	case AB_DT_FLOAT32: return ((const float *)buf)[i];
-	case AB_DT_FLOAT64: return ((const double *)buf)[i];
-	case AB_DT_COMPLEX64: return ((const float *)buf)[2 * i];
-	case AB_DT_COMPLEX128: return ((const double *)buf)[2 * i];
-	case AB_DT_UINT64: return (double)((const uint64_t *)buf)[i];
-	default: return (double)ab_value_as_int64(dt, buf, i);
-	}
-}
-
-double ab_item_as_double(ab_dtype dt, const void *items, size_t i)
-{
-	return items ? ab_value_as_double(dt, items, i) : 0;
 }
 
 int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp)
