@@ -31,7 +31,10 @@ int64_t ab_value_as_int64(ab_dtype dt, const void *buf, size_t i)
 		uint64_t v = ((const uint64_t *)buf)[i];
 		return v > INT64_MAX ? -1 : (int64_t)v;
 	}
-	default: return (int64_t)ab_value_as_double(dt, buf, i);
+	case AB_DT_FLOAT16: case AB_DT_FLOAT32: case AB_DT_FLOAT64:
+	case AB_DT_COMPLEX64: case AB_DT_COMPLEX128:
+		return (int64_t)ab_value_as_double(dt, buf, i);
+	default: return 0; /* strings, or not a dtype */
 	}
 }
 
@@ -44,7 +47,10 @@ double ab_value_as_double(ab_dtype dt, const void *buf, size_t i)
 	case AB_DT_COMPLEX64: return ((const float *)buf)[2 * i];
 	case AB_DT_COMPLEX128: return ((const double *)buf)[2 * i];
 	case AB_DT_UINT64: return (double)((const uint64_t *)buf)[i];
-	default: return (double)ab_value_as_int64(dt, buf, i);
+	case AB_DT_BOOL: case AB_DT_INT8: case AB_DT_INT16: case AB_DT_INT32: case AB_DT_INT64:
+	case AB_DT_UINT8: case AB_DT_UINT16: case AB_DT_UINT32:
+		return (double)ab_value_as_int64(dt, buf, i);
+	default: return NAN; /* strings, or not a dtype */
 	}
 }
 

@@ -832,6 +832,12 @@ START_TEST(test_value_items)
 	ck_assert(ab_item_as_double(AB_DT_FLOAT64, f64, 1) == 7.9);
 	ck_assert(ab_dtype_is_integer(AB_DT_UINT64) && ab_dtype_is_integer(AB_DT_INT8));
 	ck_assert(!ab_dtype_is_integer(AB_DT_BOOL) && !ab_dtype_is_integer(AB_DT_FLOAT16));
+	/* no numeric value: a value, not an endless recursion between the two */
+	const char *strs[1] = { "12" };
+	ck_assert(isnan(ab_value_as_double(AB_DT_STRING, strs, 0)));
+	ck_assert(isnan(ab_item_as_double(AB_DT_STRING, strs, 0)));
+	ck_assert(ab_value_as_int64(AB_DT_STRING, strs, 0) == 0);
+	ck_assert(isnan(ab_value_as_double((ab_dtype)99, f64, 0)));
 }
 END_TEST
 
