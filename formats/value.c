@@ -238,6 +238,7 @@ void ab_convert(ab_dtype to, void *dst, ab_dtype from, const void *src, size_t n
 		case AB_DT_INT64: { int64_t v = load_i(from, p); memcpy(q, &v, 8); break; }
 		case AB_DT_UINT64: { uint64_t v = (uint64_t)load_i(from, p); memcpy(q, &v, 8); break; }
 		case AB_DT_FLOAT64: { double v = load_d(from, p); memcpy(q, &v, 8); break; }
+		case AB_DT_FLOAT16: { uint16_t v = ab_double_to_half(load_d(from, p)); memcpy(q, &v, 2); break; }
 		default: memset(q, 0, ds); break;
 		}
 	}

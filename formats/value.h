@@ -65,8 +65,8 @@ int ab_dtype_promote(ab_dtype a, ab_dtype b, ab_dtype *out);
  * double, and into the integer dtypes through int64 (so int64 and uint64
  * stay exact between integer dtypes): bool becomes 0 / 1, floats are
  * truncated toward zero (NaN or outside int64's range: no defined result),
- * narrower integers wrap modulo 2^bits (as gcc and clang convert). Complex
- * and string items, and a float16 destination, become 0. */
+ * narrower integers wrap modulo 2^bits (as gcc and clang convert), float16
+ * is rounded to nearest (even). Complex and string items become 0. */
 void ab_convert(ab_dtype to, void *dst, ab_dtype from, const void *src, size_t n);
 
 /* The sum of n items as double, added in order (so the result is the same on

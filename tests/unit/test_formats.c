@@ -803,6 +803,13 @@ START_TEST(test_value_convert)
 	double hd[2];
 	ab_convert(AB_DT_FLOAT64, hd, AB_DT_FLOAT16, h, 2);
 	ck_assert(hd[0] == 1.0 && hd[1] == -5.0);
+	/* into float16 (a float16 dataset loaded with an int8 one promotes so) */
+	int8_t i8[3] = { -5, 100, 0 };
+	uint16_t h16[3];
+	ab_convert(AB_DT_FLOAT16, h16, AB_DT_INT8, i8, 3);
+	ck_assert(h16[0] == 0xc500 && h16[1] == 0x5640 && h16[2] == 0);
+	ab_convert(AB_DT_FLOAT16, h16, AB_DT_FLOAT64, d, 2);
+	ck_assert(ab_half_to_double(h16[0]) == 1.5 && ab_half_to_double(h16[1]) == -2.75);
 	int16_t s16[4] = { -3, 7, 1000, -32768 };
 	ck_assert(ab_row_sum(AB_DT_INT16, s16, 4) == -3 + 7 + 1000 - 32768);
 	float fs[3] = { 1.0f, 2.0f, 3.5f };
