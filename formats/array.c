@@ -52,6 +52,16 @@ int ab_array_open_norm(ab_store *store, const char *node, ab_array **out)
 	return 0;
 }
 
+int ab_array_open_child(ab_store *store, const char *group, const char *name, ab_array **out)
+{
+	char *p = ab_path_join(group, name);
+	if (!p)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	int rc = ab_array_open_norm(store, p, out);
+	free(p);
+	return rc;
+}
+
 int ab_array_open(ab_store *store, const char *node, ab_array **out)
 {
 	if (!store || !out)

@@ -59,5 +59,9 @@ void ab_array_unit_grid(const ab_array *a, uint64_t *grid);
 
 /* Opens an array whose node path is already normalised. */
 int ab_array_open_norm(ab_store *store, const char *node, ab_array **out);
+/* Opens the array `name` inside the group `group` (normalised): the member
+ * arrays of AnnData's encoded groups (a csr_matrix's data, a categorical's
+ * codes). */
+int ab_array_open_child(ab_store *store, const char *group, const char *name, ab_array **out);
 
 #endif

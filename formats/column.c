@@ -20,16 +20,6 @@ struct ab_column {
 	ab_buf tmp;
 };
 
-static int open_child(ab_store *s, const char *node, const char *name, ab_array **out)
-{
-	char *p = ab_path_join(node, name);
-	if (!p)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	int rc = ab_array_open_norm(s, p, out);
-	free(p);
-	return rc;
-}
-
 int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 {
 	if (!s || !out)
@@ -60,8 +50,8 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 		}
 	} else if (enc && strcmp(enc, "categorical") == 0) {
 		c->kind = AB_COL_CATEGORICAL;
-		if ((rc = open_child(s, node, "codes", &c->values)) ||
-		    (rc = open_child(s, node, "categories", &c->categories)))
+		if ((rc = ab_array_open_child(s, node, "codes", &c->values)) ||
+		    (rc = ab_array_open_child(s, node, "categories", &c->categories)))
 			goto fail;
 		if (!ab_dtype_is_integer(c->values->m.dt.dt) || c->values->m.ndim != 1 ||
 		    c->categories->m.ndim != 1) {
@@ -74,7 +64,8 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 			   strcmp(enc, "nullable-string-array") == 0)) {
 		c->kind = enc[9] == 'i' ? AB_COL_NULLABLE_INTEGER
 			: enc[9] == 'b' ? AB_COL_NULLABLE_BOOLEAN : AB_COL_NULLABLE_STRING;
-		if ((rc = open_child(s, node, "values", &c->values)) || (rc = open_child(s, node, "mask", &c->mask)))
+		if ((rc = ab_array_open_child(s, node, "values", &c->values)) ||
+		    (rc = ab_array_open_child(s, node, "mask", &c->mask)))
 			goto fail;
 		if (c->values->m.ndim != 1 || c->mask->m.ndim != 1 ||
 		    c->mask->m.shape[0] != c->values->m.shape[0] || c->mask->m.dt.dt != AB_DT_BOOL) {

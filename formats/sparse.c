@@ -43,16 +43,6 @@ int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_
 	return 0;
 }
 
-static int open_child(ab_store *s, const char *node, const char *name, ab_array **out)
-{
-	char *p = ab_path_join(node, name);
-	if (!p)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	int rc = ab_array_open_norm(s, p, out);
-	free(p);
-	return rc;
-}
-
 int ab_csr_open(ab_store *s, const char *node_in, ab_csr **out)
 {
 	if (!s || !out)
@@ -87,8 +77,9 @@ int ab_csr_open(ab_store *s, const char *node_in, ab_csr **out)
 	}
 	c->n_rows = (uint64_t)json_integer_value(json_array_get(shape, 0));
 	c->n_cols = (uint64_t)json_integer_value(json_array_get(shape, 1));
-	if ((rc = open_child(s, node, "data", &c->data)) || (rc = open_child(s, node, "indices", &c->indices)) ||
-	    (rc = open_child(s, node, "indptr", &c->indptr_arr)))
+	if ((rc = ab_array_open_child(s, node, "data", &c->data)) ||
+	    (rc = ab_array_open_child(s, node, "indices", &c->indices)) ||
+	    (rc = ab_array_open_child(s, node, "indptr", &c->indptr_arr)))
 		goto fail;
 	if (c->data->m.ndim != 1 || c->indices->m.ndim != 1 || c->indptr_arr->m.ndim != 1) {
 		rc = ab_error_set(AB_EFORMAT, "%s '%s': data, indices and indptr must be 1-D", enc, node);
