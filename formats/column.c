@@ -1,12 +1,15 @@
 /* column.c - AnnData dataframe columns: arrays, string arrays, categoricals and
  * nullable integer / boolean / string arrays. */
-#include "anndata.h"
-#include "last_error.h"
-#include "value.h"
+#include "column.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "anndata.h"
+#include "array.h"
+#include "last_error.h"
+#include "value.h"
 
 struct ab_column {
 	char *node;
@@ -19,6 +22,22 @@ struct ab_column {
 	size_t nlabels;
 	ab_buf tmp;
 };
+
+int ab_column_encoding_kind(const char *encoding, ab_column_kind *kind)
+{
+	static const struct { const char *enc; ab_column_kind kind; } tab[] = {
+		{ "categorical", AB_COL_CATEGORICAL },
+		{ "nullable-integer", AB_COL_NULLABLE_INTEGER },
+		{ "nullable-boolean", AB_COL_NULLABLE_BOOLEAN },
+		{ "nullable-string-array", AB_COL_NULLABLE_STRING },
+	};
+	for (size_t i = 0; encoding && i < sizeof tab / sizeof tab[0]; i++)
+		if (strcmp(encoding, tab[i].enc) == 0) {
+			*kind = tab[i].kind;
+			return 0;
+		}
+	return -1;
+}
 
 int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 {
@@ -39,6 +58,8 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 	json_t *attrs = NULL;
 	if ((rc = ab_node_encoding(s, node, &t, &enc, &attrs)))
 		goto fail;
+	ab_column_kind group_kind;
+	int known = ab_column_encoding_kind(enc, &group_kind) == 0;
 	if (t == AB_NODE_ARRAY) {
 		if ((rc = ab_array_open_norm(s, node, &c->values)))
 			goto fail;
@@ -48,7 +69,7 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 					  c->values->m.ndim);
 			goto fail;
 		}
-	} else if (enc && strcmp(enc, "categorical") == 0) {
+	} else if (known && group_kind == AB_COL_CATEGORICAL) {
 		c->kind = AB_COL_CATEGORICAL;
 		if ((rc = ab_array_open_child(s, node, "codes", &c->values)) ||
 		    (rc = ab_array_open_child(s, node, "categories", &c->categories)))
@@ -60,10 +81,8 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 			goto fail;
 		}
 		c->ordered = json_is_true(json_object_get(attrs, "ordered"));
-	} else if (enc && (strcmp(enc, "nullable-integer") == 0 || strcmp(enc, "nullable-boolean") == 0 ||
-			   strcmp(enc, "nullable-string-array") == 0)) {
-		c->kind = enc[9] == 'i' ? AB_COL_NULLABLE_INTEGER
-			: enc[9] == 'b' ? AB_COL_NULLABLE_BOOLEAN : AB_COL_NULLABLE_STRING;
+	} else if (known) { /* the nullable kinds */
+		c->kind = group_kind;
 		if ((rc = ab_array_open_child(s, node, "values", &c->values)) ||
 		    (rc = ab_array_open_child(s, node, "mask", &c->mask)))
 			goto fail;

@@ -1,47 +1,12 @@
 /* sparse.c - AnnData csr_matrix / csc_matrix groups. */
-#include "anndata.h"
-#include "last_error.h"
-#include "value.h"
+#include "sparse.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-
-int ab_node_encoding(ab_store *s, const char *node, ab_node_type *type, char **enc, json_t **attrs)
-{
-	ab_node_meta m;
-	int rc = ab_store_node_meta(s, node, &m);
-	if (rc)
-		return rc;
-	if (type)
-		*type = m.type;
-	const char *e = ab_attr_str(m.attrs, "encoding-type");
-	*enc = e ? strdup(e) : NULL;
-	if (attrs)
-		*attrs = json_incref(m.attrs);
-	ab_node_meta_release(&m);
-	return 0;
-}
-
-int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp)
-{
-	ab_dtype dt = arr->m.dt.dt;
-	if (!ab_dtype_is_integer(dt))
-		return ab_error_set(AB_EFORMAT, "array '%s' must hold integers, not %s", arr->node, arr->m.dt.name);
-	size_t isz = ab_dtype_size(dt), n = (size_t)(b - a);
-	if (dt == AB_DT_INT64)
-		return ab_array_read_rows(arr, a, b, dst, n * 8);
-	int rc = ab_buf_reserve(tmp, n * isz + 1);
-	if (rc || (rc = ab_array_read_rows(arr, a, b, tmp->data, n * isz)))
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		dst[i] = ab_value_as_int64(dt, tmp->data, i);
-		if (dt == AB_DT_UINT64 && dst[i] < 0)
-			return ab_error_set(AB_ECORRUPT, "array '%s': value at %llu exceeds int64", arr->node,
-					    (unsigned long long)(a + i));
-	}
-	return 0;
-}
+#include "anndata.h"
+#include "last_error.h"
+#include "value.h"
 
 int ab_csr_open(ab_store *s, const char *node_in, ab_csr **out)
 {

@@ -11,6 +11,7 @@
 
 #include "annbatch.h"
 #include "codec.h"
+#include "column.h"
 #include "dtype.h"
 #include "meta.h"
 #include "pipeline.h"
@@ -906,6 +907,29 @@ START_TEST(test_value_fits_and_store)
 }
 END_TEST
 
+START_TEST(test_column_encoding_kind)
+{
+	static const struct { const char *enc; ab_column_kind kind; } known[] = {
+		{ "categorical", AB_COL_CATEGORICAL },
+		{ "nullable-integer", AB_COL_NULLABLE_INTEGER },
+		{ "nullable-boolean", AB_COL_NULLABLE_BOOLEAN },
+		{ "nullable-string-array", AB_COL_NULLABLE_STRING },
+	};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+		ab_column_kind k = AB_COL_ARRAY;
+		ck_assert_int_eq(ab_column_encoding_kind(known[i].enc, &k), 0);
+		ck_assert_msg(k == known[i].kind, "%s: kind %d, want %d", known[i].enc, (int)k, (int)known[i].kind);
+	}
+	static const char *const unknown[] = { "csr_matrix", "array", "string-array", "nullable-integer ",
+					       "Categorical", "", NULL };
+	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+		ab_column_kind k = (ab_column_kind)-7;
+		ck_assert_int_eq(ab_column_encoding_kind(unknown[i], &k), -1);
+		ck_assert_int_eq((int)k, -7);
+	}
+}
+END_TEST
+
 static Suite *formats_suite(void)
 {
 	Suite *s = suite_create("formats");
@@ -934,6 +958,7 @@ static Suite *formats_suite(void)
 	tcase_add_test(t, test_decode_big_endian_transposed);
 	suite_add_tcase(s, t);
 	t = tcase_create("store");
+	tcase_add_test(t, test_column_encoding_kind);
 	tcase_add_test(t, test_store_v3_roundtrip);
 	tcase_add_test(t, test_store_errors);
 	suite_add_tcase(s, t);
