@@ -18,6 +18,7 @@
 
 #include "annbatch.h"
 #include "array.h"
+#include "blosc_layout.h"
 #include "codec.h"
 #include "hist.h"
 #include "io.h"
