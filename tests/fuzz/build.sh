@@ -42,7 +42,7 @@ pids=()
 # and the writer are not needed by any decoder). A decoder source added to the
 # library must be added here too (the link then fails without it).
 lib_srcs="last_error codec codec_blosc blosc_layout codec_zstd codec_lz4 codec_zlib codec_bz2 crc32c vlen_utf8 dtype
-	pipeline meta store array sparse column anndata util value"
+	pipeline chunk_decode meta store array sparse column anndata util value"
 for name in $lib_srcs; do
 	rel=formats/$name.c
 	src=$top/$rel
