@@ -17,6 +17,7 @@
 #include "pipeline.h"
 #include "util.h"
 #include "value.h"
+#include "write/writer.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -930,6 +931,77 @@ START_TEST(test_column_encoding_kind)
 }
 END_TEST
 
+/* The writer's array metadata, read back by the reader's parser: the
+ * same shape, grid, dtype, fill value and codec chain. */
+START_TEST(test_array_meta_json_roundtrip)
+{
+	static const struct { int zf; ab_dtype dt; ab_compressor comp; uint64_t shard_rows; } cases[] = {
+		{ 3, AB_DT_FLOAT32, AB_COMPRESSOR_BLOSC_LZ4, 0 },
+		{ 3, AB_DT_INT64, AB_COMPRESSOR_ZSTD, 40 },
+		{ 3, AB_DT_STRING, AB_COMPRESSOR_GZIP, 0 },
+		{ 3, AB_DT_BOOL, AB_COMPRESSOR_NONE, 20 },
+		{ 2, AB_DT_FLOAT64, AB_COMPRESSOR_BLOSC_ZSTD, 0 },
+		{ 2, AB_DT_UINT16, AB_COMPRESSOR_NONE, 0 },
+		{ 2, AB_DT_STRING, AB_COMPRESSOR_ZSTD, 0 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		ab_writer_array_config cfg;
+		ab_writer_array_config_init(&cfg);
+		cfg.dtype = cases[k].dt;
+		cfg.ndim = cases[k].dt == AB_DT_STRING ? 1 : 2;
+		cfg.shape[1] = 7;
+		cfg.chunk_rows = 10;
+		cfg.shard_rows = cases[k].shard_rows;
+		cfg.compressor = cases[k].comp;
+		cfg.attributes_json = "{\"encoding-type\": \"array\"}";
+		ab_b2b_codec codec;
+		int present;
+		ck_assert_int_eq(ab_compressor_codec(cfg.compressor, -1, (int)ab_dtype_size(cfg.dtype), &codec,
+						     &present), 0);
+		json_t *meta = ab_array_meta_json(cases[k].zf, &cfg, 95, present ? &codec : NULL);
+		ck_assert_ptr_nonnull(meta);
+		const json_t *doc = cases[k].zf == 3 ? meta : json_object_get(meta, ".zarray");
+		const json_t *attrs = cases[k].zf == 3 ? json_object_get(meta, "attributes")
+						      : json_object_get(meta, ".zattrs");
+		ck_assert_str_eq(json_string_value(json_object_get(attrs, "encoding-type")), "array");
+		ab_array_meta m;
+		ck_assert_msg(ab_array_meta_parse(doc, cases[k].zf, "t", &m) == 0, "case %zu: %s", k, ab_last_error());
+		ck_assert_int_eq(m.ndim, cfg.ndim);
+		ck_assert_uint_eq(m.shape[0], 95);
+		ck_assert_uint_eq(m.chunk[0], cfg.shard_rows ? cfg.shard_rows : cfg.chunk_rows);
+		if (cfg.ndim == 2)
+			ck_assert(m.shape[1] == 7 && m.chunk[1] == 7);
+		ck_assert_int_eq(m.dt.dt, cfg.dtype);
+		if (cfg.dtype != AB_DT_STRING)
+			for (size_t b = 0; b < ab_dtype_size(cfg.dtype); b++)
+				ck_assert_uint_eq(m.fill[b], 0);
+		const ab_pipeline *p = &m.pipe;
+		if (cfg.shard_rows) {
+			ck_assert_int_eq(p->a2b, AB_A2B_SHARD);
+			ck_assert_uint_eq(p->shard->inner_shape[0], cfg.chunk_rows);
+			ck_assert(p->shard->index_crc32c && !p->shard->index_at_start);
+			p = &p->shard->inner;
+		}
+		ck_assert_int_eq(p->a2b, cfg.dtype == AB_DT_STRING ? AB_A2B_VLEN : AB_A2B_BYTES);
+		ck_assert_int_eq(p->nb2b, present);
+		if (present) {
+			ck_assert_int_eq(p->b2b[0].kind, codec.kind);
+			ck_assert_int_eq(p->b2b[0].level, codec.level);
+			if (codec.kind == AB_B2B_BLOSC)
+				ck_assert(strcmp(p->b2b[0].cname, codec.cname) == 0 &&
+					  p->b2b[0].shuffle == codec.shuffle && p->b2b[0].typesize == codec.typesize);
+		}
+		ab_array_meta_free(&m);
+		json_decref(meta);
+	}
+	/* attributes that are not an object: no document */
+	ab_writer_array_config cfg;
+	ab_writer_array_config_init(&cfg);
+	cfg.attributes_json = "[1]";
+	ck_assert_ptr_null(ab_array_meta_json(3, &cfg, 1, NULL));
+}
+END_TEST
+
 static Suite *formats_suite(void)
 {
 	Suite *s = suite_create("formats");
@@ -956,6 +1028,7 @@ static Suite *formats_suite(void)
 	tcase_add_test(t, test_meta_errors);
 	tcase_add_test(t, test_sharding_pipeline);
 	tcase_add_test(t, test_decode_big_endian_transposed);
+	tcase_add_test(t, test_array_meta_json_roundtrip);
 	suite_add_tcase(s, t);
 	t = tcase_create("store");
 	tcase_add_test(t, test_column_encoding_kind);
