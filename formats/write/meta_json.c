@@ -132,6 +132,8 @@ json_t *ab_array_meta_json(int zarr_format, const ab_writer_array_config *c, uin
 {
 	int rc, is_string = c->dtype == AB_DT_STRING;
 	json_t *attrs = wr_parse_attrs(c->attributes_json, &rc);
+	if (!attrs)
+		return NULL;
 	json_t *shape = json_array(), *chunks = json_array(), *inner = json_array();
 	for (int d = 0; d < c->ndim; d++) {
 		uint64_t s = d == 0 ? rows : c->shape[d];
