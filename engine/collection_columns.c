@@ -356,7 +356,7 @@ static int merge_var_column(conv *c, const char *name, vcol *v, const char **why
 					v->set[k] = 1;
 					continue;
 				}
-				double a = load_num(v->dtype, v->num, (size_t)k), b = load_num(ci.dtype, buf, j);
+				double a = ab_value_as_double(v->dtype, v->num, (size_t)k), b = ab_value_as_double(ci.dtype, buf, j);
 				same = a == b || (a != a && b != b);
 			}
 		} else if (!rc) {

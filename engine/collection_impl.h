@@ -21,8 +21,9 @@
 #include <string.h>
 
 #include "annbatch.h"
-#include "error.h"
+#include "last_error.h"
 #include "strtab.h"
+#include "value.h"
 
 /* the plan                                                                  */
 /* ------------------------------------------------------------------------- */
@@ -121,74 +122,20 @@ typedef struct dset {
 	char **obs_names;
 } dset;
 
-/* ---- numeric items (the X and obs values that move between dtypes) */
-
-static inline double load_num(ab_dtype dt, const void *p, size_t i)
-{
-	switch (dt) {
-	case AB_DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-	case AB_DT_INT8: return ((const int8_t *)p)[i];
-	case AB_DT_INT16: return ((const int16_t *)p)[i];
-	case AB_DT_INT32: return ((const int32_t *)p)[i];
-	case AB_DT_INT64: return (double)((const int64_t *)p)[i];
-	case AB_DT_UINT8: return ((const uint8_t *)p)[i];
-	case AB_DT_UINT16: return ((const uint16_t *)p)[i];
-	case AB_DT_UINT32: return ((const uint32_t *)p)[i];
-	case AB_DT_UINT64: return (double)((const uint64_t *)p)[i];
-	case AB_DT_FLOAT32: return ((const float *)p)[i];
-	case AB_DT_FLOAT64: return ((const double *)p)[i];
-	default: return 0;
-	}
-}
-
-static inline void store_num(ab_dtype dt, void *p, size_t i, double v)
-{
-	switch (dt) {
-	case AB_DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-	case AB_DT_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
-	case AB_DT_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
-	case AB_DT_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
-	case AB_DT_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
-	case AB_DT_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-	case AB_DT_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
-	case AB_DT_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
-	case AB_DT_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
-	case AB_DT_FLOAT32: ((float *)p)[i] = (float)v; break;
-	case AB_DT_FLOAT64: ((double *)p)[i] = v; break;
-	default: break;
-	}
-}
+/* ---- numeric items (the X and obs values that move between dtypes;
+ * value.h converts) */
 
 /* Copies item si of src (dtype sd) to item di of dst (dtype dd). */
-static inline void copy_item(ab_dtype dd, void *dst, size_t di, ab_dtype sd, const void *src,
-			     size_t si, size_t isz)
+static inline void copy_item(ab_dtype dd, void *dst, size_t di, ab_dtype sd, const void *src, size_t si,
+			     size_t isz)
 {
 	if (dd == sd)
 		memcpy((uint8_t *)dst + di * isz, (const uint8_t *)src + si * isz, isz);
 	else
-		store_num(dd, dst, di, load_num(sd, src, si));
+		ab_value_store_double(dd, dst, di, ab_value_as_double(sd, src, si));
 }
 
-/* Whether value v is held exactly by dtype dt (checked before the store,
- * which would be undefined for an integer out of range). */
-static inline int fits(ab_dtype dt, double v)
-{
-	switch (dt) {
-	case AB_DT_FLOAT64: return 1;
-	case AB_DT_FLOAT32: return v != v || isinf(v) || (fabs(v) <= FLT_MAX && (double)(float)v == v);
-	case AB_DT_BOOL: return v == 0 || v == 1;
-	case AB_DT_INT8: return v == floor(v) && v >= INT8_MIN && v <= INT8_MAX;
-	case AB_DT_INT16: return v == floor(v) && v >= INT16_MIN && v <= INT16_MAX;
-	case AB_DT_INT32: return v == floor(v) && v >= INT32_MIN && v <= INT32_MAX;
-	case AB_DT_INT64: return v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;
-	case AB_DT_UINT8: return v == floor(v) && v >= 0 && v <= UINT8_MAX;
-	case AB_DT_UINT16: return v == floor(v) && v >= 0 && v <= UINT16_MAX;
-	case AB_DT_UINT32: return v == floor(v) && v >= 0 && v <= UINT32_MAX;
-	case AB_DT_UINT64: return v == floor(v) && v >= 0 && v < 18446744073709551616.0;
-	default: return 0;
-	}
-}
-
+/* Whether item i is zero (a value a sparse X does not store); -0.0 is. */
 static inline int is_zero(ab_dtype dt, const void *p, size_t i, size_t isz)
 {
 	static const uint8_t zero[16];
@@ -198,8 +145,6 @@ static inline int is_zero(ab_dtype dt, const void *p, size_t i, size_t isz)
 		return ((const double *)p)[i] == 0.0;
 	return memcmp((const uint8_t *)p + i * isz, zero, isz) == 0;
 }
-
-/* ------------------------------------------------------------------------- */
 
 /* ---- failures, notes and progress (collection.c) */
 

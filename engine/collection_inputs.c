@@ -162,32 +162,13 @@ int cw_load_var_subset(conv *c)
 	return ret;
 }
 
-/* numpy's result_type of two numeric X dtypes (bool, integers, float32/64),
- * which anndata's concat gives X: a signed and an unsigned integer meet in
- * the signed type that holds both (int64 and uint64 only in float64), an
- * integer of more than 16 bits and float32 meet in float64. */
+/* numpy's result_type of two numeric X dtypes, which anndata's concat gives
+ * X (ab_dtype_promote); the inputs' dtypes are numeric, checked on open. */
 static ab_dtype promote(ab_dtype a, ab_dtype b)
 {
-	if (a == b || b == AB_DT_BOOL)
-		return a;
-	if (a == AB_DT_BOOL)
-		return b;
-	int fa = a == AB_DT_FLOAT32 || a == AB_DT_FLOAT64, fb = b == AB_DT_FLOAT32 || b == AB_DT_FLOAT64;
-	size_t sa = ab_dtype_size(a), sb = ab_dtype_size(b);
-	if (fa && fb)
-		return sa > sb ? a : b;
-	if (fa || fb) {
-		ab_dtype f = fa ? a : b;
-		size_t si = fa ? sb : sa;
-		return f == AB_DT_FLOAT32 && si <= 2 ? AB_DT_FLOAT32 : AB_DT_FLOAT64;
-	}
-	int ua = a >= AB_DT_UINT8 && a <= AB_DT_UINT64, ub = b >= AB_DT_UINT8 && b <= AB_DT_UINT64;
-	if (ua == ub)
-		return sa > sb ? a : b;
-	size_t su = ua ? sa : sb, ss = ua ? sb : sa;
-	if (ss > su)
-		return ua ? b : a;
-	return su == 1 ? AB_DT_INT16 : su == 2 ? AB_DT_INT32 : su == 4 ? AB_DT_INT64 : AB_DT_FLOAT64;
+	ab_dtype out = AB_DT_FLOAT64;
+	ab_dtype_promote(a, b, &out);
+	return out;
 }
 
 /* Duplicate var names would give CSR rows repeated column indices (a dense

@@ -61,7 +61,7 @@ static int pair_cmp(const void *a, const void *b)
 static int cast_fail(conv *c, const input *in, uint64_t row, const void *src, size_t k)
 {
 	char v[64];
-	snprintf(v, sizeof v, "%.17g", load_num(in->info.x_dtype, src, k));
+	snprintf(v, sizeof v, "%.17g", ab_value_as_double(in->info.x_dtype, src, k));
 	return ab_error_set(AB_ERANGE, "%s: X row %" PRIu64 " holds %s, which the collection's %s X cannot "
 			"hold; convert into a new collection", in->path, row, v,
 			ab_dtype_name(c->x_dtype));
@@ -106,7 +106,7 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 						in->values_dropped++;
 						continue;
 					}
-					if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, dv, k)))
+					if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, dv, k)))
 						return cast_fail(c, in, b->start + r, dv, k);
 					d->indices[d->nnz] = (int32_t)oc;
 					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
@@ -171,7 +171,7 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 					in->values_dropped++;
 					continue;
 				}
-				if (in->check_cast && !fits(c->x_dtype, load_num(in->info.x_dtype, src, k)))
+				if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, src, k)))
 					return cast_fail(c, in, b->start + r, src, k);
 				d->indices[d->nnz] = (int32_t)in->colmap[j];
 				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
@@ -202,7 +202,7 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 	for (uint64_t r = 0; r < nr; r++)
 		for (uint64_t j = 0; j < nv; j++)
 			if (in->colmap[j] >= 0 && in->check_cast &&
-			    !fits(c->x_dtype, load_num(in->info.x_dtype, src, r * nv + j)))
+			    !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, src, r * nv + j)))
 				return cast_fail(c, in, b->start + r, src, r * nv + j);
 			else if (in->colmap[j] >= 0)
 				copy_item(c->x_dtype, dst, r * c->n_vars + (uint64_t)in->colmap[j],
@@ -261,7 +261,7 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 				return cw_fail_lib(c, rc, in->path);
 			for (uint64_t r = 0; r < nr; r++) {
 				if (mask && mask[r])
-					store_num(AB_DT_FLOAT64, d->colnum[j], row0 + r, (double)NAN);
+					ab_value_store_double(AB_DT_FLOAT64, d->colnum[j], row0 + r, (double)NAN);
 				else
 					copy_item(oc->dtype, d->colnum[j], row0 + r, ci.dtype, *scratch,
 						  r, ab_dtype_size(oc->dtype));
@@ -336,8 +336,8 @@ static int row_cmp(const void *a, const void *b, void *arg)
 			 * leaves values unsorted around it. */
 			int mu, mv;
 			if (oc->kind == OC_NUMERIC) {
-				double u = load_num(oc->dtype, s->d->colnum[j], x);
-				double v = load_num(oc->dtype, s->d->colnum[j], y);
+				double u = ab_value_as_double(oc->dtype, s->d->colnum[j], x);
+				double v = ab_value_as_double(oc->dtype, s->d->colnum[j], y);
 				mu = isnan(u), mv = isnan(v);
 				r = mu || mv ? mu - mv : (u > v) - (u < v);
 			} else if (oc->kind == OC_CATEGORICAL) {

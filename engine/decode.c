@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "error.h"
+#include "last_error.h"
+#include "value.h"
 
 /* ------------------------------------------------------------ decoding */
 
@@ -82,11 +82,8 @@ static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const
 	for (int i = 0; i < nd; i++)
 		unit_items *= arr->unit[i];
 	fn = unit_items;
-	if (u->part) {
-		uint64_t e = (uint64_t)(u->b1 + 1) * u->lay->blocksize;
-		f0 = (uint64_t)u->b0 * u->lay->blocksize / isz;
-		fn = ((e < u->lay->nbytes ? e : u->lay->nbytes) / isz) - f0;
-	}
+	if (u->part)
+		ab_blosc_span_items(u->lay, u->b0, u->b1, isz, &f0, &fn);
 	int direct_values = nd == 1 && u->stream == STREAM_VALUES && to == from;
 	int direct_indices = nd == 1 && u->stream == STREAM_INDICES && from == AB_DT_INT32;
 	if (direct_values || direct_indices) {

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "last_error.h"
 
 #define AB_IO_DEFAULT_DEPTH 64u
 #define AB_IO_DEFAULT_THREADS 4u

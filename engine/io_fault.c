@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "error.h"
+#include "last_error.h"
 
 #define DEFAULT_DELAY_NS (100ull * 1000 * 1000)
 /* While a held request waits for its time and the real backend still has

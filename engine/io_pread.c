@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "last_error.h"
 
 struct fifo {
 	ab_io_req **slot;

@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "last_error.h"
 
 struct uring_io {
 	struct ab_io base; /* first: io.c sees only this */

@@ -15,8 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "error.h"
+#include "last_error.h"
 
 /* ------------------------------------------------------------ config */
 

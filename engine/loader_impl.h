@@ -16,16 +16,17 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "anndata.h"
-#include "codec.h"
 #include "annbatch.h"
 #include "array.h"
+#include "blosc_layout.h"
+#include "codec.h"
 #include "hist.h"
 #include "io.h"
 #include "obs.h"
 #include "ring.h"
 #include "sampler.h"
 #include "sources.h"
+#include "sparse.h"
 
 
 /* One destination of a decoded unit: rows [src_row, src_row + nrows) of the

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "anndata.h"
-#include "error.h"
+#include "last_error.h"
 #include "sources.h"
+#include "value.h"
 
 /* The code of `label` in the column's table, adding it if new. */
 static int label_code(ld_obs_col *c, const char *label, int32_t *code)

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "error.h"
+#include "last_error.h"
+#include "value.h"
 
 #define MAX_READ_BYTES ((uint64_t)16 << 20) /* coalesced reads stop growing here */
 
@@ -288,7 +288,7 @@ void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_
 		free(l);
 		l = NULL; /* remembered as "read whole" */
 	}
-	size_t cost = sizeof(ld_layout_entry) * 2 + (l ? sizeof *l + sizeof(uint32_t) * (l->nblocks + 1) : 0);
+	size_t cost = sizeof(ld_layout_entry) * 2 + (l ? ab_blosc_layout_memory(l) : 0);
 	pthread_mutex_lock(&ld->lay_mu);
 	int added = 0;
 	if (!layout_find_locked(ld, arr, lin) && ld->lay_bytes + cost <= LAYOUT_MAX_BYTES) {
@@ -331,35 +331,26 @@ static void plan_part(ab_loader *ld, const ld_window *w, ld_unit *u)
 	ld_layout_entry *e = layout_find_locked(ld, u->arr, u->lin);
 	const ab_blosc_layout *l = e ? e->lay : NULL;
 	pthread_mutex_unlock(&ld->lay_mu);
-	size_t isz = u->arr->m.dt.disk_size;
-	/* the layout must describe these bytes, and every range asked of the
-	 * smaller frame must fall on its items */
-	if (!l || l->start[l->nblocks] != u->length || isz % l->typesize || l->blocksize % isz)
+	if (!l)
 		return;
-	uint64_t row_items = 1, lo = UINT64_MAX, hi = 0;
+	uint64_t row_bytes = u->arr->m.dt.disk_size, lo = UINT64_MAX, hi = 0;
 	for (int i = 1; i < u->arr->m.ndim; i++)
-		row_items *= u->arr->unit[i];
+		row_bytes *= u->arr->unit[i];
 	for (size_t c = 0; c < u->ncopies; c++) {
 		const ld_copy *cp = &w->copies[u->copy_first + c];
 		lo = cp->src_row < lo ? cp->src_row : lo;
 		hi = cp->src_row + cp->nrows > hi ? cp->src_row + cp->nrows : hi;
 	}
-	if (hi <= lo || hi * row_items * isz > l->nbytes)
+	ab_blosc_span sp;
+	if (!ab_blosc_layout_span(l, u->length, u->arr->m.dt.disk_size, lo * row_bytes, hi * row_bytes, &sp))
 		return;
-	uint64_t b0 = lo * row_items * isz / l->blocksize, b1 = (hi * row_items * isz - 1) / l->blocksize;
-	/* a frame may not be smaller than its block size: the shorter last
-	 * block never goes alone */
-	if (b0 == b1 && b1 + 1 == l->nblocks && l->nbytes % l->blocksize && b0 > 0)
-		b0--;
-	if (b0 == 0 && b1 + 1 == l->nblocks)
-		return; /* every block: read the frame as it is */
 	u->part = 1;
-	u->b0 = (uint32_t)b0;
-	u->b1 = (uint32_t)b1;
-	u->hdr = AB_BLOSC_SUBFRAME_HDR(u->b0, u->b1);
+	u->b0 = sp.b0;
+	u->b1 = sp.b1;
+	u->hdr = sp.hdr;
 	u->lay = l;
-	u->offset += l->start[b0];
-	u->length = l->start[b1 + 1] - l->start[b0];
+	u->offset += sp.offset;
+	u->length = sp.length;
 }
 
 /* Turns located units into reads: one per unsharded chunk file; adjacent byte

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "error.h"
+#include "last_error.h"
+#include "value.h"
 
 /* ------------------------------------------------------------ sources */
 

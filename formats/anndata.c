@@ -1,10 +1,13 @@
 /* anndata.c - AnnData groups and annbatch collections. */
 #include "anndata.h"
-#include "error.h"
-#include "h5ad.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "array.h"
+#include "h5ad.h"
+#include "column.h"
+#include "last_error.h"
 
 struct ab_anndata {
 	ab_store *store;
@@ -17,6 +20,22 @@ struct ab_anndata {
 	h5ad *h5;                    /* an .h5ad file: the calls go there */
 	ab_store *owned;             /* opened by ab_anndata_open_path    */
 };
+
+int ab_node_encoding(ab_store *s, const char *node, ab_node_type *type, char **enc, json_t **attrs)
+{
+	ab_node_meta m;
+	int rc = ab_store_node_meta(s, node, &m);
+	if (rc)
+		return rc;
+	if (type)
+		*type = m.type;
+	const char *e = ab_attr_str(m.attrs, "encoding-type");
+	*enc = e ? strdup(e) : NULL;
+	if (attrs)
+		*attrs = json_incref(m.attrs);
+	ab_node_meta_release(&m);
+	return 0;
+}
 
 /* Reads a dataframe group's column-order and _index attributes. A missing
  * dataframe gives no columns (var may be absent in hand-made stores). */
@@ -353,15 +372,7 @@ int ab_anndata_obs_column_kind(ab_anndata *ad, const char *name, ab_column_kind 
 				*kind = a->m.dt.dt == AB_DT_STRING ? AB_COL_STRING : AB_COL_ARRAY;
 				ab_array_close(a);
 			}
-		} else if (enc && strcmp(enc, "categorical") == 0) {
-			*kind = AB_COL_CATEGORICAL;
-		} else if (enc && strcmp(enc, "nullable-integer") == 0) {
-			*kind = AB_COL_NULLABLE_INTEGER;
-		} else if (enc && strcmp(enc, "nullable-boolean") == 0) {
-			*kind = AB_COL_NULLABLE_BOOLEAN;
-		} else if (enc && strcmp(enc, "nullable-string-array") == 0) {
-			*kind = AB_COL_NULLABLE_STRING;
-		} else {
+		} else if (ab_column_encoding_kind(enc, kind) != 0) {
 			rc = ab_error_set(AB_EUNSUPPORTED, "obs column '%s' has unsupported encoding '%s'", name,
 					  enc ? enc : "none");
 		}

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "last_error.h"
 #include "util.h"
 
 void ab_anndata_write_config_init(ab_anndata_write_config *cfg)

@@ -1,6 +1,7 @@
 /* array.c - opening zarr arrays and reading row ranges out of their chunks. */
 #include "array.h"
-#include "error.h"
+#include "last_error.h"
+#include "value.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +50,36 @@ int ab_array_open_norm(ab_store *store, const char *node, ab_array **out)
 	}
 	ab_pipeline_describe(p, a->codecs_desc, sizeof a->codecs_desc);
 	*out = a;
+	return 0;
+}
+
+int ab_array_open_child(ab_store *store, const char *group, const char *name, ab_array **out)
+{
+	char *p = ab_path_join(group, name);
+	if (!p)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	int rc = ab_array_open_norm(store, p, out);
+	free(p);
+	return rc;
+}
+
+int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp)
+{
+	ab_dtype dt = arr->m.dt.dt;
+	if (!ab_dtype_is_integer(dt))
+		return ab_error_set(AB_EFORMAT, "array '%s' must hold integers, not %s", arr->node, arr->m.dt.name);
+	size_t isz = ab_dtype_size(dt), n = (size_t)(b - a);
+	if (dt == AB_DT_INT64)
+		return ab_array_read_rows(arr, a, b, dst, n * 8);
+	int rc = ab_buf_reserve(tmp, n * isz + 1);
+	if (rc || (rc = ab_array_read_rows(arr, a, b, tmp->data, n * isz)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		dst[i] = ab_value_as_int64(dt, tmp->data, i);
+		if (dt == AB_DT_UINT64 && dst[i] < 0)
+			return ab_error_set(AB_ECORRUPT, "array '%s': value at %llu exceeds int64", arr->node,
+					    (unsigned long long)(a + i));
+	}
 	return 0;
 }
 

@@ -59,5 +59,14 @@ void ab_array_unit_grid(const ab_array *a, uint64_t *grid);
 
 /* Opens an array whose node path is already normalised. */
 int ab_array_open_norm(ab_store *store, const char *node, ab_array **out);
+/* Reads items [a, b) of a 1-D integer array widened to int64 (tmp: scratch
+ * for narrower dtypes). A uint64 above INT64_MAX is AB_ECORRUPT; a non-integer
+ * dtype AB_EFORMAT. */
+int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp);
+
+/* Opens the array `name` inside the group `group` (normalised): the member
+ * arrays of AnnData's encoded groups (a csr_matrix's data, a categorical's
+ * codes). */
+int ab_array_open_child(ab_store *store, const char *group, const char *name, ab_array **out);
 
 #endif

@@ -76,32 +76,6 @@ ssize_t ab_b2b_decode(const ab_b2b_codec *c, const void *src, size_t srclen,
 int ab_b2b_decode_part(const ab_b2b_codec *c, const void *src, size_t srclen, size_t off,
 		       size_t len, void *dst, size_t *decoded);
 
-/* Reading part of a blosc frame from disk. The layout of a frame (its
- * header and where each block's bytes start) is taken from one whole frame;
- * a later reader that needs only blocks b0..b1 reads the bytes
- * [start[b0], start[b1 + 1]) and writes, just before them, the header of a
- * smaller frame that holds exactly those blocks (ab_blosc_subframe_header):
- * an ordinary blosc frame, validated and decoded like any other, whose
- * decoded bytes are [b0 * blocksize, min(nbytes, (b1 + 1) * blocksize)) of
- * the whole frame's. Block contents are untouched, so the decoder handles a
- * block as it would in the whole frame (a last, shorter block stays last). */
-typedef struct ab_blosc_layout {
-	uint8_t head[16];        /* the frame's header, verbatim                */
-	uint32_t nbytes, blocksize, typesize, nblocks;
-	uint32_t *start;         /* nblocks + 1 entries: block j is the bytes
-	                          * [start[j], start[j + 1]) of the frame        */
-} ab_blosc_layout;
-/* Reads the layout of a frame (validated as ab_b2b_decode validates it).
- * Returns 0; AB_NO_PART when the frame cannot be read in part (stored raw,
- * an older frame format, blocks not in block order); or a negative status. */
-int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out);
-void ab_blosc_layout_free(ab_blosc_layout *l);
-/* Bytes of the header of a frame of blocks b0..b1: 16 + 4 (b1 - b0 + 1). */
-#define AB_BLOSC_SUBFRAME_HDR(b0, b1) (16u + 4u * ((b1) - (b0) + 1u))
-/* Writes that header at hdr; the blocks' bytes must follow it. Returns the
- * length of the whole smaller frame (header + blocks). b0 <= b1 < nblocks. */
-size_t ab_blosc_subframe_header(const ab_blosc_layout *l, uint32_t b0, uint32_t b1, uint8_t *hdr);
-
 /* Worst-case encoded size of `srclen` bytes. */
 size_t ab_b2b_encode_bound(const ab_b2b_codec *c, size_t srclen);
 

@@ -27,16 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define HDR 16 /* BLOSC_MIN_HEADER_LENGTH */
-
-struct blosc_header {
-	unsigned version;
-	unsigned flags;
-	unsigned typesize;
-	uint32_t nbytes;
-	uint32_t blocksize;
-	uint32_t cbytes;
-};
+#define HDR AB_BLOSC_HDR
 
 /* Names of the inner compressor formats (flags bits 5-7), as libblosc spells
  * the compressors that write them. lz4hc writes the lz4 format. */
@@ -52,9 +43,7 @@ static const char *format_name(unsigned format)
 	return NULL;
 }
 
-/* Reads and validates the header and block table of a frame. Returns 0 or a
- * negative status with a message. */
-static int parse_frame(const uint8_t *s, size_t srclen, struct blosc_header *h)
+int ab_blosc_header_read(const uint8_t *s, size_t srclen, ab_blosc_header *h)
 {
 	if (srclen < HDR)
 		return ab_error_set(AB_ECORRUPT,
@@ -142,8 +131,8 @@ static int parse_frame(const uint8_t *s, size_t srclen, struct blosc_header *h)
 
 int64_t ab_blosc_decoded_size(const void *src, size_t srclen)
 {
-	struct blosc_header h;
-	int rc = parse_frame(src, srclen, &h);
+	ab_blosc_header h;
+	int rc = ab_blosc_header_read(src, srclen, &h);
 	if (rc < 0)
 		return rc;
 	return (int64_t)h.nbytes;
@@ -152,8 +141,8 @@ int64_t ab_blosc_decoded_size(const void *src, size_t srclen)
 ssize_t ab_blosc_decode(const void *src, size_t srclen, void *dst, size_t dstcap)
 {
 	const uint8_t *s = src;
-	struct blosc_header h;
-	int rc = parse_frame(s, srclen, &h);
+	ab_blosc_header h;
+	int rc = ab_blosc_header_read(s, srclen, &h);
 	if (rc < 0)
 		return rc;
 	if (h.nbytes > dstcap)
@@ -180,7 +169,7 @@ ssize_t ab_blosc_decode(const void *src, size_t srclen, void *dst, size_t dstcap
 
 /* Decodes bytes [off, off + len) of a frame's decoded form into dst, touching
  * only the blocks that hold them (libblosc's getitem: each block is shuffled
- * and compressed on its own). The frame is validated by parse_frame first:
+ * and compressed on its own). The frame is validated by ab_blosc_header_read first:
  * blosc_getitem takes no source length and trusts the block table. Returns 0,
  * AB_BLOSC_NO_PART when this frame cannot be decoded in part (an older frame
  * format, or a range that does not fall on the frame's item boundaries: the
@@ -189,8 +178,8 @@ int ab_blosc_decode_part(const void *src, size_t srclen, size_t off, size_t len,
 			 size_t *decoded)
 {
 	const uint8_t *s = src;
-	struct blosc_header h;
-	int rc = parse_frame(s, srclen, &h);
+	ab_blosc_header h;
+	int rc = ab_blosc_header_read(s, srclen, &h);
 	if (rc < 0)
 		return rc;
 	*decoded = 0;
@@ -217,64 +206,6 @@ int ab_blosc_decode_part(const void *src, size_t srclen, size_t off, size_t len,
 	size_t end = (b1 + 1) * (size_t)h.blocksize;
 	*decoded = (end < h.nbytes ? end : h.nbytes) - b0 * (size_t)h.blocksize;
 	return 0;
-}
-
-int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out)
-{
-	const uint8_t *s = src;
-	struct blosc_header h;
-	memset(out, 0, sizeof *out);
-	int rc = parse_frame(s, srclen, &h);
-	if (rc < 0)
-		return rc;
-	if ((h.flags & BLOSC_MEMCPYED) || h.version != BLOSC_VERSION_FORMAT || h.nbytes == 0)
-		return AB_BLOSC_NO_PART;
-	uint32_t nblocks = h.nbytes / h.blocksize + (h.nbytes % h.blocksize ? 1 : 0);
-	uint32_t *start = malloc(sizeof *start * ((size_t)nblocks + 1));
-	if (!start)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	/* Only frames whose blocks follow each other in block order: block j is
-	 * then exactly the bytes up to block j + 1 (libblosc writes them so when
-	 * it compresses with one thread, as numcodecs and this library do). */
-	for (uint32_t j = 0; j < nblocks; j++) {
-		start[j] = ab_load_le32(s + HDR + 4 * (size_t)j);
-		if (j && start[j] <= start[j - 1]) {
-			free(start);
-			return AB_BLOSC_NO_PART;
-		}
-	}
-	start[nblocks] = h.cbytes;
-	if (start[nblocks - 1] >= h.cbytes) {
-		free(start);
-		return AB_BLOSC_NO_PART;
-	}
-	memcpy(out->head, s, HDR);
-	out->nbytes = h.nbytes;
-	out->blocksize = h.blocksize;
-	out->typesize = h.typesize;
-	out->nblocks = nblocks;
-	out->start = start;
-	return 0;
-}
-
-void ab_blosc_layout_free(ab_blosc_layout *l)
-{
-	free(l->start);
-	l->start = NULL;
-}
-
-size_t ab_blosc_subframe_header(const ab_blosc_layout *l, uint32_t b0, uint32_t b1, uint8_t *hdr)
-{
-	uint32_t k = b1 - b0 + 1, hlen = HDR + 4 * k;
-	uint32_t data = l->start[b1 + 1] - l->start[b0];
-	uint64_t end = (uint64_t)(b1 + 1) * l->blocksize;
-	uint32_t nbytes = (uint32_t)((end < l->nbytes ? end : l->nbytes) - (uint64_t)b0 * l->blocksize);
-	memcpy(hdr, l->head, HDR);
-	ab_store_le32(hdr + 4, nbytes);
-	ab_store_le32(hdr + 12, hlen + data);
-	for (uint32_t j = 0; j < k; j++)
-		ab_store_le32(hdr + HDR + 4 * j, hlen + (l->start[b0 + j] - l->start[b0]));
-	return (size_t)hlen + data;
 }
 
 size_t ab_blosc_encode_bound(size_t srclen)

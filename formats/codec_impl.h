@@ -11,7 +11,7 @@
 #define AB_FORMATS_CODEC_IMPL_H
 
 #include "codec.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <limits.h>
 #include <stddef.h>
@@ -43,6 +43,21 @@ static inline size_t ab_size_add(size_t a, size_t b)
 }
 
 /* ---- blosc (codec_blosc.c) ---- */
+/* A frame's header (see codec_blosc.c for the layout). */
+#define AB_BLOSC_HDR 16 /* BLOSC_MIN_HEADER_LENGTH */
+typedef struct ab_blosc_header {
+	unsigned version;
+	unsigned flags;
+	unsigned typesize;
+	uint32_t nbytes;
+	uint32_t blocksize;
+	uint32_t cbytes;
+} ab_blosc_header;
+/* Reads and validates the header and block table of a frame of exactly
+ * srclen bytes (what every blosc entry point does before libblosc sees the
+ * frame; blosc_layout.c too). Returns 0 or a negative status with a
+ * message. */
+int ab_blosc_header_read(const uint8_t *s, size_t srclen, ab_blosc_header *h);
 int64_t ab_blosc_decoded_size(const void *src, size_t srclen);
 ssize_t ab_blosc_decode(const void *src, size_t srclen, void *dst, size_t dstcap);
 #define AB_BLOSC_NO_PART 1

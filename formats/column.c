@@ -1,12 +1,16 @@
 /* column.c - AnnData dataframe columns: arrays, string arrays, categoricals and
  * nullable integer / boolean / string arrays. */
-#include "anndata.h"
-#include "error.h"
-#include "h5ad.h"
+#include "column.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "anndata.h"
+#include "array.h"
+#include "h5ad.h"
+#include "last_error.h"
+#include "value.h"
 
 struct ab_column {
 	char *node;
@@ -79,14 +83,20 @@ int ab_strings_copy(char *const *src, size_t n, char ***out)
 	return 0;
 }
 
-static int open_child(ab_store *s, const char *node, const char *name, ab_array **out)
+int ab_column_encoding_kind(const char *encoding, ab_column_kind *kind)
 {
-	char *p = ab_path_join(node, name);
-	if (!p)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	int rc = ab_array_open_norm(s, p, out);
-	free(p);
-	return rc;
+	static const struct { const char *enc; ab_column_kind kind; } tab[] = {
+		{ "categorical", AB_COL_CATEGORICAL },
+		{ "nullable-integer", AB_COL_NULLABLE_INTEGER },
+		{ "nullable-boolean", AB_COL_NULLABLE_BOOLEAN },
+		{ "nullable-string-array", AB_COL_NULLABLE_STRING },
+	};
+	for (size_t i = 0; encoding && i < sizeof tab / sizeof tab[0]; i++)
+		if (strcmp(encoding, tab[i].enc) == 0) {
+			*kind = tab[i].kind;
+			return 0;
+		}
+	return -1;
 }
 
 int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
@@ -108,6 +118,8 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 	json_t *attrs = NULL;
 	if ((rc = ab_node_encoding(s, node, &t, &enc, &attrs)))
 		goto fail;
+	ab_column_kind group_kind;
+	int known = ab_column_encoding_kind(enc, &group_kind) == 0;
 	if (t == AB_NODE_ARRAY) {
 		if ((rc = ab_array_open_norm(s, node, &c->values)))
 			goto fail;
@@ -117,10 +129,10 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 					  c->values->m.ndim);
 			goto fail;
 		}
-	} else if (enc && strcmp(enc, "categorical") == 0) {
+	} else if (known && group_kind == AB_COL_CATEGORICAL) {
 		c->kind = AB_COL_CATEGORICAL;
-		if ((rc = open_child(s, node, "codes", &c->values)) ||
-		    (rc = open_child(s, node, "categories", &c->categories)))
+		if ((rc = ab_array_open_child(s, node, "codes", &c->values)) ||
+		    (rc = ab_array_open_child(s, node, "categories", &c->categories)))
 			goto fail;
 		if (!ab_dtype_is_integer(c->values->m.dt.dt) || c->values->m.ndim != 1 ||
 		    c->categories->m.ndim != 1) {
@@ -129,11 +141,10 @@ int ab_column_open(ab_store *s, const char *node_in, ab_column **out)
 			goto fail;
 		}
 		c->ordered = json_is_true(json_object_get(attrs, "ordered"));
-	} else if (enc && (strcmp(enc, "nullable-integer") == 0 || strcmp(enc, "nullable-boolean") == 0 ||
-			   strcmp(enc, "nullable-string-array") == 0)) {
-		c->kind = enc[9] == 'i' ? AB_COL_NULLABLE_INTEGER
-			: enc[9] == 'b' ? AB_COL_NULLABLE_BOOLEAN : AB_COL_NULLABLE_STRING;
-		if ((rc = open_child(s, node, "values", &c->values)) || (rc = open_child(s, node, "mask", &c->mask)))
+	} else if (known) { /* the nullable kinds */
+		c->kind = group_kind;
+		if ((rc = ab_array_open_child(s, node, "values", &c->values)) ||
+		    (rc = ab_array_open_child(s, node, "mask", &c->mask)))
 			goto fail;
 		if (c->values->m.ndim != 1 || c->mask->m.ndim != 1 ||
 		    c->mask->m.shape[0] != c->values->m.shape[0] || c->mask->m.dt.dt != AB_DT_BOOL) {

@@ -1,6 +1,6 @@
 /* dtype.c - zarr v2 dtype strings, v3 data_type names and fill values. */
 #include "dtype.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <errno.h>
 #include <math.h>
@@ -298,9 +298,9 @@ double ab_half_to_double(uint16_t h)
 	return sign ? -v : v;
 }
 
-static uint16_t double_to_half(double d)
+uint16_t ab_double_to_half(double d)
 {
-	/* Round-to-nearest-even conversion, enough for fill values. */
+	/* Round to nearest, ties to even (nearbyint in the default mode). */
 	uint16_t sign = signbit(d) ? 0x8000 : 0;
 	if (isnan(d))
 		return 0x7e00;
@@ -365,7 +365,7 @@ static int hex_bits(const char *s, size_t nbytes, uint8_t *item)
 static int store_float(ab_dtype dt, double d, uint8_t *item)
 {
 	if (dt == AB_DT_FLOAT16) {
-		uint16_t h = double_to_half(d);
+		uint16_t h = ab_double_to_half(d);
 		memcpy(item, &h, 2);
 	} else if (dt == AB_DT_FLOAT32 || dt == AB_DT_COMPLEX64) {
 		float f = (float)d;

@@ -47,5 +47,9 @@ int ab_fill_parse(const json_t *fv, const ab_dtype_desc *d, int zarr_format,
 
 /* Converts an IEEE half to double (for printing and promotion). */
 double ab_half_to_double(uint16_t h);
+/* Converts a double to the nearest IEEE half (ties to even): beyond the
+ * largest half (65504, or from 65520 up, where rounding leaves the range)
+ * an infinity; NaN a quiet NaN; the sign kept but for NaN. */
+uint16_t ab_double_to_half(double d);
 
 #endif

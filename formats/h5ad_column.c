@@ -2,7 +2,7 @@
  * string and categorical, as anndata 0.7-0.10 write them. */
 #include "h5ad_impl.h"
 
-#include "anndata.h"
+#include "column.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
 
 #include <hdf5.h>
 
-#include "error.h"
+#include "last_error.h"
 #include "h5ad.h"
 
 struct h5ad {

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "error.h"
+#include "last_error.h"
 
 int h5ad_is_hdf5(const char *path)
 {

@@ -1,6 +1,6 @@
 /* meta.c - decoding .zarray and array zarr.json documents. */
 #include "meta.h"
-#include "error.h"
+#include "last_error.h"
 #include "store.h"
 
 #include <stdlib.h>

@@ -8,6 +8,9 @@
  * "F" is a transpose with the axes reversed, the dtype's byte order is the bytes
  * codec's endianness, a vlen-utf8 filter is the array->bytes codec and the
  * compressor is the one bytes->bytes codec. Decoding runs the chain backwards.
+ *
+ * pipeline.c builds and describes chains; chunk_decode.c decodes chunks,
+ * shards and shard indexes with them.
  */
 #ifndef AB_FORMATS_PIPELINE_H
 #define AB_FORMATS_PIPELINE_H

@@ -1,98 +1,12 @@
 /* sparse.c - AnnData csr_matrix / csc_matrix groups. */
-#include "anndata.h"
-#include "error.h"
+#include "sparse.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-
-int ab_node_encoding(ab_store *s, const char *node, ab_node_type *type, char **enc, json_t **attrs)
-{
-	ab_node_meta m;
-	int rc = ab_store_node_meta(s, node, &m);
-	if (rc)
-		return rc;
-	if (type)
-		*type = m.type;
-	const char *e = ab_attr_str(m.attrs, "encoding-type");
-	*enc = e ? strdup(e) : NULL;
-	if (attrs)
-		*attrs = json_incref(m.attrs);
-	ab_node_meta_release(&m);
-	return 0;
-}
-
-int ab_dtype_is_integer(ab_dtype dt)
-{
-	return dt >= AB_DT_INT8 && dt <= AB_DT_UINT64;
-}
-
-int64_t ab_value_as_int64(ab_dtype dt, const void *buf, size_t i)
-{
-	switch (dt) {
-	case AB_DT_BOOL: return ((const uint8_t *)buf)[i];
-	case AB_DT_INT8: return ((const int8_t *)buf)[i];
-	case AB_DT_INT16: return ((const int16_t *)buf)[i];
-	case AB_DT_INT32: return ((const int32_t *)buf)[i];
-	case AB_DT_INT64: return ((const int64_t *)buf)[i];
-	case AB_DT_UINT8: return ((const uint8_t *)buf)[i];
-	case AB_DT_UINT16: return ((const uint16_t *)buf)[i];
-	case AB_DT_UINT32: return ((const uint32_t *)buf)[i];
-	case AB_DT_UINT64: {
-		uint64_t v = ((const uint64_t *)buf)[i];
-		return v > INT64_MAX ? -1 : (int64_t)v;
-	}
-	default: return (int64_t)ab_value_as_double(dt, buf, i);
-	}
-}
-
-double ab_value_as_double(ab_dtype dt, const void *buf, size_t i)
-{
-	switch (dt) {
-	case AB_DT_FLOAT16: return ab_half_to_double(((const uint16_t *)buf)[i]);
-	case AB_DT_FLOAT32: return ((const float *)buf)[i];
-	case AB_DT_FLOAT64: return ((const double *)buf)[i];
-	case AB_DT_COMPLEX64: return ((const float *)buf)[2 * i];
-	case AB_DT_COMPLEX128: return ((const double *)buf)[2 * i];
-	case AB_DT_UINT64: return (double)((const uint64_t *)buf)[i];
-	default: return (double)ab_value_as_int64(dt, buf, i);
-	}
-}
-
-double ab_item_as_double(ab_dtype dt, const void *items, size_t i)
-{
-	return items ? ab_value_as_double(dt, items, i) : 0;
-}
-
-int ab_array_read_int64(ab_array *arr, uint64_t a, uint64_t b, int64_t *dst, ab_buf *tmp)
-{
-	ab_dtype dt = arr->m.dt.dt;
-	if (!ab_dtype_is_integer(dt))
-		return ab_error_set(AB_EFORMAT, "array '%s' must hold integers, not %s", arr->node, arr->m.dt.name);
-	size_t isz = ab_dtype_size(dt), n = (size_t)(b - a);
-	if (dt == AB_DT_INT64)
-		return ab_array_read_rows(arr, a, b, dst, n * 8);
-	int rc = ab_buf_reserve(tmp, n * isz + 1);
-	if (rc || (rc = ab_array_read_rows(arr, a, b, tmp->data, n * isz)))
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		dst[i] = ab_value_as_int64(dt, tmp->data, i);
-		if (dt == AB_DT_UINT64 && dst[i] < 0)
-			return ab_error_set(AB_ECORRUPT, "array '%s': value at %llu exceeds int64", arr->node,
-					    (unsigned long long)(a + i));
-	}
-	return 0;
-}
-
-static int open_child(ab_store *s, const char *node, const char *name, ab_array **out)
-{
-	char *p = ab_path_join(node, name);
-	if (!p)
-		return ab_error_set(AB_ENOMEM, "out of memory");
-	int rc = ab_array_open_norm(s, p, out);
-	free(p);
-	return rc;
-}
+#include "anndata.h"
+#include "last_error.h"
+#include "value.h"
 
 int ab_csr_open(ab_store *s, const char *node_in, ab_csr **out)
 {
@@ -128,8 +42,9 @@ int ab_csr_open(ab_store *s, const char *node_in, ab_csr **out)
 	}
 	c->n_rows = (uint64_t)json_integer_value(json_array_get(shape, 0));
 	c->n_cols = (uint64_t)json_integer_value(json_array_get(shape, 1));
-	if ((rc = open_child(s, node, "data", &c->data)) || (rc = open_child(s, node, "indices", &c->indices)) ||
-	    (rc = open_child(s, node, "indptr", &c->indptr_arr)))
+	if ((rc = ab_array_open_child(s, node, "data", &c->data)) ||
+	    (rc = ab_array_open_child(s, node, "indices", &c->indices)) ||
+	    (rc = ab_array_open_child(s, node, "indptr", &c->indptr_arr)))
 		goto fail;
 	if (c->data->m.ndim != 1 || c->indices->m.ndim != 1 || c->indptr_arr->m.ndim != 1) {
 		rc = ab_error_set(AB_EFORMAT, "%s '%s': data, indices and indptr must be 1-D", enc, node);

@@ -1,6 +1,6 @@
 /* store.c - local directory stores, zarr v2/v3 metadata lookup, hierarchy. */
 #include "store.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <dirent.h>
 #include <errno.h>

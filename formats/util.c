@@ -1,6 +1,6 @@
 /* util.c - buffers, paths, byte swapping and N-d box copies. */
 #include "util.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -104,7 +104,8 @@ AB_API size_t ab_dtype_size(ab_dtype dt);
 AB_API const char *ab_dtype_name(ab_dtype dt);
 
 /* Item i of an array of `dt` items (host byte order) as a double: bool 0/1,
- * integers and floats (float16 included) converted, complex: the real part. */
+ * integers and floats (float16 included) converted, complex: the real part;
+ * NaN for strings, which have no numeric value; 0 when items is NULL. */
 AB_API double ab_item_as_double(ab_dtype dt, const void *items, size_t i);
 
 /* ------------------------------------------------------------------------- */

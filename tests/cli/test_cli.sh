@@ -36,6 +36,18 @@ for c in "" inspect get; do
 	if [ $rc -eq 0 ] && grep -q "^Usage: annbatch" <<<"$out"; then ok; else bad "annbatch $c --help"; fi
 done
 check "help get" bash -c "'$AB' help get | grep -q 'annbatch get STORE'"
+# every command the usage lists runs, and `help CMD` is its --help
+cmds=$("$AB" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]*\) .*/\1/p')
+[ "$(wc -w <<<"$cmds")" -eq 6 ] && ok || bad "usage lists 6 commands: $cmds"
+for c in $cmds; do
+	own=$("$AB" "$c" --help 2>&1); rc1=$?
+	via=$("$AB" help "$c" 2>&1); rc2=$?
+	if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ "$own" = "$via" ] && grep -q "^Usage: annbatch $c " <<<"$own"; then
+		ok
+	else
+		bad "help $c (rc $rc1/$rc2)"
+	fi
+done
 check "--version" bash -c "'$AB' --version | grep -Eq '^annbatch [0-9]+\.[0-9]+\.[0-9]+$'"
 
 # unknown command and bad usage: exit 2

@@ -40,9 +40,10 @@ lib_objs=()
 pids=()
 # The read side of the format layer: everything the targets reach (the engine
 # and the writer are not needed by any decoder). A decoder source added to the
-# library must be added here too (the link then fails without it).
-lib_srcs="error codec codec_blosc codec_zstd codec_lz4 codec_zlib codec_bz2 crc32c vlen_utf8 dtype
-	pipeline meta store array sparse column anndata util"
+# library must be added here too (the link then fails without it). The
+# .h5ad reader is the one a build without HDF5 has: the targets read zarr.
+lib_srcs="last_error codec codec_blosc blosc_layout codec_zstd codec_lz4 codec_zlib codec_bz2 crc32c vlen_utf8 dtype
+	pipeline chunk_decode meta store array sparse column anndata util value h5ad_none"
 for name in $lib_srcs; do
 	rel=formats/$name.c
 	src=$top/$rel

@@ -13,6 +13,7 @@
  */
 #include "fuzz_common.h"
 
+#include "blosc_layout.h"
 #include "codec.h"
 
 static const ab_b2b_kind kinds[] = { AB_B2B_BLOSC, AB_B2B_ZSTD, AB_B2B_LZ4,

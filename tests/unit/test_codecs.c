@@ -15,9 +15,10 @@
  * tests fail (they do not skip), so a build that forgot to generate them
  * cannot look green.
  */
+#include "blosc_layout.h"
 #include "codec.h"
 #include "codec_impl.h"
-#include "error.h"
+#include "last_error.h"
 
 #include <blosc.h>
 #include <check.h>
@@ -788,6 +789,66 @@ static void check_part(const ab_b2b_codec *c, const uint8_t *enc, size_t enclen,
 	free(dst);
 }
 
+/* The blocks chosen for decoded bytes [lo, hi): they hold the range, are
+ * not every block, are never a lone shorter last block, and their smaller
+ * frame decodes to the items ab_blosc_span_items names. */
+static int check_spans(const ab_blosc_layout *l, const uint8_t *enc, size_t enclen, const uint8_t *raw,
+		       size_t rawlen, const char *what)
+{
+	size_t isz = l->typesize, bs = l->blocksize;
+	ab_blosc_span sp;
+	int n = 0;
+	/* refused: another frame's length, items off the shuffle's typesize */
+	ck_assert_int_eq(ab_blosc_layout_span(l, enclen + 1, isz, 0, isz, &sp), 0);
+	if (isz > 1)
+		ck_assert_int_eq(ab_blosc_layout_span(l, enclen, isz + 1, 0, isz, &sp), 0);
+	ck_assert_int_eq(ab_blosc_layout_span(l, enclen, isz, isz, isz, &sp), 0);
+	ck_assert_int_eq(ab_blosc_layout_span(l, enclen, isz, 0, (uint64_t)rawlen + 1, &sp), 0);
+	uint64_t seed = 7;
+	for (int t = 0; t < 60; t++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t lo = (seed >> 33) % rawlen;
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t hi = lo + 1 + (seed >> 33) % (t % 3 == 0 ? rawlen - lo : (bs < rawlen - lo ? bs : rawlen - lo));
+		if (!ab_blosc_layout_span(l, enclen, isz, lo, hi, &sp)) {
+			/* only when the range needs every block */
+			uint64_t b0 = lo / bs, b1 = (hi - 1) / bs;
+			if (b0 == b1 && b1 + 1 == l->nblocks && l->nbytes % bs && b0 > 0)
+				b0--;
+			ck_assert_msg(bs % isz || (b0 == 0 && b1 + 1 == l->nblocks),
+				      "%s: bytes %llu..%llu refused, blocks %llu..%llu of %u would do", what,
+				      (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)b0,
+				      (unsigned long long)b1, l->nblocks);
+			continue;
+		}
+		uint64_t end = (uint64_t)(sp.b1 + 1) * bs < rawlen ? (uint64_t)(sp.b1 + 1) * bs : rawlen;
+		ck_assert_msg(sp.b0 <= sp.b1 && sp.b1 < l->nblocks && !(sp.b0 == 0 && sp.b1 + 1 == l->nblocks),
+			      "%s: blocks %u..%u of %u", what, sp.b0, sp.b1, l->nblocks);
+		ck_assert_msg((uint64_t)sp.b0 * bs <= lo && end >= hi, "%s: blocks %u..%u miss bytes %llu..%llu",
+			      what, sp.b0, sp.b1, (unsigned long long)lo, (unsigned long long)hi);
+		ck_assert(!(sp.b0 == sp.b1 && sp.b1 + 1 == l->nblocks && rawlen % bs));
+		ck_assert_uint_eq(sp.offset, l->start[sp.b0]);
+		ck_assert_uint_eq(sp.length, l->start[sp.b1 + 1] - l->start[sp.b0]);
+		ck_assert_uint_eq(sp.hdr, AB_BLOSC_SUBFRAME_HDR(sp.b0, sp.b1));
+		uint64_t item0, nitems;
+		ab_blosc_span_items(l, sp.b0, sp.b1, isz, &item0, &nitems);
+		ck_assert_uint_eq(item0 * isz, (uint64_t)sp.b0 * bs);
+		ck_assert_uint_eq((item0 + nitems) * isz, end);
+		uint8_t *f = xmalloc(sp.hdr + sp.length), *out = xmalloc(nitems * isz + 1);
+		memcpy(f + sp.hdr, enc + sp.offset, sp.length);
+		size_t flen = ab_blosc_subframe_header(l, sp.b0, sp.b1, f);
+		ab_b2b_codec c = make_codec(AB_B2B_BLOSC);
+		ssize_t r = ab_b2b_decode(&c, f, flen, out, nitems * isz);
+		ck_assert_msg(r == (ssize_t)(nitems * isz) && memcmp(out, raw + item0 * isz, nitems * isz) == 0,
+			      "%s: blocks %u..%u for bytes %llu..%llu decode wrong (%zd)", what, sp.b0, sp.b1,
+			      (unsigned long long)lo, (unsigned long long)hi, r);
+		free(f);
+		free(out);
+		n++;
+	}
+	return n;
+}
+
 /* A frame of some of a frame's blocks (what the loader builds after reading
  * only those blocks): it decodes to exactly their part of the .raw bytes. */
 static int check_subframes(const uint8_t *enc, size_t enclen, const uint8_t *raw, size_t rawlen,
@@ -840,6 +901,7 @@ static int check_subframes(const uint8_t *enc, size_t enclen, const uint8_t *raw
 			n++;
 		}
 	}
+	n += check_spans(&l, enc, enclen, raw, rawlen, what);
 	ab_blosc_layout_free(&l);
 	return n;
 }

@@ -11,10 +11,13 @@
 
 #include "annbatch.h"
 #include "codec.h"
+#include "column.h"
 #include "dtype.h"
 #include "meta.h"
 #include "pipeline.h"
 #include "util.h"
+#include "value.h"
+#include "write/writer.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -723,6 +726,282 @@ START_TEST(test_fifo_in_store_does_not_block)
 }
 END_TEST
 
+/* ------------------------------------------------------------ values */
+
+/* numpy.result_type of the pairs (numpy 1.24, what anndata's concat uses). */
+START_TEST(test_value_promote)
+{
+	static const struct { ab_dtype a, b, want; } cases[] = {
+		{ AB_DT_BOOL, AB_DT_INT8, AB_DT_INT8 },
+		{ AB_DT_BOOL, AB_DT_FLOAT32, AB_DT_FLOAT32 },
+		{ AB_DT_INT8, AB_DT_INT64, AB_DT_INT64 },
+		{ AB_DT_INT8, AB_DT_UINT8, AB_DT_INT16 },
+		{ AB_DT_INT16, AB_DT_UINT16, AB_DT_INT32 },
+		{ AB_DT_INT32, AB_DT_UINT32, AB_DT_INT64 },
+		{ AB_DT_INT64, AB_DT_UINT64, AB_DT_FLOAT64 },
+		{ AB_DT_INT16, AB_DT_UINT8, AB_DT_INT16 },
+		{ AB_DT_UINT8, AB_DT_UINT32, AB_DT_UINT32 },
+		{ AB_DT_FLOAT16, AB_DT_INT8, AB_DT_FLOAT16 },
+		{ AB_DT_FLOAT16, AB_DT_UINT16, AB_DT_FLOAT32 },
+		{ AB_DT_FLOAT16, AB_DT_INT32, AB_DT_FLOAT64 },
+		{ AB_DT_FLOAT32, AB_DT_INT16, AB_DT_FLOAT32 },
+		{ AB_DT_FLOAT32, AB_DT_INT32, AB_DT_FLOAT64 },
+		{ AB_DT_FLOAT32, AB_DT_FLOAT64, AB_DT_FLOAT64 },
+		{ AB_DT_FLOAT64, AB_DT_UINT64, AB_DT_FLOAT64 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		ab_dtype got = (ab_dtype)-1, back = (ab_dtype)-1;
+		ck_assert_int_eq(ab_dtype_promote(cases[k].a, cases[k].b, &got), 0);
+		ck_assert_int_eq(ab_dtype_promote(cases[k].b, cases[k].a, &back), 0);
+		ck_assert_msg(got == cases[k].want && back == cases[k].want, "%s + %s: %s / %s, want %s",
+			      ab_dtype_name(cases[k].a), ab_dtype_name(cases[k].b), ab_dtype_name(got),
+			      ab_dtype_name(back), ab_dtype_name(cases[k].want));
+	}
+	ab_dtype out;
+	ck_assert_int_eq(ab_dtype_promote(AB_DT_STRING, AB_DT_INT8, &out), -1);
+	ck_assert_int_eq(ab_dtype_promote(AB_DT_FLOAT32, AB_DT_COMPLEX64, &out), -1);
+	ck_assert_int_eq(ab_dtype_promote(AB_DT_COMPLEX64, AB_DT_COMPLEX64, &out), 0);
+	ck_assert_int_eq(out, AB_DT_COMPLEX64);
+}
+END_TEST
+
+START_TEST(test_value_convert)
+{
+	/* Sources one byte off their alignment: runs take any alignment. */
+	uint8_t raw[8 * 8 + 1];
+	double d[] = { 1.5, -2.75, 3e38, 0.1, -0.0, 1e6, -7.9, 255.0 };
+	memcpy(raw + 1, d, sizeof d);
+	float f[8];
+	ab_convert(AB_DT_FLOAT32, f, AB_DT_FLOAT64, raw + 1, 8);
+	for (int i = 0; i < 8; i++)
+		ck_assert_msg(f[i] == (float)d[i], "float64 -> float32 item %d: %g", i, f[i]);
+	int32_t i32[8];
+	ab_convert(AB_DT_INT32, i32, AB_DT_FLOAT64, raw + 1, 1);
+	ab_convert(AB_DT_INT32, i32 + 1, AB_DT_FLOAT64, raw + 1 + 8, 1);
+	ab_convert(AB_DT_INT32, i32 + 2, AB_DT_FLOAT64, raw + 1 + 48, 1);
+	ck_assert_int_eq(i32[0], 1);
+	ck_assert_int_eq(i32[1], -2);
+	ck_assert_int_eq(i32[2], -7);
+	/* integers go through int64: exact, narrowing wraps */
+	int64_t big[3] = { INT64_MAX - 1, -1, 300 };
+	int64_t big_out[3];
+	uint64_t ubig_out[3];
+	ab_convert(AB_DT_INT64, big_out, AB_DT_INT64, big, 3);
+	ck_assert(memcmp(big, big_out, sizeof big) == 0);
+	uint64_t u = UINT64_MAX - 1;
+	ab_convert(AB_DT_UINT64, ubig_out, AB_DT_UINT64, &u, 1);
+	ck_assert(ubig_out[0] == UINT64_MAX - 1);
+	ab_convert(AB_DT_UINT64, ubig_out, AB_DT_INT64, big, 1);
+	ck_assert(ubig_out[0] == (uint64_t)(INT64_MAX - 1));
+	uint8_t u8[3];
+	ab_convert(AB_DT_UINT8, u8, AB_DT_INT64, big + 1, 2);
+	ck_assert_uint_eq(u8[0], 255);
+	ck_assert_uint_eq(u8[1], 44);
+	uint8_t b[3];
+	double bd[3] = { 0.0, 0.5, -3.0 };
+	ab_convert(AB_DT_BOOL, b, AB_DT_FLOAT64, bd, 3);
+	ck_assert(b[0] == 0 && b[1] == 1 && b[2] == 1);
+	uint16_t h[2] = { 0x3c00, 0xc500 }; /* 1.0, -5.0 */
+	double hd[2];
+	ab_convert(AB_DT_FLOAT64, hd, AB_DT_FLOAT16, h, 2);
+	ck_assert(hd[0] == 1.0 && hd[1] == -5.0);
+	/* into float16 (a float16 dataset loaded with an int8 one promotes so) */
+	int8_t i8[3] = { -5, 100, 0 };
+	uint16_t h16[3];
+	ab_convert(AB_DT_FLOAT16, h16, AB_DT_INT8, i8, 3);
+	ck_assert(h16[0] == 0xc500 && h16[1] == 0x5640 && h16[2] == 0);
+	ab_convert(AB_DT_FLOAT16, h16, AB_DT_FLOAT64, d, 2);
+	ck_assert(ab_half_to_double(h16[0]) == 1.5 && ab_half_to_double(h16[1]) == -2.75);
+	int16_t s16[4] = { -3, 7, 1000, -32768 };
+	ck_assert(ab_row_sum(AB_DT_INT16, s16, 4) == -3 + 7 + 1000 - 32768);
+	float fs[3] = { 1.0f, 2.0f, 3.5f };
+	ck_assert(ab_row_sum(AB_DT_FLOAT32, fs, 3) == 6.5);
+	ck_assert(ab_row_sum(AB_DT_FLOAT64, d, 0) == 0);
+}
+END_TEST
+
+START_TEST(test_value_items)
+{
+	uint64_t u[2] = { UINT64_MAX, (uint64_t)1 << 62 };
+	ck_assert(ab_value_as_int64(AB_DT_UINT64, u, 0) == -1);
+	ck_assert(ab_value_as_int64(AB_DT_UINT64, u, 1) == (int64_t)1 << 62);
+	ck_assert(ab_value_as_double(AB_DT_UINT64, u, 0) == 18446744073709551616.0);
+	int8_t i8[2] = { -128, 127 };
+	ck_assert(ab_value_as_int64(AB_DT_INT8, i8, 0) == -128);
+	ck_assert(ab_value_as_double(AB_DT_INT8, i8, 1) == 127.0);
+	uint16_t h[2] = { 0x3555, 0x7bff }; /* 0.333251953125, 65504 */
+	ck_assert(ab_value_as_double(AB_DT_FLOAT16, h, 0) == 0.333251953125);
+	ck_assert(ab_value_as_double(AB_DT_FLOAT16, h, 1) == 65504.0);
+	float c64[4] = { 1.5f, 9.0f, -2.5f, 9.0f };
+	ck_assert(ab_value_as_double(AB_DT_COMPLEX64, c64, 1) == -2.5);
+	double f64[2] = { -7.9, 7.9 };
+	ck_assert(ab_value_as_int64(AB_DT_FLOAT64, f64, 0) == -7);
+	ck_assert(ab_value_as_int64(AB_DT_FLOAT64, f64, 1) == 7);
+	ck_assert(ab_item_as_double(AB_DT_FLOAT64, NULL, 3) == 0);
+	ck_assert(ab_item_as_double(AB_DT_FLOAT64, f64, 1) == 7.9);
+	ck_assert(ab_dtype_is_integer(AB_DT_UINT64) && ab_dtype_is_integer(AB_DT_INT8));
+	ck_assert(!ab_dtype_is_integer(AB_DT_BOOL) && !ab_dtype_is_integer(AB_DT_FLOAT16));
+	/* no numeric value: a value, not an endless recursion between the two */
+	const char *strs[1] = { "12" };
+	ck_assert(isnan(ab_value_as_double(AB_DT_STRING, strs, 0)));
+	ck_assert(isnan(ab_item_as_double(AB_DT_STRING, strs, 0)));
+	ck_assert(ab_value_as_int64(AB_DT_STRING, strs, 0) == 0);
+	ck_assert(isnan(ab_value_as_double((ab_dtype)99, f64, 0)));
+}
+END_TEST
+
+/* Every value that fits comes back from its item unchanged; every one that
+ * does not fit is refused before a store could be undefined. */
+START_TEST(test_value_fits_and_store)
+{
+	static const struct { ab_dtype dt; double v; int fits; } cases[] = {
+		{ AB_DT_BOOL, 0, 1 }, { AB_DT_BOOL, 1, 1 }, { AB_DT_BOOL, 2, 0 }, { AB_DT_BOOL, 0.5, 0 },
+		{ AB_DT_INT8, -128, 1 }, { AB_DT_INT8, 127, 1 }, { AB_DT_INT8, 128, 0 }, { AB_DT_INT8, -129, 0 },
+		{ AB_DT_INT8, 1.5, 0 }, { AB_DT_INT8, NAN, 0 },
+		{ AB_DT_UINT8, 255, 1 }, { AB_DT_UINT8, 256, 0 }, { AB_DT_UINT8, -1, 0 },
+		{ AB_DT_INT16, -32768, 1 }, { AB_DT_INT16, 32768, 0 },
+		{ AB_DT_UINT16, 65535, 1 }, { AB_DT_UINT16, 65536, 0 },
+		{ AB_DT_INT32, -2147483648.0, 1 }, { AB_DT_INT32, 2147483648.0, 0 },
+		{ AB_DT_UINT32, 4294967295.0, 1 }, { AB_DT_UINT32, 4294967296.0, 0 },
+		{ AB_DT_INT64, -9223372036854775808.0, 1 }, { AB_DT_INT64, 9223372036854775808.0, 0 },
+		{ AB_DT_INT64, 9223372036854774784.0, 1 }, { AB_DT_INT64, INFINITY, 0 },
+		{ AB_DT_UINT64, 18446744073709549568.0, 1 }, { AB_DT_UINT64, 18446744073709551616.0, 0 },
+		{ AB_DT_UINT64, -1, 0 },
+		{ AB_DT_FLOAT32, 0.5, 1 }, { AB_DT_FLOAT32, 0.1, 0 }, { AB_DT_FLOAT32, 16777217.0, 0 },
+		{ AB_DT_FLOAT32, 3.4028234663852886e38, 1 }, { AB_DT_FLOAT32, 1e39, 0 },
+		{ AB_DT_FLOAT32, INFINITY, 1 }, { AB_DT_FLOAT32, -INFINITY, 1 },
+		{ AB_DT_FLOAT16, 65504, 1 }, { AB_DT_FLOAT16, 65505, 0 }, { AB_DT_FLOAT16, 2049, 0 },
+		{ AB_DT_FLOAT16, 0.333251953125, 1 }, { AB_DT_FLOAT16, 1.0 / 3, 0 },
+		{ AB_DT_FLOAT16, 5.9604644775390625e-8, 1 }, { AB_DT_FLOAT16, -0.0, 1 },
+		{ AB_DT_FLOAT64, 0.1, 1 }, { AB_DT_FLOAT64, -INFINITY, 1 },
+		{ AB_DT_COMPLEX64, 0, 0 }, { AB_DT_STRING, 0, 0 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		ab_dtype dt = cases[k].dt;
+		double v = cases[k].v;
+		ck_assert_msg(ab_value_fits(dt, v) == cases[k].fits, "%s %.17g: fits %d, want %d",
+			      ab_dtype_name(dt), v, ab_value_fits(dt, v), cases[k].fits);
+		if (!cases[k].fits)
+			continue;
+		_Alignas(8) uint8_t item[16] = { 0 };
+		ck_assert_int_eq(ab_value_store_double(dt, item, 0, v), 0);
+		double back = ab_value_as_double(dt, item, 0);
+		ck_assert_msg(back == v && signbit(back) == signbit(v), "%s %.17g came back as %.17g",
+			      ab_dtype_name(dt), v, back);
+	}
+	/* NaN fits the floats and stays NaN */
+	_Alignas(8) uint8_t item[16];
+	ck_assert(ab_value_fits(AB_DT_FLOAT32, NAN) && ab_value_fits(AB_DT_FLOAT16, NAN));
+	ck_assert_int_eq(ab_value_store_double(AB_DT_FLOAT16, item, 0, NAN), 0);
+	ck_assert(isnan(ab_value_as_double(AB_DT_FLOAT16, item, 0)));
+	/* floats round to nearest, integers truncate toward zero */
+	ck_assert_int_eq(ab_value_store_double(AB_DT_FLOAT16, item, 0, 2049), 0);
+	ck_assert(ab_value_as_double(AB_DT_FLOAT16, item, 0) == 2048);
+	ck_assert_int_eq(ab_value_store_double(AB_DT_FLOAT16, item, 0, 2051), 0);
+	ck_assert(ab_value_as_double(AB_DT_FLOAT16, item, 0) == 2052);
+	ck_assert_int_eq(ab_value_store_double(AB_DT_INT16, item, 0, -3.9), 0);
+	ck_assert(ab_value_as_int64(AB_DT_INT16, item, 0) == -3);
+	ck_assert_int_eq(ab_value_store_double(AB_DT_BOOL, item, 0, 0.25), 0);
+	ck_assert(ab_value_as_int64(AB_DT_BOOL, item, 0) == 1);
+	ck_assert_int_eq(ab_value_store_double(AB_DT_STRING, item, 0, 1), AB_ETYPE);
+	ck_assert_int_eq(ab_value_store_double(AB_DT_COMPLEX128, item, 0, 1), AB_ETYPE);
+}
+END_TEST
+
+START_TEST(test_column_encoding_kind)
+{
+	static const struct { const char *enc; ab_column_kind kind; } known[] = {
+		{ "categorical", AB_COL_CATEGORICAL },
+		{ "nullable-integer", AB_COL_NULLABLE_INTEGER },
+		{ "nullable-boolean", AB_COL_NULLABLE_BOOLEAN },
+		{ "nullable-string-array", AB_COL_NULLABLE_STRING },
+	};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+		ab_column_kind k = AB_COL_ARRAY;
+		ck_assert_int_eq(ab_column_encoding_kind(known[i].enc, &k), 0);
+		ck_assert_msg(k == known[i].kind, "%s: kind %d, want %d", known[i].enc, (int)k, (int)known[i].kind);
+	}
+	static const char *const unknown[] = { "csr_matrix", "array", "string-array", "nullable-integer ",
+					       "Categorical", "", NULL };
+	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+		ab_column_kind k = (ab_column_kind)-7;
+		ck_assert_int_eq(ab_column_encoding_kind(unknown[i], &k), -1);
+		ck_assert_int_eq((int)k, -7);
+	}
+}
+END_TEST
+
+/* The writer's array metadata, read back by the reader's parser: the
+ * same shape, grid, dtype, fill value and codec chain. */
+START_TEST(test_array_meta_json_roundtrip)
+{
+	static const struct { int zf; ab_dtype dt; ab_compressor comp; uint64_t shard_rows; } cases[] = {
+		{ 3, AB_DT_FLOAT32, AB_COMPRESSOR_BLOSC_LZ4, 0 },
+		{ 3, AB_DT_INT64, AB_COMPRESSOR_ZSTD, 40 },
+		{ 3, AB_DT_STRING, AB_COMPRESSOR_GZIP, 0 },
+		{ 3, AB_DT_BOOL, AB_COMPRESSOR_NONE, 20 },
+		{ 2, AB_DT_FLOAT64, AB_COMPRESSOR_BLOSC_ZSTD, 0 },
+		{ 2, AB_DT_UINT16, AB_COMPRESSOR_NONE, 0 },
+		{ 2, AB_DT_STRING, AB_COMPRESSOR_ZSTD, 0 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		ab_writer_array_config cfg;
+		ab_writer_array_config_init(&cfg);
+		cfg.dtype = cases[k].dt;
+		cfg.ndim = cases[k].dt == AB_DT_STRING ? 1 : 2;
+		cfg.shape[1] = 7;
+		cfg.chunk_rows = 10;
+		cfg.shard_rows = cases[k].shard_rows;
+		cfg.compressor = cases[k].comp;
+		cfg.attributes_json = "{\"encoding-type\": \"array\"}";
+		ab_b2b_codec codec;
+		int present;
+		ck_assert_int_eq(ab_compressor_codec(cfg.compressor, -1, (int)ab_dtype_size(cfg.dtype), &codec,
+						     &present), 0);
+		json_t *meta = ab_array_meta_json(cases[k].zf, &cfg, 95, present ? &codec : NULL);
+		ck_assert_ptr_nonnull(meta);
+		const json_t *doc = cases[k].zf == 3 ? meta : json_object_get(meta, ".zarray");
+		const json_t *attrs = cases[k].zf == 3 ? json_object_get(meta, "attributes")
+						      : json_object_get(meta, ".zattrs");
+		ck_assert_str_eq(json_string_value(json_object_get(attrs, "encoding-type")), "array");
+		ab_array_meta m;
+		ck_assert_msg(ab_array_meta_parse(doc, cases[k].zf, "t", &m) == 0, "case %zu: %s", k, ab_last_error());
+		ck_assert_int_eq(m.ndim, cfg.ndim);
+		ck_assert_uint_eq(m.shape[0], 95);
+		ck_assert_uint_eq(m.chunk[0], cfg.shard_rows ? cfg.shard_rows : cfg.chunk_rows);
+		if (cfg.ndim == 2)
+			ck_assert(m.shape[1] == 7 && m.chunk[1] == 7);
+		ck_assert_int_eq(m.dt.dt, cfg.dtype);
+		if (cfg.dtype != AB_DT_STRING)
+			for (size_t b = 0; b < ab_dtype_size(cfg.dtype); b++)
+				ck_assert_uint_eq(m.fill[b], 0);
+		const ab_pipeline *p = &m.pipe;
+		if (cfg.shard_rows) {
+			ck_assert_int_eq(p->a2b, AB_A2B_SHARD);
+			ck_assert_uint_eq(p->shard->inner_shape[0], cfg.chunk_rows);
+			ck_assert(p->shard->index_crc32c && !p->shard->index_at_start);
+			p = &p->shard->inner;
+		}
+		ck_assert_int_eq(p->a2b, cfg.dtype == AB_DT_STRING ? AB_A2B_VLEN : AB_A2B_BYTES);
+		ck_assert_int_eq(p->nb2b, present);
+		if (present) {
+			ck_assert_int_eq(p->b2b[0].kind, codec.kind);
+			ck_assert_int_eq(p->b2b[0].level, codec.level);
+			if (codec.kind == AB_B2B_BLOSC)
+				ck_assert(strcmp(p->b2b[0].cname, codec.cname) == 0 &&
+					  p->b2b[0].shuffle == codec.shuffle && p->b2b[0].typesize == codec.typesize);
+		}
+		ab_array_meta_free(&m);
+		json_decref(meta);
+	}
+	/* attributes that are not an object: no document */
+	ab_writer_array_config cfg;
+	ab_writer_array_config_init(&cfg);
+	cfg.attributes_json = "[1]";
+	ck_assert_ptr_null(ab_array_meta_json(3, &cfg, 1, NULL));
+}
+END_TEST
+
 static Suite *formats_suite(void)
 {
 	Suite *s = suite_create("formats");
@@ -738,13 +1017,21 @@ static Suite *formats_suite(void)
 	tcase_add_test(t, test_dtype_v3);
 	tcase_add_test(t, test_fill_values);
 	suite_add_tcase(s, t);
+	t = tcase_create("value");
+	tcase_add_test(t, test_value_promote);
+	tcase_add_test(t, test_value_convert);
+	tcase_add_test(t, test_value_items);
+	tcase_add_test(t, test_value_fits_and_store);
+	suite_add_tcase(s, t);
 	t = tcase_create("meta");
 	tcase_add_test(t, test_chunk_keys);
 	tcase_add_test(t, test_meta_errors);
 	tcase_add_test(t, test_sharding_pipeline);
 	tcase_add_test(t, test_decode_big_endian_transposed);
+	tcase_add_test(t, test_array_meta_json_roundtrip);
 	suite_add_tcase(s, t);
 	t = tcase_create("store");
+	tcase_add_test(t, test_column_encoding_kind);
 	tcase_add_test(t, test_store_v3_roundtrip);
 	tcase_add_test(t, test_store_errors);
 	suite_add_tcase(s, t);

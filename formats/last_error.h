@@ -1,13 +1,13 @@
 /*
- * error.h - the per-thread last-error message behind ab_last_error() (internal).
+ * last_error.h - the per-thread last-error message behind ab_last_error() (internal).
  *
  * ab_error_set() formats a message and returns the status code, so a failure
  * path is one line: `return ab_error_set(AB_ECORRUPT, "zstd: %s", why);`.
  * ab_error_prefix() puts context in front of the current message as the error
  * travels up ("X/data: chunk c/3: " + "zstd: frame truncated").
  */
-#ifndef AB_FORMATS_ERROR_H
-#define AB_FORMATS_ERROR_H
+#ifndef AB_FORMATS_LAST_ERROR_H
+#define AB_FORMATS_LAST_ERROR_H
 
 #include "annbatch.h"
 

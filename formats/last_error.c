@@ -1,5 +1,5 @@
-/* error.c - per-thread last-error message. */
-#include "error.h"
+/* last_error.c - per-thread last-error message. */
+#include "last_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,10 +1,13 @@
 /*
  * writer.h - the encode side of the format layer (internal): the pieces of the
- * store writer (formats/writer.c, public API ab_writer_* in annbatch.h) that
- * are worth testing on their own.
+ * store writer (formats/write/, public API ab_writer_* in annbatch.h) that
+ * are worth testing on their own. Each mirrors a reader: the codec JSON the
+ * pipeline parser reads (pipeline.c), the array metadata ab_array_meta_parse
+ * reads (meta.c), the shard index ab_shard_index_decode reads, the chunk
+ * keys ab_chunk_key makes.
  */
-#ifndef AB_FORMATS_WRITER_H
-#define AB_FORMATS_WRITER_H
+#ifndef AB_FORMATS_WRITE_WRITER_H
+#define AB_FORMATS_WRITE_WRITER_H
 
 #include <jansson.h>
 #include <stddef.h>
@@ -23,6 +26,15 @@ int ab_compressor_codec(ab_compressor c, int level, int typesize, ab_b2b_codec *
  * a numcodecs v2 compressor ({"id": "blosc", ...}). New references. */
 json_t *ab_codec_json_v3(const ab_b2b_codec *c);
 json_t *ab_codec_json_v2(const ab_b2b_codec *c);
+
+/* The metadata of an array written with `cfg` once `rows` rows have been
+ * appended (shape[0] = rows), as zarr-python writes it: v3 the zarr.json
+ * document (sharding_indexed with shard_rows rows a shard when
+ * cfg->shard_rows), v2 {".zarray": ..., ".zattrs": ...}. `codec` is the
+ * compressor of every (inner) chunk, NULL for none. A new reference; NULL
+ * when out of memory or when cfg->attributes_json is not a JSON object. */
+json_t *ab_array_meta_json(int zarr_format, const ab_writer_array_config *cfg, uint64_t rows,
+			   const ab_b2b_codec *codec);
 
 /* Encodes a shard index of n (offset, nbytes) pairs with the default index
  * codecs (bytes little endian, then crc32c): writes 16 * n + 4 bytes to out. */
