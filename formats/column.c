@@ -33,6 +33,14 @@ int ab_column_wrap_h5ad(h5ad_col *h5, ab_column **out)
 		return ab_error_set(AB_ENOMEM, "out of memory");
 	}
 	c->h5 = h5;
+	ab_column_info ci;
+	h5ad_column_get_info(h5, &ci);
+	c->kind = ci.kind;
+	c->ordered = ci.ordered;
+	if (!(c->node = strdup(h5ad_column_name(h5)))) {
+		ab_column_close(c);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
 	*out = c;
 	return 0;
 }
@@ -207,26 +215,83 @@ int ab_column_get_info(const ab_column *c, ab_column_info *info)
 	return 0;
 }
 
+/* ---- the two kinds of column behind the calls below: a zarr column's
+ * arrays, or a column of an .h5ad file (c->h5). What a kind means (masks,
+ * codes to labels, NaT) is decided once, in the public calls. */
+
+static uint64_t col_length(const ab_column *c)
+{
+	ab_column_info ci;
+	ab_column_get_info(c, &ci);
+	return ci.length;
+}
+
+static int col_values(ab_column *c, uint64_t start, uint64_t end, void *dst, size_t dst_size)
+{
+	return c->h5 ? h5ad_column_read_values(c->h5, start, end, dst, dst_size)
+		     : ab_array_read_rows(c->values, start, end, dst, dst_size);
+}
+
+/* The mask of a nullable column (1 = missing); 0 with mask untouched for
+ * the other kinds. */
+static int col_mask(ab_column *c, uint64_t start, uint64_t end, uint8_t *mask, int *has)
+{
+	*has = c->kind == AB_COL_NULLABLE_INTEGER || c->kind == AB_COL_NULLABLE_BOOLEAN ||
+	       c->kind == AB_COL_NULLABLE_STRING;
+	if (!*has)
+		return 0;
+	return c->h5 ? h5ad_column_read_mask(c->h5, start, end, mask)
+		     : ab_array_read_rows(c->mask, start, end, mask, (size_t)(end - start));
+}
+
+static int col_strings(ab_column *c, uint64_t start, uint64_t end, char ***out, size_t *n)
+{
+	if (c->h5) {
+		*n = (size_t)(end - start);
+		return h5ad_column_read_raw_strings(c->h5, start, end, out);
+	}
+	return ab_array_read_strings(c->values, start, end, out, n);
+}
+
+static int col_codes(ab_column *c, uint64_t start, uint64_t end, int64_t *codes)
+{
+	return c->h5 ? h5ad_column_read_codes(c->h5, start, end, codes)
+		     : ab_array_read_int64(c->values, start, end, codes, &c->tmp);
+}
+
+static int load_labels(ab_column *c);
+
+/* The categories as strings (owned by the column). */
+static int col_labels(ab_column *c, char *const **labels, size_t *n)
+{
+	if (c->h5)
+		return h5ad_column_labels(c->h5, labels, n);
+	int rc = load_labels(c);
+	*labels = c->labels;
+	*n = c->nlabels;
+	return rc;
+}
+
 int ab_column_read(ab_column *c, uint64_t start, uint64_t end, void *dst, size_t dst_size, uint8_t *mask)
 {
 	if (!c)
 		return ab_error_set(AB_EINVAL, "ab_column_read: null argument");
-	if (c->h5)
-		return h5ad_column_read(c->h5, start, end, dst, dst_size, mask);
-	if (c->values->m.dt.dt == AB_DT_STRING)
+	ab_column_info ci;
+	ab_column_get_info(c, &ci);
+	if (ci.dtype == AB_DT_STRING)
 		return ab_error_set(AB_ETYPE, "column '%s' holds strings: use ab_column_read_strings", c->node);
-	int rc = ab_array_read_rows(c->values, start, end, dst, dst_size);
+	int rc = col_values(c, start, end, dst, dst_size), has;
 	if (rc || !mask)
 		return rc;
 	size_t n = (size_t)(end - start);
-	if (c->mask)
-		return ab_array_read_rows(c->mask, start, end, mask, n);
+	if ((rc = col_mask(c, start, end, mask, &has)) || has)
+		return rc;
 	if (c->kind == AB_COL_CATEGORICAL) {
 		for (size_t i = 0; i < n; i++)
-			mask[i] = ab_value_as_int64(c->values->m.dt.dt, dst, i) < 0;
+			mask[i] = ab_value_as_int64(ci.dtype, dst, i) < 0;
 		return 0;
 	}
-	if (c->values->m.dt.time) {
+	if (c->values && c->values->m.dt.time) {
 		/* datetime64 / timedelta64: NaT (INT64_MIN) is numpy's missing value */
 		for (size_t i = 0; i < n; i++)
 			mask[i] = ab_value_as_int64(AB_DT_INT64, dst, i) == INT64_MIN;
@@ -270,15 +335,15 @@ int ab_column_categories(ab_column *c, char ***strings, size_t *count)
 {
 	if (!c || !strings)
 		return ab_error_set(AB_EINVAL, "ab_column_categories: null argument");
-	if (c->h5)
-		return h5ad_column_categories(c->h5, strings, count);
 	if (c->kind != AB_COL_CATEGORICAL)
 		return ab_error_set(AB_ETYPE, "column '%s' is not categorical", c->node);
-	int rc = load_labels(c);
-	if (rc || (rc = ab_strings_copy(c->labels, c->nlabels, strings)))
+	char *const *labels;
+	size_t n;
+	int rc = col_labels(c, &labels, &n);
+	if (rc || (rc = ab_strings_copy(labels, n, strings)))
 		return rc;
 	if (count)
-		*count = c->nlabels;
+		*count = n;
 	return 0;
 }
 
@@ -286,66 +351,58 @@ int ab_column_read_strings(ab_column *c, uint64_t start, uint64_t end, char ***s
 {
 	if (!c || !strings)
 		return ab_error_set(AB_EINVAL, "ab_column_read_strings: null argument");
-	if (c->h5)
-		return h5ad_column_read_strings(c->h5, start, end, strings, count);
-	int rc;
-	size_t n;
-	switch (c->kind) {
-	case AB_COL_STRING:
-		return ab_array_read_strings(c->values, start, end, strings, count);
-	case AB_COL_NULLABLE_STRING: {
+	if (c->kind != AB_COL_STRING && c->kind != AB_COL_NULLABLE_STRING && c->kind != AB_COL_CATEGORICAL)
+		return ab_error_set(AB_ETYPE, "column '%s' is numeric: use ab_column_read", c->node);
+	if (start > end || end > col_length(c))
+		return ab_error_set(AB_ERANGE, "rows %llu:%llu out of range for column '%s'", (unsigned long long)start,
+				    (unsigned long long)end, c->node);
+	size_t n = (size_t)(end - start);
+	int rc, has;
+	if (c->kind != AB_COL_CATEGORICAL) {
 		char **s;
-		if ((rc = ab_array_read_strings(c->values, start, end, &s, &n)))
+		size_t got;
+		if ((rc = col_strings(c, start, end, &s, &got)))
 			return rc;
-		uint8_t *m = malloc(n + 1);
-		if (!m) {
-			ab_strings_free_n(s, n);
-			return ab_error_set(AB_ENOMEM, "out of memory");
-		}
-		if ((rc = ab_array_read_rows(c->mask, start, end, m, n))) {
-			free(m);
-			ab_strings_free_n(s, n);
-			return rc;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (m[i]) {
-				free(s[i]);
-				s[i] = NULL;
-			}
+		uint8_t *m = c->kind == AB_COL_NULLABLE_STRING ? malloc(n + 1) : NULL;
+		if (c->kind == AB_COL_NULLABLE_STRING && !m)
+			rc = ab_error_set(AB_ENOMEM, "out of memory");
+		else if (m && !(rc = col_mask(c, start, end, m, &has)))
+			for (size_t i = 0; i < n; i++)
+				if (m[i]) {
+					free(s[i]);
+					s[i] = NULL;
+				}
 		free(m);
+		if (rc) {
+			ab_strings_free_n(s, got);
+			return rc;
+		}
 		*strings = s;
 		if (count)
-			*count = n;
+			*count = got;
 		return 0;
 	}
-	case AB_COL_CATEGORICAL: {
-		if ((rc = load_labels(c)))
-			return rc;
-		if (start > end || end > c->values->m.shape[0])
-			return ab_error_set(AB_ERANGE, "rows %llu:%llu out of range for column '%s'",
-					    (unsigned long long)start, (unsigned long long)end, c->node);
-		n = (size_t)(end - start);
-		int64_t *codes = malloc(n * 8 + 8);
-		char **out = calloc(n + 1, sizeof *out);
-		if (!codes || !out) {
-			free(codes);
-			free(out);
-			return ab_error_set(AB_ENOMEM, "out of memory");
-		}
-		rc = ab_array_read_int64(c->values, start, end, codes, &c->tmp);
-		if (!rc)
-			rc = ab_codes_to_labels(codes, n, c->labels, c->nlabels, c->node, start, out);
+	char *const *labels;
+	size_t nlabels;
+	if ((rc = col_labels(c, &labels, &nlabels)))
+		return rc;
+	int64_t *codes = malloc(n * 8 + 8);
+	char **out = calloc(n + 1, sizeof *out);
+	if (!codes || !out) {
 		free(codes);
-		if (rc) {
-			ab_strings_free_n(out, n);
-			return rc;
-		}
-		*strings = out;
-		if (count)
-			*count = n;
-		return 0;
+		free(out);
+		return ab_error_set(AB_ENOMEM, "out of memory");
 	}
-	default:
-		return ab_error_set(AB_ETYPE, "column '%s' is numeric: use ab_column_read", c->node);
+	rc = col_codes(c, start, end, codes);
+	if (!rc)
+		rc = ab_codes_to_labels(codes, n, labels, nlabels, c->node, start, out);
+	free(codes);
+	if (rc) {
+		ab_strings_free_n(out, n);
+		return rc;
 	}
+	*strings = out;
+	if (count)
+		*count = n;
+	return 0;
 }

@@ -56,12 +56,19 @@ const char *const *h5ad_var_columns(const h5ad *h);
 int h5ad_column_open(h5ad *h, const char *frame, const char *name, h5ad_col **out);
 void h5ad_column_close(h5ad_col *c);
 void h5ad_column_get_info(const h5ad_col *c, ab_column_info *info);
-/* Same contracts as ab_column_read / ab_column_read_strings /
- * ab_column_categories. */
-int h5ad_column_read(h5ad_col *c, uint64_t start, uint64_t end, void *dst, size_t dst_size,
-		     uint8_t *mask);
-int h5ad_column_read_strings(h5ad_col *c, uint64_t start, uint64_t end, char ***strings,
-			     size_t *count);
-int h5ad_column_categories(h5ad_col *c, char ***strings, size_t *count);
+/* What the column is called in messages ("file: obs/name"). */
+const char *h5ad_column_name(const h5ad_col *c);
+/* The pieces ab_column_read / _read_strings / _categories are made of
+ * (column.c gives them their meaning once for both kinds of input): rows
+ * [start, end) of the values of a numeric column or the codes of a
+ * categorical (dtype items; bool as 0/1), the mask of a nullable column (1 =
+ * missing), the values of a string column without its mask, the codes of a
+ * categorical widened to int64, and its categories as strings (numeric ones
+ * as ab_category_label writes them; owned by c). */
+int h5ad_column_read_values(h5ad_col *c, uint64_t start, uint64_t end, void *dst, size_t dst_size);
+int h5ad_column_read_mask(h5ad_col *c, uint64_t start, uint64_t end, uint8_t *mask);
+int h5ad_column_read_raw_strings(h5ad_col *c, uint64_t start, uint64_t end, char ***strings);
+int h5ad_column_read_codes(h5ad_col *c, uint64_t start, uint64_t end, int64_t *codes);
+int h5ad_column_labels(h5ad_col *c, char *const **labels, size_t *count);
 
 #endif

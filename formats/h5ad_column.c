@@ -206,16 +206,26 @@ static int check_range(h5ad_col *c, uint64_t start, uint64_t end)
 	return 0;
 }
 
-static int read_mask(h5ad_col *c, uint64_t start, uint64_t n, uint8_t *mask)
+const char *h5ad_column_name(const h5ad_col *c)
 {
-	int rc = h5_read_rows(c->mask, c->mask_mt, start, n, mask, c->what);
+	return c->what;
+}
+
+int h5ad_column_read_mask(h5ad_col *c, uint64_t start, uint64_t end, uint8_t *mask)
+{
+	int rc = check_range(c, start, end);
+	if (rc)
+		return rc;
+	if (c->mask < 0)
+		return ab_error_set(AB_ETYPE, "%s: not a nullable column", c->what);
+	uint64_t n = end - start;
+	rc = h5_read_rows(c->mask, c->mask_mt, start, n, mask, c->what);
 	for (uint64_t i = 0; !rc && i < n; i++)
 		mask[i] = mask[i] != 0;
 	return rc;
 }
 
-int h5ad_column_read(h5ad_col *c, uint64_t start, uint64_t end, void *dst, size_t dst_size,
-		     uint8_t *mask)
+int h5ad_column_read_values(h5ad_col *c, uint64_t start, uint64_t end, void *dst, size_t dst_size)
 {
 	int rc = check_range(c, start, end);
 	if (rc)
@@ -230,21 +240,27 @@ int h5ad_column_read(h5ad_col *c, uint64_t start, uint64_t end, void *dst, size_
 	if (c->dtype == AB_DT_BOOL)
 		for (uint64_t i = 0; i < n; i++)
 			((uint8_t *)dst)[i] = ((uint8_t *)dst)[i] != 0;
-	if (!mask)
-		return 0;
-	if (c->mask >= 0)
-		return read_mask(c, start, n, mask);
-	memset(mask, 0, (size_t)n);
-	if (c->kind == AB_COL_CATEGORICAL) {
-		int64_t *codes = malloc((size_t)n * 8 + 8);
-		if (!codes)
-			return h5_oom();
-		rc = h5_read_rows(c->values, H5T_NATIVE_INT64, start, n, codes, c->what);
-		for (uint64_t i = 0; !rc && i < n; i++)
-			mask[i] = codes[i] < 0;
-		free(codes);
-	}
-	return rc;
+	return 0;
+}
+
+int h5ad_column_read_codes(h5ad_col *c, uint64_t start, uint64_t end, int64_t *codes)
+{
+	int rc = check_range(c, start, end);
+	if (rc)
+		return rc;
+	if (c->kind != AB_COL_CATEGORICAL)
+		return ab_error_set(AB_ETYPE, "%s: not categorical", c->what);
+	return h5_read_rows(c->values, H5T_NATIVE_INT64, start, end - start, codes, c->what);
+}
+
+int h5ad_column_read_raw_strings(h5ad_col *c, uint64_t start, uint64_t end, char ***strings)
+{
+	int rc = check_range(c, start, end);
+	if (rc)
+		return rc;
+	if (c->kind != AB_COL_STRING && c->kind != AB_COL_NULLABLE_STRING)
+		return ab_error_set(AB_ETYPE, "%s: not a string column", c->what);
+	return h5_read_strings_range(c->values, start, end - start, strings, c->what);
 }
 
 static int load_labels(h5ad_col *c)
@@ -285,73 +301,12 @@ static int load_labels(h5ad_col *c)
 	return 0;
 }
 
-int h5ad_column_categories(h5ad_col *c, char ***strings, size_t *count)
+int h5ad_column_labels(h5ad_col *c, char *const **labels, size_t *count)
 {
 	if (c->kind != AB_COL_CATEGORICAL)
 		return ab_error_set(AB_ETYPE, "%s: not categorical", c->what);
 	int rc = load_labels(c);
-	char **out;
-	if (rc || (rc = ab_strings_copy(c->labels, c->nlabels, &out)))
-		return rc;
-	*strings = out;
-	if (count)
-		*count = c->nlabels;
-	return 0;
-}
-
-int h5ad_column_read_strings(h5ad_col *c, uint64_t start, uint64_t end, char ***strings,
-			     size_t *count)
-{
-	int rc = check_range(c, start, end);
-	if (rc)
-		return rc;
-	size_t n = (size_t)(end - start);
-	if (c->kind == AB_COL_STRING || c->kind == AB_COL_NULLABLE_STRING) {
-		char **s;
-		if ((rc = h5_read_strings_range(c->values, start, n, &s, c->what)))
-			return rc;
-		if (c->mask >= 0) {
-			uint8_t *m = malloc(n + 1);
-			if (!m)
-				rc = h5_oom();
-			else if (!(rc = read_mask(c, start, n, m)))
-				for (size_t i = 0; i < n; i++)
-					if (m[i]) {
-						free(s[i]);
-						s[i] = NULL;
-					}
-			free(m);
-		}
-		if (rc) {
-			ab_strings_free_n(s, n);
-			return rc;
-		}
-		*strings = s;
-		if (count)
-			*count = n;
-		return 0;
-	}
-	if (c->kind != AB_COL_CATEGORICAL)
-		return ab_error_set(AB_ETYPE, "%s: numeric, not strings", c->what);
-	if ((rc = load_labels(c)))
-		return rc;
-	int64_t *codes = malloc(n * 8 + 8);
-	char **out = calloc(n + 1, sizeof *out);
-	if (!codes || !out) {
-		free(codes);
-		free(out);
-		return h5_oom();
-	}
-	rc = h5_read_rows(c->values, H5T_NATIVE_INT64, start, n, codes, c->what);
-	if (!rc)
-		rc = ab_codes_to_labels(codes, n, c->labels, c->nlabels, c->what, start, out);
-	free(codes);
-	if (rc) {
-		ab_strings_free_n(out, n);
-		return rc;
-	}
-	*strings = out;
-	if (count)
-		*count = n;
-	return 0;
+	*labels = c->labels;
+	*count = c->nlabels;
+	return rc;
 }

@@ -43,18 +43,29 @@ int h5ad_column_open(h5ad *h, const char *f, const char *n, h5ad_col **out)
 }
 void h5ad_column_close(h5ad_col *c) { (void)c; }
 void h5ad_column_get_info(const h5ad_col *c, ab_column_info *info) { (void)c; memset(info, 0, sizeof *info); }
-int h5ad_column_read(h5ad_col *c, uint64_t s, uint64_t e, void *d, size_t n, uint8_t *m)
+const char *h5ad_column_name(const h5ad_col *c) { (void)c; return ""; }
+int h5ad_column_read_values(h5ad_col *c, uint64_t s, uint64_t e, void *d, size_t n)
 {
-	(void)c, (void)s, (void)e, (void)d, (void)n, (void)m;
+	(void)c, (void)s, (void)e, (void)d, (void)n;
 	return AB_EUNSUPPORTED;
 }
-int h5ad_column_read_strings(h5ad_col *c, uint64_t s, uint64_t e, char ***out, size_t *n)
+int h5ad_column_read_mask(h5ad_col *c, uint64_t s, uint64_t e, uint8_t *m)
 {
-	(void)c, (void)s, (void)e, (void)out, (void)n;
+	(void)c, (void)s, (void)e, (void)m;
 	return AB_EUNSUPPORTED;
 }
-int h5ad_column_categories(h5ad_col *c, char ***out, size_t *n)
+int h5ad_column_read_raw_strings(h5ad_col *c, uint64_t s, uint64_t e, char ***out)
 {
-	(void)c, (void)out, (void)n;
+	(void)c, (void)s, (void)e, (void)out;
+	return AB_EUNSUPPORTED;
+}
+int h5ad_column_read_codes(h5ad_col *c, uint64_t s, uint64_t e, int64_t *codes)
+{
+	(void)c, (void)s, (void)e, (void)codes;
+	return AB_EUNSUPPORTED;
+}
+int h5ad_column_labels(h5ad_col *c, char *const **labels, size_t *n)
+{
+	(void)c, (void)labels, (void)n;
 	return AB_EUNSUPPORTED;
 }
