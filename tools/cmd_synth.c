@@ -13,7 +13,7 @@
 #ifdef AB_HAVE_HDF5
 #include "h5ad_write.h"
 #endif
-#include "rng.h"
+#include "distributions.h"
 
 static const char synth_usage[] =
 	"Usage: annbatch synth OUT [options]\n"

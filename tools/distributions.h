@@ -1,11 +1,12 @@
 /*
- * rng.h - the distributions `annbatch synth` draws from (uniform, normal,
- * gamma, Poisson), over the library's random streams (ab_rng_*, annbatch.h).
+ * distributions.h - the distributions `annbatch synth` draws from (uniform,
+ * normal, gamma, Poisson), over the library's random streams (ab_rng_*,
+ * annbatch.h).
  * The same seed gives the same numbers on every platform, which is what makes
  * `synth --seed` reproduce bytes.
  */
-#ifndef AB_TOOLS_RNG_H
-#define AB_TOOLS_RNG_H
+#ifndef AB_TOOLS_DISTRIBUTIONS_H
+#define AB_TOOLS_DISTRIBUTIONS_H
 
 #include <math.h>
 #include <stdint.h>
