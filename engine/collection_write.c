@@ -28,7 +28,7 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 		 * average, so a chunk costs about what a dense one would */
 		uint64_t mean = n ? (d->nnz + n - 1) / n : 1;
 		uint64_t per = o->n_obs_per_chunk * (mean ? mean : 1), shard;
-		shard = ab_anndata_shard_rows(o, per, isz);
+		shard = ab_anndata_shard_rows(o, per, isz, (double)d->nnz / (double)(n ? n : 1));
 		uint64_t shape[1] = { d->nnz };
 		ab_writer_array *xv = NULL, *xi = NULL;
 		snprintf(p, sizeof p, "%s/X/data", g);
@@ -70,7 +70,7 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 								   : cw_fail_lib(c, rc, c->out);
 	} else {
 		uint64_t shape[2] = { n, c->n_vars }, shard;
-		shard = ab_anndata_shard_rows(o, o->n_obs_per_chunk, c->n_vars * isz);
+		shard = ab_anndata_shard_rows(o, o->n_obs_per_chunk, c->n_vars * isz, 1);
 		ab_writer_array *x;
 		snprintf(p, sizeof p, "%s/X", g);
 		rc = ab_writer_anndata_array(w, p, c->x_dtype, 2, shape, o->n_obs_per_chunk, shard, o,

@@ -2,6 +2,7 @@
  * writer, with the encoding attributes anndata puts on each (see annbatch.h,
  * "Writing AnnData"). */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +20,17 @@ void ab_anndata_write_config_init(ab_anndata_write_config *cfg)
 	cfg->shard_bytes = 1000000000ull;
 }
 
-uint64_t ab_anndata_shard_rows(const ab_anndata_write_config *o, uint64_t chunk_rows, uint64_t row_bytes)
+uint64_t ab_anndata_shard_rows(const ab_anndata_write_config *o, uint64_t chunk_rows, uint64_t row_bytes,
+			       double rows_per_obs)
 {
-	if (!o || !o->shard_bytes)
+	if (!o || !chunk_rows)
+		return 0;
+	if (o->shard_rows) {
+		double want = (double)o->shard_rows * (rows_per_obs > 0 ? rows_per_obs : 1);
+		double k = ceil(want / (double)chunk_rows);
+		return (uint64_t)(k < 1 ? 1 : k) * chunk_rows;
+	}
+	if (!o->shard_bytes)
 		return 0;
 	uint64_t chunk_bytes = chunk_rows * (row_bytes ? row_bytes : 1);
 	uint64_t k = o->shard_bytes / (chunk_bytes ? chunk_bytes : 1);

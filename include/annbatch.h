@@ -767,14 +767,19 @@ typedef struct ab_anndata_write_config {
 	uint64_t n_obs_per_chunk;  /* rows per X chunk (dense), or the mean
 	                            * non-zeros per chunk of data/indices; 64     */
 	uint64_t shard_bytes;      /* bytes per shard; 0 = not sharded; 1 GB      */
+	uint64_t shard_rows;       /* rows (observations) per shard instead of
+	                            * bytes; 0 = by shard_bytes (the default)     */
 } ab_anndata_write_config;
 /* Sets the defaults above. */
 AB_API void ab_anndata_write_config_init(ab_anndata_write_config *cfg);
-/* Rows (or elements) per shard of an array whose rows are `row_bytes` bytes,
- * chunked by `chunk_rows`: the largest multiple of chunk_rows within
- * shard_bytes (at least one chunk); 0 when not sharded. */
+/* Rows (or elements) per shard of an array chunked by `chunk_rows`, whose
+ * rows are `row_bytes` bytes and hold `rows_per_obs` rows an observation (1
+ * for X dense; the mean stored elements of a row for X/data and
+ * X/indices): with shard_rows, shard_rows observations' worth rounded up to
+ * whole chunks; else the largest multiple of chunk_rows within shard_bytes
+ * (at least one chunk); 0 when not sharded. */
 AB_API uint64_t ab_anndata_shard_rows(const ab_anndata_write_config *cfg, uint64_t chunk_rows,
-				      uint64_t row_bytes);
+				      uint64_t row_bytes, double rows_per_obs);
 
 /* The AnnData group at `node` ("" = the root) and its empty companions
  * (layers, obsm, obsp, uns, varm, varp). */

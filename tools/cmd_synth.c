@@ -38,6 +38,8 @@ static const char synth_usage[] =
 	"  --n-obs-per-chunk N   rows per X chunk (dense), or their mean non-zeros\n"
 	"                        per chunk of data/indices (sparse); 64\n"
 	"  --shard-size SIZE     bytes per shard (zarr3), 1GB; e.g. 256MB, 1GiB\n"
+	"  --shard-rows N        rows per shard instead (sparse: N rows' worth of\n"
+	"                        non-zeros on average), whole chunks\n"
 	"  --no-shard            zarr3 without sharding (one file per chunk)\n"
 	"  --seed N              random seed, 0\n"
 	"  --force               replace OUT if it exists (a zarr store only; for\n"
@@ -282,7 +284,7 @@ static int run(const char *out, synth *s, int dense, int zarr_format, int force,
 	uint64_t shard;
 	if (dense) {
 		uint64_t shape[2] = { s->n_obs, s->n_vars };
-		shard = ab_anndata_shard_rows(o, o->n_obs_per_chunk, s->n_vars * 4);
+		shard = ab_anndata_shard_rows(o, o->n_obs_per_chunk, s->n_vars * 4, 1);
 		rc = ab_writer_anndata_array(w, "X", AB_DT_FLOAT32, 2, shape, o->n_obs_per_chunk, shard, o,
 			       "{\"encoding-type\":\"array\",\"encoding-version\":\"0.2.0\"}", &xd);
 	} else {
@@ -291,7 +293,7 @@ static int run(const char *out, synth *s, int dense, int zarr_format, int force,
 		uint64_t per = o->n_obs_per_chunk * (s->mean_nnz < cap ? s->mean_nnz : cap);
 		uint64_t shape[1] = { 0 };
 		if (!(rc = ab_writer_csr_group(w, "X", s->n_obs, s->n_vars))) {
-			shard = ab_anndata_shard_rows(o, per, 4);
+			shard = ab_anndata_shard_rows(o, per, 4, (double)per / (double)o->n_obs_per_chunk);
 			rc = ab_writer_anndata_array(w, "X/data", AB_DT_FLOAT32, 1, shape, per, shard, o, NULL, &xv);
 		}
 		if (!rc)

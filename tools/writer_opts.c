@@ -27,6 +27,13 @@ int writer_option(const char *cmd, int ch, const char *arg, ab_anndata_write_con
 	case WO_SHARD:
 		if (parse_size(arg, &cfg->shard_bytes) || !cfg->shard_bytes)
 			return cli_fail(cmd, "--shard-size '%s': expected a size like 1GB or 256MiB", arg), -1;
+		cfg->shard_rows = 0;
+		return 1;
+	case WO_SHARD_ROWS:
+		if (cli_parse_u64(cmd, "--shard-rows", arg, &cfg->shard_rows))
+			return -1;
+		if (!cfg->shard_rows)
+			return cli_fail(cmd, "--shard-rows must be at least 1"), -1;
 		return 1;
 	default:
 		return 0;

@@ -12,14 +12,15 @@
 
 #include "annbatch.h"
 
-enum { WO_COMPRESSOR = 0x1000, WO_BLOCKSIZE, WO_CHUNK, WO_SHARD };
+enum { WO_COMPRESSOR = 0x1000, WO_BLOCKSIZE, WO_CHUNK, WO_SHARD, WO_SHARD_ROWS };
 
-/* The four entries for a getopt_long table. */
+/* The entries for a getopt_long table. */
 #define WRITER_LONG_OPTIONS                                              \
 	{ "compressor", required_argument, NULL, WO_COMPRESSOR },        \
 	{ "blosc-blocksize", required_argument, NULL, WO_BLOCKSIZE },    \
 	{ "n-obs-per-chunk", required_argument, NULL, WO_CHUNK },        \
-	{ "shard-size", required_argument, NULL, WO_SHARD }
+	{ "shard-size", required_argument, NULL, WO_SHARD },             \
+	{ "shard-rows", required_argument, NULL, WO_SHARD_ROWS }
 
 /* If `ch` is one of the writer options, applies `arg` to cfg and returns 1,
  * or prints the error (as `annbatch CMD: ...`) and returns -1; returns 0 for

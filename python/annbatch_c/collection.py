@@ -339,9 +339,10 @@ class DatasetCollection:
         n_obs_per_chunk
             Rows per X chunk (dense), or their mean non-zeros (sparse).
         shard_size
-            Bytes per shard, a size like "1GB" (None: not sharded). annbatch
-            also takes a number of rows, which the library's writer has no
-            setting for.
+            Bytes per shard, a size like "1GB", or a number of rows per
+            shard (sparse: that many rows' worth of non-zeros on average),
+            rounded up to whole chunks, as annbatch takes them (None: not
+            sharded). ``annbatch convert --shard-size`` / ``--shard-rows``.
         zarr_compressor
             "blosc-lz4" (blosc lz4, clevel 3, byte shuffle: annbatch's default),
             "blosc-zstd", "zstd", "gzip", "none" (or None), or one codec object
@@ -424,10 +425,12 @@ class DatasetCollection:
         elif isinstance(shard_size, str):
             cfg["shard_bytes"] = _bytes("shard_size", shard_size, 1)
         elif isinstance(shard_size, (int, np.integer)) and not isinstance(shard_size, bool):
-            raise ValueError(f"shard_size={shard_size}: the library's writer sizes shards in bytes: give a size "
-                             "like '1GB' or '256MiB'")
+            if shard_size < 1:
+                raise ValueError(f"shard_size={shard_size}: a number of rows must be at least 1")
+            cfg["shard_rows"] = int(shard_size)
         else:
-            raise TypeError(f"shard_size must be a size like '1GB' or None, got {type(shard_size).__name__}")
+            raise TypeError(f"shard_size must be a size like '1GB', a number of rows or None, got "
+                            f"{type(shard_size).__name__}")
         cfg.update(_compressor(zarr_compressor))
         if blosc_blocksize is not None:
             cfg["blosc_blocksize"] = _bytes("blosc_blocksize", blosc_blocksize)

@@ -88,6 +88,8 @@ CASES = [
      ["--var-subset", "SUBSET", "--groupby", "src_path,cell_type", "--seed", 11]),
     ("codec", dict(zarr_compressor=None, shard_size="1MB", make_var_unique=True, seed=4),
      ["--compressor", "none", "--shard-size", "1MB", "--make-var-unique", "--seed", 4]),
+    ("shard_rows", dict(shard_size=100, n_obs_per_chunk=8, seed=6),
+     ["--shard-rows", 100, "--n-obs-per-chunk", 8, "--seed", 6]),
     ("rng", dict(rng=np.random.default_rng(3)),
      ["--seed", int(np.random.default_rng(3).integers(0, 2**63 - 1))]),
 ]
@@ -314,7 +316,7 @@ def test_errors_carry_the_c_message(data, tmp_path):
         (dict(dataset_size=500), ValueError,
          "Cannot have a larger slice size than observations per dataset. Reduce `shuffle_chunk_size` or increase "
          "`dataset_size`."),
-        (dict(shard_size=1000), ValueError, "sizes shards in bytes"),
+        (dict(shard_size=0), ValueError, "at least 1"),
         (dict(dataset_size="big"), ValueError, "not a size like 20GB"),
         (dict(n_obs_per_chunk=0), ValueError, "n_obs_per_chunk must be at least 1, got 0"),
         (dict(zarr_compressor="lzma"), ValueError, "zarr_compressor must be one of"),

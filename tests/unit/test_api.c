@@ -225,7 +225,7 @@ static int call(int i)
 		ab_anndata_write_config_init(NULL);
 		ab_rng_seed(NULL, 1, 2);
 		ab_rng_shuffle(NULL, (uint64_t *)buf, 2);
-		return ab_rng_next(NULL) == 0 && ab_rng_below(NULL, 5) == 0 && ab_anndata_shard_rows(NULL, 4, 4) == 0
+		return ab_rng_next(NULL) == 0 && ab_rng_below(NULL, 5) == 0 && ab_anndata_shard_rows(NULL, 4, 4, 1) == 0
 		       ? AB_EINVAL : -1;
 	default: return -1;
 	}

@@ -66,6 +66,28 @@ check "dataset-size 1MB on 271 x 4000 sparse: bytes of X over 1MB datasets" \
 check "dataset-size 100KB, no shuffle: bytes of X, np.array_split" \
 	conv s7.zarr split bytes 100000 --ordered hs.zarr -- hs.zarr --dataset-size 100KB --no-shuffle
 
+# ---- --shard-rows: shards sized in rows (annbatch's integer zarr_shard_size)
+check "shard-rows 50, sparse, 10-row chunks: every row once, in order" \
+	conv sr1.zarr split rows 100000 --ordered hs.zarr -- hs.zarr --no-shuffle --shard-rows 50 --n-obs-per-chunk 10
+check "shard-rows 50: X/data and X/indices shards hold 50 rows' mean non-zeros in whole chunks" $PY - <<'EOF2'
+import json, math
+import anndata, warnings
+warnings.filterwarnings("ignore")
+m = json.load(open("sr1.zarr/zarr.json"))["consolidated_metadata"]["metadata"]
+a = anndata.read_zarr("hs.zarr")
+mean = a.X.nnz / a.n_obs
+for part in ("data", "indices"):
+    arr = m["dataset_0/X/" + part]
+    shard = arr["chunk_grid"]["configuration"]["chunk_shape"][0]
+    inner = arr["codecs"][0]["configuration"]["chunk_shape"][0]
+    assert shard % inner == 0, (part, shard, inner)
+    assert 50 * mean <= shard < 50 * mean + inner, (part, shard, inner, mean)
+EOF2
+check "shard-rows 30, dense, 8-row chunks: shards of 32 rows" bash -c '
+	"$0" synth dn.zarr --dense --n-obs 200 --n-vars 30 --seed 2 &&
+	"$0" convert dn.zarr -o sr2.zarr --no-shuffle --shard-rows 30 --n-obs-per-chunk 8 --no-progress &&
+	'"$PY"' -c "import json; m = json.load(open(\"sr2.zarr/zarr.json\"))[\"consolidated_metadata\"][\"metadata\"]; x = m[\"dataset_0/X\"]; assert x[\"chunk_grid\"][\"configuration\"][\"chunk_shape\"][0] == 32, x[\"chunk_grid\"]"' "$AB"
+
 # ---- SIGINT / SIGTERM: the temporary directory goes, exit 128 + signal
 "$AB" synth big.zarr --n-obs 200000 --n-vars 2000 --mean-nnz 300 --seed 1 >/dev/null 2>&1
 sigrun() { # sigrun SIG WHEN: convert big.zarr; once its temporary directory exists
