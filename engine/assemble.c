@@ -149,18 +149,11 @@ void release_window_ref(ab_loader *ld, ld_window *w)
 	pthread_mutex_unlock(&ld->mu);
 }
 
-/* Batches are published in window order: a window finished early waits in the
- * parked list until the ones before it are out. Batch numbers are given here. */
-static void publish(ab_loader *ld, ld_window *w)
+/* Pushes the parked windows that are next in order into the ring and
+ * numbers their batches. Returns 1 when the current epoch is all out. Under
+ * ld->mu. */
+int publish_parked_locked(ab_loader *ld)
 {
-	pthread_mutex_lock(&ld->mu);
-	w->next = NULL;
-	/* insert sorted by index into parked */
-	ld_window **pp = &ld->parked;
-	while (*pp && (*pp)->w.index < w->w.index)
-		pp = &(*pp)->next;
-	w->next = *pp;
-	*pp = w;
 	while (ld->parked && ld->parked->w.index == ld->next_publish) {
 		ld_window *p = ld->parked;
 		ld->parked = p->next;
@@ -175,10 +168,40 @@ static void publish(ab_loader *ld, ld_window *w)
 				abort();
 		}
 	}
-	int done = ld->next_publish == ld->nwindows;
-	pthread_mutex_unlock(&ld->mu);
-	if (done)
+	return ld->next_publish == ld->nwindows;
+}
+
+/* Batches are published in window order: a window finished early waits in the
+ * parked list until the ones before it are out. Batch numbers are given here.
+ * A window of the next epoch, read ahead, waits in spec_parked for the start
+ * of its epoch (epoch.c); one of no epoch (read ahead, then dropped) gives
+ * its batches back. */
+static void publish(ab_loader *ld, ld_window *w)
+{
+	pthread_mutex_lock(&ld->mu);
+	ld_window **pp;
+	if (w->gen == ld->gen)
+		pp = &ld->parked;
+	else if (ld->spec_state == SPEC_ACTIVE && w->gen == ld->spec.gen)
+		pp = &ld->spec_parked;
+	else
+		pp = NULL;
+	if (!pp) {
+		pthread_mutex_unlock(&ld->mu);
+		for (size_t b = w->skip; b < w->nbatches; b++)
+			ab_batch_release(w->batches[b]);
+		return;
+	}
+	/* insert sorted by index */
+	while (*pp && (*pp)->w.index < w->w.index)
+		pp = &(*pp)->next;
+	w->next = *pp;
+	*pp = w;
+	/* The ring is closed under the lock: a start adopting the next epoch
+	 * reopens it under the same lock, after this. */
+	if (w->gen == ld->gen && publish_parked_locked(ld))
 		ab_ring_close(ld->ring);
+	pthread_mutex_unlock(&ld->mu);
 }
 
 void batch_recycle(ab_loader *ld, ab_batch *b)
@@ -191,13 +214,13 @@ void batch_recycle(ab_loader *ld, ab_batch *b)
 
 void window_complete(ab_loader *ld, ld_window *w)
 {
-	if (atomic_load(&ld->error) || atomic_load(&ld->stop)) {
+	if (atomic_load(&ld->error) || atomic_load(&ld->stop) || window_dead(ld, w)) {
 		release_window_ref(ld, w);
 		return;
 	}
 	int rc = assemble(ld, w);
 	if (rc) {
-		post_error(ld, rc, ab_last_error());
+		post_window_error(ld, w->gen, rc, ab_last_error());
 		for (size_t b = 0; b < w->nbatches; b++)
 			batch_recycle(ld, w->batches[b]);
 		w->nbatches = 0;

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,13 +49,39 @@ int ensure(void **p, size_t *cap, size_t need)
 	return 0;
 }
 
+/* A buffer of at least `need` bytes whose old contents need not survive.
+ * Large ones (2 MiB and up) are rounded up to 2 MiB and asked for as
+ * transparent huge pages: the first epoch touches hundreds of megabytes of
+ * fresh window and batch buffers, and faulting them in 4 KiB at a time was
+ * most of the first window's decode and assembly time. -1 when out of
+ * memory. */
+int ensure_fresh(void **p, size_t *cap, size_t need)
+{
+	const size_t huge = (size_t)2 << 20;
+	if (need <= *cap)
+		return 0;
+	if (need < huge)
+		return ensure(p, cap, need);
+	size_t n = (need + huge - 1) & ~(huge - 1);
+	void *q;
+	if (posix_memalign(&q, huge, n) != 0)
+		return -1;
+#ifdef MADV_HUGEPAGE
+	madvise(q, n, MADV_HUGEPAGE); /* a hint: refused is fine */
+#endif
+	free(*p);
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
 /* A batch's X buffer (values, indices, indptr) of at least `need` bytes,
  * from the caller's allocator when one is set (e.g. pinned memory). The
  * old contents need not survive: assembly writes the buffer whole. */
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need)
 {
 	if (!ld->alloc.alloc)
-		return ensure(p, cap, need);
+		return ensure_fresh(p, cap, need);
 	if (need <= *cap)
 		return 0;
 	void *n = ld->alloc.alloc(need, ld->alloc.ctx);
@@ -178,11 +205,14 @@ static int merge_units(ld_window *w)
 }
 
 /* The registered read buffers: one per window slot (max_windows), sized from
- * the first window of the epoch with a quarter of headroom. Registering pins
- * the pages once, so reads skip the per-read page pinning (read_fixed). It is
- * done before the epoch's first read, when nothing is in flight; a window
- * that outgrows its slot, or a refusal (locked-memory limit), falls back to
- * ordinary buffers, and the stats say so. */
+ * the first window planned with a quarter of headroom. Registering pins the
+ * pages once, so reads skip the per-read page pinning (read_fixed). It is
+ * done once for the backend (kept across epochs), before its first read,
+ * when nothing is in flight; a window that outgrows its slot, or a refusal
+ * (locked-memory limit), falls back to ordinary buffers, and the stats say
+ * so. The buffers are transparent huge pages where the kernel gives them:
+ * pinning (and first touching) hundreds of megabytes of 4 KiB pages is what
+ * held back the first read of the first epoch (several hundred ms). */
 static void register_pool(ab_loader *ld, size_t first_arena)
 {
 	ld->reg_tried = 1;
@@ -192,7 +222,8 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 	if (strcmp(ab_io_name(ld->io), "uring") != 0)
 		return;
 	size_t want = first_arena + first_arena / 4;
-	want = (want + 4095) & ~(size_t)4095;
+	const size_t huge = (size_t)2 << 20;
+	want = want >= huge ? (want + huge - 1) & ~(huge - 1) : (want + 4095) & ~(size_t)4095;
 	if (!ld->reg_buf || ld->reg_size < first_arena) {
 		/* (re)allocate: at an epoch's first plan no read or decode of any
 		 * window is running, so no slot buffer is in use */
@@ -204,8 +235,12 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 		if (!ld->reg_buf)
 			return;
 		for (unsigned i = 0; i < ld->cfg.max_windows; i++) {
-			if (posix_memalign(&ld->reg_buf[i], 4096, want) != 0)
+			if (posix_memalign(&ld->reg_buf[i], want >= huge ? huge : 4096, want) != 0)
 				break;
+#ifdef MADV_HUGEPAGE
+			if (want >= huge)
+				madvise(ld->reg_buf[i], want, MADV_HUGEPAGE); /* a hint: refused is fine */
+#endif
 			ld->nreg++;
 		}
 		ld->reg_size = want;
@@ -598,19 +633,19 @@ static void copy_memory_rows(ab_loader *ld, ld_window *w, const ld_source *s, ui
 		w->ibuf[dst_elem + (uint64_t)(k - e0)] = (int32_t)s->mem_indices[k];
 }
 
-/* Plans window `index` of the epoch: buffers, units, reads. */
-int plan_window(ab_loader *ld, size_t index, ld_window **out)
+/* Plans window `index` of epoch `ep`: buffers, units, reads. */
+int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out)
 {
 	ld_window *w = window_get(ld);
 	if (!w)
 		return ab_error_set(AB_ENOMEM, "out of memory");
-	int rc = ab_sampler_window(ld->sampler, index, &w->w);
+	int rc = ab_sampler_window(ep->sampler, index, &w->w);
 	if (rc) {
 		window_put(ld, w);
 		return rc;
 	}
-	w->epoch = ld->epoch;
-	w->gen = ld->gen;
+	w->epoch = ep->epoch;
+	w->gen = ep->gen;
 	uint64_t n = w->w.nrows;
 	/* The sampler's row ranges must lie within the rows the sources hold
 	 * and add up to the window's rows: past them the pieces below would
@@ -654,15 +689,15 @@ int plan_window(ab_loader *ld, size_t index, ld_window **out)
 			w->indptr[i + 1] = w->indptr[i] + (ip[lr + 1] - ip[lr]);
 		}
 		w->nnz = (uint64_t)w->indptr[n];
-		if (ensure((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
-		    ensure((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
+		if (ensure_fresh((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
+		    ensure_fresh((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %llu non-zeros",
 					  (unsigned long long)w->nnz);
 			goto fail;
 		}
 	} else {
 		size_t bytes = (size_t)(n * ld->row_items * ld->out_isz);
-		if (ensure((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
+		if (ensure_fresh((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %zu bytes", bytes);
 			goto fail;
 		}
