@@ -311,7 +311,10 @@ void *worker_main(void *arg)
 			ld->task_tail = NULL;
 		ld->tasks_busy++;
 		pthread_mutex_unlock(&ld->mu);
-		run_task(ld, t->read, t->win, &cx);
+		if (t->assemble)
+			assemble_task(ld, t);
+		else
+			run_task(ld, t->read, t->win, &cx);
 		pthread_mutex_lock(&ld->mu);
 		/* A stop waits for the workers to run out of tasks. */
 		if (--ld->tasks_busy == 0 && !ld->task_head)

@@ -24,6 +24,7 @@ static void push_task(ab_loader *ld, ld_read *r, ld_window *w)
 	t->read = r;
 	t->win = w;
 	t->next = NULL;
+	t->assemble = 0;
 	pthread_mutex_lock(&ld->mu);
 	if (ld->task_tail)
 		ld->task_tail->next = t;
@@ -113,7 +114,10 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 			next_plan = ep->first_window;
 			ahead = 1;
 		}
-		while (credits > 0 && !blocked && next_plan < ep->nwindows && npending < 256) {
+		/* With nothing in flight (an epoch's start), the first window's
+		 * reads go out before the next windows are planned. */
+		while (credits > 0 && !blocked && next_plan < ep->nwindows && npending < 256 &&
+		       !(npending && ab_io_inflight(ld->io) == 0)) {
 			ld_window *w = NULL;
 			int rc = plan_window(ld, ep, next_plan, &w);
 			if (rc) {

@@ -440,6 +440,7 @@ void ab_loader_destroy(ab_loader *ld)
 		ld_window *w = ld->free_windows;
 		ld->free_windows = w->next;
 		free(w->copies);
+		free(w->asm_tasks);
 		free(w->units);
 		free(w->reads);
 		free(w->arena);

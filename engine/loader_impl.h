@@ -72,6 +72,8 @@ typedef struct ld_task {
 	struct ld_read *read;
 	struct ld_window *win;
 	struct ld_task *next;
+	int assemble;             /* cut batch `batch` of the complete window  */
+	size_t batch;
 } ld_task;
 
 typedef struct ld_read {
@@ -116,6 +118,10 @@ typedef struct ld_window {
 	/* batches */
 	struct ab_batch **batches;
 	size_t nbatches;
+	ld_task *asm_tasks;       /* one a batch: cut by the workers in parallel */
+	size_t asm_tasks_cap;     /* (bytes)                                     */
+	atomic_size_t asm_left;   /* batches not yet cut                         */
+	atomic_int asm_failed;
 	atomic_uint refs;         /* unreleased batches (+1 while assembling)    */
 	size_t published;         /* batches of it handed to the ring           */
 	atomic_size_t handed;     /* of those, taken by consumers               */
@@ -310,7 +316,6 @@ void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_
 void free_x(ab_loader *ld, void *p, size_t cap);
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need);
 int ensure(void **p, size_t *cap, size_t need);
-int ensure_fresh(void **p, size_t *cap, size_t need);
 int array_partial(const ab_loader *ld, const ab_array *arr);
 
 /* decode.c: decoding (the worker threads) */
@@ -319,6 +324,7 @@ void *worker_main(void *arg);
 
 /* assemble.c: batches */
 void window_complete(ab_loader *ld, ld_window *w);
+void assemble_task(ab_loader *ld, ld_task *t);
 void release_window_ref(ab_loader *ld, ld_window *w);
 void batch_recycle(ab_loader *ld, ab_batch *b);
 int publish_parked_locked(ab_loader *ld);

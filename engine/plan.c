@@ -49,39 +49,13 @@ int ensure(void **p, size_t *cap, size_t need)
 	return 0;
 }
 
-/* A buffer of at least `need` bytes whose old contents need not survive.
- * Large ones (2 MiB and up) are rounded up to 2 MiB and asked for as
- * transparent huge pages: the first epoch touches hundreds of megabytes of
- * fresh window and batch buffers, and faulting them in 4 KiB at a time was
- * most of the first window's decode and assembly time. -1 when out of
- * memory. */
-int ensure_fresh(void **p, size_t *cap, size_t need)
-{
-	const size_t huge = (size_t)2 << 20;
-	if (need <= *cap)
-		return 0;
-	if (need < huge)
-		return ensure(p, cap, need);
-	size_t n = (need + huge - 1) & ~(huge - 1);
-	void *q;
-	if (posix_memalign(&q, huge, n) != 0)
-		return -1;
-#ifdef MADV_HUGEPAGE
-	madvise(q, n, MADV_HUGEPAGE); /* a hint: refused is fine */
-#endif
-	free(*p);
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 /* A batch's X buffer (values, indices, indptr) of at least `need` bytes,
  * from the caller's allocator when one is set (e.g. pinned memory). The
  * old contents need not survive: assembly writes the buffer whole. */
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need)
 {
 	if (!ld->alloc.alloc)
-		return ensure_fresh(p, cap, need);
+		return ensure(p, cap, need);
 	if (need <= *cap)
 		return 0;
 	void *n = ld->alloc.alloc(need, ld->alloc.ctx);
@@ -689,15 +663,15 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 			w->indptr[i + 1] = w->indptr[i] + (ip[lr + 1] - ip[lr]);
 		}
 		w->nnz = (uint64_t)w->indptr[n];
-		if (ensure_fresh((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
-		    ensure_fresh((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
+		if (ensure((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
+		    ensure((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %llu non-zeros",
 					  (unsigned long long)w->nnz);
 			goto fail;
 		}
 	} else {
 		size_t bytes = (size_t)(n * ld->row_items * ld->out_isz);
-		if (ensure_fresh((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
+		if (ensure((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %zu bytes", bytes);
 			goto fail;
 		}
