@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -184,9 +183,9 @@ static int merge_units(ld_window *w)
  * done once for the backend (kept across epochs), before its first read,
  * when nothing is in flight; a window that outgrows its slot, or a refusal
  * (locked-memory limit), falls back to ordinary buffers, and the stats say
- * so. The buffers are transparent huge pages where the kernel gives them:
- * pinning (and first touching) hundreds of megabytes of 4 KiB pages is what
- * held back the first read of the first epoch (several hundred ms). */
+ * so. (Transparent huge pages were tried for this pool: pinning them took
+ * 40 ms or 1 s from one run to the next on the reference VM, against a
+ * steadier 160-770 ms for 4 KiB pages.) */
 static void register_pool(ab_loader *ld, size_t first_arena)
 {
 	ld->reg_tried = 1;
@@ -196,8 +195,7 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 	if (strcmp(ab_io_name(ld->io), "uring") != 0)
 		return;
 	size_t want = first_arena + first_arena / 4;
-	const size_t huge = (size_t)2 << 20;
-	want = want >= huge ? (want + huge - 1) & ~(huge - 1) : (want + 4095) & ~(size_t)4095;
+	want = (want + 4095) & ~(size_t)4095;
 	if (!ld->reg_buf || ld->reg_size < first_arena) {
 		/* (re)allocate: at an epoch's first plan no read or decode of any
 		 * window is running, so no slot buffer is in use */
@@ -209,12 +207,8 @@ static void register_pool(ab_loader *ld, size_t first_arena)
 		if (!ld->reg_buf)
 			return;
 		for (unsigned i = 0; i < ld->cfg.max_windows; i++) {
-			if (posix_memalign(&ld->reg_buf[i], want >= huge ? huge : 4096, want) != 0)
+			if (posix_memalign(&ld->reg_buf[i], 4096, want) != 0)
 				break;
-#ifdef MADV_HUGEPAGE
-			if (want >= huge)
-				madvise(ld->reg_buf[i], want, MADV_HUGEPAGE); /* a hint: refused is fine */
-#endif
 			ld->nreg++;
 		}
 		ld->reg_size = want;
