@@ -32,103 +32,141 @@ static ab_batch *batch_get(ab_loader *ld)
 }
 
 
-static int assemble(ab_loader *ld, ld_window *w)
+static void publish(ab_loader *ld, ld_window *w);
+
+/* Puts a task at the head of the workers' queue. */
+static void push_task_front(ab_loader *ld, ld_task *t)
 {
-	size_t nb = w->w.nbatches;
-	w->batches = calloc(nb ? nb : 1, sizeof *w->batches);
-	if (!w->batches)
-		return ab_error_set(AB_ENOMEM, "out of memory");
+	pthread_mutex_lock(&ld->mu);
+	t->next = ld->task_head;
+	ld->task_head = t;
+	if (!ld->task_tail)
+		ld->task_tail = t;
+	pthread_cond_signal(&ld->task_cv);
+	pthread_mutex_unlock(&ld->mu);
+}
+
+/* Cuts batch b of a complete window (its batch struct already taken). */
+static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
+{
 	size_t rowb = (size_t)(ld->row_items * ld->out_isz);
-	for (size_t b = 0; b < nb; b++) {
-		ab_batch *bt = batch_get(ld);
-		if (!bt)
+	ab_batch *bt = w->batches[b];
+	const uint32_t *perm = w->w.perm + w->w.batch_off[b];
+	uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
+	bt->nrows = n;
+	if (ensure((void **)&bt->rows, &bt->rows_cap, sizeof(uint64_t) * (n ? n : 1)))
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	for (uint64_t j = 0; j < n; j++)
+		bt->rows[j] = w->rows[perm[j]];
+	if (ld->n_obs_names) {
+		/* 8 bytes per row and column covers doubles and int32 codes */
+		if (ensure(&bt->obs_buf, &bt->obs_cap, ld->n_obs_names * 8 * (n ? n : 1)))
 			return ab_error_set(AB_ENOMEM, "out of memory");
-		w->batches[w->nbatches++] = bt;
-		bt->win = w;
-		bt->epoch = w->epoch;
-		const uint32_t *perm = w->w.perm + w->w.batch_off[b];
-		uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
-		bt->nrows = n;
-		if (ensure((void **)&bt->rows, &bt->rows_cap, sizeof(uint64_t) * (n ? n : 1)))
+		if (!bt->obs && !(bt->obs = calloc(ld->n_obs_names, sizeof *bt->obs)))
 			return ab_error_set(AB_ENOMEM, "out of memory");
-		for (uint64_t j = 0; j < n; j++)
-			bt->rows[j] = w->rows[perm[j]];
-		if (ld->n_obs_names) {
-			/* 8 bytes per row and column covers doubles and int32 codes */
-			if (ensure(&bt->obs_buf, &bt->obs_cap, ld->n_obs_names * 8 * (n ? n : 1)))
-				return ab_error_set(AB_ENOMEM, "out of memory");
-			if (!bt->obs && !(bt->obs = calloc(ld->n_obs_names, sizeof *bt->obs)))
-				return ab_error_set(AB_ENOMEM, "out of memory");
-			for (size_t c = 0; c < ld->n_obs_names; c++) {
-				const ld_obs_col *oc = &ld->obs[c];
-				ab_batch_obs *bo = &bt->obs[c];
-				uint8_t *base = (uint8_t *)bt->obs_buf + c * 8 * n;
-				bo->name = oc->name;
-				bo->categorical = oc->categorical;
-				bo->labels = (const char *const *)oc->labels.names;
-				bo->n_labels = oc->labels.n;
-				if (oc->categorical) {
-					int32_t *codes = (int32_t *)(void *)base;
-					for (uint64_t j = 0; j < n; j++)
-						codes[j] = oc->codes[bt->rows[j]];
-					bo->codes = codes;
-					bo->values = NULL;
-				} else {
-					double *vals = (double *)(void *)base;
-					for (uint64_t j = 0; j < n; j++)
-						vals[j] = oc->values[bt->rows[j]];
-					bo->values = vals;
-					bo->codes = NULL;
-				}
+		for (size_t c = 0; c < ld->n_obs_names; c++) {
+			const ld_obs_col *oc = &ld->obs[c];
+			ab_batch_obs *bo = &bt->obs[c];
+			uint8_t *base = (uint8_t *)bt->obs_buf + c * 8 * n;
+			bo->name = oc->name;
+			bo->categorical = oc->categorical;
+			bo->labels = (const char *const *)oc->labels.names;
+			bo->n_labels = oc->labels.n;
+			if (oc->categorical) {
+				int32_t *codes = (int32_t *)(void *)base;
+				for (uint64_t j = 0; j < n; j++)
+					codes[j] = oc->codes[bt->rows[j]];
+				bo->codes = codes;
+				bo->values = NULL;
+			} else {
+				double *vals = (double *)(void *)base;
+				for (uint64_t j = 0; j < n; j++)
+					vals[j] = oc->values[bt->rows[j]];
+				bo->values = vals;
+				bo->codes = NULL;
 			}
-		}
-		if (!ld->sparse) {
-			if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
-				return ab_error_set(AB_ENOMEM, "out of memory");
-			uint8_t *d = bt->data;
-			for (uint64_t j = 0; j < n; j++)
-				memcpy(d + j * rowb, w->xbuf + (size_t)perm[j] * rowb, rowb);
-			bt->nnz = 0;
-		} else {
-			uint64_t nnz = 0;
-			for (uint64_t j = 0; j < n; j++)
-				nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
-			int i32 = ld->cfg.indptr_int32;
-			if (i32 && nnz > ld->indptr32_max)
-				return ab_error_set(AB_EINVAL,
-						    "batch %zu of window %" PRIu64 " of epoch %" PRIu64 " (%" PRIu64
-						    " rows, the first global row %" PRIu64 ") has %" PRIu64 " values, more "
-						    "than an int32 indptr can index (%" PRIu64 "; indptr_int32 is set): "
-						    "lower batch_size, or leave indptr_int32 off",
-						    b, w->w.index, w->epoch, n, n ? bt->rows[0] : 0, nnz, ld->indptr32_max);
-			size_t ipsz = i32 ? sizeof(int32_t) : sizeof(int64_t);
-			if (ensure_x(ld, &bt->indptr, &bt->indptr_cap, ipsz * (n + 1)) ||
-			    ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
-			    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
-				return ab_error_set(AB_ENOMEM, "out of memory");
-			int64_t *ip64 = i32 ? NULL : bt->indptr;
-			int32_t *ip32 = i32 ? bt->indptr : NULL;
-			uint64_t at = 0;
-			if (i32)
-				ip32[0] = 0;
-			else
-				ip64[0] = 0;
-			for (uint64_t j = 0; j < n; j++) {
-				uint64_t s = (uint64_t)w->indptr[perm[j]], e = (uint64_t)w->indptr[perm[j] + 1];
-				memcpy((uint8_t *)bt->data + at * ld->out_isz, w->xbuf + s * ld->out_isz,
-				       (size_t)(e - s) * ld->out_isz);
-				memcpy(bt->indices + at, w->ibuf + s, (size_t)(e - s) * sizeof(int32_t));
-				at += e - s;
-				/* at <= nnz, checked above to fit an int32 */
-				if (i32)
-					ip32[j + 1] = (int32_t)at;
-				else
-					ip64[j + 1] = (int64_t)at;
-			}
-			bt->nnz = nnz;
 		}
 	}
+	if (!ld->sparse) {
+		if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		uint8_t *d = bt->data;
+		for (uint64_t j = 0; j < n; j++)
+			memcpy(d + j * rowb, w->xbuf + (size_t)perm[j] * rowb, rowb);
+		bt->nnz = 0;
+	} else {
+		uint64_t nnz = 0;
+		for (uint64_t j = 0; j < n; j++)
+			nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
+		int i32 = ld->cfg.indptr_int32;
+		if (i32 && nnz > ld->indptr32_max)
+			return ab_error_set(AB_EINVAL,
+					    "batch %zu of window %" PRIu64 " of epoch %" PRIu64 " (%" PRIu64
+					    " rows, the first global row %" PRIu64 ") has %" PRIu64 " values, more "
+					    "than an int32 indptr can index (%" PRIu64 "; indptr_int32 is set): "
+					    "lower batch_size, or leave indptr_int32 off",
+					    b, w->w.index, w->epoch, n, n ? bt->rows[0] : 0, nnz, ld->indptr32_max);
+		size_t ipsz = i32 ? sizeof(int32_t) : sizeof(int64_t);
+		if (ensure_x(ld, &bt->indptr, &bt->indptr_cap, ipsz * (n + 1)) ||
+		    ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
+		    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
+			return ab_error_set(AB_ENOMEM, "out of memory");
+		int64_t *ip64 = i32 ? NULL : bt->indptr;
+		int32_t *ip32 = i32 ? bt->indptr : NULL;
+		uint64_t at = 0;
+		if (i32)
+			ip32[0] = 0;
+		else
+			ip64[0] = 0;
+		for (uint64_t j = 0; j < n; j++) {
+			uint64_t s = (uint64_t)w->indptr[perm[j]], e = (uint64_t)w->indptr[perm[j] + 1];
+			memcpy((uint8_t *)bt->data + at * ld->out_isz, w->xbuf + s * ld->out_isz,
+			       (size_t)(e - s) * ld->out_isz);
+			memcpy(bt->indices + at, w->ibuf + s, (size_t)(e - s) * sizeof(int32_t));
+			at += e - s;
+			/* at <= nnz, checked above to fit an int32 */
+			if (i32)
+				ip32[j + 1] = (int32_t)at;
+			else
+				ip64[j + 1] = (int64_t)at;
+		}
+		bt->nnz = nnz;
+	}
 	return 0;
+}
+
+/* The last batch of a window assembled: publish it, or, if a batch failed
+ * (the error is posted), give the batches back. */
+static void assembled(ab_loader *ld, ld_window *w)
+{
+	if (atomic_load(&w->asm_failed)) {
+		for (size_t b = 0; b < w->nbatches; b++)
+			batch_recycle(ld, w->batches[b]);
+		w->nbatches = 0;
+		release_window_ref(ld, w);
+		return;
+	}
+	/* Batches before a checkpoint's position are not handed out. */
+	size_t skip = w->skip < w->nbatches ? w->skip : w->nbatches;
+	for (size_t b = 0; b < skip; b++)
+		batch_recycle(ld, w->batches[b]);
+	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip));
+	w->published = w->nbatches - skip;
+	atomic_store(&w->handed, 0);
+	atomic_store(&w->held, 0);
+	publish(ld, w);
+	release_window_ref(ld, w); /* the assembly reference */
+}
+
+/* A worker's assembly task: batch t->batch of t->win. */
+void assemble_task(ab_loader *ld, ld_task *t)
+{
+	ld_window *w = t->win;
+	int rc = assemble_batch(ld, w, t->batch);
+	if (rc && !atomic_exchange(&w->asm_failed, 1))
+		post_window_error(ld, w->gen, rc, ab_last_error());
+	if (atomic_fetch_sub(&w->asm_left, 1) == 1)
+		assembled(ld, w);
 }
 
 void release_window_ref(ab_loader *ld, ld_window *w)
@@ -148,18 +186,11 @@ void release_window_ref(ab_loader *ld, ld_window *w)
 	pthread_mutex_unlock(&ld->mu);
 }
 
-/* Batches are published in window order: a window finished early waits in the
- * parked list until the ones before it are out. Batch numbers are given here. */
-static void publish(ab_loader *ld, ld_window *w)
+/* Pushes the parked windows that are next in order into the ring and
+ * numbers their batches. Returns 1 when the current epoch is all out. Under
+ * ld->mu. */
+int publish_parked_locked(ab_loader *ld)
 {
-	pthread_mutex_lock(&ld->mu);
-	w->next = NULL;
-	/* insert sorted by index into parked */
-	ld_window **pp = &ld->parked;
-	while (*pp && (*pp)->w.index < w->w.index)
-		pp = &(*pp)->next;
-	w->next = *pp;
-	*pp = w;
 	while (ld->parked && ld->parked->w.index == ld->next_publish) {
 		ld_window *p = ld->parked;
 		ld->parked = p->next;
@@ -174,10 +205,40 @@ static void publish(ab_loader *ld, ld_window *w)
 				abort();
 		}
 	}
-	int done = ld->next_publish == ld->nwindows;
-	pthread_mutex_unlock(&ld->mu);
-	if (done)
+	return ld->next_publish == ld->nwindows;
+}
+
+/* Batches are published in window order: a window finished early waits in the
+ * parked list until the ones before it are out. Batch numbers are given here.
+ * A window of the next epoch, read ahead, waits in spec_parked for the start
+ * of its epoch (epoch.c); one of no epoch (read ahead, then dropped) gives
+ * its batches back. */
+static void publish(ab_loader *ld, ld_window *w)
+{
+	pthread_mutex_lock(&ld->mu);
+	ld_window **pp;
+	if (w->gen == ld->gen)
+		pp = &ld->parked;
+	else if (ld->spec_state == SPEC_ACTIVE && w->gen == ld->spec.gen)
+		pp = &ld->spec_parked;
+	else
+		pp = NULL;
+	if (!pp) {
+		pthread_mutex_unlock(&ld->mu);
+		for (size_t b = w->skip; b < w->nbatches; b++)
+			ab_batch_release(w->batches[b]);
+		return;
+	}
+	/* insert sorted by index */
+	while (*pp && (*pp)->w.index < w->w.index)
+		pp = &(*pp)->next;
+	w->next = *pp;
+	*pp = w;
+	/* The ring is closed under the lock: a start adopting the next epoch
+	 * reopens it under the same lock, after this. */
+	if (w->gen == ld->gen && publish_parked_locked(ld))
 		ab_ring_close(ld->ring);
+	pthread_mutex_unlock(&ld->mu);
 }
 
 void batch_recycle(ab_loader *ld, ab_batch *b)
@@ -190,28 +251,46 @@ void batch_recycle(ab_loader *ld, ab_batch *b)
 
 void window_complete(ab_loader *ld, ld_window *w)
 {
-	if (atomic_load(&ld->error) || atomic_load(&ld->stop)) {
+	if (atomic_load(&ld->error) || atomic_load(&ld->stop) || window_dead(ld, w)) {
 		release_window_ref(ld, w);
 		return;
 	}
-	int rc = assemble(ld, w);
-	if (rc) {
-		post_error(ld, rc, ab_last_error());
-		for (size_t b = 0; b < w->nbatches; b++)
-			batch_recycle(ld, w->batches[b]);
-		w->nbatches = 0;
-		release_window_ref(ld, w);
+	size_t nb = w->w.nbatches;
+	int rc = 0;
+	w->batches = calloc(nb ? nb : 1, sizeof *w->batches);
+	if (!w->batches || ensure((void **)&w->asm_tasks, &w->asm_tasks_cap, sizeof *w->asm_tasks * (nb ? nb : 1)))
+		rc = ab_error_set(AB_ENOMEM, "out of memory");
+	for (size_t b = 0; b < nb && !rc; b++) {
+		ab_batch *bt = batch_get(ld);
+		if (!bt) {
+			rc = ab_error_set(AB_ENOMEM, "out of memory");
+			break;
+		}
+		w->batches[w->nbatches++] = bt;
+		bt->win = w;
+		bt->epoch = w->epoch;
+	}
+	if (rc || nb == 0) {
+		atomic_store(&w->asm_failed, rc != 0);
+		if (rc)
+			post_window_error(ld, w->gen, rc, ab_last_error());
+		assembled(ld, w);
 		return;
 	}
-	/* Batches before a checkpoint's position are not handed out. */
-	size_t skip = w->skip < w->nbatches ? w->skip : w->nbatches;
-	for (size_t b = 0; b < skip; b++)
-		batch_recycle(ld, w->batches[b]);
-	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip));
-	w->published = w->nbatches - skip;
-	atomic_store(&w->handed, 0);
-	atomic_store(&w->held, 0);
-	publish(ld, w);
-	release_window_ref(ld, w); /* the assembly reference */
+	/* The batches are cut in parallel: every batch but the first goes to
+	 * the workers, at the head of their queue (this window is the one the
+	 * consumers wait for, before any decoding of later ones); this thread
+	 * cuts the first. The last to finish publishes the window. */
+	atomic_store(&w->asm_failed, 0);
+	atomic_store(&w->asm_left, nb);
+	for (size_t b = nb; b-- > 1;) {
+		ld_task *t = &w->asm_tasks[b];
+		t->read = NULL;
+		t->win = w;
+		t->batch = b;
+		t->assemble = 1;
+		push_task_front(ld, t);
+	}
+	ld_task first = { .win = w, .batch = 0, .assemble = 1 };
+	assemble_task(ld, &first);
 }
-

@@ -282,7 +282,7 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 				}
 		}
 		if (rc)
-			post_error(ld, rc, ab_last_error());
+			post_window_error(ld, w->gen, rc, ab_last_error());
 	}
 	if (r && r->own_fd && r->fd >= 0) {
 		close(r->fd);
@@ -306,9 +306,16 @@ void *worker_main(void *arg)
 		ld->task_head = t->next;
 		if (!ld->task_head)
 			ld->task_tail = NULL;
+		ld->tasks_busy++;
 		pthread_mutex_unlock(&ld->mu);
-		run_task(ld, t->read, t->win, &cx);
+		if (t->assemble)
+			assemble_task(ld, t);
+		else
+			run_task(ld, t->read, t->win, &cx);
 		pthread_mutex_lock(&ld->mu);
+		/* A stop waits for the workers to run out of tasks. */
+		if (--ld->tasks_busy == 0 && !ld->task_head)
+			pthread_cond_broadcast(&ld->idle_cv);
 	}
 	pthread_mutex_unlock(&ld->mu);
 	ab_scratch_free(&cx.scratch);

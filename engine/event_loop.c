@@ -23,6 +23,7 @@ static void push_task(ab_loader *ld, ld_read *r, ld_window *w)
 	t->read = r;
 	t->win = w;
 	t->next = NULL;
+	t->assemble = 0;
 	pthread_mutex_lock(&ld->mu);
 	if (ld->task_tail)
 		ld->task_tail->next = t;
@@ -55,42 +56,86 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 		else
 			snprintf(msg, sizeof msg, "%s: truncated: read %lld of %llu bytes at offset %llu", where,
 				 (long long)req->result, (unsigned long long)r->need, (unsigned long long)req->offset);
-		post_error(ld, req->result < 0 ? AB_EIO : AB_ECORRUPT, msg);
+		post_window_error(ld, w->gen, req->result < 0 ? AB_EIO : AB_ECORRUPT, msg);
 	}
 	push_task(ld, r, w);
 }
 
-void *io_main(void *arg)
+/* A planned window none of whose remaining reads will be sent (a stop, an
+ * error, or the next epoch's reading ahead failed): its unsent reads and its
+ * no-read task are accounted as done. */
+static void drop_unsent(ab_loader *ld, ld_window *w)
 {
-	ab_loader *ld = arg;
-	size_t next_plan = ld->first_window;
+	size_t unsent = w->nreads - w->next_submit;
+	for (size_t k = w->next_submit; k < w->nreads; k++) {
+		fd_unpin(ld, &w->reads[k]);
+		if (w->reads[k].own_fd && w->reads[k].fd >= 0) {
+			close(w->reads[k].fd);
+			w->reads[k].fd = -1;
+		}
+	}
+	if (atomic_fetch_sub(&w->tasks_left, unsent + 1) == unsent + 1)
+		window_complete(ld, w);
+}
+
+/* Plans, reads and hands to the workers the windows of the current epoch
+ * (ep, taken from the loader by io_main), then those of the next epoch
+ * ahead of its start (epoch.c), until a stop or an error. */
+static void run_epochs(ab_loader *ld, ld_epoch *ep)
+{
+	size_t next_plan = ep->first_window;
 	/* windows whose reads are not all submitted yet, in plan order */
 	ld_window *pending[256];
 	size_t npending = 0;
 	ab_io_req *batch[256];
 	unsigned qd = ab_io_queue_depth(ld->io);
+	uint64_t counted = 0; /* the epoch (gen) whose reads the backend numbers */
 	for (;;) {
 		if (atomic_load(&ld->error) || atomic_load(&ld->stop))
 			break;
-		/* Plan while credits allow. */
+		/* Plan while credits allow: the current epoch's windows, then
+		 * (ahead) the next epoch's, unless reading ahead failed. */
 		pthread_mutex_lock(&ld->mu);
 		unsigned credits = ld->credits;
+		int ahead = ep->gen != ld->gen;
+		int blocked = ahead && ld->spec_state != SPEC_ACTIVE;
 		pthread_mutex_unlock(&ld->mu);
-		while (credits > 0 && next_plan < ld->nwindows && npending < 256) {
+		if (blocked && npending && pending[npending - 1]->gen == ep->gen) {
+			/* reading ahead failed: its windows not yet sent stay unsent */
+			size_t keep = npending;
+			while (keep && pending[keep - 1]->gen == ep->gen)
+				keep--;
+			for (size_t i = keep; i < npending; i++)
+				drop_unsent(ld, pending[i]);
+			npending = keep;
+		}
+		if (!ahead && next_plan >= ep->nwindows && spec_begin(ld, ep)) {
+			next_plan = ep->first_window;
+			ahead = 1;
+		}
+		/* With nothing in flight (an epoch's start), the first window's
+		 * reads go out before the next windows are planned. */
+		while (credits > 0 && !blocked && next_plan < ep->nwindows && npending < 256 &&
+		       !(npending && ab_io_inflight(ld->io) == 0)) {
 			ld_window *w = NULL;
-			int rc = plan_window(ld, next_plan, &w);
+			int rc = plan_window(ld, ep, next_plan, &w);
 			if (rc) {
 				char where[64];
 				snprintf(where, sizeof where, "planning window %zu: ", next_plan);
 				ab_error_prefix(rc, "%s", where);
-				post_error(ld, rc, ab_last_error());
+				post_window_error(ld, ep->gen, rc, ab_last_error());
+				blocked = 1;
 				break;
 			}
 			pthread_mutex_lock(&ld->mu);
+			/* a window read ahead: its epoch's start takes it over,
+			 * with its credit */
+			if (ep->gen != ld->gen)
+				ld->spec_planned++;
 			ld->credits--;
 			credits = ld->credits;
 			pthread_mutex_unlock(&ld->mu);
-			w->skip = next_plan == ld->first_window ? ld->first_skip : 0;
+			w->skip = next_plan == ep->first_window ? ep->first_skip : 0;
 			next_plan++;
 			pending[npending++] = w;
 		}
@@ -100,14 +145,24 @@ void *io_main(void *arg)
 		unsigned inflight = ab_io_inflight(ld->io);
 		unsigned room = qd > inflight ? qd - inflight : 0;
 		unsigned nsub = 0;
-		int fd_wait = 0;
-		while (npending && nsub < room && nsub < 256 && !fd_wait) {
+		int fd_wait = 0, turn = 0;
+		while (npending && nsub < room && nsub < 256 && !fd_wait && !turn) {
 			ld_window *w = pending[0];
+			if (w->gen != counted) {
+				/* The backend numbers each epoch's reads from 1 (for
+				 * AB_IO_FAULT): the last epoch's go out first. */
+				if (nsub) {
+					turn = 1;
+					break;
+				}
+				ab_io_restart_count(ld->io);
+				counted = w->gen;
+			}
 			while (w->next_submit < w->nreads && nsub < room && nsub < 256) {
 				ld_read *r = &w->reads[w->next_submit];
 				int frc = read_fd(ld, r);
 				if (frc < 0) {
-					post_error(ld, frc, ab_last_error());
+					post_window_error(ld, w->gen, frc, ab_last_error());
 					fd_wait = 1;
 					break;
 				}
@@ -140,12 +195,15 @@ void *io_main(void *arg)
 				done += (unsigned)n;
 			}
 		}
+		if (turn)
+			continue;
 		inflight = ab_io_inflight(ld->io);
 		atomic_store_explicit(&ld->st_inflight, inflight, memory_order_relaxed);
+		int more = !blocked && next_plan < ep->nwindows;
 		if (inflight) {
 			ab_io_req *done[256];
-			int more = npending > 0 || (credits > 0 && next_plan < ld->nwindows);
-			int n = ab_io_reap(ld->io, done, 256, more && inflight < qd && !fd_wait ? 0 : 1);
+			int busy = npending > 0 || (credits > 0 && more);
+			int n = ab_io_reap(ld->io, done, 256, busy && inflight < qd && !fd_wait ? 0 : 1);
 			if (n < 0) {
 				post_error(ld, n, ab_last_error());
 				break;
@@ -157,17 +215,25 @@ void *io_main(void *arg)
 		if (fd_wait) {
 			/* nothing in flight holds a file, yet none could be had */
 			if (!atomic_load(&ld->error))
-				post_error(ld, AB_EIO, "no data file can be opened within the open-file limit");
-			break;
+				post_window_error(ld, pending[0]->gen, AB_EIO,
+						  "no data file can be opened within the open-file limit");
+			/* the current epoch's: the loop ends above; one read
+			 * ahead: its windows are dropped above */
+			continue;
 		}
 		if (npending)
 			continue;
-		if (next_plan == ld->nwindows)
-			break;
-		/* Nothing in flight, nothing to submit: wait for a credit. */
+		/* Nothing in flight, nothing to submit: wait for a credit, the
+		 * start of the epoch read ahead, a failure of it, or the end. */
 		pthread_mutex_lock(&ld->mu);
-		while (ld->credits == 0 && !atomic_load(&ld->error) && !atomic_load(&ld->stop))
+		uint64_t gen = ld->gen;
+		int state = ld->spec_state;
+		while ((ld->credits == 0 || !more) && ld->gen == gen && ld->spec_state == state &&
+		       !atomic_load(&ld->error) && !atomic_load(&ld->stop)) {
+			if (!more && !ahead && ld->spec_allowed && ld->spec_state == SPEC_NONE)
+				break; /* the next epoch may begin */
 			pthread_cond_wait(&ld->cv, &ld->mu);
+		}
 		pthread_mutex_unlock(&ld->mu);
 	}
 	/* Wind down: every submitted read must complete before buffers go. */
@@ -180,22 +246,30 @@ void *io_main(void *arg)
 			handle_completion(ld, done[i]);
 	}
 	/* Windows planned but not fully submitted: account their tasks. */
-	for (size_t i = 0; i < npending; i++) {
-		ld_window *w = pending[i];
-		size_t unsent = w->nreads - w->next_submit;
-		for (size_t k = w->next_submit; k < w->nreads; k++)
-			fd_unpin(ld, &w->reads[k]);
-		for (size_t k = w->next_submit; k < w->nreads; k++)
-			if (w->reads[k].own_fd && w->reads[k].fd >= 0) {
-				close(w->reads[k].fd);
-				w->reads[k].fd = -1;
-			}
-		/* unsent reads + the no-read task */
-		if (atomic_fetch_sub(&w->tasks_left, unsent + 1) == unsent + 1)
-			window_complete(ld, w);
-	}
-	if (ld->nwindows == 0)
-		ab_ring_close(ld->ring);
-	return NULL;
+	for (size_t i = 0; i < npending; i++)
+		drop_unsent(ld, pending[i]);
 }
 
+/* The event-loop thread: from the first ab_loader_start to
+ * ab_loader_destroy, it runs the epochs each start hands it, and falls idle
+ * when a stop (or an error) ends them. */
+void *io_main(void *arg)
+{
+	ab_loader *ld = arg;
+	pthread_mutex_lock(&ld->mu);
+	for (;;) {
+		while (!ld->io_go && !ld->io_quit)
+			pthread_cond_wait(&ld->cv, &ld->mu);
+		if (ld->io_quit)
+			break;
+		ld->io_go = 0;
+		ld_epoch ep = { ld->sampler, ld->epoch, ld->gen, ld->nwindows, ld->first_window, ld->first_skip };
+		pthread_mutex_unlock(&ld->mu);
+		run_epochs(ld, &ep);
+		pthread_mutex_lock(&ld->mu);
+		ld->io_busy = 0;
+		pthread_cond_broadcast(&ld->idle_cv);
+	}
+	pthread_mutex_unlock(&ld->mu);
+	return NULL;
+}

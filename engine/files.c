@@ -29,12 +29,13 @@ void fd_close_all(ab_loader *ld)
 }
 
 /* How many data files an epoch may hold open (cached shard files and the
- * chunk files of reads in flight): three quarters of the descriptors still
- * free under RLIMIT_NOFILE when it starts (the rest is left for metadata
- * reads and the caller). A store can have more files than that: the least
+ * chunk files of reads in flight): three quarters of the descriptors free
+ * under RLIMIT_NOFILE when it starts, not counting the `ours` data files the
+ * loader keeps open from the last epoch (the rest is left for metadata reads
+ * and the caller). A store can have more files than that: the least
  * recently used shard files are closed as others are opened (shard_fd), and
  * a read that finds the budget spent on reads in flight waits (read_fd). */
-size_t fd_budget(void)
+size_t fd_budget(size_t ours)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 30))
@@ -50,6 +51,7 @@ size_t fd_budget(void)
 	} else {
 		open_now = 16;
 	}
+	open_now = open_now > ours ? open_now - ours : 0;
 	size_t lim = (size_t)rl.rlim_cur;
 	size_t spare = lim > open_now ? lim - open_now : 0;
 	return spare * 3 / 4 > 1 ? spare * 3 / 4 : 1;

@@ -181,6 +181,12 @@ unsigned ab_io_queue_depth(const ab_io *io)
 	return io->depth;
 }
 
+void ab_io_restart_count(ab_io *io)
+{
+	if (io && io->ops->restart_count)
+		io->ops->restart_count(io);
+}
+
 unsigned ab_io_inflight(const ab_io *io)
 {
 	return io->inflight;

@@ -45,9 +45,10 @@ typedef struct ab_io_config {
  *
  * Fault injection (for tests): when the environment variable AB_IO_FAULT is
  * set and not empty, the backend is wrapped in one that spoils chosen reads,
- * numbered 1, 2, 3, ... in submission order for this backend instance (the
- * loader creates one per epoch, so the count restarts at every
- * ab_loader_start). A comma-separated list of KIND@N[:ARG]:
+ * numbered 1, 2, 3, ... in submission order since the backend was made or
+ * ab_io_restart_count was last called (the loader calls it before each
+ * epoch's first read, so N counts the reads of an epoch). A comma-separated
+ * list of KIND@N[:ARG][~R] (~R: only in the R-th epoch run, io_fault.h):
  *   eio@N            read N fails with -EIO
  *   short@N[:K]      read N returns K bytes (default half of them), as at a
  *                    premature end of file
@@ -88,6 +89,13 @@ int ab_io_submit(ab_io *io, ab_io_req *const *reqs, unsigned n);
  * `min_wait` are complete (0: do not wait). Returns the number collected or a
  * negative AB_E* code. */
 int ab_io_reap(ab_io *io, ab_io_req **done, unsigned max, unsigned min_wait);
+
+/* Numbers the reads from 1 again (the fault wrapper's count, see AB_IO_FAULT
+ * above; nothing for the real backends). The loader calls it before the
+ * first read of each epoch, so that a fault names a read of the epoch, also
+ * when the backend is kept from one epoch to the next. From the driving
+ * thread. */
+void ab_io_restart_count(ab_io *io);
 
 /* Requests submitted and not yet reaped. */
 unsigned ab_io_inflight(const ab_io *io);

@@ -46,6 +46,7 @@ struct fault_io {
 	ab_fault faults[AB_IO_MAX_FAULTS];
 	unsigned nfaults;
 	uint64_t submitted;   /* reads submitted so far; the next one is +1 */
+	uint64_t round;       /* 1, then +1 at each restart that follows reads */
 	struct armed armed[AB_IO_MAX_FAULTS];
 	unsigned narmed;
 	struct held held[AB_IO_MAX_FAULTS];
@@ -98,8 +99,8 @@ static int parse_duration(const char *s, size_t n, uint64_t *ns)
 static int bad_item(const char *item, size_t n, const char *why)
 {
 	return ab_error_set(AB_EINVAL,
-			    "AB_IO_FAULT: '%.*s': %s (expected KIND@N[:ARG], KIND one of eio, "
-			    "short, corrupt, delay; N >= 1)",
+			    "AB_IO_FAULT: '%.*s': %s (expected KIND@N[:ARG][~ROUND], KIND one of eio, "
+			    "short, corrupt, delay; N, ROUND >= 1)",
 			    (int)n, item, why);
 }
 
@@ -133,6 +134,12 @@ int ab_io_fault_parse(const char *spec, ab_fault *faults, unsigned max, unsigned
 		else
 			return bad_item(p, len, "unknown kind");
 		const char *num = at + 1, *end = p + len;
+		const char *tilde = memchr(num, '~', (size_t)(end - num));
+		if (tilde) {
+			if (parse_u64(tilde + 1, (size_t)(end - tilde - 1), &f.round) || f.round == 0)
+				return bad_item(p, len, "bad round");
+			end = tilde;
+		}
 		const char *colon = memchr(num, ':', (size_t)(end - num));
 		if (parse_u64(num, (size_t)((colon ? colon : end) - num), &f.nth) || f.nth == 0)
 			return bad_item(p, len, "bad read number");
@@ -274,7 +281,8 @@ static int fault_submit(ab_io *io, ab_io_req *const *reqs, unsigned n, uint64_t 
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t seq = f->submitted + 1 + i;
 		for (unsigned k = 0; k < f->nfaults; k++)
-			if (f->faults[k].nth == seq && f->narmed < AB_IO_MAX_FAULTS)
+			if (f->faults[k].nth == seq && (f->faults[k].round == 0 || f->faults[k].round == f->round) &&
+			    f->narmed < AB_IO_MAX_FAULTS)
 				f->armed[f->narmed++] = (struct armed){ reqs[i], &f->faults[k] };
 	}
 	/* io.c let at most depth - (inner in flight + held) through, so the
@@ -342,6 +350,16 @@ static void fault_destroy(ab_io *io)
 	free(f);
 }
 
+/* Reads still in flight keep the faults they were armed with; the next read
+ * submitted is number 1 again. */
+static void fault_restart_count(ab_io *io)
+{
+	struct fault_io *f = F(io);
+	if (f->submitted)
+		f->round++;
+	f->submitted = 0;
+}
+
 int ab_io_fault_wrap(ab_io *inner, const char *spec, ab_io **out)
 {
 	*out = NULL;
@@ -354,6 +372,7 @@ int ab_io_fault_wrap(ab_io *inner, const char *spec, ab_io **out)
 		return st;
 	}
 	f->inner = inner;
+	f->round = 1;
 	f->ops = (struct ab_io_ops){
 		.kind = inner->ops->kind,
 		.name = inner->ops->name,
@@ -363,6 +382,7 @@ int ab_io_fault_wrap(ab_io *inner, const char *spec, ab_io **out)
 		.set_file = fault_set_file,
 		.submit = fault_submit,
 		.reap = fault_reap,
+		.restart_count = fault_restart_count,
 	};
 	f->base.ops = &f->ops;
 	f->base.depth = inner->depth;

@@ -6,7 +6,7 @@
  * environment variable AB_IO_FAULT is set (see io.h for the syntax). The
  * wrapper passes every call through to the real backend and then spoils the
  * completion of chosen reads, counted 1, 2, 3, ... in the order they were
- * submitted to this backend instance:
+ * submitted to this backend instance (since ab_io_restart_count, if called):
  *
  *   eio@N            read N completes with -EIO (the buffer is whatever the
  *                    real read left in it)
@@ -18,6 +18,13 @@
  *   delay@N[:T]      read N is handed back no sooner than T after it really
  *                    completed (T: 250ms, 40us, 2s, 1000ns; a bare number
  *                    is milliseconds; default 100ms)
+ *
+ * A fault applies in every round, or with a suffix ~R only in round R: the
+ * reads from the creation to the first ab_io_restart_count that follows a
+ * read are round 1, and each such restart begins the next round. The loader
+ * restarts the count before each epoch's first read, so a round is an epoch
+ * (one read ahead of its start included), e.g. eio@3~2: read 3 of the second
+ * epoch run.
  *
  * The wrapper reports the kind and name of the backend it wraps, and obeys
  * the same rules (one driving thread, queue depth, registered buffers):
@@ -45,6 +52,7 @@ typedef struct ab_fault {
 	uint64_t nth;   /* 1-based position of the read in submission order       */
 	uint64_t arg;   /* short: bytes; corrupt: offset; delay: nanoseconds;      */
 	                /* UINT64_MAX for short/corrupt means "the default"        */
+	uint64_t round; /* only in this round (~R), 0: in every round              */
 } ab_fault;
 
 /* Parses a fault list such as "eio@5,delay@2:30ms" into faults[0..*n).

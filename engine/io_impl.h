@@ -38,6 +38,8 @@ struct ab_io_ops {
 	int (*submit)(ab_io *io, ab_io_req *const *reqs, unsigned n, uint64_t now);
 	/* io.c has capped max >= 1 and min_wait <= min(max, inflight). */
 	int (*reap)(ab_io *io, ab_io_req **done, unsigned max, unsigned min_wait);
+	/* Optional (NULL: nothing to do): ab_io_restart_count. */
+	void (*restart_count)(ab_io *io);
 };
 
 struct ab_io {

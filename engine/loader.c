@@ -79,6 +79,7 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 	pthread_mutex_init(&ld->lay_mu, NULL);
 	pthread_cond_init(&ld->cv, NULL);
 	pthread_cond_init(&ld->task_cv, NULL);
+	pthread_cond_init(&ld->idle_cv, NULL);
 	ab_hist_reset(&ld->read_lat);
 	ab_hist_reset(&ld->wait_lat);
 	ab_hist_reset(&ld->first_lat);
@@ -88,11 +89,14 @@ int ab_loader_create(const ab_loader_config *cfg, ab_loader **out)
 
 /* ------------------------------------------------------------ sampler */
 
-static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
+/* The sampler configuration of `epoch` (loading the class column the first
+ * time). Zeroed whole first: two configurations compare with memcmp. */
+int sampler_config(ab_loader *ld, uint64_t epoch, ab_sampler_config *out)
 {
 	if (ld->nsrc == 0)
 		return ab_error_set(AB_EINVAL, "the loader has no data: add a store first");
-	ab_sampler_config sc = { 0 };
+	ab_sampler_config sc;
+	memset(&sc, 0, sizeof sc);
 	const ab_loader_config *c = &ld->cfg;
 	sc.chunk_size = c->chunk_size;
 	sc.preload_nchunks = c->preload_nchunks;
@@ -160,7 +164,39 @@ static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
 		sc.class_weights = ld->class_w;
 		sc.class_labels = (const char *const *)ld->class_col.labels.names;
 	}
-	return ab_sampler_create(&sc, ld->nrows, out);
+	*out = sc;
+	return 0;
+}
+
+static int make_sampler(ab_loader *ld, uint64_t epoch, ab_sampler **out)
+{
+	ab_sampler_config sc;
+	int rc = sampler_config(ld, epoch, &sc);
+	return rc ? rc : ab_sampler_create(&sc, ld->nrows, out);
+}
+
+/* Resume: the window holding batch start_batch of the epoch, and the batches
+ * of it to skip (past the end: *window = nwindows). */
+int first_position(const ab_sampler *s, uint64_t start_batch, size_t *window, size_t *skip)
+{
+	size_t nw = ab_sampler_nwindows(s);
+	*window = 0;
+	*skip = 0;
+	while (start_batch && *window < nw) {
+		ab_window w;
+		int rc = ab_sampler_window(s, *window, &w);
+		if (rc)
+			return rc;
+		size_t nb = w.nbatches;
+		ab_window_free(&w);
+		if (start_batch < nb) {
+			*skip = (size_t)start_batch;
+			break;
+		}
+		start_batch -= nb;
+		(*window)++;
+	}
+	return 0;
 }
 
 int ab_loader_nbatches(ab_loader *ld, uint64_t *n)
@@ -178,234 +214,25 @@ int ab_loader_nbatches(ab_loader *ld, uint64_t *n)
 
 /* ------------------------------------------------------------ errors */
 
-/* Records the first failure; every thread then winds down. */
-void post_error(ab_loader *ld, int code, const char *msg)
+/* Records the first failure; every thread then winds down. The ring is
+ * closed under the lock, so that it cannot close an epoch that a start
+ * adopted meanwhile (epoch.c). */
+void post_error_locked(ab_loader *ld, int code, const char *msg)
 {
-	pthread_mutex_lock(&ld->mu);
 	if (atomic_load(&ld->error) == 0) {
 		snprintf(ld->errmsg, sizeof ld->errmsg, "%s", msg);
 		atomic_store(&ld->error, code);
 	}
 	pthread_cond_broadcast(&ld->cv);
-	pthread_mutex_unlock(&ld->mu);
 	if (ld->ring)
 		ab_ring_close(ld->ring);
 }
 
-/* ------------------------------------------------------------ epochs */
-
-static void stop_epoch(ab_loader *ld)
+void post_error(ab_loader *ld, int code, const char *msg)
 {
-	if (!ld->running)
-		return;
-	atomic_store(&ld->stop, 1);
-	/* Consumers asleep in ab_loader_next wake up and see the end. */
-	ab_ring_close(ld->ring);
 	pthread_mutex_lock(&ld->mu);
-	pthread_cond_broadcast(&ld->cv);
+	post_error_locked(ld, code, msg);
 	pthread_mutex_unlock(&ld->mu);
-	pthread_join(ld->io_thread, NULL);
-	/* The event loop has accounted every task; let the workers drain them. */
-	pthread_mutex_lock(&ld->mu);
-	ld->workers_quit = 1;
-	pthread_cond_broadcast(&ld->task_cv);
-	pthread_mutex_unlock(&ld->mu);
-	for (unsigned i = 0; i < ld->nworkers; i++)
-		pthread_join(ld->workers[i], NULL);
-	free(ld->workers);
-	ld->workers = NULL;
-	ld->nworkers = 0;
-	/* Batches never handed out go back (their windows with them). */
-	void *item;
-	while (ab_ring_pop(ld->ring, &item) == 0)
-		ab_batch_release(item);
-	/* Windows parked for publication: release their batches too. */
-	while (ld->parked) {
-		ld_window *w = ld->parked;
-		ld->parked = w->next;
-		for (size_t b = w->skip; b < w->nbatches; b++)
-			ab_batch_release(w->batches[b]);
-	}
-	ab_io_destroy(ld->io);
-	ld->io = NULL;
-	ab_sampler_destroy(ld->sampler);
-	ld->sampler = NULL;
-	fd_close_all(ld);
-	ld->running = 0;
-}
-
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
-/* Bytes of the files behind the loader's arrays (for the auto I/O mode). */
-static uint64_t data_bytes(ab_loader *ld)
-{
-	uint64_t total = 0;
-	for (size_t i = 0; i < ld->nsrc; i++) {
-		const ld_source *s = &ld->src[i];
-		if (s->kind == SRC_ARRAY) {
-			total += s->nrows * ld->row_items * ab_dtype_size(s->dtype);
-		} else if (s->kind == SRC_CSR) {
-			total += s->csr->nnz * (ab_dtype_size(s->dtype) + ab_dtype_size(s->csr->indices->m.dt.dt));
-		}
-	}
-	return total;
-}
-
-int ab_loader_start(ab_loader *ld, uint64_t epoch)
-{
-	if (!ld)
-		return ab_error_set(AB_EINVAL, "ab_loader_start: null argument");
-	stop_epoch(ld);
-	int rc = make_sampler(ld, epoch, &ld->sampler);
-	if (rc)
-		return rc;
-	if (ld->n_obs_names && !ld->obs) {
-		ld->obs = calloc(ld->n_obs_names, sizeof *ld->obs);
-		if (!ld->obs) {
-			rc = ab_error_set(AB_ENOMEM, "out of memory");
-			goto fail;
-		}
-		for (size_t i = 0; i < ld->n_obs_names; i++) {
-			if ((rc = ld_obs_load(ld->src, ld->nsrc, ld->nrows, ld->obs_names[i], &ld->obs[i]))) {
-				for (size_t k = 0; k < i; k++)
-					ld_obs_free(&ld->obs[k]);
-				free(ld->obs);
-				ld->obs = NULL;
-				goto fail;
-			}
-		}
-	}
-	ld->epoch = epoch;
-	ld->nwindows = ab_sampler_nwindows(ld->sampler);
-	/* Resume: find the window holding batch start_batch. */
-	ld->first_window = 0;
-	ld->first_skip = 0;
-	uint64_t skip = ld->cfg.start_batch;
-	while (skip && ld->first_window < ld->nwindows) {
-		ab_window w;
-		if ((rc = ab_sampler_window(ld->sampler, ld->first_window, &w)))
-			goto fail;
-		size_t nb = w.nbatches;
-		ab_window_free(&w);
-		if (skip < nb) {
-			ld->first_skip = (size_t)skip;
-			break;
-		}
-		skip -= nb;
-		ld->first_window++;
-	}
-	/* I/O mode: direct for data much larger than the page cache can hold. */
-	int direct = ld->cfg.io_mode == AB_IO_MODE_DIRECT;
-	if (ld->cfg.io_mode == AB_IO_MODE_AUTO) {
-		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-		uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-		direct = ram && data_bytes(ld) > ram / 2;
-	}
-	ld->direct = direct;
-	ld->align = direct ? 0 : 1;
-	ld->reg_tried = 0; /* the new ring registers the pool and files again */
-	ld->files_tried = 0;
-	ld->file_slots = 0;
-	ld->note[0] = '\0';
-	ab_io_config ic = { 0 };
-	ic.kind = ld->cfg.backend == AB_BACKEND_PREAD ? AB_IO_PREAD : AB_IO_URING;
-	ic.queue_depth = ld->cfg.queue_depth;
-	ic.threads = ld->cfg.threads < 4 ? 4 : ld->cfg.threads;
-	const char *why = NULL;
-	if ((rc = ab_io_create(&ic, &ld->io, &why)))
-		goto fail;
-	snprintf(ld->backend_name, sizeof ld->backend_name, "%s", ab_io_name(ld->io));
-	if (why) {
-		if (ld->cfg.backend == AB_BACKEND_URING) {
-			/* `why` ends in "; using pread pool", which is not what
-			 * happens here: the backend asked for is refused. */
-			size_t n = strcspn(why, ";");
-			rc = ab_error_set(AB_EUNSUPPORTED, "%.*s: the uring backend cannot run (choose the pread "
-					  "backend, or the default, which falls back to it)", (int)n, why);
-			goto fail;
-		}
-		snprintf(ld->note, sizeof ld->note, "%s", why);
-	}
-	if (!ld->ring) {
-		size_t cap = 0;
-		ab_window w;
-		if (ld->nwindows && (rc = ab_sampler_window(ld->sampler, 0, &w)) == 0) {
-			cap = w.nbatches;
-			ab_window_free(&w);
-		} else if (rc) {
-			goto fail;
-		}
-		cap = (cap ? cap : 1) * ld->cfg.max_windows + 2;
-		if (!(ld->ring = ab_ring_create(cap))) {
-			rc = ab_error_set(AB_ENOMEM, "out of memory");
-			goto fail;
-		}
-	} else {
-		ab_ring_reopen(ld->ring);
-	}
-	raise_fd_limit();
-	ld->fd_budget = fd_budget();
-	ld->own_open = 0;
-	atomic_store(&ld->stop, 0);
-	atomic_store(&ld->error, 0);
-	ld->errmsg[0] = '\0';
-	pthread_mutex_lock(&ld->mu);
-	ld->gen++;
-	ld->credits = ld->cfg.max_windows;
-	ld->held_windows = 0;
-	ld->stalled_at = 0;
-	pthread_mutex_unlock(&ld->mu);
-	ld->next_publish = ld->first_window;
-	ld->workers_quit = 0;
-	ld->task_head = ld->task_tail = NULL;
-	atomic_store(&ld->st_epoch_batches, 0);
-	ld->workers = calloc(ld->cfg.threads, sizeof *ld->workers);
-	if (!ld->workers) {
-		rc = ab_error_set(AB_ENOMEM, "out of memory");
-		goto fail;
-	}
-	ld->running = 1;
-	for (unsigned i = 0; i < ld->cfg.threads; i++) {
-		if (pthread_create(&ld->workers[i], NULL, worker_main, ld) != 0)
-			break;
-		ld->nworkers++;
-	}
-	if (ld->nworkers == 0 || pthread_create(&ld->io_thread, NULL, io_main, ld) != 0) {
-		pthread_mutex_lock(&ld->mu);
-		ld->workers_quit = 1;
-		pthread_cond_broadcast(&ld->task_cv);
-		pthread_mutex_unlock(&ld->mu);
-		for (unsigned i = 0; i < ld->nworkers; i++)
-			pthread_join(ld->workers[i], NULL);
-		free(ld->workers);
-		ld->workers = NULL;
-		ld->nworkers = 0;
-		ld->running = 0;
-		rc = ab_error_set(AB_ENOMEM, "cannot start loader threads");
-		goto fail;
-	}
-	if (ld->first_window >= ld->nwindows)
-		ab_ring_close(ld->ring);
-	return 0;
-fail:
-	ab_io_destroy(ld->io);
-	ld->io = NULL;
-	ab_sampler_destroy(ld->sampler);
-	ld->sampler = NULL;
-	return rc;
-}
-
-void ab_loader_stop(ab_loader *ld)
-{
-	if (ld)
-		stop_epoch(ld);
 }
 
 /* Every window's batches handed out and none of those windows released: no
@@ -595,6 +422,7 @@ void ab_loader_destroy(ab_loader *ld)
 	if (!ld)
 		return;
 	stop_epoch(ld);
+	stop_threads(ld);
 	ab_ring_destroy(ld->ring);
 	while (ld->free_batches) {
 		ab_batch *b = ld->free_batches;
@@ -611,6 +439,7 @@ void ab_loader_destroy(ab_loader *ld)
 		ld_window *w = ld->free_windows;
 		ld->free_windows = w->next;
 		free(w->copies);
+		free(w->asm_tasks);
 		free(w->units);
 		free(w->reads);
 		free(w->arena);
@@ -643,6 +472,7 @@ void ab_loader_destroy(ab_loader *ld)
 	pthread_mutex_destroy(&ld->lay_mu);
 	pthread_cond_destroy(&ld->cv);
 	pthread_cond_destroy(&ld->task_cv);
+	pthread_cond_destroy(&ld->idle_cv);
 	free(ld);
 }
 

@@ -73,6 +73,8 @@ typedef struct ld_task {
 	struct ld_read *read;
 	struct ld_window *win;
 	struct ld_task *next;
+	int assemble;             /* cut batch `batch` of the complete window  */
+	size_t batch;
 } ld_task;
 
 typedef struct ld_read {
@@ -117,6 +119,10 @@ typedef struct ld_window {
 	/* batches */
 	struct ab_batch **batches;
 	size_t nbatches;
+	ld_task *asm_tasks;       /* one a batch: cut by the workers in parallel */
+	size_t asm_tasks_cap;     /* (bytes)                                     */
+	atomic_size_t asm_left;   /* batches not yet cut                         */
+	atomic_int asm_failed;
 	atomic_uint refs;         /* unreleased batches (+1 while assembling)    */
 	size_t published;         /* batches of it handed to the ring           */
 	atomic_size_t handed;     /* of those, taken by consumers               */
@@ -142,6 +148,20 @@ struct ab_batch {
 	ab_batch_obs *obs;        /* one view per selected column               */
 	struct ab_batch *next_free;
 };
+
+/* An epoch as the event loop plans it: its windows come from `sampler`, and
+ * every window planned for it carries `gen`. */
+typedef struct ld_epoch {
+	ab_sampler *sampler;
+	uint64_t epoch;
+	uint64_t gen;
+	size_t nwindows;
+	size_t first_window;      /* resume: windows before it are skipped     */
+	size_t first_skip;        /* and batches skipped in the first one      */
+} ld_epoch;
+
+/* The next epoch, read ahead while the consumers finish the current one. */
+enum { SPEC_NONE = 0, SPEC_ACTIVE, SPEC_FAILED };
 
 typedef struct ld_fd_slot {
 	const ab_array *arr;  /* NULL: the slot is free (its file was closed)   */
@@ -184,21 +204,47 @@ struct ab_loader {
 	int class_loaded;
 	uint64_t class_rows;        /* rows of classes given from memory, or 0  */
 	ld_label_weights class_wl;  /* weights by label, resolved at load    */
-	/* epoch state */
+	/* epoch state: the current epoch (written under mu, by the API only) */
 	ab_sampler *sampler;
 	uint64_t epoch;
-	uint64_t gen;               /* bumped by every ab_loader_start          */
+	uint64_t gen;               /* the current epoch's: every ab_loader_start
+	                             * gives a new one                         */
+	uint64_t gen_seq;           /* the last gen given out                    */
 	size_t nwindows;
 	atomic_int running;
+	/* The threads and the I/O backend live from the first start to
+	 * ab_loader_destroy: an epoch start reuses the ring, its registered
+	 * buffers and file table, the open files and the workers. */
+	int threads_up;
 	pthread_t io_thread;
 	pthread_t *workers;
 	unsigned nworkers;
 	ab_io *io;
+	int io_kind;                /* what the backend was made from: kept     */
+	int io_force_pread;         /* while these stay the same                */
+	char io_fault[256];
+	const char *io_why;         /* its fallback reason (static), or NULL    */
+	int direct_asked;           /* the I/O mode the open files were opened for */
 	ab_ring *ring;
 	/* shared state, under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;          /* credits and errors (the event loop waits)  */
+	pthread_cond_t cv;          /* credits, errors, epochs (the event loop waits) */
 	pthread_cond_t task_cv;     /* decode tasks (the workers wait)            */
+	pthread_cond_t idle_cv;     /* the event loop and the workers fell idle   */
+	int io_go;                  /* the event loop: run the current epoch      */
+	int io_busy;                /* the event loop is running epochs           */
+	int io_quit;
+	unsigned tasks_busy;        /* decode tasks being run                     */
+	/* The next epoch, planned ahead with the credits the current one no
+	 * longer needs once all its windows are planned; its finished windows
+	 * wait in spec_parked. ab_loader_start(epoch + 1) adopts it, with the
+	 * same sampler configuration (spec_sc); anything else drops it. */
+	int spec_state;             /* SPEC_*                                     */
+	int spec_allowed;
+	ab_sampler_config spec_sc;
+	ld_epoch spec;
+	unsigned spec_planned;      /* its windows planned (each holds a credit)  */
+	ld_window *spec_parked;
 	unsigned credits;
 	unsigned held_windows;      /* windows of this epoch whose batches are all
 	                             * with consumers (a stall when it reaches
@@ -208,7 +254,7 @@ struct ab_loader {
 	int workers_quit;
 	size_t first_window;        /* resume: windows before it are skipped     */
 	size_t first_skip;          /* and batches skipped in the first one      */
-	size_t next_publish;
+	size_t next_publish;        /* of the current epoch                       */
 	ld_window *parked;
 	ab_batch *free_batches;
 	ld_window *free_windows;
@@ -262,11 +308,11 @@ void free_obs(ab_loader *ld);
 int read_fd(ab_loader *ld, ld_read *r);
 void fd_unpin(ab_loader *ld, ld_read *r);
 void fd_close_all(ab_loader *ld);
-size_t fd_budget(void);
+size_t fd_budget(size_t ours);
 
 /* plan.c: planning (and the buffers it sizes) */
 void window_put(ab_loader *ld, ld_window *w);
-int plan_window(ab_loader *ld, size_t index, ld_window **out);
+int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out);
 void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len);
 void free_x(ab_loader *ld, void *p, size_t cap);
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need);
@@ -279,13 +325,25 @@ void *worker_main(void *arg);
 
 /* assemble.c: batches */
 void window_complete(ab_loader *ld, ld_window *w);
+void assemble_task(ab_loader *ld, ld_task *t);
 void release_window_ref(ab_loader *ld, ld_window *w);
 void batch_recycle(ab_loader *ld, ab_batch *b);
+int publish_parked_locked(ab_loader *ld);
 
 /* event_loop.c: the I/O thread */
 void *io_main(void *arg);
 
-/* loader.c: the API and epochs */
+/* loader.c: the API */
 void post_error(ab_loader *ld, int code, const char *msg);
+void post_error_locked(ab_loader *ld, int code, const char *msg);
+int sampler_config(ab_loader *ld, uint64_t epoch, ab_sampler_config *sc);
+int first_position(const ab_sampler *s, uint64_t start_batch, size_t *window, size_t *skip);
+
+/* epoch.c: epochs and the threads kept across them */
+void post_window_error(ab_loader *ld, uint64_t gen, int code, const char *msg);
+int window_dead(ab_loader *ld, const ld_window *w);
+int spec_begin(ab_loader *ld, ld_epoch *ep);
+void stop_epoch(ab_loader *ld);
+void stop_threads(ab_loader *ld);
 
 #endif

@@ -477,7 +477,9 @@ AB_API void ab_loader_destroy(ab_loader *ld);
 AB_API int ab_loader_add_anndata(ab_loader *ld, const char *path);
 /* Adds a raw array (rows on axis 0, any rank) of the store at `path`. */
 AB_API int ab_loader_add_array(ab_loader *ld, const char *path, const char *node);
-/* Adds in-memory data (not copied: it must outlive the loader). */
+/* Adds in-memory data (not copied: it must outlive the loader, and stay
+ * unchanged while an epoch runs, which includes the time after its last
+ * batch, when the next epoch is read ahead: see ab_loader_start). */
 AB_API int ab_loader_add_dense_memory(ab_loader *ld, const void *data, ab_dtype dtype, int ndim,
 			       const uint64_t *shape);
 AB_API int ab_loader_add_csr_memory(ab_loader *ld, const int64_t *indptr, const int64_t *indices,
@@ -546,12 +548,24 @@ AB_API uint64_t ab_loader_nrows(const ab_loader *ld);
 AB_API int ab_loader_nbatches(ab_loader *ld, uint64_t *nbatches);
 
 /* Starts epoch `epoch` (the threads begin reading). Calling it again starts
- * another epoch; an unfinished one is stopped first. */
+ * another epoch; an unfinished one is stopped first.
+ *
+ * The first start makes the threads, the io_uring ring with its registered
+ * buffers and file table, and opens the data files; they are kept for later
+ * epochs (until ab_loader_destroy). Once every window of an epoch is planned,
+ * the loader reads the next epoch (epoch + 1) ahead with the memory the
+ * finished windows give back (max_windows still bounds it), and
+ * ab_loader_start(epoch + 1) then finds its first batches ready: an epoch
+ * run after another starts without waiting for a window's reads. Starting
+ * any other epoch, ab_loader_stop, or a failure in the reading ahead drops
+ * what was read ahead (a failure then comes back in its own epoch, if it is
+ * still there); the batches are the same either way. */
 AB_API int ab_loader_start(ab_loader *ld, uint64_t epoch);
 
-/* Stops the running epoch: reading stops, batches not yet handed out are
- * dropped, and every thread blocked in ab_loader_next returns AB_END. Batches
- * already handed out stay valid until released. */
+/* Stops the running epoch (and the reading ahead of the next): reading
+ * stops, batches not yet handed out are dropped, and every thread blocked in
+ * ab_loader_next returns AB_END. Batches already handed out stay valid until
+ * released. */
 AB_API void ab_loader_stop(ab_loader *ld);
 
 #define AB_END 1
@@ -623,8 +637,9 @@ typedef struct ab_loader_stats {
 	double wait_us[2];         /* p50, p99 of consumer wait in ab_loader_next,
 	                              batches of an epoch's first window excepted */
 	double first_wait_us[2];   /* p50, max of the waits for batches of an epoch's
-	                              first window (nothing can be ready before
-	                              ab_loader_start: the time to the first batch) */
+	                              first window (kept apart: unless the epoch was
+	                              read ahead, they include the whole first
+	                              window's reads; the time to the first batch) */
 	unsigned threads;          /* decode workers in use                         */
 	int registered_buffers;    /* reads go into registered (fixed) buffers
 	                              (io_uring only: 0 with the pread pool)        */

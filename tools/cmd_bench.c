@@ -22,8 +22,9 @@ static const char bench_head[] =
 	"Runs the loader over INPUT as fast as consumers take batches and reports\n"
 	"throughput (samples/s, batches/s), disk bandwidth, IOPS and mean read size,\n"
 	"decoded bandwidth, read completion latency percentiles, consumer wait per\n"
-	"batch, CPU time, and the backend and I/O mode actually used. A live progress\n"
-	"line is drawn when stdout is a terminal.\n"
+	"batch, the time from each ab_loader_start to that epoch's first batch, CPU\n"
+	"time, and the backend and I/O mode actually used. A live progress line is\n"
+	"drawn when stdout is a terminal.\n"
 	"\n";
 
 static const char bench_tail[] =
@@ -54,6 +55,7 @@ typedef struct bench {
 	int touch;
 	double delay_s;            /* --consumer-delay */
 	_Atomic uint64_t samples, batches, sink;
+	_Atomic uint64_t first_ns; /* when this epoch's first batch came (0: not yet) */
 	_Atomic int stop;
 	_Atomic int error;
 	char errmsg[512];
@@ -91,12 +93,22 @@ static uint64_t touch_batch(const ab_batch_view *v)
 	return acc;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void *consumer(void *arg)
 {
 	bench *b = arg;
 	ab_batch *bt;
 	int rc;
 	while (!atomic_load(&b->stop) && (rc = ab_loader_next(b->ld, &bt)) == 0) {
+		uint64_t zero = 0;
+		if (atomic_load_explicit(&b->first_ns, memory_order_relaxed) == 0)
+			atomic_compare_exchange_strong(&b->first_ns, &zero, now_ns());
 		ab_batch_view v;
 		ab_batch_get_view(bt, &v);
 		if (b->touch)
@@ -160,6 +172,37 @@ static void drop_caches(char *const *inputs, int n, int *dropped_all)
 			close(fd);
 		}
 	}
+}
+
+/* Time to the first batch of an epoch: from the call to ab_loader_start to
+ * the first batch any consumer got, and the part of it the call itself took. */
+typedef struct epoch_time {
+	uint64_t epoch;
+	double first_ms, start_ms;
+} epoch_time;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* p50 and max of the epochs after the first (their starts can reuse what the
+ * first one set up); 0 when there are none. */
+static void later_epochs(const epoch_time *t, size_t n, double *p50, double *max)
+{
+	*p50 = *max = 0;
+	if (n < 2)
+		return;
+	double *v = malloc((n - 1) * sizeof *v);
+	if (!v)
+		return;
+	for (size_t i = 1; i < n; i++)
+		v[i - 1] = t[i].first_ms;
+	qsort(v, n - 1, sizeof *v, cmp_double);
+	*p50 = v[(n - 2) / 2];
+	*max = v[n - 2];
+	free(v);
 }
 
 static double cpu_seconds(int sys)
@@ -263,6 +306,8 @@ int cmd_bench(int argc, char **argv)
 	double cpu_u0 = cpu_seconds(0), cpu_s0 = cpu_seconds(1);
 	double t0 = now_s(), last_draw = t0;
 	uint64_t epochs_done = 0;
+	epoch_time *first = NULL;
+	size_t nfirst = 0, cap_first = 0;
 	pthread_t *th = calloc(consumers, sizeof *th);
 	if (!th) {
 		ab_loader_destroy(b.ld);
@@ -273,7 +318,10 @@ int cmd_bench(int argc, char **argv)
 			break;
 		if (duration > 0 && now_s() - t0 >= duration)
 			break;
+		atomic_store(&b.first_ns, 0);
+		uint64_t t_call = now_ns();
 		int rc = ab_loader_start(b.ld, lo.epoch + e);
+		uint64_t t_ret = now_ns();
 		if (rc) {
 			ret = cli_fail_lib("bench", rc, NULL);
 			break;
@@ -322,6 +370,25 @@ int cmd_bench(int argc, char **argv)
 				break;
 			}
 		}
+		/* The epoch's time to its first batch, from the call that
+		 * started it (an epoch stopped before any batch has none). */
+		uint64_t t_first = atomic_load(&b.first_ns);
+		if (t_first && !ret) {
+			if (nfirst == cap_first) {
+				size_t nc = cap_first ? cap_first * 2 : 16;
+				epoch_time *nt = realloc(first, nc * sizeof *nt);
+				if (!nt) {
+					ret = cli_fail("bench", "out of memory");
+					break;
+				}
+				first = nt;
+				cap_first = nc;
+			}
+			first[nfirst].epoch = lo.epoch + e;
+			first[nfirst].first_ms = (double)(t_first - t_call) / 1e6;
+			first[nfirst].start_ms = (double)(t_ret - t_call) / 1e6;
+			nfirst++;
+		}
 		if (atomic_load(&b.error))
 			ret = cli_fail("bench", "%s", b.errmsg);
 		else if (!atomic_load(&b.stop))
@@ -365,7 +432,14 @@ int cmd_bench(int argc, char **argv)
 			       st.registered_buffers ? "true" : "false", st.registered_files, delay_ms,
 			       cf->whole_chunks ? "chunks" : "blocks");
 			cli_json_string(stdout, st.note);
-			printf("}\n");
+			double lp50, lmax;
+			later_epochs(first, nfirst, &lp50, &lmax);
+			printf(", \"first_batch_ms\": {\"first_epoch\": %.3f, \"later_p50\": %.3f, \"later_max\": %.3f, "
+			       "\"epochs\": [", nfirst ? first[0].first_ms : 0.0, lp50, lmax);
+			for (size_t i = 0; i < nfirst; i++)
+				printf("%s{\"epoch\": %llu, \"ms\": %.3f, \"start_call_ms\": %.3f}", i ? ", " : "",
+				       (unsigned long long)first[i].epoch, first[i].first_ms, first[i].start_ms);
+			printf("]}}\n");
 		} else {
 			char bw[32], dec[32];
 			human_rate((double)st.bytes_read / el, bw, sizeof bw);
@@ -382,6 +456,15 @@ int cmd_bench(int argc, char **argv)
 			printf("  batch wait : p50 %.1f us, p99 %.1f us (consumer time in ab_loader_next); first window:"
 			       " p50 %.1f ms, max %.1f ms\n",
 			       st.wait_us[0], st.wait_us[1], st.first_wait_us[0] / 1000, st.first_wait_us[1] / 1000);
+			if (nfirst) {
+				double lp50, lmax;
+				later_epochs(first, nfirst, &lp50, &lmax);
+				printf("  first batch: epoch %llu %.1f ms (ab_loader_start %.1f ms)",
+				       (unsigned long long)first[0].epoch, first[0].first_ms, first[0].start_ms);
+				if (nfirst > 1)
+					printf("; later epochs p50 %.1f ms, max %.1f ms (%zu)", lp50, lmax, nfirst - 1);
+				printf("\n");
+			}
 			printf("  cpu        : user %.2f s/s, sys %.2f s/s\n", cpu_u / el, cpu_s / el);
 			printf("  engine     : backend %s, io %s%s, queue depth %u, %u decode threads, %llu consumer(s)%s%s\n",
 			       st.backend, st.io_mode, st.registered_buffers ? ", registered buffers" : "", st.queue_depth,
@@ -400,6 +483,7 @@ int cmd_bench(int argc, char **argv)
 		}
 	}
 	free(th);
+	free(first);
 	ab_loader_destroy(b.ld);
 	pthread_mutex_destroy(&b.mu);
 	return ret;

@@ -314,6 +314,10 @@ static void mix(uint64_t *h, uint64_t v)
 	}
 }
 
+/* Microseconds a drain holds each batch (a consumer slower than the loader,
+ * which then reads the next epoch ahead while this one is consumed). */
+static unsigned drain_hold_us;
+
 /* Consumes the current epoch to its end or its first error. */
 static void drain(ab_loader *ld, epoch_result *res)
 {
@@ -331,6 +335,8 @@ static void drain(ab_loader *ld, epoch_result *res)
 			mix(&res->digest, v.rows[i]);
 		res->rows += v.nrows;
 		res->batches++;
+		if (drain_hold_us)
+			usleep(drain_hold_us);
 		ab_batch_release(b);
 	}
 	res->rc = rc;
@@ -370,6 +376,13 @@ START_TEST(test_parse)
 	ck_assert_int_eq(f[3].kind, AB_FAULT_DELAY);
 	ck_assert_uint_eq(f[3].arg, 200000000ull);
 	ck_assert_uint_eq(f[4].arg, 10);
+	ck_assert_uint_eq(f[0].round, 0);
+	ck_assert_int_eq(ab_io_fault_parse("eio@3~2,delay@1:5ms~4", f, AB_IO_MAX_FAULTS, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(f[0].nth, 3);
+	ck_assert_uint_eq(f[0].round, 2);
+	ck_assert_uint_eq(f[1].arg, 5000000ull);
+	ck_assert_uint_eq(f[1].round, 4);
 	ck_assert_int_eq(ab_io_fault_parse("delay@1:3s,delay@2:40us,delay@3:9ns,delay@4:12,delay@5", f,
 					   AB_IO_MAX_FAULTS, &n), 0);
 	ck_assert_uint_eq(n, 5);
@@ -379,7 +392,7 @@ START_TEST(test_parse)
 	ck_assert_uint_eq(f[3].arg, 12000000ull);
 	ck_assert_uint_eq(f[4].arg, 100000000ull);
 	const char *bad[] = { "eio", "eio@0", "eio@x", "eio@3:1", "bogus@1", "short@2:x", "delay@1:5h", "@3",
-			      "corrupt@" };
+			      "corrupt@", "eio@2~0", "eio@2~x", "eio@2~" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		ck_assert_msg(ab_io_fault_parse(bad[i], f, AB_IO_MAX_FAULTS, &n) == AB_EINVAL, "accepted '%s'",
 			      bad[i]);
@@ -688,6 +701,69 @@ START_TEST(test_destroy_and_recover)
 }
 END_TEST
 
+/* The next epoch is read ahead while the consumers finish the current one:
+ * a failure there is not the current epoch's. eio@2~2 fails the second read
+ * of the second epoch run, whether it is made ahead of ab_loader_start (the
+ * reading ahead then ends, and the start reads the epoch afresh: the third
+ * run) or after (the start took the epoch over). Epoch 0 is whole and the
+ * same either way. With eio@2~3 as well, epoch 1 fails both ways. Then the
+ * same loader runs a clean epoch. */
+START_TEST(test_read_ahead_faults)
+{
+	set_variant(_i);
+	const char *stores[] = { dense2, csr2, crc3 };
+	for (size_t s = 0; s < 3; s++) {
+		epoch_result plain0, plain1, r;
+		set_faults(NULL);
+		ab_loader *ld = make_loader(stores[s], _i, 1);
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		drain(ld, &plain0);
+		ck_assert_int_eq(ab_loader_start(ld, 1), 0);
+		drain(ld, &plain1);
+		ab_loader_destroy(ld);
+		ck_assert_int_eq(plain0.rc, AB_END);
+		ck_assert_int_eq(plain1.rc, AB_END);
+		for (int both = 0; both < 2; both++) {
+			set_faults(both ? "eio@2~2,eio@2~3" : "eio@2~2");
+			ld = make_loader(stores[s], _i, 1);
+			ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+			/* slow enough that the next epoch is read while this one
+			 * is consumed */
+			drain_hold_us = 3000;
+			drain(ld, &r);
+			drain_hold_us = 0;
+			ck_assert_msg(r.rc == AB_END, "store %zu: epoch 0 got the next epoch's fault: rc %d: %s", s, r.rc,
+				      r.msg);
+			ck_assert_uint_eq(r.rows, NROWS);
+			ck_assert_uint_eq(r.bad, 0);
+			ck_assert_uint_eq(r.digest, plain0.digest);
+			/* without the second fault: time for the reading ahead to
+			 * meet the first before the start */
+			if (!both)
+				usleep(100000);
+			ck_assert_int_eq(ab_loader_start(ld, 1), 0);
+			drain(ld, &r);
+			ck_assert_uint_eq(r.bad, 0);
+			if (both) {
+				ck_assert_msg(r.rc == AB_EIO, "store %zu: rc %d: %s", s, r.rc, r.msg);
+				ck_assert_contains(r.msg, strerror(EIO));
+			} else {
+				ck_assert_msg(r.rc == AB_END || r.rc == AB_EIO, "store %zu: rc %d: %s", s, r.rc, r.msg);
+				if (r.rc == AB_END)
+					ck_assert_uint_eq(r.digest, plain1.digest);
+			}
+			set_faults(NULL);
+			ck_assert_int_eq(ab_loader_start(ld, 1), 0);
+			drain(ld, &r);
+			ck_assert_msg(r.rc == AB_END, "rc %d: %s", r.rc, r.msg);
+			ck_assert_uint_eq(r.digest, plain1.digest);
+			ab_loader_destroy(ld);
+		}
+	}
+	set_faults(NULL);
+}
+END_TEST
+
 typedef struct consumer {
 	ab_loader *ld;
 	epoch_result res;
@@ -774,7 +850,11 @@ static int count_fds(void)
 }
 
 /* Open files do not grow with epochs: whole ones, abandoned ones, failed
- * ones; and the loader leaves none behind. */
+ * ones; and the loader leaves none behind. A finished epoch goes on reading
+ * the next one ahead (with the chunk files of its reads open), so files are
+ * counted after ab_loader_stop, when nothing is read; the epochs run both
+ * ways: stopped after each, and one after the other (each start taking over
+ * the epoch read ahead). */
 START_TEST(test_fds_per_epoch)
 {
 	set_variant(_i);
@@ -789,12 +869,21 @@ START_TEST(test_fds_per_epoch)
 			drain(ld, &r);
 			ck_assert_int_eq(r.rc, AB_END);
 			ck_assert_uint_eq(r.rows, NROWS);
+			ab_loader_stop(ld);
 			int now = count_fds();
 			if (e == 0)
 				after_first = now;
 			ck_assert_msg(now == after_first, "epoch %llu: %d fds open, %d after the first",
 				      (unsigned long long)e, now, after_first);
 		}
+		for (uint64_t e = 0; e < 6; e++) {
+			ck_assert_int_eq(ab_loader_start(ld, e), 0);
+			drain(ld, &r);
+			ck_assert_int_eq(r.rc, AB_END);
+			ck_assert_uint_eq(r.rows, NROWS);
+		}
+		ab_loader_stop(ld);
+		ck_assert_int_eq(count_fds(), after_first);
 		/* Abandoned mid-epoch, and failed, several times each. */
 		for (uint64_t e = 6; e < 10; e++) {
 			ab_batch *b;
@@ -808,6 +897,7 @@ START_TEST(test_fds_per_epoch)
 		ck_assert_int_eq(ab_loader_start(ld, 10), 0);
 		drain(ld, &r);
 		ck_assert_int_eq(r.rc, AB_END);
+		ab_loader_stop(ld);
 		ck_assert_int_eq(count_fds(), after_first);
 		ab_loader_destroy(ld);
 		ck_assert_int_eq(count_fds(), before);
@@ -832,6 +922,7 @@ int main(void)
 	tcase_add_loop_test(t, test_delay, 0, 8);
 	tcase_add_loop_test(t, test_destroy_and_recover, 0, 8);
 	tcase_add_loop_test(t, test_consumers_and_depth, 0, 8);
+	tcase_add_loop_test(t, test_read_ahead_faults, 0, 8);
 	suite_add_tcase(s, t);
 	t = tcase_create("ceilings");
 	tcase_set_timeout(t, 60);
