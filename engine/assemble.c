@@ -114,6 +114,7 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 		int64_t *ip64 = i32 ? NULL : bt->indptr;
 		int32_t *ip32 = i32 ? bt->indptr : NULL;
 		uint64_t at = 0;
+		int sorted = 1;
 		if (i32)
 			ip32[0] = 0;
 		else
@@ -123,6 +124,13 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 			memcpy((uint8_t *)bt->data + at * ld->out_isz, w->xbuf + s * ld->out_isz,
 			       (size_t)(e - s) * ld->out_isz);
 			memcpy(bt->indices + at, w->ibuf + s, (size_t)(e - s) * sizeof(int32_t));
+			/* strictly increasing within the row (what torch's CSR tensors
+			 * require, so a consumer can skip checking it again) */
+			const int32_t *ri = bt->indices + at;
+			int row_sorted = 1;
+			for (uint64_t k = 1; k < e - s; k++)
+				row_sorted &= ri[k - 1] < ri[k];
+			sorted &= row_sorted;
 			at += e - s;
 			/* at <= nnz, checked above to fit an int32 */
 			if (i32)
@@ -131,6 +139,7 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 				ip64[j + 1] = (int64_t)at;
 		}
 		bt->nnz = nnz;
+		bt->indices_sorted = sorted;
 	}
 	return 0;
 }

@@ -368,6 +368,7 @@ int ab_batch_get_view(const ab_batch *b, ab_batch_view *v)
 		v->values = b->data;
 		v->nnz = b->nnz;
 		v->n_cols = ld->n_cols;
+		v->indices_sorted = b->indices_sorted;
 	} else {
 		v->data = b->data;
 		v->row_items = ld->row_items;

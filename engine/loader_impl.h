@@ -141,6 +141,7 @@ struct ab_batch {
 	size_t indptr_cap;
 	int32_t *indices;
 	size_t indices_cap;
+	int indices_sorted;       /* every row's indices strictly increase      */
 	uint64_t *rows;
 	size_t rows_cap;
 	void *obs_buf;            /* obs values / codes of the batch's rows     */

@@ -622,6 +622,11 @@ typedef struct ab_batch_view {
 	/* sparse with ab_loader_config.indptr_int32: indptr[nrows+1] as int32
 	 * (and indptr is NULL); NULL otherwise */
 	const int32_t *indptr32;
+	/* sparse: 1 when the indices of every row strictly increase (sorted,
+	 * no column twice), as scipy's has_sorted_indices and torch's CSR
+	 * tensors expect; checked while the batch is cut, so a consumer need
+	 * not check again. 0 for dense batches. */
+	int indices_sorted;
 } ab_batch_view;
 AB_API int ab_batch_get_view(const ab_batch *batch, ab_batch_view *view);
 

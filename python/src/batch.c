@@ -132,11 +132,12 @@ static PyObject *batch_info(PyObject *self, PyObject *noargs)
 	(void)noargs;
 	Batch *b = (Batch *)self;
 	const ab_batch_view *v = &b->v;
-	return Py_BuildValue("{s:K,s:K,s:K,s:i,s:s,s:K,s:K,s:K,s:n}", "epoch", (unsigned long long)v->epoch,
+	return Py_BuildValue("{s:K,s:K,s:K,s:i,s:s,s:K,s:K,s:K,s:n,s:i}", "epoch", (unsigned long long)v->epoch,
 			     "index", (unsigned long long)v->index, "nrows", (unsigned long long)v->nrows,
 			     "sparse", v->sparse, "dtype", ab_dtype_name(v->dtype), "row_items",
 			     (unsigned long long)v->row_items, "nnz", (unsigned long long)v->nnz, "n_cols",
-			     (unsigned long long)v->n_cols, "n_obs", (Py_ssize_t)v->n_obs);
+			     (unsigned long long)v->n_cols, "n_obs", (Py_ssize_t)v->n_obs, "indices_sorted",
+			     v->indices_sorted);
 }
 
 /* Batch.array(name): a Buffer over one array: "values" (dense: nrows x
@@ -237,7 +238,7 @@ static PyObject *batch_labels(PyObject *self, PyObject *arg)
 }
 
 static PyMethodDef batch_methods[] = {
-	{"info", batch_info, METH_NOARGS, "epoch, index, nrows, sparse, dtype, row_items, nnz, n_cols, n_obs"},
+	{"info", batch_info, METH_NOARGS, "epoch, index, nrows, sparse, dtype, row_items, nnz, n_cols, n_obs, indices_sorted"},
 	{"array", batch_array, METH_O, "array(name) -> Buffer: values, indptr, indices or rows"},
 	{"obs", batch_obs, METH_O, "obs(i) -> (name, 'codes'|'values', Buffer)"},
 	{"labels", batch_labels, METH_O, "labels(i) -> tuple of labels of a categorical column, or None"},

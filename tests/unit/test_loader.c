@@ -855,6 +855,71 @@ START_TEST(test_indptr_int32_same_batches)
 }
 END_TEST
 
+/* indices_sorted says whether every row's indices strictly increase: 1 for
+ * the shared sorted fixture, 0 for every batch holding a row whose indices
+ * go down or repeat, and 1 again for the batches without such a row. */
+START_TEST(test_indices_sorted_flag)
+{
+	for (int shuffle = 0; shuffle < 2; shuffle++) {
+		ab_loader_config cfg;
+		base_config(&cfg, shuffle, 2);
+		ab_loader *ld = make_loader_cfg(1, &cfg);
+		ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+		ab_batch *b;
+		while (ab_loader_next(ld, &b) == 0) {
+			ab_batch_view v;
+			ab_batch_get_view(b, &v);
+			int want = 1;
+			for (uint64_t r = 0; r < v.nrows; r++)
+				for (int64_t k = v.indptr[r] + 1; k < v.indptr[r + 1]; k++)
+					want &= v.indices[k - 1] < v.indices[k];
+			ck_assert_int_eq(want, 1);
+			ck_assert_int_eq(v.indices_sorted, 1);
+			ab_batch_release(b);
+		}
+		ab_loader_destroy(ld);
+	}
+	/* 8 rows of 3 values; row 5 has its columns out of order (2, 0, 1) and
+	 * row 6 one column twice (4, 4, 5) */
+	static int64_t ip[9];
+	static int64_t ix[24];
+	static float vals[24];
+	for (int r = 0; r <= 8; r++)
+		ip[r] = 3 * r;
+	for (int r = 0; r < 8; r++)
+		for (int k = 0; k < 3; k++) {
+			ix[3 * r + k] = k + r;
+			vals[3 * r + k] = (float)(r * 3 + k + 1);
+		}
+	ix[15] = 2, ix[16] = 0, ix[17] = 1;
+	ix[18] = 4, ix[19] = 4, ix[20] = 5;
+	ab_loader_config cfg;
+	base_config(&cfg, 0, 1);
+	cfg.batch_size = 2;
+	cfg.chunk_size = 2;
+	cfg.preload_nchunks = 1;
+	ab_loader *ld;
+	ck_assert_int_eq(ab_loader_create(&cfg, &ld), 0);
+	ck_assert_int_eq(ab_loader_add_csr_memory(ld, ip, ix, vals, AB_DT_FLOAT32, 8, 16), 0);
+	ck_assert_int_eq(ab_loader_start(ld, 0), 0);
+	ab_batch *b;
+	int seen = 0;
+	while (ab_loader_next(ld, &b) == 0) {
+		ab_batch_view v;
+		ab_batch_get_view(b, &v);
+		int bad = 0;
+		for (uint64_t r = 0; r < v.nrows; r++)
+			bad |= v.rows[r] == 5 || v.rows[r] == 6;
+		ck_assert_msg(v.indices_sorted == !bad, "batch of rows %llu..: indices_sorted %d",
+			      (unsigned long long)v.rows[0], v.indices_sorted);
+		seen++;
+		ab_batch_release(b);
+	}
+	ck_assert_int_eq(seen, 4);
+	ab_loader_destroy(ld);
+}
+END_TEST
+
 /* A batch with more values than an int32 indptr can index fails the epoch
  * with AB_EINVAL naming it. The limit is lowered (reaching INT32_MAX would
  * need 2^31 values): every full batch of the sequential epoch holds 24
@@ -942,6 +1007,7 @@ int main(void)
 	tcase_add_test(t, test_promotion);
 	tcase_add_test(t, test_indptr_int32_same_batches);
 	tcase_add_test(t, test_indptr_int32_refused_past_limit);
+	tcase_add_test(t, test_indices_sorted_flag);
 	suite_add_tcase(s, t);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
