@@ -89,6 +89,27 @@ def test_torch_csr_is_the_engine_batch(data, shuffle):
     assert n == len(ref) > 1
 
 
+def test_torch_unsorted_indices_still_checked_by_torch():
+    """Batches whose rows hold columns out of order (a scipy CSR without
+    sorted indices) are not made unchecked: torch refuses them, as it did
+    before the engine told it sorted batches apart."""
+    import anndata
+
+    x = sp.csr_matrix((np.arange(1, 7, dtype=np.float32), np.array([2, 0, 1, 0, 1, 2], dtype=np.int32),
+                       np.array([0, 3, 6], dtype=np.int64)), shape=(2, 4))
+    assert not x.has_sorted_indices
+    ld = annbatch.Loader(batch_size=1, chunk_size=1, preload_nchunks=1, to_torch=True).add_adata(
+        anndata.AnnData(X=x))
+    with pytest.raises(RuntimeError, match="sorted"):
+        for b in ld:
+            b["X"]
+    sorted_x = x.copy()
+    sorted_x.sort_indices()
+    got = [b["X"].to_dense().numpy() for b in annbatch.Loader(
+        batch_size=1, chunk_size=1, preload_nchunks=1, to_torch=True).add_adata(anndata.AnnData(X=sorted_x))]
+    assert np.array_equal(np.vstack(got), sorted_x.toarray())
+
+
 def test_torch_copy_true_holds_no_batch(data):
     ld = annbatch.Loader(to_torch=True, copy=True, **loader_args(True)).add_adata(data["coll"])
     seen = record_engine_memory(ld)
