@@ -1,7 +1,8 @@
 /*
  * collection_impl.h - what the collection writer's files share (internal):
- * the plan of a run (inputs, output var space, columns), a dataset held in
- * memory, and the functions one part calls in another.
+ * the plan of a run (inputs, output var space, columns), a dataset being
+ * written (its obs in memory, its X rows in a scratch file), and the
+ * functions one part calls in another.
  *
  * The parts, in the order a run takes them (collection.c drives them):
  *   collection_inputs.c   open the inputs, var space (outer join, subset,
@@ -9,6 +10,7 @@
  *   collection_columns.c  which obs columns are written and how; var columns
  *                         kept as anndata's concat(merge="same")
  *   collection_read.c     a dataset's rows read block by block; its ordering
+ *   collection_spill.c    the scratch file a dataset's X rows wait in
  *   collection_write.c    a dataset written as an AnnData group
  *   collection.c          the public calls, the run, blocks and datasets
  */
@@ -24,6 +26,9 @@
 #include "last_error.h"
 #include "strtab.h"
 #include "value.h"
+
+/* --memory when the caller gives 0 */
+#define CW_DEFAULT_MEMORY ((uint64_t)1 << 30)
 
 /* the plan                                                                  */
 /* ------------------------------------------------------------------------- */
@@ -79,6 +84,11 @@ typedef struct conv {
 	uint64_t ds_rows, ds_bytes;
 	uint64_t seed;
 	uint64_t memory;
+	/* the scratch file a dataset's X rows are spilled to (collection_spill.c) */
+	int spill_fd;            /* -1 until the first dataset */
+	uint64_t spill_bytes;    /* written for the current dataset */
+	uint8_t *spill_buf;      /* staging: a block's rows going out, a batch coming in */
+	uint64_t spill_cap;
 	int make_var_unique;     /* rename duplicate var names as anndata does */
 	int drop_new_genes;      /* adding: drop genes the collection lacks */
 	ab_anndata_write_config o;
@@ -108,13 +118,20 @@ typedef struct conv {
 	int stop;                /* the progress callback asked to stop */
 } conv;
 
-/* One dataset in memory. */
+/* One dataset being written. Its obs columns are held whole (a few bytes a
+ * row); its X is not: each block's rows are staged in indices/data (sparse)
+ * or data (dense), then spilled to the scratch file in stream order, and
+ * read back row by row in the dataset's order when it is written. Of X only
+ * indptr stays, the offsets of the rows in the scratch file. */
 typedef struct dset {
 	uint64_t n;
-	int64_t *indptr;         /* sparse: n + 1 */
-	int32_t *indices;
-	void *data;              /* sparse: nnz items; dense: n * n_vars */
-	uint64_t nnz, cap;
+	int64_t *indptr;         /* sparse: n + 1, non-zeros before each row */
+	int32_t *indices;        /* sparse: the staged block's column indices */
+	void *data;              /* the staged block: sparse values, or dense rows */
+	uint64_t nnz;            /* sparse: non-zeros so far (spilled and staged) */
+	uint64_t nnz0;           /* sparse: non-zeros before the staged block */
+	uint64_t cap;            /* sparse: items indices and data can hold */
+	uint64_t dcap;           /* dense: bytes data can hold */
 	void **colnum;           /* numeric columns: n items */
 	int32_t **colcode;       /* categorical: codes */
 	char ***colstr;          /* string columns */
@@ -191,6 +208,23 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 typedef struct sort_ctx { conv *c; dset *d; } sort_ctx;
 /* Stable sort of a permutation by the groupby columns. */
 void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s);
+
+/* ---- collection_spill.c */
+
+/* Opens the scratch file (the first time) beside the output, unlinked, so
+ * that nothing of it outlives the run whatever ends it; empties it for a new
+ * dataset. */
+int cw_spill_begin(conv *c);
+/* Writes the staged block (dataset rows row0 .. row0 + nr) to the scratch
+ * file and empties the staging. */
+int cw_spill_block(conv *c, dset *d, uint64_t row0, uint64_t nr);
+/* Reads the X rows of output rows i0 .. (returned) *i1 (dataset rows perm[i],
+ * or i without perm) into the staging buffer, as many as fit a batch (at
+ * least one); *rows points at them: sparse, each row's int32 indices then
+ * its values; dense, whole rows. */
+int cw_spill_read(conv *c, const dset *d, const uint64_t *perm, uint64_t i0, uint64_t *i1,
+		  const uint8_t **rows);
+void cw_spill_close(conv *c);
 
 /* ---- collection_write.c */
 

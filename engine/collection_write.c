@@ -1,5 +1,6 @@
-/* collection_write.c - a dataset held in memory written as an AnnData group
- * of the collection: X (CSR or dense, sharded), obs, var. */
+/* collection_write.c - a dataset written as an AnnData group of the
+ * collection: X (CSR or dense, sharded) read back from the scratch file in
+ * the dataset's order, obs, var. */
 #include "collection_impl.h"
 
 #include <errno.h>
@@ -41,16 +42,22 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 			rc = AB_ENOMEM;
 		if (!rc)
 			indptr[0] = 0;
-		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
-			uint64_t r = perm ? perm[i] : i;
-			uint64_t s = (uint64_t)d->indptr[r], e = (uint64_t)d->indptr[r + 1];
-			rc = ab_writer_array_append(xv, (uint8_t *)d->data + s * isz, e - s);
-			if (!rc)
-				rc = ab_writer_array_append(xi, d->indices + s, e - s);
-			indptr[i + 1] = indptr[i] + (int64_t)(e - s);
-			if ((i & 63) == 63) {
-				c->rows_done += 64;
-				cw_progress(c, 0);
+		for (uint64_t i = 0, i1; !rc && !c->stop && i < n; i = i1) {
+			const uint8_t *rows;
+			if ((rc = cw_spill_read(c, d, perm, i, &i1, &rows)))
+				break;
+			for (; !rc && i < i1; i++) {
+				uint64_t r = perm ? perm[i] : i;
+				uint64_t m = (uint64_t)(d->indptr[r + 1] - d->indptr[r]);
+				rc = ab_writer_array_append(xv, rows + m * 4, m);
+				if (!rc)
+					rc = ab_writer_array_append(xi, rows, m);
+				rows += m * (4 + isz);
+				indptr[i + 1] = indptr[i] + (int64_t)m;
+				if ((i & 63) == 63) {
+					c->rows_done += 64;
+					cw_progress(c, 0);
+				}
 			}
 		}
 		c->rows_done += n & 63;
@@ -78,12 +85,17 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 		if (rc)
 			return cw_fail_lib(c, rc, c->out);
 		size_t rb = (size_t)(c->n_vars * isz);
-		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
-			uint64_t r = perm ? perm[i] : i;
-			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
-			if ((i & 63) == 63) {
-				c->rows_done += 64;
-				cw_progress(c, 0);
+		for (uint64_t i = 0, i1; !rc && !c->stop && i < n; i = i1) {
+			const uint8_t *rows;
+			if ((rc = cw_spill_read(c, d, perm, i, &i1, &rows)))
+				break;
+			for (; !rc && i < i1; i++) {
+				rc = ab_writer_array_append(x, rows, 1);
+				rows += rb;
+				if ((i & 63) == 63) {
+					c->rows_done += 64;
+					cw_progress(c, 0);
+				}
 			}
 		}
 		c->rows_done += n & 63;
