@@ -146,6 +146,8 @@ static uint64_t dataset_count(conv *c)
 	double row_mem = (c->sparse ? 8.0 : 0.0) + 20.0 + 64.0 * (double)(c->n_cols + 1);
 	double fixed = 3.0 * row_x * (double)c->chunk_size + (double)(16 << 20);
 	double room = (double)c->memory - fixed;
+	c->row_mem = row_mem;
+	c->fixed_mem = fixed;
 	uint64_t cap = room > row_mem ? (uint64_t)(room / row_mem) : 1;
 	uint64_t need = (c->total_rows + cap - 1) / cap;
 	if (n < need) {
@@ -388,6 +390,10 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		uint64_t rows = c->total_rows / nds + (k < c->total_rows % nds);
 		dset d;
 		memset(&d, 0, sizeof d);
+		/* X stays in memory while it fits what the dataset's bookkeeping
+		 * leaves of --memory (half of it: the staging grows by doubling) */
+		double hold = ((double)c->memory - c->fixed_mem - c->row_mem * (double)rows) / 2;
+		c->x_hold = hold > 0 ? (uint64_t)hold : 0;
 		if ((ret = cw_dset_alloc(c, &d, rows)) || (ret = cw_spill_begin(c))) {
 			cw_dset_free(c, &d);
 			break;
@@ -401,7 +407,7 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 			block b = { whole->in, whole->start + boff, whole->start + boff + take };
 			ret = cw_read_block_x(c, &d, &b, row0, &scratch, &scap);
 			if (!ret)
-				ret = cw_spill_block(c, &d, row0, take);
+				ret = cw_spill_block(c, &d, row0 + take);
 			if (!ret)
 				ret = cw_read_block_obs(c, &d, &b, row0, &scratch, &scap);
 			row0 += take;
@@ -432,6 +438,7 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		}
 		if (!ret && !c->stop)
 			ret = cw_write_dataset(c, w, &d, perm, c->first_dataset + k);
+		cw_spill_end(c);
 		free(perm);
 		cw_dset_free(c, &d);
 		c->datasets_done = k + 1;
@@ -496,6 +503,9 @@ static void conv_free(conv *c)
 			ab_column_close(in->obs[j]);
 		free(in->obs);
 		ab_column_close(in->names);
+		for (size_t j = 0; in->catmap && j < c->n_cols; j++)
+			free(in->catmap[j]);
+		free(in->catmap);
 		free(in->colmap);
 		ab_anndata_close(in->ad);
 	}
@@ -507,12 +517,11 @@ static void conv_free(conv *c)
 	free(c->cols);
 	free(c->groupby);
 	ab_strtab_free(&c->vars);
-	if (c->obs_renamed)
-		ab_strings_free_n(c->obs_renamed, c->n_obs_renamed);
+	if (c->obs_all)
+		ab_strings_free_n(c->obs_all, c->obs_got);
 	for (size_t j = 0; j < c->n_vcols; j++)
 		cw_vcol_free(c, &c->vcols[j]);
 	free(c->vcols);
-	free(c->obs_renamed_rows);
 	cw_spill_close(c);
 }
 

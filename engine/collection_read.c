@@ -114,8 +114,8 @@ static int grow_staging(conv *c, dset *d, uint64_t need)
 }
 
 /* Stages rows [b->start, b->end) of an input, which become dataset rows
- * row0.. (X part), in the output's var space and dtype; cw_spill_block
- * then writes them out. */
+ * row0.. (X part), in the output's var space and dtype, after those staged
+ * already; cw_spill_block decides whether they stay. */
 int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			uint64_t *scap)
 {
@@ -123,8 +123,8 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 	uint64_t nr = b->end - b->start;
 	size_t isz_in = ab_dtype_size(in->info.x_dtype), isz = ab_dtype_size(c->x_dtype);
 	int rc;
-	/* m: entries staged so far; the block's rows start at d->nnz0 */
-	uint64_t m = 0;
+	/* m: entries staged so far (the staging starts at non-zero d->nnz0) */
+	uint64_t m = d->nnz - d->nnz0;
 	if (in->info.x_kind == AB_X_CSR) {
 		uint64_t nnz;
 		if ((rc = ab_anndata_x_nnz(in->ad, b->start, b->end, &nnz)))
@@ -140,7 +140,7 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 		c->bytes_in += nnz * (isz_in + 8) + nr * 8;
 		if (!c->sparse)
 			return cw_fail(c, "%s: internal: sparse input into dense output", in->path, NULL);
-		if ((rc = grow_staging(c, d, nnz)))
+		if ((rc = grow_staging(c, d, m + nnz)))
 			return rc;
 		for (uint64_t r = 0; r < nr; r++) {
 			uint64_t s = (uint64_t)ip[r], e = (uint64_t)ip[r + 1];
@@ -176,7 +176,7 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 		uint64_t add = 0;
 		for (uint64_t k = 0; k < nr * nv; k++)
 			add += !is_zero(in->info.x_dtype, src, k, isz_in) && in->colmap[k % (nv ? nv : 1)] >= 0;
-		if ((rc = grow_staging(c, d, add)))
+		if ((rc = grow_staging(c, d, m + add)))
 			return rc;
 		for (uint64_t r = 0; r < nr; r++) {
 			uint64_t out0 = m;
@@ -201,10 +201,10 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 		d->nnz = d->nnz0 + m;
 		return 0;
 	}
-	uint64_t rb = c->n_vars * isz;
-	if (cw_grow(&d->data, &d->dcap, nr * rb + 1, 1))
+	uint64_t rb = c->n_vars * isz, at = (row0 - d->staged_row0) * rb;
+	if (cw_grow(&d->data, &d->dcap, at + nr * rb + 1, 1))
 		return cw_oom();
-	uint8_t *dst = d->data;
+	uint8_t *dst = (uint8_t *)d->data + at;
 	memset(dst, 0, (size_t)(nr * rb));
 	for (uint64_t r = 0; r < nr; r++)
 		for (uint64_t j = 0; j < nv; j++)
@@ -219,6 +219,51 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 	return 0;
 }
 
+/* A categorical input column's codes for rows [b->start, b->end), mapped
+ * to the output column's (-1: missing) without making a label a row: the
+ * labels of a block come from decoding its whole chunk of codes, cheap,
+ * where a string column's would mean every string of the chunk. 0, an AB_E*
+ * code, or 1 when a code lies outside the input's categories (the label
+ * reader then says where). */
+static int read_codes(conv *c, input *in, size_t j, const ab_column_info *ci, const block *b, int32_t *out,
+		      void **scratch, uint64_t *scap)
+{
+	uint64_t nr = b->end - b->start, ncat = ci->n_categories;
+	int rc;
+	if (!in->catmap && !(in->catmap = calloc(c->n_cols, sizeof *in->catmap)))
+		return cw_oom();
+	if (!in->catmap[j]) {
+		char **s;
+		size_t ns;
+		if ((rc = ab_column_categories(in->obs[j], &s, &ns)))
+			return cw_fail_lib(c, rc, in->path);
+		int32_t *m = ns == ncat ? malloc((ncat + 1) * sizeof *m) : NULL;
+		for (size_t k = 0; m && k < ns; k++)
+			m[k] = s[k] ? (int32_t)ab_strtab_find(&c->cols[j].cats, s[k]) : -1;
+		ab_strings_free_n(s, ns);
+		if (!m)
+			return ns == ncat ? cw_oom() : 1;
+		in->catmap[j] = m;
+	}
+	size_t isz = ab_dtype_size(ci->dtype);
+	if (cw_grow(scratch, scap, nr * isz + nr + 16, 1))
+		return cw_oom();
+	uint8_t *mask = (uint8_t *)*scratch + nr * isz;
+	if ((rc = ab_column_read(in->obs[j], b->start, b->end, *scratch, nr * isz, mask)))
+		return cw_fail_lib(c, rc, in->path);
+	for (uint64_t r = 0; r < nr; r++) {
+		if (mask[r]) {
+			out[r] = -1;
+			continue;
+		}
+		int64_t v = ab_value_as_int64(ci->dtype, *scratch, r);
+		if (v < 0 || (uint64_t)v >= ncat)
+			return 1;
+		out[r] = in->catmap[j][v];
+	}
+	return 0;
+}
+
 int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			  uint64_t *scap)
 {
@@ -227,31 +272,12 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 	int rc;
 	for (uint64_t r = 0; r < nr; r++)
 		d->src[row0 + r] = (int32_t)b->in;
+	/* the names, made unique while planning, move to the dataset */
+	char **names = c->obs_all + c->obs_skip + in->row0 + b->start;
+	memcpy(d->obs_names + row0, names, nr * sizeof *names);
+	memset(names, 0, nr * sizeof *names);
 	char **s;
 	size_t ns;
-	if ((rc = ab_column_read_strings(in->names, b->start, b->end, &s, &ns)))
-		return cw_fail_lib(c, rc, in->path);
-	memcpy(d->obs_names + row0, s, ns * sizeof *s);
-	free(s); /* the strings now belong to the dataset */
-	if (c->n_obs_renamed) {
-		/* the rows of this block whose names plan_obs_names changed */
-		uint64_t g0 = in->row0 + b->start, g1 = in->row0 + b->end, lo = 0, hi = c->n_obs_renamed;
-		while (lo < hi) {
-			uint64_t mid = lo + (hi - lo) / 2;
-			if (c->obs_renamed_rows[mid] < g0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (; lo < c->n_obs_renamed && c->obs_renamed_rows[lo] < g1; lo++) {
-			char **slot = &d->obs_names[row0 + c->obs_renamed_rows[lo] - g0];
-			char *nm = strdup(c->obs_renamed[lo]);
-			if (!nm)
-				return cw_oom();
-			free(*slot);
-			*slot = nm;
-		}
-	}
 	for (size_t j = 0; j < c->n_cols; j++) {
 		ocol *oc = &c->cols[j];
 		ab_column **col = &in->obs[j];
@@ -274,6 +300,18 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 						  r, ab_dtype_size(oc->dtype));
 			}
 			continue;
+		}
+		if (oc->kind == OC_CATEGORICAL) {
+			ab_column_info ci;
+			ab_column_get_info(*col, &ci);
+			if (ci.kind == AB_COL_CATEGORICAL) {
+				rc = read_codes(c, in, j, &ci, b, d->colcode[j] + row0, scratch, scap);
+				if (rc < 0)
+					return rc;
+				if (rc == 0)
+					continue;
+				/* a code outside the categories: the label reader names it */
+			}
 		}
 		if ((rc = ab_column_read_strings(*col, b->start, b->end, &s, &ns)))
 			return cw_fail_lib(c, rc, in->path);
