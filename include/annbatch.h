@@ -847,16 +847,19 @@ AB_API int ab_writer_categorical_column(ab_writer *w, const char *node, const in
  * (AB_ECANCELED), removes the temporary directory and leaves `path` as it
  * was. The output may not be an input, lie inside one or hold one.
  *
- * Memory: a dataset's X is never held whole. Its rows go, as they are read,
- * to an unlinked scratch file beside `path` (one dataset's X at a time, so
- * the file system needs room for the collection plus one dataset), and come
- * back from it in the dataset's order as it is written; memory holds the
- * obs columns, the rows' offsets and the order, a few dozen bytes a row
- * (more for long string columns), plus a block of X and the writer's
- * buffers. So datasets have the size asked, and `memory` (1 GiB by
- * default) bounds what the run takes; only a dataset whose per-row
- * bookkeeping alone would not fit is split into more, smaller datasets
- * (a note says so).
+ * Memory: a dataset is not built whole. Its obs columns, its rows' offsets
+ * and its order are held (a few dozen bytes a row, more for long string
+ * columns); its X rows only while they fit what `memory` (1 GiB by default)
+ * leaves after that. Past it they go, as they are read, to a scratch file
+ * beside `path`, unlinked as it is made (one dataset's X at a time: the file
+ * system needs room for the collection plus one dataset), and come back in
+ * the dataset's order as it is written. So datasets have the size asked and
+ * `memory` bounds what the run holds; only a dataset whose per-row
+ * bookkeeping alone would not fit is split into more, smaller datasets (a
+ * note says so). The inputs' obs names are held while the run plans (making
+ * them unique needs them all). While it writes, the call runs two helper
+ * threads (the scratch file's reads and writes, a batch ahead; X/indices
+ * encoded beside X/data); the callbacks still run on the calling thread.
  *
  * Example (error handling shortened):
  *
