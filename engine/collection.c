@@ -138,12 +138,12 @@ static uint64_t dataset_count(conv *c)
 				: (uint64_t)ceil(row_x * (double)c->total_rows / (double)c->ds_bytes);
 	if (n < 1)
 		n = 1;
-	/* Held a row: its offset in the scratch file (sparse), the order and
+	/* Held a row: its offsets (indptr; in the scratch file), the order and
 	 * its merge buffer, src_path, and ~64 bytes for each obs column and
 	 * the name (a pointer and a small string, then their copies as
 	 * written). Held once: a block of X read and staged twice over, the
 	 * batches read back, the writer's chunks; the rest is for rows. */
-	double row_mem = (c->sparse ? 8.0 : 0.0) + 20.0 + 64.0 * (double)(c->n_cols + 1);
+	double row_mem = (c->sparse ? 16.0 : 8.0) + 20.0 + 64.0 * (double)(c->n_cols + 1);
 	double fixed = 3.0 * row_x * (double)c->chunk_size + (double)(16 << 20);
 	double room = (double)c->memory - fixed;
 	c->row_mem = row_mem;

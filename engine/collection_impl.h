@@ -142,6 +142,8 @@ typedef struct dset {
 	uint64_t cap;            /* sparse: items indices and data can hold */
 	uint64_t dcap;           /* dense: bytes data can hold */
 	uint64_t staged_row0;    /* the first row staged; the rows before are spilled */
+	uint64_t *zoff;          /* spilled rows: n + 1 offsets of each (compressed)
+	                          * row in the scratch file */
 	void **colnum;           /* numeric columns: n items */
 	int32_t **colcode;       /* categorical: codes */
 	char ***colstr;          /* string columns */

@@ -14,6 +14,7 @@
 void cw_dset_free(conv *c, dset *d)
 {
 	free(d->indptr);
+	free(d->zoff);
 	free(d->indices);
 	free(d->data);
 	for (size_t j = 0; j < c->n_cols; j++) {

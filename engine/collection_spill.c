@@ -28,6 +28,7 @@
  * makes system calls and copies; errors come back as errno values.
  */
 #include "collection_impl.h"
+#include "codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,9 +106,10 @@ struct cw_spill {
 	pthread_cond_t cv;
 	int busy, quit;
 	job_kind kind;
-	/* JOB_WRITE: jbuf (bytes) at off */
+	/* JOB_WRITE: rows r0 .. r1 of wd, laid out in jbuf (bytes) */
 	uint8_t *jbuf;
-	uint64_t bytes, off;
+	uint64_t bytes, r0, r1;
+	dset *wd;
 	int w;                   /* the buffer the caller fills or reads next */
 	/* JOB_READ: output rows i0 .. i1 into jbuf */
 	const dset *d;
@@ -119,8 +121,47 @@ struct cw_spill {
 	uint64_t pend_i0;
 	uint8_t *buf[2];
 	uint64_t cap[2];
+	uint8_t *zbuf;           /* compressed rows: the thread's, or the caller's
+	                          * while the thread is idle */
+	uint64_t zcap;
 	conv *c;
 };
+
+/* Rows are LZ4-compressed one by one (read back one by one, in any order),
+ * sparse column indices first turned into differences: the file, and the
+ * bytes the kernel copies in and out of it, shrink by about 1.5x on counts. */
+static const ab_b2b_codec row_codec = { .kind = AB_B2B_LZ4, .acceleration = 1 };
+
+/* Bytes of row r as laid out uncompressed. */
+static uint64_t raw_len(const conv *c, const dset *d, uint64_t r)
+{
+	size_t isz = ab_dtype_size(c->x_dtype);
+	return c->sparse ? (uint64_t)(d->indptr[r + 1] - d->indptr[r]) * (4 + isz) : c->n_vars * isz;
+}
+
+/* Sparse rows: the m column indices at p into differences, and back. */
+static void delta_encode(uint8_t *p, uint64_t m)
+{
+	uint32_t prev = 0;
+	for (uint64_t k = 0; k < m; k++) {
+		uint32_t v;
+		memcpy(&v, p + 4 * k, 4);
+		uint32_t dlt = v - prev;
+		prev = v;
+		memcpy(p + 4 * k, &dlt, 4);
+	}
+}
+
+static void delta_decode(uint8_t *p, uint64_t m)
+{
+	uint32_t acc = 0;
+	for (uint64_t k = 0; k < m; k++) {
+		uint32_t v;
+		memcpy(&v, p + 4 * k, 4);
+		acc += v;
+		memcpy(p + 4 * k, &acc, 4);
+	}
+}
 
 static int pwrite_all(int fd, const uint8_t *p, uint64_t n, uint64_t off)
 {
@@ -187,28 +228,58 @@ static uint64_t batch_end(const conv *c, const dset *d, const uint64_t *perm, ui
 }
 
 /* Reads the rows of output rows i0 .. i1 into o (buffer large enough):
- * staged rows copied, spilled ones read. 0 or an errno value (-1: short). */
-static int read_batch(const conv *c, const dset *d, const uint64_t *perm, uint64_t i0, uint64_t i1,
-		      uint64_t bytes, uint8_t *o)
+ * staged rows copied, spilled ones read and decompressed. 0 or an errno
+ * value (-1: the file is short, -2: a row does not decode). */
+static int read_batch(const conv *c, struct cw_spill *sp, const dset *d, const uint64_t *perm, uint64_t i0,
+		      uint64_t i1, uint8_t *o)
 {
 	size_t isz = ab_dtype_size(c->x_dtype);
-	uint64_t rb = c->sparse ? 4 + isz : c->n_vars * isz;
-	if (!perm && i1 <= d->staged_row0) /* stream order, all spilled: one read */
-		return pread_all(c->spill_fd, o, bytes, c->sparse ? (uint64_t)d->indptr[i0] * rb : i0 * rb);
 	for (uint64_t k = i0; k < i1; k++) {
 		uint64_t r = perm ? perm[k] : k;
 		if (r >= d->staged_row0) {
 			o += staged_row(c, d, r, o);
 			continue;
 		}
-		uint64_t off = c->sparse ? (uint64_t)d->indptr[r] * rb : r * rb;
-		uint64_t len = c->sparse ? (uint64_t)(d->indptr[r + 1] - d->indptr[r]) * rb : rb;
-		int err = pread_all(c->spill_fd, o, len, off);
+		uint64_t len = raw_len(c, d, r), zlen = d->zoff[r + 1] - d->zoff[r];
+		if (cw_grow((void **)&sp->zbuf, &sp->zcap, zlen + 1, 1))
+			return ENOMEM;
+		int err = pread_all(c->spill_fd, sp->zbuf, zlen, d->zoff[r]);
 		if (err)
 			return err;
+		if (ab_b2b_decode(&row_codec, sp->zbuf, zlen, o, len) != (ssize_t)len)
+			return -2;
+		if (c->sparse)
+			delta_decode(o, len / (4 + isz));
 		o += len;
 	}
 	return 0;
+}
+
+/* Compresses rows r0 .. r1 of d, laid out in raw, and writes them at the
+ * file's end; their offsets go to d->zoff. 0 or an errno value. */
+static int write_rows(conv *c, struct cw_spill *sp, dset *d, uint64_t r0, uint64_t r1, uint8_t *raw,
+		      uint64_t bytes)
+{
+	size_t isz = ab_dtype_size(c->x_dtype);
+	uint64_t cap = bytes + bytes / 255 + (r1 - r0) * 32 + 64;
+	if (cw_grow((void **)&sp->zbuf, &sp->zcap, cap, 1))
+		return ENOMEM;
+	uint64_t zn = 0;
+	for (uint64_t r = r0; r < r1; r++) {
+		uint64_t len = raw_len(c, d, r);
+		if (c->sparse)
+			delta_encode(raw, len / (4 + isz));
+		ssize_t k = ab_b2b_encode(&row_codec, raw, len, sp->zbuf + zn, cap - zn);
+		if (k < 0)
+			return EIO;
+		d->zoff[r + 1] = d->zoff[r] + (uint64_t)k;
+		zn += (uint64_t)k;
+		raw += len;
+	}
+	int err = pwrite_all(c->spill_fd, sp->zbuf, zn, d->zoff[r0]);
+	if (!err)
+		c->spill_bytes = d->zoff[r1];
+	return err;
 }
 
 static void *spill_thread(void *arg)
@@ -223,9 +294,9 @@ static void *spill_thread(void *arg)
 		pthread_mutex_unlock(&sp->mu);
 		int err;
 		if (sp->kind == JOB_WRITE)
-			err = pwrite_all(sp->c->spill_fd, sp->jbuf, sp->bytes, sp->off);
+			err = write_rows(sp->c, sp, sp->wd, sp->r0, sp->r1, sp->jbuf, sp->bytes);
 		else
-			err = read_batch(sp->c, sp->d, sp->perm, sp->i0, sp->i1, sp->bytes, sp->jbuf);
+			err = read_batch(sp->c, sp, sp->d, sp->perm, sp->i0, sp->i1, sp->jbuf);
 		pthread_mutex_lock(&sp->mu);
 		sp->err = err;
 		sp->kind = JOB_NONE;
@@ -280,6 +351,10 @@ static int job_error(conv *c, int err, int writing)
 {
 	if (!err)
 		return 0;
+	if (err == ENOMEM)
+		return cw_oom();
+	if (err == -2)
+		return ab_error_set(AB_ECORRUPT, "%s: a row of the scratch file beside it does not decode", c->out);
 	if (err < 0)
 		return ab_error_set(AB_EIO, "%s: the scratch file beside it is shorter than written", c->out);
 	return spill_error(c, writing ? "writing" : "reading", err);
@@ -311,6 +386,8 @@ int cw_spill_block(conv *c, dset *d, uint64_t row_end)
 	int rc = 0;
 	if (c->spill_fd < 0 && (rc = spill_open(c)))
 		return rc;
+	if (!d->zoff && !(d->zoff = calloc(d->n + 1, sizeof *d->zoff)))
+		return cw_oom();
 	for (uint64_t r = d->staged_row0; r < row_end && !rc;) {
 		/* a batch of rows into the free buffer; sparse: each row's
 		 * indices and values in one run */
@@ -328,14 +405,18 @@ int cw_spill_block(conv *c, dset *d, uint64_t row_end)
 		if (cw_grow((void **)&sp->buf[w], &sp->cap[w], bytes + 1, 1))
 			return cw_oom();
 		uint8_t *o = sp->buf[w];
+		uint64_t r0 = r;
 		for (; r < r1; r++)
 			o += staged_row(c, d, r, o);
+		/* the thread compresses and writes them; the last batch's rows
+		 * must be written first (their end is where these start) */
 		if ((rc = job_error(c, spill_wait(sp), 1)))
 			break;
 		sp->jbuf = sp->buf[w];
 		sp->bytes = bytes;
-		sp->off = c->spill_bytes;
-		c->spill_bytes += bytes;
+		sp->wd = d;
+		sp->r0 = r0;
+		sp->r1 = r1;
 		spill_submit(sp, JOB_WRITE);
 		sp->w ^= 1;
 	}
@@ -365,7 +446,7 @@ int cw_spill_read(conv *c, const dset *d, const uint64_t *perm, uint64_t i0, uin
 		*i1 = batch_end(c, d, perm, i0, &bytes);
 		if (cw_grow((void **)&sp->buf[w], &sp->cap[w], bytes + 1, 1))
 			return cw_oom();
-		err = read_batch(c, d, perm, i0, *i1, bytes, sp->buf[w]);
+		err = read_batch(c, sp, d, perm, i0, *i1, sp->buf[w]);
 	}
 	sp->pending = 0;
 	if ((rc = job_error(c, err, 0)))
@@ -413,6 +494,7 @@ void cw_spill_close(conv *c)
 		pthread_cond_destroy(&sp->cv);
 		free(sp->buf[0]);
 		free(sp->buf[1]);
+		free(sp->zbuf);
 		free(sp);
 		c->spill = NULL;
 	}
