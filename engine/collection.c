@@ -110,9 +110,11 @@ void cw_progress(conv *c, int final)
 }
 
 /* How many datasets: all rows over --dataset-size, measured in rows, or in
- * bytes of X (the estimate below), rounded up; more when a dataset held in
- * memory would not fit --memory. The Python annbatch writer splits the rows
- * the same way: ceil(total / dataset size) parts of near-equal row counts. */
+ * bytes of X (the estimate below), rounded up. The Python annbatch writer
+ * splits the rows the same way: ceil(total / dataset size) parts of
+ * near-equal row counts. X is never held (collection_spill.c), so the size
+ * asked is the size made; only when even a dataset's per-row bookkeeping
+ * would not fit --memory are more (smaller) datasets made, with a note. */
 static uint64_t dataset_count(conv *c)
 {
 	if (!c->total_rows)
@@ -134,15 +136,26 @@ static uint64_t dataset_count(conv *c)
 		row_x = 1;
 	uint64_t n = c->ds_rows ? (c->total_rows + c->ds_rows - 1) / c->ds_rows
 				: (uint64_t)ceil(row_x * (double)c->total_rows / (double)c->ds_bytes);
-	/* in memory: X, ~64 bytes of obs per row and column, and read scratch */
-	double row_mem = row_x * 1.5 + 64.0 * (double)(c->n_cols + 2);
-	uint64_t cap = (uint64_t)((double)c->memory / row_mem);
-	if (!cap)
-		cap = 1;
-	if (n < (c->total_rows + cap - 1) / cap)
-		n = (c->total_rows + cap - 1) / cap;
 	if (n < 1)
 		n = 1;
+	/* Held a row: its offsets (indptr; in the scratch file), the order and
+	 * its merge buffer, src_path, and ~64 bytes for each obs column and
+	 * the name (a pointer and a small string, then their copies as
+	 * written). Held once: a block of X read and staged twice over, the
+	 * batches read back, the writer's chunks; the rest is for rows. */
+	double row_mem = (c->sparse ? 16.0 : 8.0) + 20.0 + 64.0 * (double)(c->n_cols + 1);
+	double fixed = 3.0 * row_x * (double)c->chunk_size + (double)(16 << 20);
+	double room = (double)c->memory - fixed;
+	c->row_mem = row_mem;
+	c->fixed_mem = fixed;
+	uint64_t cap = room > row_mem ? (uint64_t)(room / row_mem) : 1;
+	uint64_t need = (c->total_rows + cap - 1) / cap;
+	if (n < need) {
+		cw_note(c, "a dataset of %" PRIu64 " rows would need more than --memory %.0f MB for its obs and "
+			"row offsets: writing %" PRIu64 " datasets instead of %" PRIu64, c->total_rows / n,
+			(double)c->memory / 1e6, need, n);
+		n = need;
+	}
 	return n < c->total_rows ? n : c->total_rows;
 }
 
@@ -377,7 +390,11 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		uint64_t rows = c->total_rows / nds + (k < c->total_rows % nds);
 		dset d;
 		memset(&d, 0, sizeof d);
-		if ((ret = cw_dset_alloc(c, &d, rows))) {
+		/* X stays in memory while it fits what the dataset's bookkeeping
+		 * leaves of --memory (half of it: the staging grows by doubling) */
+		double hold = ((double)c->memory - c->fixed_mem - c->row_mem * (double)rows) / 2;
+		c->x_hold = hold > 0 ? (uint64_t)hold : 0;
+		if ((ret = cw_dset_alloc(c, &d, rows)) || (ret = cw_spill_begin(c))) {
 			cw_dset_free(c, &d);
 			break;
 		}
@@ -389,6 +406,8 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 				take = rows - row0;
 			block b = { whole->in, whole->start + boff, whole->start + boff + take };
 			ret = cw_read_block_x(c, &d, &b, row0, &scratch, &scap);
+			if (!ret)
+				ret = cw_spill_block(c, &d, row0 + take);
 			if (!ret)
 				ret = cw_read_block_obs(c, &d, &b, row0, &scratch, &scap);
 			row0 += take;
@@ -419,6 +438,7 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		}
 		if (!ret && !c->stop)
 			ret = cw_write_dataset(c, w, &d, perm, c->first_dataset + k);
+		cw_spill_end(c);
 		free(perm);
 		cw_dset_free(c, &d);
 		c->datasets_done = k + 1;
@@ -483,6 +503,9 @@ static void conv_free(conv *c)
 			ab_column_close(in->obs[j]);
 		free(in->obs);
 		ab_column_close(in->names);
+		for (size_t j = 0; in->catmap && j < c->n_cols; j++)
+			free(in->catmap[j]);
+		free(in->catmap);
 		free(in->colmap);
 		ab_anndata_close(in->ad);
 	}
@@ -494,12 +517,12 @@ static void conv_free(conv *c)
 	free(c->cols);
 	free(c->groupby);
 	ab_strtab_free(&c->vars);
-	if (c->obs_renamed)
-		ab_strings_free_n(c->obs_renamed, c->n_obs_renamed);
+	if (c->obs_all)
+		ab_strings_free_n(c->obs_all, c->obs_got);
 	for (size_t j = 0; j < c->n_vcols; j++)
 		cw_vcol_free(c, &c->vcols[j]);
 	free(c->vcols);
-	free(c->obs_renamed_rows);
+	cw_spill_close(c);
 }
 
 void ab_collection_config_init(ab_collection_config *cfg)
@@ -541,6 +564,7 @@ int ab_collection_write(const char *path, const char *const *inputs, size_t n_in
 	conv c;
 	memset(&c, 0, sizeof c);
 	c.out = path;
+	c.spill_fd = -1;
 	c.cfg = cfg_in;
 	c.var_subset = cfg_in->var_subset_path;
 	c.shuffle = cfg_in->shuffle != 0;
@@ -551,11 +575,7 @@ int ab_collection_write(const char *path, const char *const *inputs, size_t n_in
 	c.make_var_unique = cfg_in->make_var_unique;
 	c.drop_new_genes = cfg_in->drop_new_genes;
 	c.o = cfg_in->write;
-	c.memory = cfg_in->memory;
-	if (!c.memory) {
-		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-		c.memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : (uint64_t)4 << 30;
-	}
+	c.memory = cfg_in->memory ? cfg_in->memory : CW_DEFAULT_MEMORY;
 	int rc = run(&c, inputs, n_inputs, summary);
 	/* the message of a failure outlives the clean-up */
 	char msg[1024] = "";

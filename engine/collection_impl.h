@@ -1,7 +1,8 @@
 /*
  * collection_impl.h - what the collection writer's files share (internal):
- * the plan of a run (inputs, output var space, columns), a dataset held in
- * memory, and the functions one part calls in another.
+ * the plan of a run (inputs, output var space, columns), a dataset being
+ * written (its obs in memory, its X rows in a scratch file), and the
+ * functions one part calls in another.
  *
  * The parts, in the order a run takes them (collection.c drives them):
  *   collection_inputs.c   open the inputs, var space (outer join, subset,
@@ -9,6 +10,7 @@
  *   collection_columns.c  which obs columns are written and how; var columns
  *                         kept as anndata's concat(merge="same")
  *   collection_read.c     a dataset's rows read block by block; its ordering
+ *   collection_spill.c    the scratch file a dataset's X rows wait in
  *   collection_write.c    a dataset written as an AnnData group
  *   collection.c          the public calls, the run, blocks and datasets
  */
@@ -24,6 +26,9 @@
 #include "last_error.h"
 #include "strtab.h"
 #include "value.h"
+
+/* --memory when the caller gives 0 */
+#define CW_DEFAULT_MEMORY ((uint64_t)1 << 30)
 
 /* the plan                                                                  */
 /* ------------------------------------------------------------------------- */
@@ -65,6 +70,8 @@ typedef struct input {
 	uint64_t vars_dropped;   /* var names not in a fixed var space */
 	uint64_t values_dropped; /* their non-zero values, counted as read */
 	int check_cast;          /* adding: X values checked to fit the collection's dtype */
+	int32_t **catmap;        /* per output column of a categorical input column:
+	                          * its codes to the output's (built when first read) */
 } input;
 
 typedef struct block { uint32_t in; uint64_t start, end; } block;
@@ -79,6 +86,12 @@ typedef struct conv {
 	uint64_t ds_rows, ds_bytes;
 	uint64_t seed;
 	uint64_t memory;
+	/* the scratch file a dataset's X rows are spilled to (collection_spill.c) */
+	int spill_fd;            /* -1 until the first dataset */
+	uint64_t spill_bytes;    /* written for the current dataset */
+	struct cw_spill *spill;  /* its thread and buffers */
+	double row_mem, fixed_mem; /* memory a dataset takes a row, and once */
+	uint64_t x_hold;         /* bytes of staged X a dataset may keep in memory */
 	int make_var_unique;     /* rename duplicate var names as anndata does */
 	int drop_new_genes;      /* adding: drop genes the collection lacks */
 	ab_anndata_write_config o;
@@ -97,10 +110,14 @@ typedef struct conv {
 	size_t n_groupby;
 	uint64_t first_dataset;  /* when adding to a collection */
 	int adding;
-	/* obs names made unique: global rows (ascending) and their new names */
-	uint64_t *obs_renamed_rows;
-	char **obs_renamed;
-	uint64_t n_obs_renamed;
+	/* Every input's obs names, made unique, in the order of the inputs'
+	 * concatenation: read once while planning (uniqueness needs them all)
+	 * and kept, so that a block's names are not decoded again from a string
+	 * chunk that may hold the whole column; a row's name moves to its
+	 * dataset when the row is read. The first obs_skip entries were an
+	 * existing collection's (freed). */
+	char **obs_all;
+	uint64_t obs_skip, obs_got;
 	/* progress */
 	uint64_t total_rows, rows_done, bytes_in;
 	uint64_t n_datasets, datasets_done;
@@ -108,13 +125,25 @@ typedef struct conv {
 	int stop;                /* the progress callback asked to stop */
 } conv;
 
-/* One dataset in memory. */
+/* One dataset being written. Its obs columns are held whole (a few bytes a
+ * row); its X only while it fits: the rows read are staged in indices/data
+ * (sparse) or data (dense), and when the staging outgrows c->x_hold it is
+ * spilled to the scratch file (stream order) and emptied. When the dataset
+ * is written, each row comes from the file (rows before staged_row0) or the
+ * staging, in the dataset's order. Of spilled X only indptr stays, the
+ * offsets of the rows in the file. */
 typedef struct dset {
 	uint64_t n;
-	int64_t *indptr;         /* sparse: n + 1 */
-	int32_t *indices;
-	void *data;              /* sparse: nnz items; dense: n * n_vars */
-	uint64_t nnz, cap;
+	int64_t *indptr;         /* sparse: n + 1, non-zeros before each row */
+	int32_t *indices;        /* sparse: the staged block's column indices */
+	void *data;              /* the staged block: sparse values, or dense rows */
+	uint64_t nnz;            /* sparse: non-zeros so far (spilled and staged) */
+	uint64_t nnz0;           /* sparse: non-zeros before the staged block */
+	uint64_t cap;            /* sparse: items indices and data can hold */
+	uint64_t dcap;           /* dense: bytes data can hold */
+	uint64_t staged_row0;    /* the first row staged; the rows before are spilled */
+	uint64_t *zoff;          /* spilled rows: n + 1 offsets of each (compressed)
+	                          * row in the scratch file */
 	void **colnum;           /* numeric columns: n items */
 	int32_t **colcode;       /* categorical: codes */
 	char ***colstr;          /* string columns */
@@ -191,6 +220,26 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 typedef struct sort_ctx { conv *c; dset *d; } sort_ctx;
 /* Stable sort of a permutation by the groupby columns. */
 void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s);
+
+/* ---- collection_spill.c */
+
+/* Readies the scratch file for a new dataset (emptied; its thread started
+ * the first time). The file itself is made at the first spill, beside the
+ * output and unlinked, so that nothing of it outlives the run. */
+int cw_spill_begin(conv *c);
+/* After rows up to row_end are staged: when the staging has outgrown
+ * c->x_hold, hands it to the scratch file's thread to write and empties it. */
+int cw_spill_block(conv *c, dset *d, uint64_t row_end);
+/* The X rows of output rows i0 .. (returned) *i1 (dataset rows perm[i], or
+ * i without perm), as many as fit a batch (at least one); *rows points at
+ * them, valid until the next call: sparse, each row's int32 indices then
+ * its values; dense, whole rows. The next batch is read ahead meanwhile. */
+int cw_spill_read(conv *c, const dset *d, const uint64_t *perm, uint64_t i0, uint64_t *i1,
+		  const uint8_t **rows);
+/* Waits for the scratch file's thread (a read ahead), before the dataset
+ * it reads is freed. */
+void cw_spill_end(conv *c);
+void cw_spill_close(conv *c);
 
 /* ---- collection_write.c */
 

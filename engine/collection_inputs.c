@@ -374,8 +374,8 @@ static int collection_obs_names(conv *c, ab_store *old, char ***all, uint64_t *g
 
 /* Duplicate obs names (over all inputs, in input order, after the rows of
  * the collection being added to) are made unique as obs_names_make_unique
- * does on the concatenation; the renamed rows of the inputs are kept (few,
- * usually none) and applied as the rows are read. */
+ * does on the concatenation; the inputs' names, so made, are kept in
+ * c->obs_all for the rows as they are read. */
 int cw_plan_obs_names(conv *c, ab_store *old)
 {
 	char **all = NULL;
@@ -402,27 +402,27 @@ int cw_plan_obs_names(conv *c, ab_store *old)
 		free(s);
 		got += ns;
 	}
-	uint64_t renamed = 0, *idx = NULL;
+	uint64_t renamed = 0, *idx = NULL, mine = 0;
 	if (!ret && cw_make_unique(all, got, 1, &renamed, NULL, &idx))
 		ret = cw_oom();
-	if (!ret && renamed) {
-		c->obs_renamed_rows = malloc(renamed * sizeof *c->obs_renamed_rows);
-		c->obs_renamed = malloc(renamed * sizeof *c->obs_renamed);
-		if (!c->obs_renamed_rows || !c->obs_renamed)
-			ret = cw_oom();
-		for (uint64_t q = 0; !ret && q < renamed; q++)
-			if (idx[q] >= skip) {
-				c->obs_renamed_rows[c->n_obs_renamed] = idx[q] - skip;
-				c->obs_renamed[c->n_obs_renamed++] = all[idx[q]];
-				all[idx[q]] = NULL;
-			}
-		if (!ret && c->n_obs_renamed)
-			cw_note(c, "%" PRIu64 " duplicate obs names made unique "
-				"(NAME-1, NAME-2, ... as obs_names_make_unique%s)", c->n_obs_renamed,
-				skip ? ", after the collection's rows" : "");
-	}
-	if (all)
+	for (uint64_t q = 0; !ret && q < renamed; q++)
+		mine += idx[q] >= skip;
+	if (!ret && mine)
+		cw_note(c, "%" PRIu64 " duplicate obs names made unique "
+			"(NAME-1, NAME-2, ... as obs_names_make_unique%s)", mine,
+			skip ? ", after the collection's rows" : "");
+	if (!ret) {
+		/* the collection's own names were only needed for uniqueness */
+		for (uint64_t q = 0; q < skip; q++) {
+			free(all[q]);
+			all[q] = NULL;
+		}
+		c->obs_all = all;
+		c->obs_skip = skip;
+		c->obs_got = got;
+	} else if (all) {
 		ab_strings_free_n(all, got);
+	}
 	free(idx);
 	return ret;
 }

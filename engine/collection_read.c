@@ -1,5 +1,6 @@
-/* collection_read.c - one dataset of a collection writer run read into
- * memory, block by block in the planned order, and its rows' ordering. */
+/* collection_read.c - one dataset of a collection writer run read block by
+ * block in the planned order (obs into memory, X staged for the scratch
+ * file), and its rows' ordering. */
 #include "collection_impl.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 void cw_dset_free(conv *c, dset *d)
 {
 	free(d->indptr);
+	free(d->zoff);
 	free(d->indices);
 	free(d->data);
 	for (size_t j = 0; j < c->n_cols; j++) {
@@ -67,7 +69,54 @@ static int cast_fail(conv *c, const input *in, uint64_t row, const void *src, si
 			ab_dtype_name(c->x_dtype));
 }
 
-/* Appends rows [b->start, b->end) of an input to the dataset (X part). */
+/* Sorts staged entries [out0, end) of a row by column, carrying the values
+ * along: a reordered var space (colmap not monotonic). */
+static int sort_row(dset *d, uint64_t out0, uint64_t end, size_t isz)
+{
+	uint64_t m = end - out0;
+	if (m < 2)
+		return 0;
+	pair *pp = malloc(m * sizeof *pp);
+	uint8_t *tv = malloc(m * isz);
+	if (!pp || !tv) {
+		free(pp);
+		free(tv);
+		return cw_oom();
+	}
+	for (uint64_t k = 0; k < m; k++) {
+		pp[k].col = d->indices[out0 + k];
+		pp[k].pos = (uint32_t)k;
+	}
+	/* columns are distinct within a row: any sort gives the one order */
+	qsort(pp, m, sizeof *pp, pair_cmp);
+	memcpy(tv, (uint8_t *)d->data + out0 * isz, m * isz);
+	for (uint64_t k = 0; k < m; k++) {
+		d->indices[out0 + k] = pp[k].col;
+		memcpy((uint8_t *)d->data + (out0 + k) * isz, tv + pp[k].pos * isz, isz);
+	}
+	free(pp);
+	free(tv);
+	return 0;
+}
+
+/* Grows the sparse staging (indices and data, same capacity) to `need`. */
+static int grow_staging(conv *c, dset *d, uint64_t need)
+{
+	uint64_t old = d->cap;
+	if (cw_grow((void **)&d->indices, &d->cap, need, sizeof(int32_t)))
+		return cw_oom();
+	if (d->cap == old && d->data)
+		return 0;
+	void *nd = realloc(d->data, (size_t)(d->cap * ab_dtype_size(c->x_dtype)));
+	if (!nd)
+		return cw_oom();
+	d->data = nd;
+	return 0;
+}
+
+/* Stages rows [b->start, b->end) of an input, which become dataset rows
+ * row0.. (X part), in the output's var space and dtype, after those staged
+ * already; cw_spill_block decides whether they stay. */
 int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			uint64_t *scap)
 {
@@ -75,6 +124,8 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 	uint64_t nr = b->end - b->start;
 	size_t isz_in = ab_dtype_size(in->info.x_dtype), isz = ab_dtype_size(c->x_dtype);
 	int rc;
+	/* m: entries staged so far (the staging starts at non-zero d->nnz0) */
+	uint64_t m = d->nnz - d->nnz0;
 	if (in->info.x_kind == AB_X_CSR) {
 		uint64_t nnz;
 		if ((rc = ab_anndata_x_nnz(in->ad, b->start, b->end, &nnz)))
@@ -88,59 +139,30 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 		if ((rc = ab_anndata_x_read_csr(in->ad, b->start, b->end, ip, ix, dv)))
 			return cw_fail_lib(c, rc, in->path);
 		c->bytes_in += nnz * (isz_in + 8) + nr * 8;
-		if (c->sparse) {
-			if (cw_grow((void **)&d->indices, &d->cap, d->nnz + nnz, sizeof(int32_t)))
-				return cw_oom();
-			uint64_t dcap = d->cap;
-			/* data grows with the same capacity as indices */
-			void *nd = realloc(d->data, (size_t)(dcap * isz));
-			if (!nd)
-				return cw_oom();
-			d->data = nd;
-			for (uint64_t r = 0; r < nr; r++) {
-				uint64_t s = (uint64_t)ip[r], e = (uint64_t)ip[r + 1];
-				uint64_t out0 = d->nnz;
-				for (uint64_t k = s; k < e; k++) {
-					int64_t oc = in->colmap[ix[k]];
-					if (oc < 0) {
-						in->values_dropped++;
-						continue;
-					}
-					if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, dv, k)))
-						return cast_fail(c, in, b->start + r, dv, k);
-					d->indices[d->nnz] = (int32_t)oc;
-					copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, dv, k, isz);
-					d->nnz++;
-				}
-				if (!in->monotonic && d->nnz - out0 > 1) {
-					/* A reordered var space: sort the row's entries by
-					 * their new column, carrying the values along. */
-					uint64_t m = d->nnz - out0;
-					pair *pp = malloc(m * sizeof *pp);
-					uint8_t *tv = malloc(m * isz);
-					if (!pp || !tv) {
-						free(pp);
-						free(tv);
-						return cw_oom();
-					}
-					for (uint64_t k = 0; k < m; k++) {
-						pp[k].col = d->indices[out0 + k];
-						pp[k].pos = (uint32_t)k;
-					}
-					qsort(pp, m, sizeof *pp, pair_cmp);
-					memcpy(tv, (uint8_t *)d->data + out0 * isz, m * isz);
-					for (uint64_t k = 0; k < m; k++) {
-						d->indices[out0 + k] = pp[k].col;
-						memcpy((uint8_t *)d->data + (out0 + k) * isz, tv + pp[k].pos * isz, isz);
-					}
-					free(pp);
-					free(tv);
-				}
-				d->indptr[row0 + r + 1] = (int64_t)d->nnz;
-			}
-		} else {
+		if (!c->sparse)
 			return cw_fail(c, "%s: internal: sparse input into dense output", in->path, NULL);
+		if ((rc = grow_staging(c, d, m + nnz)))
+			return rc;
+		for (uint64_t r = 0; r < nr; r++) {
+			uint64_t s = (uint64_t)ip[r], e = (uint64_t)ip[r + 1];
+			uint64_t out0 = m;
+			for (uint64_t k = s; k < e; k++) {
+				int64_t oc = in->colmap[ix[k]];
+				if (oc < 0) {
+					in->values_dropped++;
+					continue;
+				}
+				if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, dv, k)))
+					return cast_fail(c, in, b->start + r, dv, k);
+				d->indices[m] = (int32_t)oc;
+				copy_item(c->x_dtype, d->data, m, in->info.x_dtype, dv, k, isz);
+				m++;
+			}
+			if (!in->monotonic && (rc = sort_row(d, out0, m, isz)))
+				return rc;
+			d->indptr[row0 + r + 1] = (int64_t)(d->nnz0 + m);
 		}
+		d->nnz = d->nnz0 + m;
 		return 0;
 	}
 	/* dense input */
@@ -155,14 +177,10 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 		uint64_t add = 0;
 		for (uint64_t k = 0; k < nr * nv; k++)
 			add += !is_zero(in->info.x_dtype, src, k, isz_in) && in->colmap[k % (nv ? nv : 1)] >= 0;
-		if (cw_grow((void **)&d->indices, &d->cap, d->nnz + add, sizeof(int32_t)))
-			return cw_oom();
-		void *nd = realloc(d->data, (size_t)(d->cap * isz));
-		if (!nd)
-			return cw_oom();
-		d->data = nd;
+		if ((rc = grow_staging(c, d, m + add)))
+			return rc;
 		for (uint64_t r = 0; r < nr; r++) {
-			uint64_t out0 = d->nnz;
+			uint64_t out0 = m;
 			for (uint64_t j = 0; j < nv; j++) {
 				uint64_t k = r * nv + j;
 				if (is_zero(in->info.x_dtype, src, k, isz_in))
@@ -173,32 +191,22 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 				}
 				if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, src, k)))
 					return cast_fail(c, in, b->start + r, src, k);
-				d->indices[d->nnz] = (int32_t)in->colmap[j];
-				copy_item(c->x_dtype, d->data, d->nnz, in->info.x_dtype, src, k, isz);
-				d->nnz++;
+				d->indices[m] = (int32_t)in->colmap[j];
+				copy_item(c->x_dtype, d->data, m, in->info.x_dtype, src, k, isz);
+				m++;
 			}
-			if (!in->monotonic && d->nnz - out0 > 1) {
-				/* rare: dense input with reordered vars; insertion sort */
-				for (uint64_t a = out0 + 1; a < d->nnz; a++) {
-					int32_t col = d->indices[a];
-					uint8_t tmp[16];
-					memcpy(tmp, (uint8_t *)d->data + a * isz, isz);
-					uint64_t bb = a;
-					while (bb > out0 && d->indices[bb - 1] > col) {
-						d->indices[bb] = d->indices[bb - 1];
-						memcpy((uint8_t *)d->data + bb * isz, (uint8_t *)d->data + (bb - 1) * isz, isz);
-						bb--;
-					}
-					d->indices[bb] = col;
-					memcpy((uint8_t *)d->data + bb * isz, tmp, isz);
-				}
-			}
-			d->indptr[row0 + r + 1] = (int64_t)d->nnz;
+			if (!in->monotonic && (rc = sort_row(d, out0, m, isz)))
+				return rc;
+			d->indptr[row0 + r + 1] = (int64_t)(d->nnz0 + m);
 		}
+		d->nnz = d->nnz0 + m;
 		return 0;
 	}
-	uint8_t *dst = (uint8_t *)d->data + row0 * c->n_vars * isz;
-	memset(dst, 0, (size_t)(nr * c->n_vars * isz));
+	uint64_t rb = c->n_vars * isz, at = (row0 - d->staged_row0) * rb;
+	if (cw_grow(&d->data, &d->dcap, at + nr * rb + 1, 1))
+		return cw_oom();
+	uint8_t *dst = (uint8_t *)d->data + at;
+	memset(dst, 0, (size_t)(nr * rb));
 	for (uint64_t r = 0; r < nr; r++)
 		for (uint64_t j = 0; j < nv; j++)
 			if (in->colmap[j] >= 0 && in->check_cast &&
@@ -212,6 +220,51 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 	return 0;
 }
 
+/* A categorical input column's codes for rows [b->start, b->end), mapped
+ * to the output column's (-1: missing) without making a label a row: the
+ * labels of a block come from decoding its whole chunk of codes, cheap,
+ * where a string column's would mean every string of the chunk. 0, an AB_E*
+ * code, or 1 when a code lies outside the input's categories (the label
+ * reader then says where). */
+static int read_codes(conv *c, input *in, size_t j, const ab_column_info *ci, const block *b, int32_t *out,
+		      void **scratch, uint64_t *scap)
+{
+	uint64_t nr = b->end - b->start, ncat = ci->n_categories;
+	int rc;
+	if (!in->catmap && !(in->catmap = calloc(c->n_cols, sizeof *in->catmap)))
+		return cw_oom();
+	if (!in->catmap[j]) {
+		char **s;
+		size_t ns;
+		if ((rc = ab_column_categories(in->obs[j], &s, &ns)))
+			return cw_fail_lib(c, rc, in->path);
+		int32_t *m = ns == ncat ? malloc((ncat + 1) * sizeof *m) : NULL;
+		for (size_t k = 0; m && k < ns; k++)
+			m[k] = s[k] ? (int32_t)ab_strtab_find(&c->cols[j].cats, s[k]) : -1;
+		ab_strings_free_n(s, ns);
+		if (!m)
+			return ns == ncat ? cw_oom() : 1;
+		in->catmap[j] = m;
+	}
+	size_t isz = ab_dtype_size(ci->dtype);
+	if (cw_grow(scratch, scap, nr * isz + nr + 16, 1))
+		return cw_oom();
+	uint8_t *mask = (uint8_t *)*scratch + nr * isz;
+	if ((rc = ab_column_read(in->obs[j], b->start, b->end, *scratch, nr * isz, mask)))
+		return cw_fail_lib(c, rc, in->path);
+	for (uint64_t r = 0; r < nr; r++) {
+		if (mask[r]) {
+			out[r] = -1;
+			continue;
+		}
+		int64_t v = ab_value_as_int64(ci->dtype, *scratch, r);
+		if (v < 0 || (uint64_t)v >= ncat)
+			return 1;
+		out[r] = in->catmap[j][v];
+	}
+	return 0;
+}
+
 int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			  uint64_t *scap)
 {
@@ -220,31 +273,12 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 	int rc;
 	for (uint64_t r = 0; r < nr; r++)
 		d->src[row0 + r] = (int32_t)b->in;
+	/* the names, made unique while planning, move to the dataset */
+	char **names = c->obs_all + c->obs_skip + in->row0 + b->start;
+	memcpy(d->obs_names + row0, names, nr * sizeof *names);
+	memset(names, 0, nr * sizeof *names);
 	char **s;
 	size_t ns;
-	if ((rc = ab_column_read_strings(in->names, b->start, b->end, &s, &ns)))
-		return cw_fail_lib(c, rc, in->path);
-	memcpy(d->obs_names + row0, s, ns * sizeof *s);
-	free(s); /* the strings now belong to the dataset */
-	if (c->n_obs_renamed) {
-		/* the rows of this block whose names plan_obs_names changed */
-		uint64_t g0 = in->row0 + b->start, g1 = in->row0 + b->end, lo = 0, hi = c->n_obs_renamed;
-		while (lo < hi) {
-			uint64_t mid = lo + (hi - lo) / 2;
-			if (c->obs_renamed_rows[mid] < g0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (; lo < c->n_obs_renamed && c->obs_renamed_rows[lo] < g1; lo++) {
-			char **slot = &d->obs_names[row0 + c->obs_renamed_rows[lo] - g0];
-			char *nm = strdup(c->obs_renamed[lo]);
-			if (!nm)
-				return cw_oom();
-			free(*slot);
-			*slot = nm;
-		}
-	}
 	for (size_t j = 0; j < c->n_cols; j++) {
 		ocol *oc = &c->cols[j];
 		ab_column **col = &in->obs[j];
@@ -268,6 +302,18 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 			}
 			continue;
 		}
+		if (oc->kind == OC_CATEGORICAL) {
+			ab_column_info ci;
+			ab_column_get_info(*col, &ci);
+			if (ci.kind == AB_COL_CATEGORICAL) {
+				rc = read_codes(c, in, j, &ci, b, d->colcode[j] + row0, scratch, scap);
+				if (rc < 0)
+					return rc;
+				if (rc == 0)
+					continue;
+				/* a code outside the categories: the label reader names it */
+			}
+		}
 		if ((rc = ab_column_read_strings(*col, b->start, b->end, &s, &ns)))
 			return cw_fail_lib(c, rc, in->path);
 		if (oc->kind == OC_STRING) {
@@ -285,14 +331,10 @@ int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **sc
 int cw_dset_alloc(conv *c, dset *d, uint64_t n)
 {
 	d->n = n;
-	size_t isz = ab_dtype_size(c->x_dtype);
 	int bad = 0;
 	if (c->sparse) {
 		d->indptr = calloc(n + 1, sizeof *d->indptr);
 		bad |= !d->indptr;
-	} else {
-		d->data = malloc((size_t)(n * c->n_vars * isz) + 1);
-		bad |= !d->data;
 	}
 	d->colnum = calloc(c->n_cols + 1, sizeof *d->colnum);
 	d->colcode = calloc(c->n_cols + 1, sizeof *d->colcode);

@@ -1,14 +1,115 @@
-/* collection_write.c - a dataset held in memory written as an AnnData group
- * of the collection: X (CSR or dense, sharded), obs, var. */
+/* collection_write.c - a dataset written as an AnnData group of the
+ * collection: X (CSR or dense, sharded) read back from the scratch file in
+ * the dataset's order, obs, var. */
 #include "collection_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 /* writing a dataset                                                         */
 /* ------------------------------------------------------------------------- */
+
+/* X/indices appended on a second thread while the caller appends X/data,
+ * a batch at a time: the two arrays share nothing, and encoding their
+ * chunks is most of the work of writing. The bytes are the same: each
+ * array still gets its rows in order. */
+typedef struct idx_job {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int started, busy, quit, rc;
+	ab_writer_array *xi;
+	const dset *d;
+	const uint64_t *perm;
+	const uint8_t *rows;
+	uint64_t i0, i1;
+	size_t isz;
+} idx_job;
+
+static int append_indices(idx_job *j)
+{
+	int rc = 0;
+	const uint8_t *rows = j->rows;
+	for (uint64_t i = j->i0; i < j->i1 && !rc; i++) {
+		uint64_t r = j->perm ? j->perm[i] : i;
+		uint64_t m = (uint64_t)(j->d->indptr[r + 1] - j->d->indptr[r]);
+		rc = ab_writer_array_append(j->xi, rows, m);
+		rows += m * (4 + j->isz);
+	}
+	return rc;
+}
+
+static void *idx_thread(void *arg)
+{
+	idx_job *j = arg;
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (!j->busy && !j->quit)
+			pthread_cond_wait(&j->cv, &j->mu);
+		if (!j->busy)
+			break;
+		pthread_mutex_unlock(&j->mu);
+		int rc = append_indices(j);
+		pthread_mutex_lock(&j->mu);
+		j->rc = rc;
+		j->busy = 0;
+		pthread_cond_broadcast(&j->cv);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* Starts the batch's indices (on the thread, or here without one). */
+static void idx_submit(idx_job *j, const uint8_t *rows, uint64_t i0, uint64_t i1)
+{
+	j->rows = rows;
+	j->i0 = i0;
+	j->i1 = i1;
+	if (!j->started) {
+		j->rc = append_indices(j);
+		return;
+	}
+	pthread_mutex_lock(&j->mu);
+	j->busy = 1;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Waits for the batch's indices; the array's failure, its message set on
+ * this thread. */
+static int idx_wait(idx_job *j)
+{
+	if (j->started) {
+		pthread_mutex_lock(&j->mu);
+		while (j->busy)
+			pthread_cond_wait(&j->cv, &j->mu);
+		pthread_mutex_unlock(&j->mu);
+	}
+	int rc = j->rc;
+	j->rc = 0;
+	/* The message was set on the other thread; a failed array repeats it
+	 * on this one. */
+	if (rc && ab_writer_array_append(j->xi, NULL, 0) == 0)
+		ab_error_set(rc, "X/indices: %s", ab_strerror(rc));
+	return rc;
+}
+
+static void idx_stop(idx_job *j)
+{
+	if (!j->started)
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->quit = 1;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->th, NULL);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	j->started = 0;
+}
 
 int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint64_t k)
 {
@@ -41,18 +142,37 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 			rc = AB_ENOMEM;
 		if (!rc)
 			indptr[0] = 0;
-		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
-			uint64_t r = perm ? perm[i] : i;
-			uint64_t s = (uint64_t)d->indptr[r], e = (uint64_t)d->indptr[r + 1];
-			rc = ab_writer_array_append(xv, (uint8_t *)d->data + s * isz, e - s);
-			if (!rc)
-				rc = ab_writer_array_append(xi, d->indices + s, e - s);
-			indptr[i + 1] = indptr[i] + (int64_t)(e - s);
-			if ((i & 63) == 63) {
-				c->rows_done += 64;
-				cw_progress(c, 0);
+		idx_job ij = { .xi = xi, .d = d, .perm = perm, .isz = isz };
+		if (!rc && pthread_mutex_init(&ij.mu, NULL) == 0) {
+			if (pthread_cond_init(&ij.cv, NULL) != 0) {
+				pthread_mutex_destroy(&ij.mu);
+			} else if (pthread_create(&ij.th, NULL, idx_thread, &ij) != 0) {
+				pthread_cond_destroy(&ij.cv); /* no thread: the indices here */
+				pthread_mutex_destroy(&ij.mu);
+			} else {
+				ij.started = 1;
 			}
 		}
+		for (uint64_t i = 0, i1; !rc && !c->stop && i < n; i = i1) {
+			const uint8_t *rows;
+			if ((rc = cw_spill_read(c, d, perm, i, &i1, &rows)))
+				break;
+			idx_submit(&ij, rows, i, i1);
+			for (; !rc && i < i1; i++) {
+				uint64_t r = perm ? perm[i] : i;
+				uint64_t m = (uint64_t)(d->indptr[r + 1] - d->indptr[r]);
+				rc = ab_writer_array_append(xv, rows + m * 4, m);
+				rows += m * (4 + isz);
+				indptr[i + 1] = indptr[i] + (int64_t)m;
+				if ((i & 63) == 63) {
+					c->rows_done += 64;
+					cw_progress(c, 0);
+				}
+			}
+			int rci = idx_wait(&ij);
+			rc = rc ? rc : rci;
+		}
+		idx_stop(&ij);
 		c->rows_done += n & 63;
 		int rc2 = xv ? ab_writer_array_close(xv) : 0;
 		int rc3 = xi ? ab_writer_array_close(xi) : 0;
@@ -78,12 +198,17 @@ int cw_write_dataset(conv *c, ab_writer *w, dset *d, const uint64_t *perm, uint6
 		if (rc)
 			return cw_fail_lib(c, rc, c->out);
 		size_t rb = (size_t)(c->n_vars * isz);
-		for (uint64_t i = 0; !rc && !c->stop && i < n; i++) {
-			uint64_t r = perm ? perm[i] : i;
-			rc = ab_writer_array_append(x, (uint8_t *)d->data + r * rb, 1);
-			if ((i & 63) == 63) {
-				c->rows_done += 64;
-				cw_progress(c, 0);
+		for (uint64_t i = 0, i1; !rc && !c->stop && i < n; i = i1) {
+			const uint8_t *rows;
+			if ((rc = cw_spill_read(c, d, perm, i, &i1, &rows)))
+				break;
+			for (; !rc && i < i1; i++) {
+				rc = ab_writer_array_append(x, rows, 1);
+				rows += rb;
+				if ((i & 63) == 63) {
+					c->rows_done += 64;
+					cw_progress(c, 0);
+				}
 			}
 		}
 		c->rows_done += n & 63;

@@ -845,7 +845,7 @@ AB_API int ab_writer_categorical_column(ab_writer *w, const char *node, const in
  * The rows of all inputs, cut into blocks of shuffle_chunk_size contiguous
  * rows, are taken in a random order (seed) and split over ceil(total rows /
  * dataset size) datasets whose row counts differ by at most one; each
- * dataset's rows are then permuted in memory (and, with groupby, stably
+ * dataset's rows are then permuted (and, with groupby, stably
  * sorted by those obs columns, missing values last, as pandas), so a loader
  * reading contiguous chunks still sees well-mixed rows. The same inputs,
  * config and seed give the same bytes.
@@ -867,8 +867,19 @@ AB_API int ab_writer_categorical_column(ab_writer *w, const char *node, const in
  * (AB_ECANCELED), removes the temporary directory and leaves `path` as it
  * was. The output may not be an input, lie inside one or hold one.
  *
- * Memory: a dataset is built whole in memory; when one would not fit in
- * `memory`, more (smaller) datasets are made.
+ * Memory: a dataset is not built whole. Its obs columns, its rows' offsets
+ * and its order are held (a few dozen bytes a row, more for long string
+ * columns); its X rows only while they fit what `memory` (1 GiB by default)
+ * leaves after that. Past it they go, as they are read, to a scratch file
+ * beside `path`, unlinked as it is made (one dataset's X at a time: the file
+ * system needs room for the collection plus one dataset), and come back in
+ * the dataset's order as it is written. So datasets have the size asked and
+ * `memory` bounds what the run holds; only a dataset whose per-row
+ * bookkeeping alone would not fit is split into more, smaller datasets (a
+ * note says so). The inputs' obs names are held while the run plans (making
+ * them unique needs them all). While it writes, the call runs two helper
+ * threads (the scratch file's reads and writes, a batch ahead; X/indices
+ * encoded beside X/data); the callbacks still run on the calling thread.
  *
  * Example (error handling shortened):
  *
@@ -918,8 +929,8 @@ typedef struct ab_collection_config {
 	                                  * is sorted by, stable; NULL: none        */
 	size_t n_groupby;
 	ab_anndata_write_config write;   /* chunks, shards and codecs of the output */
-	uint64_t memory;                 /* bytes a dataset may take in memory; 0:
-	                                  * a quarter of the machine's RAM          */
+	uint64_t memory;                 /* bytes the run may hold in memory; 0:
+	                                  * 1 GiB (see "Memory" above)              */
 	/* Called after every block read and every few thousand rows written;
 	 * a non-zero return stops the run (AB_ECANCELED, `path` untouched). NULL:
 	 * none. Called on the calling thread. */

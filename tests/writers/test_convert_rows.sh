@@ -6,6 +6,8 @@
 #    after all others, stable, as pandas' sort_values(na_position="last");
 #  - --dataset-size (rows, or bytes of X) gives ceil(total / size) datasets of
 #    np.array_split's row counts, whatever --shuffle-chunk-size is;
+#  - a dataset's X is not held in memory: convert runs under an address-space
+#    limit well below it, with --memory below it too, in one dataset;
 #  - SIGINT/SIGTERM and a full disk leave no temporary directory; an output
 #    inside an input (or an input inside the output) is refused; so is
 #    `synth --force` over a directory that is not a zarr store;
@@ -164,6 +166,25 @@ done
 check "synth --force over a zarr store replaces it" bash -c '
 	"$0" synth syn.zarr --n-obs 10 --n-vars 5 >/dev/null && "$0" synth syn.zarr --force --n-obs 12 --n-vars 5 >/dev/null &&
 	'"$PY"' -c "import json; assert json.load(open(\"syn.zarr/obs/_index/zarr.json\"))[\"shape\"] == [12]"' "$AB"
+
+# ---- bounded memory: a dataset's X goes through the scratch file, never held
+# big.zarr's X takes 480 MB held whole (60 M non-zeros, float32 values and
+# int32 indices). Under a 250 MB address-space limit, with --memory 128MB (far
+# below X), convert still writes one dataset, the same bytes as with X held
+# in memory (--memory 4GB, no limit), and leaves nothing beside the output. A
+# writer that held the dataset runs out of memory, or makes smaller datasets
+# to fit --memory. MALLOC_ARENA_MAX=1: glibc reserves 64 MB of address space
+# for each thread's own arena, as timing decides (the writer has two helper
+# threads); that is not memory, and it would make the limit a lottery.
+if grep -Eq '^AB_CFLAGS = .*-fsanitize' "$top_build/Makefile" 2>/dev/null; then
+	echo "skip - bounded memory: a sanitizer build's address space is its shadow memory's"
+else
+	check "ulimit -v 250MB, --memory 128MB, 480 MB of X: one dataset, the bytes of X held, no scratch left" bash -c '
+		mkdir -p mem && "$0" convert big.zarr -o mem/free.zarr --memory 4GB --no-progress 2>/dev/null &&
+		(ulimit -v 250000 && MALLOC_ARENA_MAX=1 "$0" convert big.zarr -o mem/lim.zarr --memory 128MB --no-progress) &&
+		test "$(ls mem/lim.zarr | grep -c ^dataset_)" -eq 1 && diff -r mem/free.zarr mem/lim.zarr &&
+		test "$(ls -A mem)" = "$(printf "free.zarr\nlim.zarr")"' "$AB"
+fi
 
 # ---- too many open files
 mkdir -p many
