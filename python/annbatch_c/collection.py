@@ -374,8 +374,9 @@ class DatasetCollection:
             drop the genes the collection lacks instead of refusing the input.
         blosc_blocksize, memory
             Bytes per blosc block (0: libblosc's choice), and the memory a
-            dataset may take (default a quarter of RAM; a dataset that would
-            not fit is made smaller).
+            run may hold (default 1 GiB): a dataset's X stays in memory while
+            it fits and is streamed through a compressed scratch file beside
+            the output past that; datasets keep their asked size.
         progress
             Called with a dict (rows_done, total_rows, bytes_read,
             datasets_done, n_datasets, elapsed_s, final) at most 20 times a
