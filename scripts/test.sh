@@ -41,7 +41,7 @@ run_suite plain "$top/build" ""
 run_suite "asan+ubsan" "$top/build-asan" "" --enable-sanitizers
 # The engine's concurrency under ThreadSanitizer: the ring, the I/O backends,
 # the loader with many consumers, and fault injection.
-run_suite tsan "$top/build-tsan" "tests/unit/test_ring tests/unit/test_io tests/unit/test_loader tests/unit/test_faults" \
+run_suite tsan "$top/build-tsan" "tests/unit/test_ring tests/unit/test_io tests/unit/test_loader tests/unit/test_faults tests/unit/test_collection" \
 	--enable-tsan
 # A library built without HDF5 (configure --without-hdf5): .h5ad paths say
 # so in one line, zarr works. Only the CLI is built for it.

@@ -198,6 +198,35 @@ START_TEST(test_rows_once_each)
 }
 END_TEST
 
+static int count_entries(const char *d);
+
+/* The same rows when X is streamed through the scratch file (a memory
+ * budget far below the inputs' X) as when it is held: the collection's
+ * bytes are the same, and no scratch file is left. */
+START_TEST(test_spilled_equals_held)
+{
+	char held[300], spilled[300];
+	snprintf(held, sizeof held, "%s/held.zarr", dir);
+	snprintf(spilled, sizeof spilled, "%s/spilled.zarr", dir);
+	const char *in[3] = { csr_in, dense_in, csr_in };
+	ab_collection_config cfg;
+	ab_collection_config_init(&cfg);
+	cfg.seed = 3;
+	cfg.shuffle_chunk_size = 5;
+	cfg.dataset_rows = 20;
+	cfg.memory = (uint64_t)4 << 30;
+	ck_assert_msg(ab_collection_write(held, in, 3, &cfg, NULL) == 0, "%s", ab_last_error());
+	/* the writer keeps 16 MiB for itself; what is left holds the rows'
+	 * bookkeeping and not much X */
+	cfg.memory = ((uint64_t)16 << 20) + 20000;
+	ck_assert_msg(ab_collection_write(spilled, in, 3, &cfg, NULL) == 0, "%s", ab_last_error());
+	char cmd[800];
+	snprintf(cmd, sizeof cmd, "cd %s && diff -r held.zarr spilled.zarr >/dev/null", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(count_entries(dir), 2);
+}
+END_TEST
+
 /* Adding a dense input to the sparse collection: new datasets after the old
  * ones, the summary says so. */
 START_TEST(test_add_to_collection)
@@ -347,6 +376,7 @@ static Suite *suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, test_rows_once_each);
 	tcase_add_test(t, test_add_to_collection);
+	tcase_add_test(t, test_spilled_equals_held);
 	tcase_add_test(t, test_cancel_leaves_nothing);
 	tcase_add_test(t, test_bad_arguments);
 	tcase_add_test(t, test_rng_streams);
