@@ -117,6 +117,25 @@ static int grow_staging(conv *c, dset *d, uint64_t need)
 /* Stages rows [b->start, b->end) of an input, which become dataset rows
  * row0.. (X part), in the output's var space and dtype, after those staged
  * already; cw_spill_block decides whether they stay. */
+/* Stages item k of an input's X row `row` (values `src` in the input's
+ * dtype) as entry *m of a sparse dataset, in output column `oc`: a column
+ * the output lacks drops it (counted); a value the collection's dtype cannot
+ * hold stops the run. */
+static int stage_value(conv *c, dset *d, input *in, uint64_t *m, int64_t oc, const void *src, uint64_t k,
+		       uint64_t row)
+{
+	if (oc < 0) {
+		in->values_dropped++;
+		return 0;
+	}
+	if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, src, k)))
+		return cast_fail(c, in, row, src, k);
+	d->indices[*m] = (int32_t)oc;
+	copy_item(c->x_dtype, d->data, *m, in->info.x_dtype, src, k, ab_dtype_size(c->x_dtype));
+	(*m)++;
+	return 0;
+}
+
 int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch,
 			uint64_t *scap)
 {
@@ -146,18 +165,9 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 		for (uint64_t r = 0; r < nr; r++) {
 			uint64_t s = (uint64_t)ip[r], e = (uint64_t)ip[r + 1];
 			uint64_t out0 = m;
-			for (uint64_t k = s; k < e; k++) {
-				int64_t oc = in->colmap[ix[k]];
-				if (oc < 0) {
-					in->values_dropped++;
-					continue;
-				}
-				if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, dv, k)))
-					return cast_fail(c, in, b->start + r, dv, k);
-				d->indices[m] = (int32_t)oc;
-				copy_item(c->x_dtype, d->data, m, in->info.x_dtype, dv, k, isz);
-				m++;
-			}
+			for (uint64_t k = s; k < e; k++)
+				if ((rc = stage_value(c, d, in, &m, in->colmap[ix[k]], dv, k, b->start + r)))
+					return rc;
 			if (!in->monotonic && (rc = sort_row(d, out0, m, isz)))
 				return rc;
 			d->indptr[row0 + r + 1] = (int64_t)(d->nnz0 + m);
@@ -183,17 +193,9 @@ int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scra
 			uint64_t out0 = m;
 			for (uint64_t j = 0; j < nv; j++) {
 				uint64_t k = r * nv + j;
-				if (is_zero(in->info.x_dtype, src, k, isz_in))
-					continue;
-				if (in->colmap[j] < 0) {
-					in->values_dropped++;
-					continue;
-				}
-				if (in->check_cast && !ab_value_fits(c->x_dtype, ab_value_as_double(in->info.x_dtype, src, k)))
-					return cast_fail(c, in, b->start + r, src, k);
-				d->indices[m] = (int32_t)in->colmap[j];
-				copy_item(c->x_dtype, d->data, m, in->info.x_dtype, src, k, isz);
-				m++;
+				if (!is_zero(in->info.x_dtype, src, k, isz_in) &&
+				    (rc = stage_value(c, d, in, &m, in->colmap[j], src, k, b->start + r)))
+					return rc;
 			}
 			if (!in->monotonic && (rc = sort_row(d, out0, m, isz)))
 				return rc;

@@ -39,8 +39,9 @@ total_pass=0
 total_fail=0
 run_suite plain "$top/build" ""
 run_suite "asan+ubsan" "$top/build-asan" "" --enable-sanitizers
-# The engine's concurrency under ThreadSanitizer: the ring, the I/O backends,
-# the loader with many consumers, and fault injection.
+# The concurrency under ThreadSanitizer: the ring, the I/O backends, the
+# loader with many consumers, fault injection, and the collection writer's
+# scratch and encoder threads.
 run_suite tsan "$top/build-tsan" "tests/unit/test_ring tests/unit/test_io tests/unit/test_loader tests/unit/test_faults tests/unit/test_collection" \
 	--enable-tsan
 # A library built without HDF5 (configure --without-hdf5): .h5ad paths say
