@@ -1,5 +1,5 @@
-/* assemble.c - a complete window is cut into batches following its
- * permutation, published in window order. */
+/* assemble.c - a complete window's batches (their X already in place, see
+ * scatter.c) are finished and published in window order. */
 #include "loader_impl.h"
 
 #include <dirent.h>
@@ -17,21 +17,6 @@
 
 /* ------------------------------------------------------------ batches */
 
-static ab_batch *batch_get(ab_loader *ld)
-{
-	pthread_mutex_lock(&ld->mu);
-	ab_batch *b = ld->free_batches;
-	if (b)
-		ld->free_batches = b->next_free;
-	pthread_mutex_unlock(&ld->mu);
-	if (!b)
-		b = calloc(1, sizeof *b);
-	if (b)
-		b->ld = ld;
-	return b;
-}
-
-
 static void publish(ab_loader *ld, ld_window *w);
 
 /* Puts a task at the head of the workers' queue. */
@@ -46,14 +31,14 @@ static void push_task_front(ab_loader *ld, ld_task *t)
 	pthread_mutex_unlock(&ld->mu);
 }
 
-/* Cuts batch b of a complete window (its batch struct already taken). */
+/* Finishes batch b of a complete window: its X is in place already (the
+ * decode wrote each row there); here come its global rows, obs values, CSR
+ * indptr, and the check that each row's indices increase. */
 static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 {
-	size_t rowb = (size_t)(ld->row_items * ld->out_isz);
 	ab_batch *bt = w->batches[b];
 	const uint32_t *perm = w->w.perm + w->w.batch_off[b];
 	uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
-	bt->nrows = n;
 	if (ensure((void **)&bt->rows, &bt->rows_cap, sizeof(uint64_t) * (n ? n : 1)))
 		return ab_error_set(AB_ENOMEM, "out of memory");
 	for (uint64_t j = 0; j < n; j++)
@@ -87,60 +72,34 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 			}
 		}
 	}
-	if (!ld->sparse) {
-		if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
-			return ab_error_set(AB_ENOMEM, "out of memory");
-		uint8_t *d = bt->data;
-		for (uint64_t j = 0; j < n; j++)
-			memcpy(d + j * rowb, w->xbuf + (size_t)perm[j] * rowb, rowb);
-		bt->nnz = 0;
-	} else {
-		uint64_t nnz = 0;
-		for (uint64_t j = 0; j < n; j++)
-			nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
-		int i32 = ld->cfg.indptr_int32;
-		if (i32 && nnz > ld->indptr32_max)
-			return ab_error_set(AB_EINVAL,
-					    "batch %zu of window %" PRIu64 " of epoch %" PRIu64 " (%" PRIu64
-					    " rows, the first global row %" PRIu64 ") has %" PRIu64 " values, more "
-					    "than an int32 indptr can index (%" PRIu64 "; indptr_int32 is set): "
-					    "lower batch_size, or leave indptr_int32 off",
-					    b, w->w.index, w->epoch, n, n ? bt->rows[0] : 0, nnz, ld->indptr32_max);
-		size_t ipsz = i32 ? sizeof(int32_t) : sizeof(int64_t);
-		if (ensure_x(ld, &bt->indptr, &bt->indptr_cap, ipsz * (n + 1)) ||
-		    ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
-		    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
-			return ab_error_set(AB_ENOMEM, "out of memory");
-		int64_t *ip64 = i32 ? NULL : bt->indptr;
-		int32_t *ip32 = i32 ? bt->indptr : NULL;
-		uint64_t at = 0;
-		int sorted = 1;
+	if (!ld->sparse)
+		return 0;
+	/* the nnz was checked to fit an int32 indptr when the batch was placed */
+	int i32 = ld->cfg.indptr_int32;
+	int64_t *ip64 = i32 ? NULL : bt->indptr;
+	int32_t *ip32 = i32 ? bt->indptr : NULL;
+	uint64_t at = 0;
+	int sorted = 1;
+	if (i32)
+		ip32[0] = 0;
+	else
+		ip64[0] = 0;
+	for (uint64_t j = 0; j < n; j++) {
+		uint64_t len = (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
+		/* strictly increasing within the row (what torch's CSR tensors
+		 * require, so a consumer can skip checking it again) */
+		const int32_t *ri = bt->indices + at;
+		int row_sorted = 1;
+		for (uint64_t k = 1; k < len; k++)
+			row_sorted &= ri[k - 1] < ri[k];
+		sorted &= row_sorted;
+		at += len;
 		if (i32)
-			ip32[0] = 0;
+			ip32[j + 1] = (int32_t)at;
 		else
-			ip64[0] = 0;
-		for (uint64_t j = 0; j < n; j++) {
-			uint64_t s = (uint64_t)w->indptr[perm[j]], e = (uint64_t)w->indptr[perm[j] + 1];
-			memcpy((uint8_t *)bt->data + at * ld->out_isz, w->xbuf + s * ld->out_isz,
-			       (size_t)(e - s) * ld->out_isz);
-			memcpy(bt->indices + at, w->ibuf + s, (size_t)(e - s) * sizeof(int32_t));
-			/* strictly increasing within the row (what torch's CSR tensors
-			 * require, so a consumer can skip checking it again) */
-			const int32_t *ri = bt->indices + at;
-			int row_sorted = 1;
-			for (uint64_t k = 1; k < e - s; k++)
-				row_sorted &= ri[k - 1] < ri[k];
-			sorted &= row_sorted;
-			at += e - s;
-			/* at <= nnz, checked above to fit an int32 */
-			if (i32)
-				ip32[j + 1] = (int32_t)at;
-			else
-				ip64[j + 1] = (int64_t)at;
-		}
-		bt->nnz = nnz;
-		bt->indices_sorted = sorted;
+			ip64[j + 1] = (int64_t)at;
 	}
+	bt->indices_sorted = sorted;
 	return 0;
 }
 
@@ -149,16 +108,18 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 static void assembled(ab_loader *ld, ld_window *w)
 {
 	if (atomic_load(&w->asm_failed)) {
-		for (size_t b = 0; b < w->nbatches; b++)
-			batch_recycle(ld, w->batches[b]);
-		w->nbatches = 0;
+		window_drop_batches(ld, w);
 		release_window_ref(ld, w);
 		return;
 	}
+	/* From here the batches are handed on (and given back one by one). */
+	w->own_batches = 0;
 	/* Batches before a checkpoint's position are not handed out. */
 	size_t skip = w->skip < w->nbatches ? w->skip : w->nbatches;
-	for (size_t b = 0; b < skip; b++)
+	for (size_t b = 0; b < skip; b++) {
+		w->batches[b]->win = NULL;
 		batch_recycle(ld, w->batches[b]);
+	}
 	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip));
 	w->published = w->nbatches - skip;
 	atomic_store(&w->handed, 0);
@@ -264,25 +225,9 @@ void window_complete(ab_loader *ld, ld_window *w)
 		release_window_ref(ld, w);
 		return;
 	}
-	size_t nb = w->w.nbatches;
-	int rc = 0;
-	w->batches = calloc(nb ? nb : 1, sizeof *w->batches);
-	if (!w->batches || ensure((void **)&w->asm_tasks, &w->asm_tasks_cap, sizeof *w->asm_tasks * (nb ? nb : 1)))
-		rc = ab_error_set(AB_ENOMEM, "out of memory");
-	for (size_t b = 0; b < nb && !rc; b++) {
-		ab_batch *bt = batch_get(ld);
-		if (!bt) {
-			rc = ab_error_set(AB_ENOMEM, "out of memory");
-			break;
-		}
-		w->batches[w->nbatches++] = bt;
-		bt->win = w;
-		bt->epoch = w->epoch;
-	}
-	if (rc || nb == 0) {
-		atomic_store(&w->asm_failed, rc != 0);
-		if (rc)
-			post_window_error(ld, w->gen, rc, ab_last_error());
+	size_t nb = w->nbatches; /* taken and placed when it was planned */
+	if (nb == 0) {
+		atomic_store(&w->asm_failed, 0);
 		assembled(ld, w);
 		return;
 	}

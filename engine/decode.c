@@ -55,27 +55,22 @@ static int bad_index(ab_dtype from, const void *v, size_t n, uint64_t ncols)
 }
 
 /* Decodes only the rows of a unit the window takes (the blosc blocks that
- * hold them; see ab_chunk_decode_part). A 32-row chunk of a sparse store
- * covers about half of a 64-row inner chunk, so decoding whole units costs
- * about 3x the bytes delivered, decoding blocks about 2x with blosc's default
- * blocks, less with smaller ones. Where the rows need no conversion (1-d
- * values of the output dtype, int32 column indices) each copy is decoded
- * straight into the window, which also saves the unit -> window copy;
- * otherwise the rows span [lo, hi) of the unit are decoded into the worker's
- * unit buffer at their place and *staged is set, for the copies of
- * decode_unit. Returns 0, AB_NO_PART (decode the whole unit instead), or a
+ * hold them; see ab_chunk_decode_part): the span [lo, hi) of its copies'
+ * rows goes into the worker's unit buffer at its place, for the copies of
+ * decode_unit. A 32-row chunk of a sparse store covers about half of a
+ * 64-row inner chunk, so decoding whole units costs about 3x the bytes
+ * delivered, decoding blocks about 2x with blosc's default blocks, less with
+ * smaller ones. Returns 0, AB_NO_PART (decode the whole unit instead), or a
  * negative status. */
 static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const uint8_t *bytes, size_t len,
-			    ld_worker_ctx *cx, int *staged)
+			    ld_worker_ctx *cx)
 {
 	ab_array *arr = u->arr;
 	const ab_dtype_desc *dt = &arr->m.dt;
-	*staged = 0;
 	if (u->ncopies == 0 || !ab_pipeline_partial(arr->unit_pipe, dt))
 		return AB_NO_PART;
 	int nd = arr->m.ndim, rc;
-	ab_dtype from = dt->dt, to = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
-	size_t isz = dt->disk_size, done = 0, d;
+	size_t isz = dt->disk_size, d, unit_bytes;
 	const ld_copy *cps = &w->copies[u->copy_first];
 	/* the items the bytes decode to: the whole unit, or the blocks read */
 	uint64_t unit_items = 1, f0 = 0, fn;
@@ -84,30 +79,6 @@ static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const
 	fn = unit_items;
 	if (u->part)
 		ab_blosc_span_items(u->lay, u->b0, u->b1, isz, &f0, &fn);
-	int direct_values = nd == 1 && u->stream == STREAM_VALUES && to == from;
-	int direct_indices = nd == 1 && u->stream == STREAM_INDICES && from == AB_DT_INT32;
-	if (direct_values || direct_indices) {
-		for (size_t c = 0; c < u->ncopies; c++) {
-			void *dst = direct_values ? (void *)(w->xbuf + cps[c].dst_row * isz)
-						  : (void *)(w->ibuf + cps[c].dst_row);
-			rc = ab_chunk_decode_part_of(arr->unit_pipe, dt, bytes, len, f0, fn, cps[c].src_row,
-						     cps[c].nrows, dst, &d);
-			if (rc)
-				return rc;
-			done += d;
-			if (direct_indices) {
-				/* the bound check of the copy loop, in place */
-				const int32_t *v = dst;
-				uint32_t lim = (uint32_t)ld->n_cols, bad = 0;
-				for (size_t i = 0; i < (size_t)cps[c].nrows; i++)
-					bad |= (uint32_t)v[i] >= lim;
-				if (bad && (rc = bad_index(from, v, (size_t)cps[c].nrows, ld->n_cols)))
-					return rc;
-			}
-		}
-		atomic_fetch_add_explicit(&ld->st_bytes_decoded, done, memory_order_relaxed);
-		return 0;
-	}
 	uint64_t row_items = 1, lo = UINT64_MAX, hi = 0;
 	for (int i = 1; i < nd; i++)
 		row_items *= arr->unit[i];
@@ -115,20 +86,81 @@ static int decode_unit_part(ab_loader *ld, ld_window *w, const ld_unit *u, const
 		lo = cps[c].src_row < lo ? cps[c].src_row : lo;
 		hi = cps[c].src_row + cps[c].nrows > hi ? cps[c].src_row + cps[c].nrows : hi;
 	}
-	size_t unit_bytes;
 	if ((rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes)) ||
 	    (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
 		return rc;
-	rc = ab_chunk_decode_part_of(arr->unit_pipe, dt, bytes, len, f0, fn, lo * row_items, (hi - lo) * row_items,
-				     cx->unit.data + lo * row_items * isz, &d);
-	if (rc)
+	if (u->part) {
+		/* a frame of just the blocks holding the rows: all of it is
+		 * decoded, in place in the unit buffer */
+		if (f0 > unit_items || fn > unit_items - f0)
+			return ab_error_set(AB_ECORRUPT, "blocks %u..%u hold items past the chunk's %llu", u->b0,
+					    u->b1, (unsigned long long)unit_items);
+		if ((rc = ab_chunk_decode_frame(arr->unit_pipe, dt, bytes, len, fn, cx->unit.data + f0 * isz)))
+			return rc;
+		d = (size_t)fn * isz;
+	} else if ((rc = ab_chunk_decode_part_of(arr->unit_pipe, dt, bytes, len, f0, fn, lo * row_items,
+						 (hi - lo) * row_items, cx->unit.data + lo * row_items * isz, &d))) {
 		return rc;
+	}
 	atomic_fetch_add_explicit(&ld->st_bytes_decoded, d, memory_order_relaxed);
-	*staged = 1;
 	return 0;
 }
 
-/* Decodes one unit (or fills it) and copies its rows into the window. */
+/* CSR column indices [at, at + n) of the unit buffer (dtype `from`) checked
+ * against n_cols and made int32: in place when they are int32 already, else
+ * into the worker's conversion buffer. The loops are typed so the compiler
+ * vectorises the copy and the bound check (the unsigned compare catches
+ * negative values too); the slow loop only runs to name an offending index.
+ * Returns 0 with *out set to the int32 indices, or a negative status. */
+static int checked_indices(ab_loader *ld, ld_worker_ctx *cx, ab_dtype from, size_t at, size_t n, size_t isz,
+			   const int32_t **out)
+{
+	int rc;
+	uint64_t ncols = ld->n_cols, bad = 0;
+	const uint8_t *base = cx->unit.data + at * isz;
+	if (from == AB_DT_INT32) {
+		/* the common case, kept in 32 bits so it vectorises (n_cols <=
+		 * INT32_MAX was checked when adding data) */
+		const int32_t *src = (const int32_t *)(const void *)base;
+		uint32_t lim = (uint32_t)ncols, b32 = 0;
+		for (size_t i = 0; i < n; i++)
+			b32 |= (uint32_t)src[i] >= lim;
+		if (b32 && (rc = bad_index(from, src, n, ncols)))
+			return rc;
+		*out = src;
+		return 0;
+	}
+	if ((rc = ab_buf_reserve(&cx->conv, n * sizeof(int32_t) + 1)))
+		return rc;
+	int32_t *dst = (int32_t *)(void *)cx->conv.data;
+#define INDEX_COPY(T)                                                   \
+	do {                                                            \
+		const T *src = (const T *)(const void *)base;           \
+		for (size_t i = 0; i < n; i++) {                        \
+			bad |= (uint64_t)(int64_t)src[i] >= ncols;      \
+			dst[i] = (int32_t)src[i];                       \
+		}                                                       \
+	} while (0)
+	switch (from) {
+	case AB_DT_INT64: INDEX_COPY(int64_t); break;
+	case AB_DT_UINT16: INDEX_COPY(uint16_t); break;
+	case AB_DT_UINT32: INDEX_COPY(uint32_t); break;
+	case AB_DT_INT16: INDEX_COPY(int16_t); break;
+	case AB_DT_UINT8: INDEX_COPY(uint8_t); break;
+	case AB_DT_INT8: INDEX_COPY(int8_t); break;
+	case AB_DT_UINT64: INDEX_COPY(uint64_t); break;
+	default:
+		return ab_error_set(AB_EFORMAT, "CSR indices of dtype %s are not integers", ab_dtype_name(from));
+	}
+#undef INDEX_COPY
+	if (bad && (rc = bad_index(from, base, n, ncols)))
+		return rc;
+	*out = dst;
+	return 0;
+}
+
+/* Decodes one unit (or fills it) into the worker's unit buffer and copies
+ * its rows to their batches. */
 static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint8_t *bytes, size_t len,
 		       ld_worker_ctx *cx)
 {
@@ -138,14 +170,13 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 	size_t unit_bytes;
 	int staged = 0, rc = 0;
 	if (bytes && (u->part || !ld->cfg.whole_chunks)) {
-		rc = decode_unit_part(ld, w, u, bytes, len, cx, &staged);
-		if (rc == 0 && !staged)
-			return 0;
+		rc = decode_unit_part(ld, w, u, bytes, len, cx);
 		if (rc < 0)
 			return rc;
 		if (rc == AB_NO_PART && u->part) /* plan_part checked this cannot be */
 			return ab_error_set(AB_ECORRUPT, "blocks %u..%u of the chunk cannot be decoded apart", u->b0,
 					    u->b1);
+		staged = rc == 0;
 	}
 	if ((rc = ab_chunk_nbytes(nd, arr->unit, dt, &unit_bytes)) ||
 	    (rc = ab_buf_reserve(&cx->unit, unit_bytes ? unit_bytes : 1)))
@@ -162,88 +193,44 @@ static int decode_unit(ab_loader *ld, ld_window *w, const ld_unit *u, const uint
 		atomic_fetch_add_explicit(&ld->st_bytes_decoded, unit_bytes, memory_order_relaxed);
 	}
 	ab_dtype from = dt->dt;
+	size_t sisz = dt->disk_size;
 	if (u->stream == STREAM_INDICES) {
-		/* CSR column indices: checked against n_cols, stored as int32. The
-		 * loops are typed so the compiler vectorises the copy and the bound
-		 * check (the unsigned compare catches negative values too); the
-		 * slow loop only runs to name an offending index. */
-		uint64_t ncols = ld->n_cols;
+		/* CSR column indices: checked against n_cols, stored as int32 */
 		for (size_t c = 0; c < u->ncopies; c++) {
 			const ld_copy *cp = &w->copies[u->copy_first + c];
-			int32_t *dst = w->ibuf + cp->dst_row;
-			size_t n = (size_t)cp->nrows, at = (size_t)cp->src_row;
-			uint64_t bad = 0;
-#define INDEX_COPY(T)                                                           \
-	do {                                                                    \
-		const T *src = (const T *)(const void *)cx->unit.data + at;     \
-		for (size_t i = 0; i < n; i++) {                                \
-			bad |= (uint64_t)(int64_t)src[i] >= ncols;              \
-			dst[i] = (int32_t)src[i];                               \
-		}                                                               \
-	} while (0)
-			switch (from) {
-			case AB_DT_INT32: {
-				/* the common case, kept in 32 bits so it vectorises
-				 * (n_cols <= INT32_MAX was checked when adding data) */
-				const int32_t *src = (const int32_t *)(const void *)cx->unit.data + at;
-				uint32_t lim = (uint32_t)ncols, b32 = 0;
-				for (size_t i = 0; i < n; i++) {
-					b32 |= (uint32_t)src[i] >= lim;
-					dst[i] = src[i];
-				}
-				bad = b32;
-				break;
-			}
-			case AB_DT_INT64: INDEX_COPY(int64_t); break;
-			case AB_DT_UINT16: INDEX_COPY(uint16_t); break;
-			case AB_DT_UINT32: INDEX_COPY(uint32_t); break;
-			case AB_DT_INT16: INDEX_COPY(int16_t); break;
-			case AB_DT_UINT8: INDEX_COPY(uint8_t); break;
-			case AB_DT_INT8: INDEX_COPY(int8_t); break;
-			case AB_DT_UINT64: INDEX_COPY(uint64_t); break;
-			default:
-				return ab_error_set(AB_EFORMAT, "CSR indices of dtype %s are not integers",
-						    ab_dtype_name(from));
-			}
-#undef INDEX_COPY
-			if (bad && (rc = bad_index(from, cx->unit.data + at * dt->disk_size, n, ncols)))
+			const int32_t *v = NULL;
+			if ((rc = checked_indices(ld, cx, from, (size_t)cp->src_row, (size_t)cp->nrows, sisz, &v)))
 				return rc;
+			scatter_items(ld, w, STREAM_INDICES, cp->dst_row, AB_DT_INT32, v, cp->nrows);
 		}
 		return 0;
 	}
-	ab_dtype to = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
-	size_t sisz = dt->disk_size, oisz = ld->out_isz;
 	if (nd == 1) {
 		for (size_t c = 0; c < u->ncopies; c++) {
 			const ld_copy *cp = &w->copies[u->copy_first + c];
-			ab_convert(to, w->xbuf + cp->dst_row * oisz, from, cx->unit.data + cp->src_row * sisz,
-				   (size_t)cp->nrows);
+			scatter_items(ld, w, STREAM_VALUES, cp->dst_row, from, cx->unit.data + cp->src_row * sisz,
+				      cp->nrows);
 		}
 		return 0;
 	}
-	/* N-d: convert the unit if needed, then copy boxes. */
+	/* N-d: convert the unit if needed, then copy each row's box. */
+	ab_dtype to = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
 	const uint8_t *src = cx->unit.data;
 	if (to != from) {
-		if ((rc = ab_buf_reserve(&cx->conv, (size_t)unit_items * oisz)))
+		if ((rc = ab_buf_reserve(&cx->conv, (size_t)unit_items * ld->out_isz)))
 			return rc;
 		ab_convert(to, cx->conv.data, from, cx->unit.data, (size_t)unit_items);
 		src = cx->conv.data;
 	}
-	uint64_t dshape[AB_MAX_NDIM], soff[AB_MAX_NDIM], doff[AB_MAX_NDIM], cnt[AB_MAX_NDIM];
-	dshape[0] = w->w.nrows;
+	uint64_t col_off[AB_MAX_NDIM] = { 0 }, cnt[AB_MAX_NDIM] = { 0 };
 	for (int i = 1; i < nd; i++) {
 		uint64_t origin = u->coord[i] * arr->unit[i];
-		dshape[i] = arr->m.shape[i];
-		soff[i] = 0;
-		doff[i] = origin;
+		col_off[i] = origin;
 		cnt[i] = origin + arr->unit[i] <= arr->m.shape[i] ? arr->unit[i] : arr->m.shape[i] - origin;
 	}
 	for (size_t c = 0; c < u->ncopies; c++) {
 		const ld_copy *cp = &w->copies[u->copy_first + c];
-		soff[0] = cp->src_row;
-		doff[0] = cp->dst_row;
-		cnt[0] = cp->nrows;
-		ab_copy_box(nd, oisz, src, arr->unit, soff, w->xbuf, dshape, doff, cnt);
+		scatter_box(ld, w, nd, src, arr->unit, cp->src_row, cp->dst_row, cp->nrows, col_off, cnt);
 	}
 	return 0;
 }

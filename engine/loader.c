@@ -445,8 +445,8 @@ void ab_loader_destroy(ab_loader *ld)
 		free(w->reads);
 		free(w->arena);
 		free(w->rows);
-		free(w->xbuf);
-		free(w->ibuf);
+		free(w->dst);
+		free(w->batches);
 		free(w->indptr);
 		free(w);
 	}

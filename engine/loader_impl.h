@@ -37,6 +37,14 @@ typedef struct ld_copy {
 
 enum { STREAM_VALUES = 0, STREAM_INDICES = 1 };
 
+/* Where a window row goes: batch `batch` of the window (UINT32_MAX: none,
+ * a row drop_last leaves out), from item `at` of the batch's arrays (CSR:
+ * its first value; dense: its row). */
+typedef struct ld_dst {
+	uint32_t batch;
+	uint64_t at;
+} ld_dst;
+
 typedef struct ld_unit {
 	ab_array *arr;
 	int stream;
@@ -97,11 +105,9 @@ typedef struct ld_window {
 	uint64_t epoch;
 	uint64_t gen;             /* the ab_loader_start call it belongs to   */
 	uint64_t *rows;           /* global row of each window row              */
-	/* streams (capacities kept across the window's reuse) */
-	uint8_t *xbuf;            /* dense rows, or CSR values                   */
-	int32_t *ibuf;            /* CSR column indices                          */
-	int64_t *indptr;          /* CSR: nrows + 1                              */
-	size_t rows_cap, xbuf_cap, ibuf_cap, indptr_cap;
+	int64_t *indptr;          /* CSR: nrows + 1, the rows in window order   */
+	ld_dst *dst;              /* where each window row goes (scatter.c)     */
+	size_t rows_cap, indptr_cap, dst_cap;  /* (kept across reuse)          */
 	uint64_t nnz;
 	/* plan */
 	ld_copy *copies;
@@ -116,9 +122,11 @@ typedef struct ld_window {
 	atomic_size_t tasks_left;
 	ld_task fill_task;
 	size_t skip;              /* leading batches not published (resume)    */
-	/* batches */
+	/* batches: taken, sized and placed when the window is planned */
 	struct ab_batch **batches;
-	size_t nbatches;
+	size_t nbatches, batches_cap;
+	int own_batches;          /* not yet cut and handed on: window_put
+	                           * gives them back                           */
 	ld_task *asm_tasks;       /* one a batch: cut by the workers in parallel */
 	size_t asm_tasks_cap;     /* (bytes)                                     */
 	atomic_size_t asm_left;   /* batches not yet cut                         */
@@ -319,6 +327,22 @@ void free_x(ab_loader *ld, void *p, size_t cap);
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need);
 int ensure(void **p, size_t *cap, size_t need);
 int array_partial(const ab_loader *ld, const ab_array *arr);
+
+/* scatter.c: rows straight to their batches */
+int plan_batches(ab_loader *ld, ld_window *w);
+void window_drop_batches(ab_loader *ld, ld_window *w);
+/* Items [pos, pos + n) of a window stream (STREAM_*), n items of `from` at
+ * src (indices: int32, checked), converted into their batches. */
+void scatter_items(ab_loader *ld, ld_window *w, int stream, uint64_t pos, ab_dtype from, const void *src,
+		   uint64_t n);
+/* Rows [src_row, src_row + nrows) of a decoded N-d unit (out dtype, shape
+ * src_shape) to window rows from dst_row: the box of trailing offsets col_off
+ * and sizes cnt of each. */
+void scatter_box(ab_loader *ld, ld_window *w, int nd, const uint8_t *src, const uint64_t *src_shape,
+		 uint64_t src_row, uint64_t dst_row, uint64_t nrows, const uint64_t *col_off, const uint64_t *cnt);
+/* Rows [a, b) of an in-memory source to window rows from dst_row. */
+void scatter_memory_rows(ab_loader *ld, ld_window *w, const ld_source *s, uint64_t a, uint64_t b,
+			 uint64_t dst_row);
 
 /* decode.c: decoding (the worker threads) */
 void unit_where(const ld_unit *u, char *buf, size_t size);

@@ -548,10 +548,9 @@ void window_put(ab_loader *ld, ld_window *w)
 		}
 	ab_window_free(&w->w);
 	memset(&w->w, 0, sizeof w->w);
-	/* rows, xbuf, ibuf and indptr keep their memory for the next window:
-	 * fresh large allocations would be mapped and faulted in every time. */
-	free(w->batches);
-	w->batches = NULL;
+	/* Batches taken and not handed on go back; the window's arrays keep
+	 * their memory for the next window. */
+	window_drop_batches(ld, w);
 	w->nbatches = 0;
 	w->nunits = w->ncopies = w->nreads = w->next_submit = 0;
 	pthread_mutex_lock(&ld->mu);
@@ -574,25 +573,7 @@ static size_t source_of(const ab_loader *ld, uint64_t r)
 	return lo;
 }
 
-/* Copies in-memory source rows straight into the window. */
-static void copy_memory_rows(ab_loader *ld, ld_window *w, const ld_source *s, uint64_t a, uint64_t b,
-			     uint64_t dst_row, uint64_t dst_elem)
-{
-	ab_dtype to = ld->cfg.to_float32 ? AB_DT_FLOAT32 : ld->out_dtype;
-	size_t sisz = ab_dtype_size(s->dtype);
-	if (s->kind == SRC_MEM_DENSE) {
-		ab_convert(to, w->xbuf + dst_row * ld->row_items * ld->out_isz, s->dtype,
-			   (const uint8_t *)s->mem + a * ld->row_items * sisz, (size_t)((b - a) * ld->row_items));
-		return;
-	}
-	int64_t e0 = s->mem_indptr[a], e1 = s->mem_indptr[b];
-	ab_convert(to, w->xbuf + dst_elem * ld->out_isz, s->dtype, (const uint8_t *)s->mem + (size_t)e0 * sisz,
-		   (size_t)(e1 - e0));
-	for (int64_t k = e0; k < e1; k++)
-		w->ibuf[dst_elem + (uint64_t)(k - e0)] = (int32_t)s->mem_indices[k];
-}
-
-/* Plans window `index` of epoch `ep`: buffers, units, reads. */
+/* Plans window `index` of epoch `ep`: batches, units, reads. */
 int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out)
 {
 	ld_window *w = window_get(ld);
@@ -648,19 +629,11 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 			w->indptr[i + 1] = w->indptr[i] + (ip[lr + 1] - ip[lr]);
 		}
 		w->nnz = (uint64_t)w->indptr[n];
-		if (ensure((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
-		    ensure((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
-			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %llu non-zeros",
-					  (unsigned long long)w->nnz);
-			goto fail;
-		}
-	} else {
-		size_t bytes = (size_t)(n * ld->row_items * ld->out_isz);
-		if (ensure((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
-			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %zu bytes", bytes);
-			goto fail;
-		}
 	}
+	/* The batches, sized, and each row's place in them: decoding writes
+	 * there (scatter.c). */
+	if ((rc = plan_batches(ld, w)))
+		goto fail;
 	/* Chunks -> per-source pieces -> units. */
 	uint64_t dst = 0;
 	for (size_t c = 0; c < w->w.nchunks; c++) {
@@ -681,7 +654,7 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 				break;
 			}
 			default:
-				copy_memory_rows(ld, w, s, a, b, dst, elem);
+				scatter_memory_rows(ld, w, s, a, b, dst);
 				rc = 0;
 			}
 			if (rc)

@@ -460,3 +460,32 @@ int ab_chunk_decode_part_of(const ab_pipeline *p, const ab_dtype_desc *dt, const
 				    (long long)hint, outbytes);
 	return ab_b2b_decode_part(&p->b2b[0], src, srclen, off, len, out, decoded);
 }
+
+int ab_chunk_decode_frame(const ab_pipeline *p, const ab_dtype_desc *dt, const uint8_t *src, size_t srclen,
+			  uint64_t frame_items, void *out)
+{
+	if (!ab_pipeline_partial(p, dt))
+		return ab_error_set(AB_EINVAL, "a frame of this codec chain cannot be decoded apart");
+	size_t isz = dt->disk_size;
+	if (frame_items > SIZE_MAX / isz)
+		return ab_error_set(AB_EINVAL, "chunk of %llu items too large", (unsigned long long)frame_items);
+	size_t outbytes = (size_t)frame_items * isz;
+	if (p->nb2b == 0) {
+		if (srclen != outbytes)
+			return ab_error_set(AB_ECORRUPT, "chunk holds %zu bytes, expected %zu", srclen, outbytes);
+		memcpy(out, src, outbytes);
+		return 0;
+	}
+	int64_t hint = ab_b2b_decoded_size(&p->b2b[0], src, srclen);
+	if (hint < 0 && hint != -1)
+		return (int)hint;
+	if (hint != -1 && (uint64_t)hint != outbytes)
+		return ab_error_set(AB_ECORRUPT, "codec announces %lld decoded bytes, the frame needs %zu",
+				    (long long)hint, outbytes);
+	ssize_t r = ab_b2b_decode(&p->b2b[0], src, srclen, out, outbytes);
+	if (r < 0)
+		return (int)r;
+	if ((size_t)r != outbytes)
+		return ab_error_set(AB_ECORRUPT, "frame decoded to %zd bytes, %zu expected", r, outbytes);
+	return 0;
+}

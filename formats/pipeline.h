@@ -110,6 +110,14 @@ int ab_chunk_decode_part_of(const ab_pipeline *p, const ab_dtype_desc *dt, const
 			    uint64_t frame_item0, uint64_t frame_items, uint64_t item0, uint64_t nitems, void *out,
 			    size_t *decoded);
 
+/* Decodes a whole encoded buffer of a partially decodable chain (see
+ * ab_pipeline_partial) that must hold exactly `frame_items` items, straight
+ * into out: for a frame of some of a chunk's blosc blocks, every block is
+ * decoded in place, with no staging copy. Returns 0, or a negative AB_E*
+ * with a message (the announced size checked first). */
+int ab_chunk_decode_frame(const ab_pipeline *p, const ab_dtype_desc *dt, const uint8_t *src, size_t srclen,
+			  uint64_t frame_items, void *out);
+
 /* The most bytes a chunk of `shape` can take once chain `p` has encoded it:
  * its decoded size, plus the worst a compressor can add with a wide margin
  * (a quarter more and 4 KiB, far above every real codec's bound), plus 4 for
