@@ -940,7 +940,11 @@ typedef struct ab_collection_config {
 	void (*note)(const char *message, void *ctx);
 	void *ctx;                       /* passed to both callbacks               */
 } ab_collection_config;
-/* Sets the defaults above (write: ab_anndata_write_config_init's). */
+/* The blosc block size a collection is written with unless asked otherwise
+ * (bytes asked of libblosc: 64 KiB blocks of lz4 over 4-byte items). */
+#define AB_COLLECTION_BLOSC_BLOCKSIZE 16384
+/* Sets the defaults above (write: ab_anndata_write_config_init's, except
+ * blosc_blocksize, AB_COLLECTION_BLOSC_BLOCKSIZE). */
 AB_API void ab_collection_config_init(ab_collection_config *cfg);
 
 typedef struct ab_collection_summary {

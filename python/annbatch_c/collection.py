@@ -373,7 +373,9 @@ class DatasetCollection:
             Rename repeated var names of an input NAME-1, NAME-2; when adding,
             drop the genes the collection lacks instead of refusing the input.
         blosc_blocksize, memory
-            Bytes per blosc block (0: libblosc's choice), and the memory a
+            Bytes per blosc block asked of libblosc (default 16 KiB, which
+            libblosc makes 64 KiB blocks of lz4 over 4-byte values; 0: its own
+            choice, 256 KiB), and the memory a
             run may hold (default 1 GiB): a dataset's X stays in memory while
             it fits and is streamed through a compressed scratch file beside
             the output past that; datasets keep their asked size.
