@@ -32,8 +32,8 @@ static void push_task_front(ab_loader *ld, ld_task *t)
 }
 
 /* Finishes batch b of a complete window: its X is in place already (the
- * decode wrote each row there); here come its global rows, obs values, CSR
- * indptr, and the check that each row's indices increase. */
+ * decode wrote each row there); here come its global rows, obs values and
+ * CSR indptr. */
 static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 {
 	ab_batch *bt = w->batches[b];
@@ -79,27 +79,21 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 	int64_t *ip64 = i32 ? NULL : bt->indptr;
 	int32_t *ip32 = i32 ? bt->indptr : NULL;
 	uint64_t at = 0;
-	int sorted = 1;
 	if (i32)
 		ip32[0] = 0;
 	else
 		ip64[0] = 0;
 	for (uint64_t j = 0; j < n; j++) {
-		uint64_t len = (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
-		/* strictly increasing within the row (what torch's CSR tensors
-		 * require, so a consumer can skip checking it again) */
-		const int32_t *ri = bt->indices + at;
-		int row_sorted = 1;
-		for (uint64_t k = 1; k < len; k++)
-			row_sorted &= ri[k - 1] < ri[k];
-		sorted &= row_sorted;
-		at += len;
+		at += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
 		if (i32)
 			ip32[j + 1] = (int32_t)at;
 		else
 			ip64[j + 1] = (int64_t)at;
 	}
-	bt->indices_sorted = sorted;
+	/* strictly increasing within every row (what torch's CSR tensors
+	 * require, so a consumer can skip checking it again): checked by the
+	 * decode workers and check_seams */
+	bt->indices_sorted = !atomic_load_explicit(&bt->unsorted, memory_order_relaxed);
 	return 0;
 }
 
@@ -226,6 +220,7 @@ void window_complete(ab_loader *ld, ld_window *w)
 		return;
 	}
 	size_t nb = w->nbatches; /* taken and placed when it was planned */
+	check_seams(ld, w);
 	if (nb == 0) {
 		atomic_store(&w->asm_failed, 0);
 		assembled(ld, w);

@@ -271,6 +271,7 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 		if (rc)
 			post_window_error(ld, w->gen, rc, ab_last_error());
 	}
+	scatter_fence();
 	if (r && r->own_fd && r->fd >= 0) {
 		close(r->fd);
 		r->fd = -1;

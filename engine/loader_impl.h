@@ -150,6 +150,8 @@ struct ab_batch {
 	int32_t *indices;
 	size_t indices_cap;
 	int indices_sorted;       /* every row's indices strictly increase      */
+	atomic_int unsorted;      /* a decode worker saw a row's indices not
+	                           * increase (scatter.c)                      */
 	uint64_t *rows;
 	size_t rows_cap;
 	void *obs_buf;            /* obs values / codes of the batch's rows     */
@@ -340,6 +342,13 @@ void scatter_items(ab_loader *ld, ld_window *w, int stream, uint64_t pos, ab_dty
  * and sizes cnt of each. */
 void scatter_box(ab_loader *ld, ld_window *w, int nd, const uint8_t *src, const uint64_t *src_shape,
 		 uint64_t src_row, uint64_t dst_row, uint64_t nrows, const uint64_t *col_off, const uint64_t *cnt);
+/* Marks the batches whose rows' indices do not increase across the seams
+ * where a row's values continue from one unit into the next (the decode
+ * workers check the rest); called once the window is decoded. */
+void check_seams(ab_loader *ld, ld_window *w);
+/* Orders the worker's streaming stores of scatter_items before what it
+ * publishes next (the end of a decode task). */
+void scatter_fence(void);
 /* Rows [a, b) of an in-memory source to window rows from dst_row. */
 void scatter_memory_rows(ab_loader *ld, ld_window *w, const ld_source *s, uint64_t a, uint64_t b,
 			 uint64_t dst_row);

@@ -21,7 +21,56 @@
 #include "last_error.h"
 #include "value.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define NO_BATCH UINT32_MAX
+
+/* Copies below this size go through memcpy; above it, through streaming
+ * stores where the machine has them. */
+#define STREAM_MIN 512
+
+/* A row's part copied to its batch. A batch is tens of MiB, written once
+ * and next read by a consumer long after this core's caches have moved on:
+ * streaming stores write it without first reading every line into the cache
+ * (the read-for-ownership that makes a plain copy to cold memory cost two
+ * memory transfers a line). scatter_fence() orders them before the task's
+ * completion is published. */
+static void copy_out(void *dst, const void *src, size_t n)
+{
+#if defined(__SSE2__)
+	if (n >= STREAM_MIN) {
+		uint8_t *d = dst;
+		const uint8_t *s = src;
+		size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+		memcpy(d, s, head);
+		d += head;
+		s += head;
+		n -= head;
+		for (; n >= 64; n -= 64, d += 64, s += 64) {
+			__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+			__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+			__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(s + 32));
+			__m128i e = _mm_loadu_si128((const __m128i *)(const void *)(s + 48));
+			_mm_stream_si128((__m128i *)(void *)d, a);
+			_mm_stream_si128((__m128i *)(void *)(d + 16), b);
+			_mm_stream_si128((__m128i *)(void *)(d + 32), c);
+			_mm_stream_si128((__m128i *)(void *)(d + 48), e);
+		}
+		memcpy(d, s, n);
+		return;
+	}
+#endif
+	memcpy(dst, src, n);
+}
+
+void scatter_fence(void)
+{
+#if defined(__SSE2__)
+	_mm_sfence();
+#endif
+}
 
 static ab_batch *batch_get(ab_loader *ld)
 {
@@ -83,6 +132,7 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 	    ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)))
 		return ab_error_set(AB_ENOMEM, "out of memory for a batch of %" PRIu64 " values", nnz);
 	bt->nnz = nnz;
+	atomic_store_explicit(&bt->unsorted, 0, memory_order_relaxed);
 	return 0;
 }
 
@@ -158,9 +208,22 @@ void scatter_items(ab_loader *ld, ld_window *w, int stream, uint64_t pos, ab_dty
 		if (d.batch != NO_BATCH) {
 			ab_batch *bt = w->batches[d.batch];
 			uint64_t at = d.at + (pos - (uint64_t)w->indptr[r]);
-			void *out = stream == STREAM_INDICES ? (void *)(bt->indices + at)
-							     : (void *)((uint8_t *)bt->data + at * oisz);
-			ab_convert(to, out, from, s, (size_t)k);
+			if (stream == STREAM_INDICES) {
+				/* strictly increasing within the row, checked here
+				 * while the indices are in cache (check_seams joins
+				 * the parts of a row two units hold) */
+				const int32_t *v = (const int32_t *)(const void *)s;
+				int ok = 1;
+				for (uint64_t i = 1; i < k; i++)
+					ok &= v[i - 1] < v[i];
+				if (!ok)
+					atomic_store_explicit(&bt->unsorted, 1, memory_order_relaxed);
+				copy_out(bt->indices + at, v, (size_t)k * sizeof(int32_t));
+			} else if (to == from) {
+				copy_out((uint8_t *)bt->data + at * oisz, s, (size_t)k * oisz);
+			} else {
+				ab_convert(to, (uint8_t *)bt->data + at * oisz, from, s, (size_t)k);
+			}
 		}
 		s += k * sisz;
 		pos = e;
@@ -208,7 +271,37 @@ void scatter_memory_rows(ab_loader *ld, ld_window *w, const ld_source *s, uint64
 		int64_t e0 = s->mem_indptr[i], e1 = s->mem_indptr[i + 1];
 		ab_convert(to, (uint8_t *)bt->data + d.at * ld->out_isz, s->dtype,
 			   (const uint8_t *)s->mem + (size_t)e0 * sisz, (size_t)(e1 - e0));
-		for (int64_t k = e0; k < e1; k++)
+		int ok = 1;
+		for (int64_t k = e0; k < e1; k++) {
 			bt->indices[d.at + (uint64_t)(k - e0)] = (int32_t)s->mem_indices[k];
+			if (k > e0)
+				ok &= s->mem_indices[k - 1] < s->mem_indices[k];
+		}
+		if (!ok)
+			atomic_store_explicit(&bt->unsorted, 1, memory_order_relaxed);
+	}
+}
+
+void check_seams(ab_loader *ld, ld_window *w)
+{
+	if (!ld->sparse)
+		return;
+	for (size_t i = 0; i < w->nunits; i++) {
+		const ld_unit *u = &w->units[i];
+		if (u->stream != STREAM_INDICES)
+			continue;
+		for (size_t c = 0; c < u->ncopies; c++) {
+			uint64_t pos = w->copies[u->copy_first + c].dst_row;
+			if (w->copies[u->copy_first + c].nrows == 0 || pos >= w->nnz)
+				continue;
+			uint64_t r = csr_row_of(w, pos), r0 = (uint64_t)w->indptr[r];
+			ld_dst d = w->dst[r];
+			if (pos == r0 || d.batch == NO_BATCH)
+				continue; /* the copy starts a row: no seam */
+			ab_batch *bt = w->batches[d.batch];
+			const int32_t *v = bt->indices + d.at + (pos - r0);
+			if (!(v[-1] < v[0]))
+				atomic_store_explicit(&bt->unsorted, 1, memory_order_relaxed);
+		}
 	}
 }

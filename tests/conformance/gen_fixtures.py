@@ -1260,6 +1260,24 @@ def gen_anndata(g):
     xg.create_dataset("indptr", data=c64.indptr.astype(np.int64), chunks=(10,))
     g.array_cases("v2_csr_f8_i64_dense", st, "X", c64.toarray(), rows=[(3, 30)], extra_args="--dense")
 
+    # CSR rows whose column indices go down or repeat, some exactly where a
+    # row's values continue from one indices chunk (of 4) into the next: 8
+    # rows of 3 values; row 2 repeats a column across the seam at value 8,
+    # row 5 goes down across the seam at 16, row 6 goes down inside a chunk;
+    # rows 1 and 7 cross seams in order. test_loader checks the batches'
+    # indices_sorted flag against these rows.
+    st = "v2_csr_unsorted_seams"
+    root = zarr.open_group(g.spath(st), mode="w")
+    root.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+    xg = root.create_group("X")
+    xg.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": [8, 16]})
+    us_ix = np.array([[0, 1, 2], [1, 3, 5], [2, 4, 4], [3, 4, 5], [4, 5, 6], [7, 3, 9], [5, 4, 7],
+                      [7, 8, 9]], dtype="<i4").ravel()
+    assert us_ix[7] == us_ix[8] and us_ix[15] > us_ix[16] and us_ix[18] > us_ix[19]
+    xg.create_dataset("data", data=np.arange(1, 25, dtype="<f4"), chunks=(4,))
+    xg.create_dataset("indices", data=us_ix, chunks=(4,))
+    xg.create_dataset("indptr", data=np.arange(0, 25, 3, dtype="<i8"), chunks=(9,))
+
     # CSC -> --dense must be refused
     st = "ad_csc"
     ad.AnnData(X=sp.csc_matrix(sparse), obs=obs, var=var).write_zarr(g.spath(st))
