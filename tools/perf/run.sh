@@ -142,7 +142,8 @@ run() {
 # and turned into a sharded v3 collection by `annbatch convert` (same rows,
 # block-shuffled as a real collection is). A stamp keeps it across runs with
 # the same sizes.
-stamp="rows=$ROWS dense_rows=$DENSE_ROWS dense_vars=$DENSE_VARS"
+# (layout 2: convert's default output has 64 KiB blosc blocks)
+stamp="rows=$ROWS dense_rows=$DENSE_ROWS dense_vars=$DENSE_VARS layout=2"
 if [ "$REBUILD" = 1 ] || [ "$(cat "$DATA/stamp" 2>/dev/null)" != "$stamp" ]; then
 	log "writing data: $ROWS sparse rows, $DENSE_ROWS dense rows (annbatch synth + convert)"
 	rm -rf "$DATA"/*
@@ -160,13 +161,13 @@ if [ "$REBUILD" = 1 ] || [ "$(cat "$DATA/stamp" 2>/dev/null)" != "$stamp" ]; the
 		--n-obs-per-chunk 64 --seed 1
 	echo "$stamp" > "$DATA/stamp"
 fi
-# The same sparse rows as a collection with smaller blosc blocks (libblosc 1
-# makes lz4 blocks of 4-byte items 4x the size asked: 64 KiB here, against
-# 256 KiB by default), for the loader's decoding of only the blocks it needs.
+# The same sparse rows as a collection with libblosc's own block size
+# (--blosc-blocksize 0: 256 KiB blocks, convert's default before 64 KiB
+# blocks became it), to show what the block size does to the loader.
 if [ ! -f "$DATA/sparse_v3b.zarr/zarr.json" ]; then
-	log "writing the sparse collection with 64 KiB blosc blocks (convert --blosc-blocksize 16KiB)"
+	log "writing the sparse collection with libblosc's 256 KiB blocks (convert --blosc-blocksize 0)"
 	"$ANNBATCH" convert "$DATA/sparse_v2.zarr" -o "$DATA/sparse_v3b.zarr" --compressor blosc-lz4 \
-		--n-obs-per-chunk 64 --seed 1 --blosc-blocksize 16KiB --no-progress
+		--n-obs-per-chunk 64 --seed 1 --blosc-blocksize 0 --no-progress
 fi
 if [ "$DATA_ONLY" = 1 ]; then log "data ready in $DATA"; exit 0; fi
 for s in sparse_v2 sparse_v3 sparse_v3b dense_v2 dense_v3; do
@@ -241,6 +242,16 @@ ab ab_sparse_v3b_cs32_direct_cold_c1 sparse v3b 32 256 direct cold 1
 # A consumer that holds each batch 60 ms (a training step; ~68k rows/s asked,
 # about half of what the loader delivers warm): the consumer-wait target.
 ab ab_sparse_v3_cs32_buffered_warm_c1_hold sparse v3 32 256 buffered warm 1 --consumer-delay 60
+
+# --------------------------------------------------------------- convert ----
+# The collection writer on the sparse v2 store, cold, with its default
+# memory budget (1 GiB): input MB/s and peak RSS.
+drop_caches
+rm -rf "$OUT/convert_out.zarr"
+run convert_sparse kind=convert data=sparse input_bytes="$(du -sb "$DATA/sparse_v2.zarr" | cut -f1)" \
+	memory_bytes=1073741824 -- "$ANNBATCH" convert "$DATA/sparse_v2.zarr" -o "$OUT/convert_out.zarr" --seed 1 \
+	--no-progress
+rm -rf "$OUT/convert_out.zarr"
 
 # ------------------------------------------------------------------- fio ----
 # Random O_DIRECT reads through io_uring on the largest file of the v3
