@@ -534,12 +534,14 @@ void ab_collection_config_init(ab_collection_config *cfg)
 	cfg->shuffle_chunk_size = 1000;
 	cfg->dataset_bytes = 20000000000ull;
 	ab_anndata_write_config_init(&cfg->write);
-	/* Blocks of 16 KiB asked (libblosc makes 64 KiB of lz4 over 4-byte
-	 * items, against 256 KiB of its own choice): the loader decodes only
-	 * the blocks holding a request's rows, and with its 16-256-row chunks
-	 * these blocks decode 1.2-1.6x fewer bytes a row, for 4-7% more bytes
-	 * on disk (tools/perf, README "Layout of a collection"). */
+	/* Blosc blocks of 16 KiB, each one lz4 stream (libblosc's own choice
+	 * is 256 KiB, split by byte plane, which it never makes smaller than
+	 * 64 KiB): the loader decodes only the blocks holding a request's
+	 * rows, and with its 16-256-row chunks these decode 1.1-2x fewer bytes
+	 * a row than 256 KiB blocks, for about 6% more bytes on disk (README,
+	 * "The layout convert writes"). */
 	cfg->write.blosc_blocksize = AB_COLLECTION_BLOSC_BLOCKSIZE;
+	cfg->write.blosc_unsplit = 1;
 }
 
 int ab_collection_write(const char *path, const char *const *inputs, size_t n_inputs,

@@ -109,6 +109,7 @@ int ab_writer_anndata_array(ab_writer *w, const char *node, ab_dtype dt, int ndi
 	c.compressor = o->compressor;
 	c.level = o->level;
 	c.blosc_blocksize = o->blosc_blocksize;
+	c.blosc_unsplit = o->blosc_unsplit;
 	c.attributes_json = attrs;
 	return ab_writer_array_create(w, node, &c, out);
 }

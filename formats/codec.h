@@ -43,6 +43,7 @@ typedef struct ab_b2b_codec {
 	size_t blocksize;   /* blosc: 0 = automatic                                 */
 	int checksum;       /* zstd: write a content checksum when encoding          */
 	int acceleration;   /* lz4: acceleration (>=1)                              */
+	int unsplit;        /* blosc, encoding: one stream a block (NEVER_SPLIT)   */
 } ab_b2b_codec;
 
 /* The decoded size announced by the encoded buffer's header, when the format

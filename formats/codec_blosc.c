@@ -24,6 +24,7 @@
 #include "codec_impl.h"
 
 #include <blosc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -208,6 +209,40 @@ int ab_blosc_decode_part(const void *src, size_t srclen, size_t off, size_t len,
 	return 0;
 }
 
+/* libblosc 1 chooses between split and unsplit blocks by a process-wide
+ * mode (blosc_set_splitmode), read while it compresses. Compressions that
+ * want different modes must not overlap: the first of a mode sets it, the
+ * others of the same mode join, one of the other mode waits until they are
+ * done. When none is running the library's default mode is set back. */
+static pthread_mutex_t split_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t split_cv = PTHREAD_COND_INITIALIZER;
+static unsigned split_active;
+static int split_unsplit;
+
+static void split_enter(int unsplit)
+{
+	pthread_mutex_lock(&split_mu);
+	while (split_active && split_unsplit != unsplit)
+		pthread_cond_wait(&split_cv, &split_mu);
+	if (split_active++ == 0 && unsplit) {
+		blosc_set_splitmode(BLOSC_NEVER_SPLIT);
+		split_unsplit = 1;
+	}
+	pthread_mutex_unlock(&split_mu);
+}
+
+static void split_leave(void)
+{
+	pthread_mutex_lock(&split_mu);
+	if (--split_active == 0) {
+		if (split_unsplit)
+			blosc_set_splitmode(BLOSC_FORWARD_COMPAT_SPLIT);
+		split_unsplit = 0;
+		pthread_cond_broadcast(&split_cv);
+	}
+	pthread_mutex_unlock(&split_mu);
+}
+
 size_t ab_blosc_encode_bound(size_t srclen)
 {
 	return ab_size_add(srclen, BLOSC_MAX_OVERHEAD);
@@ -252,8 +287,10 @@ ssize_t ab_blosc_encode(const ab_b2b_codec *c, const void *src, size_t srclen,
 		dstcap = (size_t)INT_MAX; /* libblosc counts output bytes in an int */
 
 	uint8_t none = 0;
+	split_enter(c->unsplit);
 	int r = blosc_compress_ctx(c->level, shuffle, (size_t)c->typesize, srclen,
 				   src ? src : &none, dst, dstcap, cname, c->blocksize, 1);
+	split_leave();
 	if (r == 0)
 		return ab_error_set(AB_ETOOSMALL,
 				    "blosc: output buffer of %zu bytes too small for %zu input bytes",

@@ -735,6 +735,18 @@ typedef struct ab_writer_array_config {
 	                              rows (ab_loader decodes only the blocks it
 	                              needs), at some cost in compression ratio   */
 	const char *attributes_json; /* NULL = {}                                   */
+	int blosc_unsplit;         /* blosc: compress each block as one stream
+	                              instead of one a byte plane (libblosc's
+	                              BLOSC_NEVER_SPLIT), so blocks keep the size
+	                              asked (split blocks of 2-16-byte items are
+	                              at least 64 KiB). Any libblosc >= 1.11
+	                              decodes both. libblosc 1 sets this mode
+	                              for the whole process: while such frames
+	                              are compressed, other blosc users of the
+	                              process get it too (their frames stay
+	                              valid), and libblosc's default mode
+	                              (BLOSC_FORWARD_COMPAT_SPLIT) is set back
+	                              after                                       */
 } ab_writer_array_config;
 /* Zeroes the config and sets ndim 1, chunk_rows 1, level -1, float32. */
 AB_API void ab_writer_array_config_init(ab_writer_array_config *cfg);
@@ -789,6 +801,8 @@ typedef struct ab_anndata_write_config {
 	uint64_t shard_bytes;      /* bytes per shard; 0 = not sharded; 1 GB      */
 	uint64_t shard_rows;       /* rows (observations) per shard instead of
 	                            * bytes; 0 = by shard_bytes (the default)     */
+	int blosc_unsplit;         /* blosc blocks as one stream each: see
+	                            * ab_writer_array_config; 0                  */
 } ab_anndata_write_config;
 /* Sets the defaults above. */
 AB_API void ab_anndata_write_config_init(ab_anndata_write_config *cfg);
@@ -940,11 +954,11 @@ typedef struct ab_collection_config {
 	void (*note)(const char *message, void *ctx);
 	void *ctx;                       /* passed to both callbacks               */
 } ab_collection_config;
-/* The blosc block size a collection is written with unless asked otherwise
- * (bytes asked of libblosc: 64 KiB blocks of lz4 over 4-byte items). */
+/* The blosc blocks a collection is written with unless asked otherwise:
+ * 16 KiB, each one stream (blosc_unsplit). */
 #define AB_COLLECTION_BLOSC_BLOCKSIZE 16384
 /* Sets the defaults above (write: ab_anndata_write_config_init's, except
- * blosc_blocksize, AB_COLLECTION_BLOSC_BLOCKSIZE). */
+ * blosc_blocksize, AB_COLLECTION_BLOSC_BLOCKSIZE, and blosc_unsplit, 1). */
 AB_API void ab_collection_config_init(ab_collection_config *cfg);
 
 typedef struct ab_collection_summary {

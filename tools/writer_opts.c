@@ -18,6 +18,10 @@ int writer_option(const char *cmd, int ch, const char *arg, ab_anndata_write_con
 			return cli_fail(cmd, "--blosc-blocksize '%s': expected a size like 16K", arg), -1;
 		cfg->blosc_blocksize = (size_t)v;
 		return 1;
+	case WO_SPLIT:
+	case WO_UNSPLIT:
+		cfg->blosc_unsplit = ch == WO_UNSPLIT;
+		return 1;
 	case WO_CHUNK:
 		if (cli_parse_u64(cmd, "--n-obs-per-chunk", arg, &cfg->n_obs_per_chunk))
 			return -1;

@@ -1,6 +1,6 @@
 /*
  * writer_opts.h - the options `annbatch synth` and `annbatch convert` share
- * for how they write zarr (codec, blosc block size, chunk rows, shard size),
+ * for how they write zarr (codec, blosc blocks, chunk rows, shard size),
  * parsed once into an ab_anndata_write_config, and the size syntax they and
  * --dataset-size/--memory use.
  */
@@ -12,7 +12,7 @@
 
 #include "annbatch.h"
 
-enum { WO_COMPRESSOR = 0x1000, WO_BLOCKSIZE, WO_CHUNK, WO_SHARD, WO_SHARD_ROWS };
+enum { WO_COMPRESSOR = 0x1000, WO_BLOCKSIZE, WO_CHUNK, WO_SHARD, WO_SHARD_ROWS, WO_SPLIT, WO_UNSPLIT };
 
 /* The entries for a getopt_long table. */
 #define WRITER_LONG_OPTIONS                                              \
@@ -20,7 +20,9 @@ enum { WO_COMPRESSOR = 0x1000, WO_BLOCKSIZE, WO_CHUNK, WO_SHARD, WO_SHARD_ROWS }
 	{ "blosc-blocksize", required_argument, NULL, WO_BLOCKSIZE },    \
 	{ "n-obs-per-chunk", required_argument, NULL, WO_CHUNK },        \
 	{ "shard-size", required_argument, NULL, WO_SHARD },             \
-	{ "shard-rows", required_argument, NULL, WO_SHARD_ROWS }
+	{ "shard-rows", required_argument, NULL, WO_SHARD_ROWS },       \
+	{ "blosc-split", no_argument, NULL, WO_SPLIT },                  \
+	{ "blosc-unsplit", no_argument, NULL, WO_UNSPLIT }
 
 /* If `ch` is one of the writer options, applies `arg` to cfg and returns 1,
  * or prints the error (as `annbatch CMD: ...`) and returns -1; returns 0 for

@@ -233,6 +233,7 @@ int ab_writer_array_create(ab_writer *w, const char *node, const ab_writer_array
 			rc = ab_error_set(AB_EINVAL, "blosc block size %zu: at most 512 MiB",
 					  cfg->blosc_blocksize);
 		a->codec.blocksize = cfg->blosc_blocksize;
+		a->codec.unsplit = cfg->blosc_unsplit != 0;
 	}
 	if (rc) {
 		wr_array_free(a);

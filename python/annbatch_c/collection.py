@@ -309,6 +309,7 @@ class DatasetCollection:
         make_var_unique: bool = False,
         drop_new_genes: bool = False,
         blosc_blocksize: int | str | None = None,
+        blosc_unsplit: bool | None = None,
         memory: int | str | None = None,
         progress: Callable[[dict], Any] | None = None,
         on_note: Callable[[str], Any] | None = None,
@@ -372,13 +373,14 @@ class DatasetCollection:
         make_var_unique, drop_new_genes
             Rename repeated var names of an input NAME-1, NAME-2; when adding,
             drop the genes the collection lacks instead of refusing the input.
-        blosc_blocksize, memory
-            Bytes per blosc block asked of libblosc (default 16 KiB, which
-            libblosc makes 64 KiB blocks of lz4 over 4-byte values; 0: its own
-            choice, 256 KiB), and the memory a
-            run may hold (default 1 GiB): a dataset's X stays in memory while
-            it fits and is streamed through a compressed scratch file beside
-            the output past that; datasets keep their asked size.
+        blosc_blocksize, blosc_unsplit, memory
+            Bytes per blosc block (default 16 KiB; 0: libblosc's own choice,
+            256 KiB); each block one compressed stream (default True; False:
+            one a byte plane, libblosc's default, which makes blocks of 4-byte
+            values at least 64 KiB); and the memory a run may hold (default
+            1 GiB): a dataset's X stays in memory while it fits and is
+            streamed through a compressed scratch file beside the output past
+            that; datasets keep their asked size.
         progress
             Called with a dict (rows_done, total_rows, bytes_read,
             datasets_done, n_datasets, elapsed_s, final) at most 20 times a
@@ -437,6 +439,8 @@ class DatasetCollection:
         cfg.update(_compressor(zarr_compressor))
         if blosc_blocksize is not None:
             cfg["blosc_blocksize"] = _bytes("blosc_blocksize", blosc_blocksize)
+        if blosc_unsplit is not None:
+            cfg["blosc_unsplit"] = int(bool(blosc_unsplit))
         if memory is not None:
             cfg["memory"] = _bytes("memory", memory, 1)
         if groupby is not None:

@@ -101,8 +101,8 @@ static void on_note(const char *message, void *arg)
 
 /* The collection config from the dict `d` (keys named as the fields of
  * ab_collection_config, with the write fields flattened in: compressor as
- * its name, level, blosc_blocksize, n_obs_per_chunk, shard_bytes,
- * shard_rows). The
+ * its name, level, blosc_blocksize, blosc_unsplit, n_obs_per_chunk,
+ * shard_bytes, shard_rows). The
  * column lists' strings live in *hold_cols and *hold_groupby. */
 static int read_config(PyObject *d, ab_collection_config *cfg, PyObject **hold_cols, PyObject **hold_groupby)
 {
@@ -117,6 +117,7 @@ static int read_config(PyObject *d, ab_collection_config *cfg, PyObject **hold_c
 	    abpy_cfg_u64(d, "dataset_bytes", &cfg->dataset_bytes) || abpy_cfg_u64(d, "seed", &cfg->seed) ||
 	    abpy_cfg_str(d, "compressor", &compressor) || abpy_cfg_int(d, "level", &cfg->write.level) ||
 	    abpy_cfg_u64(d, "blosc_blocksize", &blocksize) ||
+	    abpy_cfg_int(d, "blosc_unsplit", &cfg->write.blosc_unsplit) ||
 	    abpy_cfg_u64(d, "n_obs_per_chunk", &cfg->write.n_obs_per_chunk) ||
 	    abpy_cfg_u64(d, "shard_bytes", &cfg->write.shard_bytes) ||
 	    abpy_cfg_u64(d, "shard_rows", &cfg->write.shard_rows) || abpy_cfg_u64(d, "memory", &cfg->memory))

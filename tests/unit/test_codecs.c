@@ -399,6 +399,79 @@ START_TEST(test_blosc_roundtrip)
 }
 END_TEST
 
+/* A blosc frame's flags and block size, as written. */
+static void frame_of(const ab_b2b_codec *c, const uint8_t *raw, size_t n, int *unsplit, uint32_t *blocksize)
+{
+	size_t len;
+	uint8_t *enc = encode_alloc(c, raw, n, &len);
+	ck_assert_uint_ge(len, 16);
+	*unsplit = (enc[2] & 0x10) != 0; /* BLOSC_DONT_SPLIT */
+	*blocksize = (uint32_t)enc[8] | (uint32_t)enc[9] << 8 | (uint32_t)enc[10] << 16 | (uint32_t)enc[11] << 24;
+	uint8_t *dec = xmalloc(n);
+	ck_assert_int_eq(ab_b2b_decode(c, enc, len, dec, n), (ssize_t)n);
+	ck_assert_int_eq(memcmp(dec, raw, n), 0);
+	free(dec);
+	free(enc);
+}
+
+typedef struct split_job {
+	int unsplit;
+	const uint8_t *raw;
+	int bad;
+} split_job;
+
+static void *split_worker(void *arg)
+{
+	split_job *j = arg;
+	for (int k = 0; k < 40; k++) {
+		ab_b2b_codec c = make_blosc("lz4", 3, AB_BLOSC_SHUFFLE, 4, 16384);
+		c.unsplit = j->unsplit;
+		int u;
+		uint32_t bs;
+		frame_of(&c, j->raw, 300000, &u, &bs);
+		j->bad += u != j->unsplit || bs != (j->unsplit ? 16384u : 65536u);
+	}
+	return NULL;
+}
+
+/* unsplit frames: one stream a block, of the size asked (libblosc would make
+ * split blocks of 4-byte items 64 KiB); the library's default mode is back
+ * afterwards, and encoders wanting either mode at once each get theirs. */
+START_TEST(test_blosc_unsplit)
+{
+	uint8_t *raw = xmalloc(300000);
+	fill_data(raw, 300000, 7);
+	ab_b2b_codec c = make_blosc("lz4", 3, AB_BLOSC_SHUFFLE, 4, 16384);
+	int u;
+	uint32_t bs;
+	frame_of(&c, raw, 300000, &u, &bs);
+	ck_assert_int_eq(u, 0);
+	ck_assert_uint_eq(bs, 65536);
+	c.unsplit = 1;
+	frame_of(&c, raw, 300000, &u, &bs);
+	ck_assert_int_eq(u, 1);
+	ck_assert_uint_eq(bs, 16384);
+	/* libblosc's own entry point, after: its default mode again */
+	uint8_t *enc = xmalloc(300000 + BLOSC_MAX_OVERHEAD);
+	ck_assert_int_gt(blosc_compress_ctx(3, BLOSC_SHUFFLE, 4, 300000, raw, enc, 300000 + BLOSC_MAX_OVERHEAD, "lz4",
+					    16384, 1), 0);
+	ck_assert_int_eq(enc[2] & 0x10, 0);
+	free(enc);
+	split_job jobs[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (split_job){ i % 2, raw, 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, split_worker, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(jobs[i].bad == 0, "encoder %d (unsplit %d): %d frames of the other mode", i,
+			      jobs[i].unsplit, jobs[i].bad);
+	}
+	free(raw);
+}
+END_TEST
+
 START_TEST(test_zstd_roundtrip)
 {
 	static const int levels[] = { -5, 1, 3, 9, 19 };
@@ -1744,6 +1817,7 @@ static Suite *codec_suite(void)
 	tc = tcase_create("roundtrip");
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_blosc_roundtrip, 0, (int)N_CNAMES);
+	tcase_add_test(tc, test_blosc_unsplit);
 	tcase_add_test(tc, test_zstd_roundtrip);
 	tcase_add_test(tc, test_zstd_stream_and_multiframe);
 	tcase_add_test(tc, test_lz4_roundtrip);
