@@ -271,7 +271,7 @@ def main():
                         f"({ch.get('decode_amplification', 0):.2f}x), blocks {b1['samples_per_s'] / ch['samples_per_s']:.2f}x faster")
             vb = by.get("ab_sparse_v3b_cs32_buffered_warm_c1", {})
             if vb.get("samples_per_s"):
-                why += (f"; with libblosc's 256 KiB blocks (v3b) {vb['samples_per_s']:.0f} rows/s = "
+                why += (f"; with libblosc's own 256 KiB split blocks (v3b) {vb['samples_per_s']:.0f} rows/s = "
                         f"{100 * vb['samples_per_s'] / dc['ceiling_rows_per_s']:.0f}% "
                         f"({vb.get('decode_amplification', 0):.2f}x)")
         target(f"warm vs decode ceiling, {data} {fm}", ">= 50% of cores x single-core decode",

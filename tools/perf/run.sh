@@ -142,8 +142,8 @@ run() {
 # and turned into a sharded v3 collection by `annbatch convert` (same rows,
 # block-shuffled as a real collection is). A stamp keeps it across runs with
 # the same sizes.
-# (layout 2: convert's default output has 64 KiB blosc blocks)
-stamp="rows=$ROWS dense_rows=$DENSE_ROWS dense_vars=$DENSE_VARS layout=2"
+# (layout 3: convert's default output has unsplit 16 KiB blosc blocks)
+stamp="rows=$ROWS dense_rows=$DENSE_ROWS dense_vars=$DENSE_VARS layout=3"
 if [ "$REBUILD" = 1 ] || [ "$(cat "$DATA/stamp" 2>/dev/null)" != "$stamp" ]; then
 	log "writing data: $ROWS sparse rows, $DENSE_ROWS dense rows (annbatch synth + convert)"
 	rm -rf "$DATA"/*
@@ -161,13 +161,13 @@ if [ "$REBUILD" = 1 ] || [ "$(cat "$DATA/stamp" 2>/dev/null)" != "$stamp" ]; the
 		--n-obs-per-chunk 64 --seed 1
 	echo "$stamp" > "$DATA/stamp"
 fi
-# The same sparse rows as a collection with libblosc's own block size
-# (--blosc-blocksize 0: 256 KiB blocks, convert's default before 64 KiB
-# blocks became it), to show what the block size does to the loader.
+# The same sparse rows as a collection with libblosc's own blocks
+# (--blosc-blocksize 0 --blosc-split: 256 KiB split by byte plane, convert's
+# default before unsplit 16 KiB blocks), to show what they do to the loader.
 if [ ! -f "$DATA/sparse_v3b.zarr/zarr.json" ]; then
-	log "writing the sparse collection with libblosc's 256 KiB blocks (convert --blosc-blocksize 0)"
+	log "writing the sparse collection with libblosc's own blocks (convert --blosc-blocksize 0 --blosc-split)"
 	"$ANNBATCH" convert "$DATA/sparse_v2.zarr" -o "$DATA/sparse_v3b.zarr" --compressor blosc-lz4 \
-		--n-obs-per-chunk 64 --seed 1 --blosc-blocksize 0 --no-progress
+		--n-obs-per-chunk 64 --seed 1 --blosc-blocksize 0 --blosc-split --no-progress
 fi
 if [ "$DATA_ONLY" = 1 ]; then log "data ready in $DATA"; exit 0; fi
 for s in sparse_v2 sparse_v3 sparse_v3b dense_v2 dense_v3; do
