@@ -310,6 +310,7 @@ class DatasetCollection:
         drop_new_genes: bool = False,
         blosc_blocksize: int | str | None = None,
         memory: int | str | None = None,
+        threads: int | None = None,
         progress: Callable[[dict], Any] | None = None,
         on_note: Callable[[str], Any] | None = None,
     ) -> "DatasetCollection":
@@ -377,6 +378,10 @@ class DatasetCollection:
             run may hold (default 1 GiB): a dataset's X stays in memory while
             it fits and is streamed through a compressed scratch file beside
             the output past that; datasets keep their asked size.
+        threads
+            Worker threads reading and converting the inputs' X ahead
+            (default: one per CPU; 1: none). The bytes written are the same
+            for any number. ``annbatch convert --threads``.
         progress
             Called with a dict (rows_done, total_rows, bytes_read,
             datasets_done, n_datasets, elapsed_s, final) at most 20 times a
@@ -437,6 +442,10 @@ class DatasetCollection:
             cfg["blosc_blocksize"] = _bytes("blosc_blocksize", blosc_blocksize)
         if memory is not None:
             cfg["memory"] = _bytes("memory", memory, 1)
+        if threads is not None:
+            cfg["threads"] = _int("threads", threads, 1)
+            if cfg["threads"] > 256:
+                raise ValueError(f"threads={threads}: at most 256")
         if groupby is not None:
             cfg["groupby"] = _normalize_groupby(groupby)
         if obs_columns is not None:
