@@ -145,6 +145,7 @@ static uint64_t dataset_count(conv *c)
 	 * batches read back, the writer's chunks; the rest is for rows. */
 	double row_mem = (c->sparse ? 16.0 : 8.0) + 20.0 + 64.0 * (double)(c->n_cols + 1);
 	double fixed = 3.0 * row_x * (double)c->chunk_size + (double)(16 << 20);
+	c->row_x = row_x;
 	double room = (double)c->memory - fixed;
 	c->row_mem = row_mem;
 	c->fixed_mem = fixed;
@@ -157,6 +158,75 @@ static uint64_t dataset_count(conv *c)
 		n = need;
 	}
 	return n < c->total_rows ? n : c->total_rows;
+}
+
+/* Bytes of staged X dataset k of `rows` rows may keep in memory: what its
+ * bookkeeping leaves of --memory (half of it: the staging grows by
+ * doubling), less what the read-ahead holds. */
+static uint64_t x_hold_for(const conv *c, uint64_t rows)
+{
+	double hold = ((double)c->memory - c->fixed_mem - c->row_mem * (double)rows) / 2 - (double)c->ahead_bytes;
+	return hold > 0 ? (uint64_t)hold : 0;
+}
+
+/* How many workers read ahead (0: the pieces are read on the calling
+ * thread), and what they hold: a slot each, of about four pieces' X (as
+ * read, converted, encoded), within a quarter of --memory, at least one
+ * worker when threads are asked. */
+static void plan_workers(conv *c)
+{
+	double slot = 4.0 * c->row_x * (double)c->chunk_size;
+	unsigned n = c->threads > 1 ? c->threads : 0;
+	while (n > 1 && (double)n * slot > (double)c->memory / 4)
+		n--;
+	c->threads = n ? n : 1;
+	c->ahead_bytes = n ? (uint64_t)((double)n * slot) : 0;
+}
+
+/* Cuts the blocks, in their order, into the datasets' pieces (np.array_split
+ * of the stream of rows: the first total % nds datasets have one row more; a
+ * block may straddle two datasets), and marks the pieces of a dataset whose
+ * X will not fit in memory to be encoded for the scratch file as they are
+ * read. */
+static piece *plan_pieces(conv *c, const block *blocks, const uint64_t *order, uint64_t nb, uint64_t nds,
+			  uint64_t *np_out)
+{
+	piece *p = malloc((nb + nds + 1) * sizeof *p);
+	if (!p)
+		return NULL;
+	size_t isz = ab_dtype_size(c->x_dtype);
+	uint64_t np = 0, bi = 0, boff = 0;
+	for (uint64_t k = 0; k < nds; k++) {
+		uint64_t rows = c->total_rows / nds + (k < c->total_rows % nds), row0 = 0, first = np;
+		/* the staged X the dataset will need, when the inputs say */
+		uint64_t need = c->sparse ? 0 : rows * c->n_vars * isz;
+		int known = 1;
+		while (row0 < rows && bi < nb) {
+			const block *whole = &blocks[order[bi]];
+			uint64_t take = whole->end - whole->start - boff;
+			if (take > rows - row0)
+				take = rows - row0;
+			block b = { whole->in, whole->start + boff, whole->start + boff + take };
+			p[np++] = (piece){ b, k, row0, 0 };
+			const input *in = &c->in[b.in];
+			uint64_t nnz;
+			if (c->sparse && in->info.x_kind == AB_X_CSR && ab_anndata_x_nnz(in->ad, b.start, b.end, &nnz) == 0)
+				need += nnz * (4 + isz);
+			else if (c->sparse)
+				known = 0; /* dense into sparse: its zeros are not known yet */
+			row0 += take;
+			boff += take;
+			if (boff == whole->end - whole->start)
+				bi++, boff = 0;
+		}
+		/* with one thread the scratch file's thread encodes, beside the
+		 * reading; with workers, they do */
+		if (c->threads > 1 && known && need > x_hold_for(c, rows))
+			for (uint64_t i = first; i < np; i++)
+				p[i].encode = 1;
+	}
+	*np_out = np;
+	return p;
 }
 
 /* The real path of `p`, which may not exist yet: then its parent's real path
@@ -362,6 +432,15 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		ab_rng_shuffle(&r, order, nb);
 	uint64_t nds = dataset_count(c);
 	c->n_datasets = nds;
+	plan_workers(c);
+	uint64_t np = 0;
+	piece *pieces = plan_pieces(c, blocks, order, nb, nds, &np);
+	if (!pieces) {
+		free(blocks);
+		free(order);
+		ret = cw_oom();
+		goto out;
+	}
 
 	ab_writer_config wc;
 	ab_writer_config_init(&wc);
@@ -370,6 +449,7 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 	if ((rc = ab_writer_create(c->out, &wc, &w))) {
 		free(blocks);
 		free(order);
+		free(pieces);
 		ret = cw_fail_lib(c, rc, c->out);
 		goto out;
 	}
@@ -382,38 +462,37 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 	}
 	c->t0 = now_s();
 	void *scratch = NULL;
-	uint64_t scap = 0, bi = 0, boff = 0;
+	uint64_t scap = 0, pi = 0;
+	if (!ret)
+		ret = cw_ahead_start(c, pieces, np);
 	for (uint64_t k = 0; k < nds && !ret && !c->stop; k++) {
-		/* The blocks in their order are one stream of rows, cut into nds
-		 * parts as np.array_split cuts it: the first total % nds parts
-		 * have one row more. A block may straddle two datasets. */
 		uint64_t rows = c->total_rows / nds + (k < c->total_rows % nds);
 		dset d;
 		memset(&d, 0, sizeof d);
-		/* X stays in memory while it fits what the dataset's bookkeeping
-		 * leaves of --memory (half of it: the staging grows by doubling) */
-		double hold = ((double)c->memory - c->fixed_mem - c->row_mem * (double)rows) / 2;
-		c->x_hold = hold > 0 ? (uint64_t)hold : 0;
+		/* X stays in memory while it fits */
+		c->x_hold = x_hold_for(c, rows);
 		if ((ret = cw_dset_alloc(c, &d, rows)) || (ret = cw_spill_begin(c))) {
 			cw_dset_free(c, &d);
 			break;
 		}
-		uint64_t row0 = 0;
-		while (row0 < rows && bi < nb && !ret && !c->stop) {
-			const block *whole = &blocks[order[bi]];
-			uint64_t take = whole->end - whole->start - boff;
-			if (take > rows - row0)
-				take = rows - row0;
-			block b = { whole->in, whole->start + boff, whole->start + boff + take };
-			ret = cw_read_block_x(c, &d, &b, row0, &scratch, &scap);
-			if (!ret)
-				ret = cw_spill_block(c, &d, row0 + take);
-			if (!ret)
-				ret = cw_read_block_obs(c, &d, &b, row0, &scratch, &scap);
-			row0 += take;
-			boff += take;
-			if (boff == whole->end - whole->start)
-				bi++, boff = 0;
+		for (; pi < np && pieces[pi].k == k && !ret && !c->stop; pi++) {
+			const piece *p = &pieces[pi];
+			input *in = &c->in[p->b.in];
+			xblock *x;
+			ret = cw_ahead_next(c, &x);
+			if (!ret && x->encoded) {
+				ret = cw_spill_put(c, &d, in, x, p->row0);
+			} else if (!ret) {
+				ret = cw_stage_block(c, &d, in, x, p->row0);
+				if (!ret)
+					ret = cw_spill_block(c, &d, p->row0 + x->nr);
+			}
+			cw_ahead_release(c);
+			if (!ret) {
+				cw_h5_lock(c, in);
+				ret = cw_read_block_obs(c, &d, &p->b, p->row0, &scratch, &scap);
+				cw_h5_unlock(c, in);
+			}
 			cw_progress(c, 0);
 		}
 		uint64_t *perm = NULL;
@@ -443,6 +522,8 @@ static int run(conv *c, const char *const *paths, size_t n_paths, ab_collection_
 		cw_dset_free(c, &d);
 		c->datasets_done = k + 1;
 	}
+	cw_ahead_stop(c);
+	free(pieces);
 	free(scratch);
 	if (c->stop) {
 		/* whatever failed on the way out of the loops, the stop is the cause */
@@ -497,6 +578,7 @@ out:
 
 static void conv_free(conv *c)
 {
+	cw_ahead_stop(c);
 	for (size_t i = 0; i < c->n_in; i++) {
 		input *in = &c->in[i];
 		for (size_t j = 0; in->obs && j < c->n_cols; j++)
@@ -584,6 +666,14 @@ int ab_collection_write(const char *path, const char *const *inputs, size_t n_in
 	c.drop_new_genes = cfg_in->drop_new_genes;
 	c.o = cfg_in->write;
 	c.memory = cfg_in->memory ? cfg_in->memory : CW_DEFAULT_MEMORY;
+	if (cfg_in->threads) {
+		c.threads = cfg_in->threads;
+	} else {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c.threads = n > 0 ? (unsigned)n : 1;
+	}
+	if (c.threads > 256)
+		c.threads = 256;
 	int rc = run(&c, inputs, n_inputs, summary);
 	/* the message of a failure outlives the clean-up */
 	char msg[1024] = "";

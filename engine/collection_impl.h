@@ -9,7 +9,11 @@
  *                         names made unique), obs names
  *   collection_columns.c  which obs columns are written and how; var columns
  *                         kept as anndata's concat(merge="same")
- *   collection_read.c     a dataset's rows read block by block; its ordering
+ *   collection_read.c     a dataset's obs read block by block; its ordering
+ *   collection_convert.c  a block of X read and converted (any thread), then
+ *                         staged in its dataset
+ *   collection_ahead.c    the blocks of X read and converted ahead, on worker
+ *                         threads, handed back in order
  *   collection_spill.c    the scratch file a dataset's X rows wait in
  *   collection_write.c    a dataset written as an AnnData group
  *   collection.c          the public calls, the run, blocks and datasets
@@ -21,6 +25,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <pthread.h>
 
 #include "annbatch.h"
 #include "last_error.h"
@@ -64,6 +70,7 @@ typedef struct input {
 	ab_anndata_info info;
 	int64_t *colmap;         /* input var -> output var, -1 = dropped */
 	int monotonic;           /* colmap keeps the order of kept columns */
+	int identity;            /* colmap[j] == j for every column, none dropped */
 	ab_column **obs;         /* per output column */
 	ab_column *names;        /* obs/_index */
 	uint64_t row0;           /* its first row in the concatenation */
@@ -76,6 +83,31 @@ typedef struct input {
 
 typedef struct block { uint32_t in; uint64_t start, end; } block;
 
+/* One step of a run: rows [b.start, b.end) of input b.in become rows row0..
+ * of dataset k. The blocks in their order cut into datasets (a block may
+ * straddle two) give the run's pieces, planned before anything is read, so
+ * that they can be read ahead. `encode`: the dataset is expected to go to
+ * the scratch file, so the piece is encoded for it where it is converted. */
+typedef struct piece { block b; uint64_t k, row0; int encode; } piece;
+
+/* A piece's X as read and converted for the output (collection_convert.c),
+ * and, when asked, encoded for the scratch file (collection_spill.c). The
+ * buffers keep their capacity from piece to piece. */
+typedef struct xblock {
+	uint64_t nr;             /* rows */
+	uint64_t nnz;            /* sparse: entries kept */
+	uint64_t *len;           /* sparse: entries of each row */
+	int32_t *idx;            /* sparse: output columns, row after row */
+	void *val;               /* sparse: their values; dense: whole output rows */
+	int encoded;             /* z holds the rows (val and idx do not count) */
+	uint8_t *z;              /* the rows encoded, one after the other */
+	uint64_t zbytes;
+	uint64_t *zlen;          /* bytes of each encoded row */
+	uint64_t values_dropped; /* non-zero values in columns the output lacks */
+	uint64_t bytes_in;       /* bytes of X read */
+	void *raw;               /* the rows as read from the input */
+	uint64_t rawcap, lencap, idxcap, valcap, zcap, zlencap;
+} xblock;
 typedef struct conv {
 	/* options */
 	const char *out;
@@ -91,6 +123,7 @@ typedef struct conv {
 	uint64_t spill_bytes;    /* written for the current dataset */
 	struct cw_spill *spill;  /* its thread and buffers */
 	double row_mem, fixed_mem; /* memory a dataset takes a row, and once */
+	double row_x;            /* staged X a row (an estimate) */
 	uint64_t x_hold;         /* bytes of staged X a dataset may keep in memory */
 	int make_var_unique;     /* rename duplicate var names as anndata does */
 	int drop_new_genes;      /* adding: drop genes the collection lacks */
@@ -123,6 +156,11 @@ typedef struct conv {
 	uint64_t n_datasets, datasets_done;
 	double t0, last_report;
 	int stop;                /* the progress callback asked to stop */
+	/* reading X: worker threads (collection_ahead.c) */
+	unsigned threads;        /* cfg->threads, 0 resolved to the CPUs */
+	struct cw_ahead *ahead;
+	uint64_t ahead_bytes;    /* memory they hold, at most (an estimate) */
+	pthread_mutex_t h5_lock; /* every libhdf5 call of the run, on any thread */
 } conv;
 
 /* One dataset being written. Its obs columns are held whole (a few bytes a
@@ -215,11 +253,42 @@ void cw_vcol_free(conv *c, vcol *v);
 
 int cw_dset_alloc(conv *c, dset *d, uint64_t n);
 void cw_dset_free(conv *c, dset *d);
-int cw_read_block_x(conv *c, dset *d, const block *b, uint64_t row0, void **scratch, uint64_t *scap);
 int cw_read_block_obs(conv *c, dset *d, const block *b, uint64_t row0, void **scratch, uint64_t *scap);
 typedef struct sort_ctx { conv *c; dset *d; } sort_ctx;
 /* Stable sort of a permutation by the groupby columns. */
 void cw_merge_sort(uint64_t *a, uint64_t *tmp, uint64_t n, sort_ctx *s);
+
+/* ---- collection_convert.c */
+
+/* Reads the rows of b (input in, through handle ad: in->ad or a reader of
+ * it) into x->raw. Touches nothing of c: any thread may call it with its
+ * own handle and xblock (an .h5ad's with c->h5_lock held). */
+int cw_read_raw(const conv *c, const input *in, ab_anndata *ad, const block *b, xblock *x);
+/* Converts what cw_read_raw read into the output's var space and dtype
+ * (x->len/idx/val); a value the collection's dtype cannot hold is an error
+ * naming its row. Any thread. */
+int cw_convert_raw(const conv *c, const input *in, const block *b, xblock *x);
+/* Appends a converted piece to the staging of dataset d as its rows row0..;
+ * counts it (c->bytes_in, in->values_dropped). The calling thread's. */
+int cw_stage_block(conv *c, dset *d, input *in, const xblock *x, uint64_t row0);
+void cw_xblock_free(xblock *x);
+
+/* ---- collection_ahead.c */
+
+/* Starts reading the run's pieces ahead: c->threads workers (none for one
+ * thread: then each piece is read when asked for, on the calling thread). */
+int cw_ahead_start(conv *c, const piece *pieces, uint64_t n);
+/* The next piece in order, read and converted (and encoded if it asks);
+ * valid until cw_ahead_release. A failure reading it is returned here, with
+ * its message, in the order of the pieces whatever the thread that met it. */
+int cw_ahead_next(conv *c, xblock **x);
+void cw_ahead_release(conv *c);
+/* Stops the workers (each finishes the piece it reads) and frees them. */
+void cw_ahead_stop(conv *c);
+/* Serialises a call into libhdf5 on this thread with the workers' reads
+ * (a no-op for zarr inputs). */
+void cw_h5_lock(conv *c, const input *in);
+void cw_h5_unlock(conv *c, const input *in);
 
 /* ---- collection_spill.c */
 
@@ -236,6 +305,13 @@ int cw_spill_block(conv *c, dset *d, uint64_t row_end);
  * its values; dense, whole rows. The next batch is read ahead meanwhile. */
 int cw_spill_read(conv *c, const dset *d, const uint64_t *perm, uint64_t i0, uint64_t *i1,
 		  const uint8_t **rows);
+/* Encodes the rows of a converted piece for the scratch file (x->z, zlen).
+ * Any thread. */
+int cw_spill_encode(const conv *c, xblock *x);
+/* Appends an encoded piece to the scratch file as rows row0.. of d (after
+ * spilling whatever d has staged): the file's thread writes it, taking
+ * x->z and leaving an empty buffer in its place. */
+int cw_spill_put(conv *c, dset *d, input *in, xblock *x, uint64_t row0);
 /* Waits for the scratch file's thread (a read ahead), before the dataset
  * it reads is freed. */
 void cw_spill_end(conv *c);

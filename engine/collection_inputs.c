@@ -331,6 +331,14 @@ static int open_inputs_found(conv *c, const char *const *paths, size_t n, int fi
 	c->n_vars = c->vars.n;
 	if (c->n_vars > INT32_MAX)
 		return cw_fail(c, "%s", "more than 2^31 var names", NULL);
+	/* an input in the output's var space as it is: its rows need no
+	 * mapping (dense rows are then read where they are staged) */
+	for (size_t i = 0; i < n; i++) {
+		input *in = &c->in[i];
+		in->identity = in->info.n_vars == c->n_vars;
+		for (uint64_t j = 0; in->identity && j < in->info.n_vars; j++)
+			in->identity = in->colmap[j] == (int64_t)j;
+	}
 	return 0;
 }
 

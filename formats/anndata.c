@@ -8,6 +8,7 @@
 #include "h5ad.h"
 #include "column.h"
 #include "last_error.h"
+#include "sparse.h"
 
 struct ab_anndata {
 	ab_store *store;
@@ -206,6 +207,43 @@ int ab_anndata_open_path(const char *path, ab_anndata **out)
 		return rc;
 	}
 	(*out)->owned = s;
+	return 0;
+}
+
+int ab_anndata_is_h5ad(const ab_anndata *ad)
+{
+	return ad && ad->h5;
+}
+
+int ab_anndata_x_reader(const ab_anndata *ad, ab_anndata **out)
+{
+	if (!ad || !out)
+		return ab_error_set(AB_EINVAL, "ab_anndata_x_reader: null argument");
+	*out = NULL;
+	if (ad->h5)
+		return ab_error_set(AB_EUNSUPPORTED, "an .h5ad has no second reader (libhdf5 is not thread-safe)");
+	if (!ad->xd && !ad->xs)
+		return ab_error_set(AB_EUNSUPPORTED, "X of '%s' is not readable by rows", ad->node);
+	ab_anndata *r = calloc(1, sizeof *r);
+	if (!r)
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	r->info = ad->info;
+	int rc;
+	if (!(r->node = strdup(ad->node))) {
+		rc = ab_error_set(AB_ENOMEM, "out of memory");
+	} else if (!(rc = ab_store_open(ad->store->root, &r->owned))) {
+		r->store = r->owned;
+		rc = ad->xd ? ab_array_open_norm(r->store, ad->xd->node, &r->xd)
+			    : ab_csr_open_reader(r->store, ad->xs, &r->xs);
+	}
+	if (!rc && r->xd && (r->xd->m.ndim != ad->xd->m.ndim || ab_array_nrows(r->xd) != ad->info.n_obs ||
+			     r->xd->m.dt.dt != ad->xd->m.dt.dt))
+		rc = ab_error_set(AB_ECORRUPT, "'%s' changed while it was read", ad->xd->node);
+	if (rc) {
+		ab_anndata_close(r);
+		return rc;
+	}
+	*out = r;
 	return 0;
 }
 

@@ -102,6 +102,37 @@ fail:
 	return rc;
 }
 
+int ab_csr_open_reader(ab_store *s, const ab_csr *c, ab_csr **out)
+{
+	ab_csr *r = calloc(1, sizeof *r);
+	if (!r || !(r->node = strdup(c->node))) {
+		free(r);
+		return ab_error_set(AB_ENOMEM, "out of memory");
+	}
+	r->store = s;
+	r->format = c->format;
+	r->n_rows = c->n_rows;
+	r->n_cols = c->n_cols;
+	r->nnz = c->nnz;
+	r->indptr = c->indptr;
+	r->indptr_borrowed = 1;
+	int rc;
+	if ((rc = ab_array_open_child(s, c->node, "data", &r->data)) ||
+	    (rc = ab_array_open_child(s, c->node, "indices", &r->indices)) ||
+	    (rc = ab_array_open_child(s, c->node, "indptr", &r->indptr_arr))) {
+		ab_csr_close(r);
+		return rc;
+	}
+	/* the store may have changed under us: the same shapes, or no reader */
+	if (r->data->m.ndim != 1 || r->data->m.shape[0] != c->nnz || r->indices->m.ndim != 1 ||
+	    r->indices->m.shape[0] != c->nnz || r->data->m.dt.dt != c->data->m.dt.dt) {
+		ab_csr_close(r);
+		return ab_error_set(AB_ECORRUPT, "'%s' changed while it was read", c->node);
+	}
+	*out = r;
+	return 0;
+}
+
 void ab_csr_close(ab_csr *c)
 {
 	if (!c)
@@ -109,7 +140,8 @@ void ab_csr_close(ab_csr *c)
 	ab_array_close(c->data);
 	ab_array_close(c->indices);
 	ab_array_close(c->indptr_arr);
-	free(c->indptr);
+	if (!c->indptr_borrowed)
+		free(c->indptr);
 	ab_buf_free(&c->tmp);
 	free(c->node);
 	free(c);

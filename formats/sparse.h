@@ -18,7 +18,14 @@ struct ab_csr {
 	uint64_t n_rows, n_cols, nnz;
 	ab_array *data, *indices, *indptr_arr;
 	int64_t *indptr; /* n_rows + 1 (csr only) */
+	int indptr_borrowed; /* a reader's: indptr is its origin's (not freed) */
 	ab_buf tmp;
 };
+
+/* A second reader of csr_matrix `c` through store `s` (another handle on
+ * the same store): its own data and indices arrays, so that it reads
+ * beside `c` on another thread, and `c`'s indptr, borrowed (read-only;
+ * `c` must outlive it). */
+int ab_csr_open_reader(ab_store *s, const ab_csr *c, ab_csr **out);
 
 #endif

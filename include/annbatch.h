@@ -891,9 +891,17 @@ AB_API int ab_writer_categorical_column(ab_writer *w, const char *node, const in
  * `memory` bounds what the run holds; only a dataset whose per-row
  * bookkeeping alone would not fit is split into more, smaller datasets (a
  * note says so). The inputs' obs names are held while the run plans (making
- * them unique needs them all). While it writes, the call runs two helper
- * threads (the scratch file's reads and writes, a batch ahead; X/indices
- * encoded beside X/data); the callbacks still run on the calling thread.
+ * them unique needs them all). The call runs helper threads: `threads`
+ * workers read the inputs' X ahead, a few blocks of shuffle_chunk_size rows
+ * at a time (decompressed, mapped into the var space, converted, and, for a
+ * dataset bound for the scratch file, encoded for it; fewer workers when
+ * their blocks would pass a quarter of `memory`, never none; what they
+ * hold is taken out of what X may keep in memory); one thread does the
+ * scratch file's reads and writes, a batch ahead; one encodes X/indices
+ * beside X/data. An .h5ad is decompressed by libhdf5, which is not
+ * thread-safe: one block at a time, the rest of the work beside it. The
+ * bytes written do not depend on `threads`; the callbacks run on the
+ * calling thread.
  *
  * Example (error handling shortened):
  *
@@ -953,6 +961,10 @@ typedef struct ab_collection_config {
 	 * dropped), one sentence each without a trailing newline. NULL: dropped. */
 	void (*note)(const char *message, void *ctx);
 	void *ctx;                       /* passed to both callbacks               */
+	unsigned threads;                /* workers reading the inputs' X ahead
+	                                  * (see "Memory" above); 0: one per CPU,
+	                                  * 1: none, X is read on the calling
+	                                  * thread. The same bytes for any number   */
 } ab_collection_config;
 /* The blosc blocks a collection is written with unless asked otherwise:
  * 16 KiB, each one stream (blosc_unsplit). */

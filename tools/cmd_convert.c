@@ -78,6 +78,9 @@ static const char convert_usage[] =
 	"  --memory SIZE            memory budget, 1GiB by default: X is streamed\n"
 	"                           through a scratch file beside OUT (room for one\n"
 	"                           dataset's X), so datasets keep --dataset-size\n"
+	"  --threads N              threads reading and converting the inputs ahead\n"
+	"                           (the number of CPUs; 1: none beside the run's\n"
+	"                           own); the output is the same for any number\n"
 	"  --progress / --no-progress  progress line on stderr (default: on a TTY)\n"
 	"  -h, --help               this help\n"
 	"\n"
@@ -89,7 +92,7 @@ static const char convert_usage[] =
 	"X dtype, bytes, seconds). The soft open-file limit is raised to the hard one.\n";
 
 enum { O_VARSUB = 256, O_OBSCOLS, O_NOSHUF, O_SCHUNK, O_DSIZE, O_SEED, O_GROUPBY, O_MEM, O_PROG,
-       O_NOPROG, O_VARUNIQ, O_DROPNEW };
+       O_NOPROG, O_VARUNIQ, O_DROPNEW, O_THREADS };
 
 #define CMD "convert"
 
@@ -242,6 +245,7 @@ int cmd_convert(int argc, char **argv)
 		{ "groupby", required_argument, NULL, O_GROUPBY },
 		WRITER_LONG_OPTIONS,
 		{ "memory", required_argument, NULL, O_MEM },
+		{ "threads", required_argument, NULL, O_THREADS },
 		{ "progress", no_argument, NULL, O_PROG },
 		{ "no-progress", no_argument, NULL, O_NOPROG },
 		{ "help", no_argument, NULL, 'h' },
@@ -308,6 +312,15 @@ int cmd_convert(int argc, char **argv)
 			if (parse_size(optarg, &cfg.memory) || !cfg.memory)
 				return cli_fail(CMD, "--memory '%s': expected a size like 8GB", optarg);
 			break;
+		case O_THREADS: {
+			uint64_t v;
+			if (cli_parse_u64(CMD, "--threads", optarg, &v))
+				return 1;
+			if (v < 1 || v > 256)
+				return cli_fail(CMD, "--threads %s: expected 1 to 256", optarg);
+			cfg.threads = (unsigned)v;
+			break;
+		}
 		case O_PROG:
 			t.show = 1;
 			break;

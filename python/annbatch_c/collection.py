@@ -311,6 +311,7 @@ class DatasetCollection:
         blosc_blocksize: int | str | None = None,
         blosc_unsplit: bool | None = None,
         memory: int | str | None = None,
+        threads: int | None = None,
         progress: Callable[[dict], Any] | None = None,
         on_note: Callable[[str], Any] | None = None,
     ) -> "DatasetCollection":
@@ -381,6 +382,10 @@ class DatasetCollection:
             1 GiB): a dataset's X stays in memory while it fits and is
             streamed through a compressed scratch file beside the output past
             that; datasets keep their asked size.
+        threads
+            Worker threads reading and converting the inputs' X ahead
+            (default: one per CPU; 1: none). The bytes written are the same
+            for any number. ``annbatch convert --threads``.
         progress
             Called with a dict (rows_done, total_rows, bytes_read,
             datasets_done, n_datasets, elapsed_s, final) at most 20 times a
@@ -443,6 +448,10 @@ class DatasetCollection:
             cfg["blosc_unsplit"] = int(bool(blosc_unsplit))
         if memory is not None:
             cfg["memory"] = _bytes("memory", memory, 1)
+        if threads is not None:
+            cfg["threads"] = _int("threads", threads, 1)
+            if cfg["threads"] > 256:
+                raise ValueError(f"threads={threads}: at most 256")
         if groupby is not None:
             cfg["groupby"] = _normalize_groupby(groupby)
         if obs_columns is not None:

@@ -102,12 +102,12 @@ static void on_note(const char *message, void *arg)
 /* The collection config from the dict `d` (keys named as the fields of
  * ab_collection_config, with the write fields flattened in: compressor as
  * its name, level, blosc_blocksize, blosc_unsplit, n_obs_per_chunk,
- * shard_bytes, shard_rows). The
+ * shard_bytes, shard_rows; threads). The
  * column lists' strings live in *hold_cols and *hold_groupby. */
 static int read_config(PyObject *d, ab_collection_config *cfg, PyObject **hold_cols, PyObject **hold_groupby)
 {
 	const char *compressor = NULL;
-	uint64_t blocksize = cfg->write.blosc_blocksize;
+	uint64_t blocksize = cfg->write.blosc_blocksize, threads = cfg->threads;
 	if (abpy_cfg_str(d, "var_subset_path", &cfg->var_subset_path) ||
 	    abpy_cfg_int(d, "make_var_unique", &cfg->make_var_unique) ||
 	    abpy_cfg_int(d, "drop_new_genes", &cfg->drop_new_genes) ||
@@ -120,8 +120,14 @@ static int read_config(PyObject *d, ab_collection_config *cfg, PyObject **hold_c
 	    abpy_cfg_int(d, "blosc_unsplit", &cfg->write.blosc_unsplit) ||
 	    abpy_cfg_u64(d, "n_obs_per_chunk", &cfg->write.n_obs_per_chunk) ||
 	    abpy_cfg_u64(d, "shard_bytes", &cfg->write.shard_bytes) ||
-	    abpy_cfg_u64(d, "shard_rows", &cfg->write.shard_rows) || abpy_cfg_u64(d, "memory", &cfg->memory))
+	    abpy_cfg_u64(d, "shard_rows", &cfg->write.shard_rows) || abpy_cfg_u64(d, "memory", &cfg->memory) ||
+	    abpy_cfg_u64(d, "threads", &threads))
 		return -1;
+	if (threads > 256) {
+		PyErr_Format(PyExc_ValueError, "threads: %llu, at most 256", (unsigned long long)threads);
+		return -1;
+	}
+	cfg->threads = (unsigned)threads;
 	cfg->write.blosc_blocksize = (size_t)blocksize;
 	if (compressor && ab_compressor_parse(compressor, &cfg->write.compressor)) {
 		PyErr_Format(PyExc_ValueError, "compressor: %s", ab_last_error());

@@ -84,6 +84,9 @@ CASES = [
       "--dataset-size", 400, "--shuffle-chunk-size", 50]),
     ("bytes", dict(dataset_size="50KB", blosc_blocksize="16K", seed=2, memory="1GiB"),
      ["--dataset-size", "50KB", "--blosc-blocksize", "16K", "--seed", 2, "--memory", "1GiB"]),
+    # the Python side read on the calling thread, the CLI with three workers
+    ("threads", dict(threads=1, shuffle_chunk_size=40, dataset_size=700, seed=8),
+     ["--threads", 3, "--shuffle-chunk-size", 40, "--dataset-size", 700, "--seed", 8]),
     ("subset", dict(var_subset=["g5", "g1", "g30"], groupby=["src_path", "cell_type"], seed=11),
      ["--var-subset", "SUBSET", "--groupby", "src_path,cell_type", "--seed", 11]),
     ("codec", dict(zarr_compressor=None, shard_size="1MB", make_var_unique=True, seed=4),
@@ -97,7 +100,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,kw,args", CASES, ids=[c[0] for c in CASES])
 def test_bytes_equal_annbatch_convert(data, tmp_path, name, kw, args):
-    inputs = [data["sparse"], data["dense"]] if name in ("bytes", "subset") else [data["sparse"]]
+    inputs = [data["sparse"], data["dense"]] if name in ("bytes", "subset", "threads") else [data["sparse"]]
     if "SUBSET" in args:
         (tmp_path / "subset.txt").write_text("g5\ng1\ng30\n")
         args = [str(tmp_path / "subset.txt") if a == "SUBSET" else a for a in args]

@@ -14,6 +14,8 @@
 #    gives the same bytes for the same seed, and converts back.
 #  - inspect and get read the same .h5ad files as anndata does
 #    (check_h5ad_get.py: shape, X bytes, names, every obs column kind).
+#  - convert writes the same bytes with 1, 2 or 5 threads reading X ahead,
+#    held in memory or streamed through the scratch file.
 #  - bad inputs (not HDF5, csc X, no X) and bad options fail with one line.
 SUITE=h5ad
 . "$(dirname "$0")/common.sh"
@@ -124,6 +126,37 @@ errline() { # errline CMD...: fails with exactly one line on stderr
 	"$@" >/dev/null 2>err1.txt && return 1
 	test "$(wc -l <err1.txt)" -eq 1 || { cat err1.txt; return 1; }
 }
+# ---- threads: the same bytes whether X is read ahead by workers or not
+# (.h5ad reads serialised under one lock, zarr through the workers' own
+# handles), held in memory or encoded for the scratch file by the workers
+# (17MB: the 16 MiB the writer keeps for itself and the rows' bookkeeping;
+# nothing of X)
+tree() { (cd "$1" && find . -type f | sort | xargs sha256sum) | sha256sum; }
+same_bytes() { # same_bytes A B: two collections hold the same files and bytes
+	[ "$(tree "$1")" = "$(tree "$2")" ] || { diff -r "$1" "$2" | head -5; return 1; }
+}
+for mem in 1GB 17MB; do
+	for th in 1 2 5; do
+		check "threads $th, memory $mem: h5ad (gzip CSR, dense, int64 CSR) and zarr mixed" \
+			"$AB" convert h1.h5ad in1.zarr h2.h5ad in2.zarr h3.h5ad --shuffle-chunk-size 23 \
+			--dataset-size 600 --seed 6 --threads $th --memory $mem -o "t_${th}_$mem.zarr" --no-progress
+		check "threads $th, memory $mem: dense output from h5ad and zarr" \
+			"$AB" convert h2.h5ad in2.zarr --shuffle-chunk-size 17 --dataset-size 300 --seed 6 \
+			--threads $th --memory $mem -o "td_${th}_$mem.zarr" --no-progress
+	done
+done
+for mem in 1GB 17MB; do
+	for th in 2 5; do
+		check "threads $th, memory $mem: the bytes of 1 thread held in memory" \
+			same_bytes t_1_1GB.zarr "t_${th}_$mem.zarr"
+		check "threads $th, memory $mem: dense, the bytes of 1 thread held in memory" \
+			same_bytes td_1_1GB.zarr "td_${th}_$mem.zarr"
+	done
+done
+check "threads 1, memory 17MB: the bytes of 1 thread held in memory" same_bytes t_1_1GB.zarr t_1_17MB.zarr
+check "threads 1, memory 17MB: dense, the bytes held in memory" same_bytes td_1_1GB.zarr td_1_17MB.zarr
+check "--threads 0 is one error line" errline "$AB" convert h1.h5ad -o e0.zarr --threads 0
+
 check "convert: not an HDF5 file is one error line" errline "$AB" convert text.h5ad -o e1.zarr
 check "convert: csc X is one error line" bash -c '
 	! "$0" convert csc.h5ad -o e2.zarr 2>err2.txt && test "$(wc -l <err2.txt)" -eq 1 && grep -q csc_matrix err2.txt' "$AB"
