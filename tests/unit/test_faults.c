@@ -391,8 +391,13 @@ START_TEST(test_parse)
 	ck_assert_uint_eq(f[2].arg, 9ull);
 	ck_assert_uint_eq(f[3].arg, 12000000ull);
 	ck_assert_uint_eq(f[4].arg, 100000000ull);
+	ck_assert_int_eq(ab_io_fault_parse("regfail@2,eio@2", f, AB_IO_MAX_FAULTS, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(f[0].kind, AB_FAULT_REGFAIL);
+	ck_assert_uint_eq(f[0].nth, 2);
+	ck_assert_uint_eq(f[0].round, 0);
 	const char *bad[] = { "eio", "eio@0", "eio@x", "eio@3:1", "bogus@1", "short@2:x", "delay@1:5h", "@3",
-			      "corrupt@", "eio@2~0", "eio@2~x", "eio@2~" };
+			      "corrupt@", "eio@2~0", "eio@2~x", "eio@2~", "regfail@0", "regfail@2:1", "regfail@2~1" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		ck_assert_msg(ab_io_fault_parse(bad[i], f, AB_IO_MAX_FAULTS, &n) == AB_EINVAL, "accepted '%s'",
 			      bad[i]);
