@@ -211,8 +211,8 @@ static int setup_backend(ab_loader *ld, int direct)
 	}
 	ab_io_destroy(ld->io);
 	ld->io = NULL;
-	ld->reg_tried = 0; /* the new backend registers the pool again */
-	ld->reg_active = 0;
+	ld->reg_tried = 0; /* the new backend makes its own buffer table */
+	atomic_store(&ld->reg_count, 0);
 	ld->note[0] = '\0';
 	ab_io_config ic = { 0 };
 	ic.kind = kind;

@@ -45,6 +45,10 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 		ld->own_open--;
 	}
 	atomic_fetch_add_explicit(&ld->st_bytes_read, req->len, memory_order_relaxed);
+	/* The window's reads are all in: its arena is in memory now, and can
+	 * be registered cheaply for the windows that reuse it. */
+	if (++w->reads_done == w->nreads)
+		slot_register(ld, w);
 	ab_hist_record(&ld->read_lat, req->complete_ns > req->submit_ns ? req->complete_ns - req->submit_ns : 0);
 	if (req->result < 0 || (uint64_t)req->result < r->need) {
 		char where[1024];

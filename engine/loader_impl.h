@@ -110,9 +110,11 @@ typedef struct ld_window {
 	size_t nunits, cap_units;
 	ld_read *reads;
 	size_t nreads, cap_reads, next_submit;
-	void *arena;              /* read buffers when the window has no slot   */
+	void *arena;              /* the reads' buffers (kept across reuse)     */
 	size_t arena_size;
-	int slot;                 /* registered buffer of this window, or -1    */
+	size_t arena_used;        /* bytes of it reads have used so far         */
+	size_t reads_done;        /* reads reaped (event loop)                  */
+	int slot;                 /* registered buffer slot of this window, or -1 */
 	atomic_size_t tasks_left;
 	ld_task fill_task;
 	size_t skip;              /* leading batches not published (resume)    */
@@ -277,11 +279,16 @@ struct ab_loader {
 	uint32_t align;             /* O_DIRECT alignment (1 when buffered)       */
 	char note[160];
 	char backend_name[16];      /* of the last epoch (kept after a stop)     */
-	/* registered read buffers, one per window slot */
-	void **reg_buf;
-	size_t reg_size;
-	unsigned nreg, slots_used;
-	int reg_tried, reg_active;
+	/* registered read buffers, one slot per window struct (read_buffers.c):
+	 * what each slot holds (NULL: empty), written by the event loop */
+	void **slot_buf;
+	size_t *slot_len;
+	size_t reg_size;            /* a slot's arena size                     */
+	unsigned reg_slots;         /* slots in the ring's table (0: none)     */
+	unsigned slots_used;        /* of those, given to window structs       */
+	int reg_tried;              /* the table was made for this backend     */
+	int reg_off;                /* a registration was refused: no more     */
+	atomic_uint reg_count;      /* slots holding a buffer (stats)          */
 	unsigned file_slots;        /* registered file table size (0: none)      */
 	unsigned registered_files;  /* high-water mark, for the stats            */
 	int files_tried;
@@ -319,6 +326,10 @@ void free_x(ab_loader *ld, void *p, size_t cap);
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need);
 int ensure(void **p, size_t *cap, size_t need);
 int array_partial(const ab_loader *ld, const ab_array *arr);
+
+/* read_buffers.c: the windows' read buffers and their registration */
+uint8_t *window_arena(ab_loader *ld, ld_window *w, size_t arena, int *index);
+void slot_register(ab_loader *ld, ld_window *w);
 
 /* decode.c: decoding (the worker threads) */
 void unit_where(const ld_unit *u, char *buf, size_t size);
