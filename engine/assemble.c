@@ -148,23 +148,57 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
  * (the error is posted), give the batches back. */
 static void assembled(ab_loader *ld, ld_window *w)
 {
+	size_t skip = w->skip < w->nbatches ? w->skip : w->nbatches;
 	if (atomic_load(&w->asm_failed)) {
+		/* (a batch already pushed early stays with its consumer: it
+		 * holds its own reference to the window) */
 		for (size_t b = 0; b < w->nbatches; b++)
-			batch_recycle(ld, w->batches[b]);
+			if (!(w->early && b == skip))
+				batch_recycle(ld, w->batches[b]);
 		w->nbatches = 0;
 		release_window_ref(ld, w);
 		return;
 	}
 	/* Batches before a checkpoint's position are not handed out. */
-	size_t skip = w->skip < w->nbatches ? w->skip : w->nbatches;
 	for (size_t b = 0; b < skip; b++)
 		batch_recycle(ld, w->batches[b]);
-	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip));
-	w->published = w->nbatches - skip;
-	atomic_store(&w->handed, 0);
-	atomic_store(&w->held, 0);
+	atomic_fetch_add(&w->refs, (unsigned)(w->nbatches - skip - w->early));
 	publish(ld, w);
 	release_window_ref(ld, w); /* the assembly reference */
+}
+
+/* Numbers a batch of the current epoch and hands it to the ring. Under
+ * ld->mu. */
+static void push_batch_locked(ab_loader *ld, ab_batch *bt)
+{
+	bt->index = ld->cfg.start_batch + (uint64_t)atomic_fetch_add(&ld->st_epoch_batches, 1);
+	atomic_fetch_add_explicit(&ld->st_batches, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ld->st_rows, bt->nrows, memory_order_relaxed);
+	/* The ring holds max_windows windows of batches: never full. */
+	if (ab_ring_push(ld->ring, bt) != 0)
+		abort();
+}
+
+/* The first batch of a window to hand out is cut, and the window is the
+ * next in order: it goes to the ring at once, while the window's other
+ * batches are still being cut. A consumer waiting for the window (at an
+ * epoch's start, for the first batch) gets it one batch's cut sooner. It
+ * holds its own reference to the window; publish() hands out the rest. */
+static void publish_early(ab_loader *ld, ld_window *w, size_t b)
+{
+	if (w->nbatches - b < 2)
+		return; /* it is the window's only batch: nothing to gain */
+	pthread_mutex_lock(&ld->mu);
+	if (w->gen == ld->gen && ld->next_publish == w->w.index && !atomic_load(&w->asm_failed) &&
+	    !atomic_load(&ld->stop)) {
+		atomic_fetch_add(&w->refs, 1);
+		w->early = 1;
+		push_batch_locked(ld, w->batches[b]);
+		/* the epoch's first batch is out (see first_hold) */
+		if (atomic_exchange(&ld->first_hold, 0))
+			pthread_cond_broadcast(&ld->cv);
+	}
+	pthread_mutex_unlock(&ld->mu);
 }
 
 /* A worker's assembly task: batch t->batch of t->win. */
@@ -174,6 +208,8 @@ void assemble_task(ab_loader *ld, ld_task *t)
 	int rc = assemble_batch(ld, w, t->batch);
 	if (rc && !atomic_exchange(&w->asm_failed, 1))
 		post_window_error(ld, w->gen, rc, ab_last_error());
+	if (!rc && t->batch == (w->skip < w->nbatches ? w->skip : w->nbatches))
+		publish_early(ld, w, t->batch);
 	if (atomic_fetch_sub(&w->asm_left, 1) == 1)
 		assembled(ld, w);
 }
@@ -204,15 +240,8 @@ int publish_parked_locked(ab_loader *ld)
 		ld_window *p = ld->parked;
 		ld->parked = p->next;
 		ld->next_publish++;
-		for (size_t b = p->skip; b < p->nbatches; b++) {
-			ab_batch *bt = p->batches[b];
-			bt->index = ld->cfg.start_batch + (uint64_t)atomic_fetch_add(&ld->st_epoch_batches, 1);
-			atomic_fetch_add_explicit(&ld->st_batches, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&ld->st_rows, bt->nrows, memory_order_relaxed);
-			/* The ring holds max_windows windows of batches: never full. */
-			if (ab_ring_push(ld->ring, bt) != 0)
-				abort();
-		}
+		for (size_t b = p->skip + p->early; b < p->nbatches; b++)
+			push_batch_locked(ld, p->batches[b]);
 	}
 	return ld->next_publish == ld->nwindows;
 }
@@ -234,7 +263,7 @@ static void publish(ab_loader *ld, ld_window *w)
 		pp = NULL;
 	if (!pp) {
 		pthread_mutex_unlock(&ld->mu);
-		for (size_t b = w->skip; b < w->nbatches; b++)
+		for (size_t b = w->skip + w->early; b < w->nbatches; b++)
 			ab_batch_release(w->batches[b]);
 		return;
 	}
@@ -243,6 +272,10 @@ static void publish(ab_loader *ld, ld_window *w)
 		pp = &(*pp)->next;
 	w->next = *pp;
 	*pp = w;
+	/* A window of the current epoch is out: the windows after the first
+	 * may be read (event_loop.c). */
+	if (w->gen == ld->gen && atomic_exchange(&ld->first_hold, 0))
+		pthread_cond_broadcast(&ld->cv);
 	/* The ring is closed under the lock: a start adopting the next epoch
 	 * reopens it under the same lock, after this. */
 	if (w->gen == ld->gen && publish_parked_locked(ld))
@@ -266,6 +299,11 @@ void window_complete(ab_loader *ld, ld_window *w)
 	}
 	size_t nb = w->w.nbatches;
 	int rc = 0;
+	/* Counted before any batch is cut: the first may go out early. */
+	w->published = nb - (w->skip < nb ? w->skip : nb);
+	w->early = 0;
+	atomic_store(&w->handed, 0);
+	atomic_store(&w->held, 0);
 	w->batches = calloc(nb ? nb : 1, sizeof *w->batches);
 	if (!w->batches || ensure((void **)&w->asm_tasks, &w->asm_tasks_cap, sizeof *w->asm_tasks * (nb ? nb : 1)))
 		rc = ab_error_set(AB_ENOMEM, "out of memory");

@@ -92,7 +92,7 @@ static void release_parked(ld_window *w)
 {
 	while (w) {
 		ld_window *next = w->next;
-		for (size_t b = w->skip; b < w->nbatches; b++)
+		for (size_t b = w->skip + w->early; b < w->nbatches; b++)
 			ab_batch_release(w->batches[b]);
 		w = next;
 	}
@@ -404,6 +404,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	ld->held_windows = 0;
 	ld->stalled_at = 0;
 	ld->next_publish = ld->first_window;
+	atomic_store(&ld->first_hold, 0);
 	ld->task_head = ld->task_tail = NULL;
 	atomic_store(&ld->st_epoch_batches, 0);
 	ld->spec_state = SPEC_NONE;

@@ -46,9 +46,15 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 	}
 	atomic_fetch_add_explicit(&ld->st_bytes_read, req->len, memory_order_relaxed);
 	/* The window's reads are all in: its arena is in memory now, and can
-	 * be registered cheaply for the windows that reuse it. */
-	if (++w->reads_done == w->nreads)
-		slot_register(ld, w);
+	 * be registered cheaply for the windows that reuse it; while an
+	 * epoch's first batch is awaited, not before it is out (the few ms
+	 * would be taken from the decode on the same cores). */
+	if (++w->reads_done == w->nreads) {
+		if (atomic_load(&ld->first_hold))
+			w->reg_due = 1;
+		else
+			slot_register(ld, w);
+	}
 	ab_hist_record(&ld->read_lat, req->complete_ns > req->submit_ns ? req->complete_ns - req->submit_ns : 0);
 	if (req->result < 0 || (uint64_t)req->result < r->need) {
 		char where[1024];
@@ -94,6 +100,7 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 	ab_io_req *batch[256];
 	unsigned qd = ab_io_queue_depth(ld->io);
 	uint64_t counted = 0; /* the epoch (gen) whose reads the backend numbers */
+	ld_window *first = NULL; /* the epoch's first window, read alone */
 	for (;;) {
 		if (atomic_load(&ld->error) || atomic_load(&ld->stop))
 			break;
@@ -104,6 +111,13 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 		int ahead = ep->gen != ld->gen;
 		int blocked = ahead && ld->spec_state != SPEC_ACTIVE;
 		pthread_mutex_unlock(&ld->mu);
+		/* The epoch's first window is read alone until its first batch
+		 * is out (assemble.c clears first_hold). */
+		int holding = first && atomic_load(&ld->first_hold);
+		if (first && !holding && first->reg_due) {
+			first->reg_due = 0;
+			slot_register(ld, first);
+		}
 		if (blocked && npending && pending[npending - 1]->gen == ep->gen) {
 			/* reading ahead failed: its windows not yet sent stay unsent */
 			size_t keep = npending;
@@ -113,13 +127,13 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 				drop_unsent(ld, pending[i]);
 			npending = keep;
 		}
-		if (!ahead && next_plan >= ep->nwindows && spec_begin(ld, ep)) {
+		if (!ahead && !holding && next_plan >= ep->nwindows && spec_begin(ld, ep)) {
 			next_plan = ep->first_window;
 			ahead = 1;
 		}
 		/* With nothing in flight (an epoch's start), the first window's
 		 * reads go out before the next windows are planned. */
-		while (credits > 0 && !blocked && next_plan < ep->nwindows && npending < 256 &&
+		while (credits > 0 && !blocked && !holding && next_plan < ep->nwindows && npending < 256 &&
 		       !(npending && ab_io_inflight(ld->io) == 0)) {
 			ld_window *w = NULL;
 			int rc = plan_window(ld, ep, next_plan, &w);
@@ -140,6 +154,20 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 			credits = ld->credits;
 			pthread_mutex_unlock(&ld->mu);
 			w->skip = next_plan == ep->first_window ? ep->first_skip : 0;
+			if (next_plan == ep->first_window && !ahead) {
+				/* An epoch read from the start (not ahead): until its
+				 * first batch is out, the cores and the disk are the
+				 * first window's alone. The windows after it are
+				 * neither planned nor read meanwhile: their reads
+				 * would fault in their buffers and their decode run on
+				 * the same cores, and growing their buffers (mmap)
+				 * waits for the first window's page faulting. At the
+				 * start of a loader that doubled the time to the first
+				 * batch. */
+				first = w;
+				holding = 1;
+				atomic_store(&ld->first_hold, 1);
+			}
 			next_plan++;
 			pending[npending++] = w;
 		}
@@ -206,7 +234,7 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 		int more = !blocked && next_plan < ep->nwindows;
 		if (inflight) {
 			ab_io_req *done[256];
-			int busy = npending > 0 || (credits > 0 && more);
+			int busy = !holding && (npending > 0 || (credits > 0 && more));
 			int n = ab_io_reap(ld->io, done, 256, busy && inflight < qd && !fd_wait ? 0 : 1);
 			if (n < 0) {
 				post_error(ld, n, ab_last_error());
@@ -223,6 +251,15 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 						  "no data file can be opened within the open-file limit");
 			/* the current epoch's: the loop ends above; one read
 			 * ahead: its windows are dropped above */
+			continue;
+		}
+		if (holding && !npending) {
+			/* the first window's reads are all in: wait for its
+			 * first batch (or the end) */
+			pthread_mutex_lock(&ld->mu);
+			while (atomic_load(&ld->first_hold) && !atomic_load(&ld->error) && !atomic_load(&ld->stop))
+				pthread_cond_wait(&ld->cv, &ld->mu);
+			pthread_mutex_unlock(&ld->mu);
 			continue;
 		}
 		if (npending)

@@ -114,6 +114,8 @@ typedef struct ld_window {
 	size_t arena_size;
 	size_t arena_used;        /* bytes of it reads have used so far         */
 	size_t reads_done;        /* reads reaped (event loop)                  */
+	int reg_due;              /* reads done, registration put off until the
+	                           * first batch is out                        */
 	int slot;                 /* registered buffer slot of this window, or -1 */
 	atomic_size_t tasks_left;
 	ld_task fill_task;
@@ -127,6 +129,8 @@ typedef struct ld_window {
 	atomic_int asm_failed;
 	atomic_uint refs;         /* unreleased batches (+1 while assembling)    */
 	size_t published;         /* batches of it handed to the ring           */
+	size_t early;             /* of those, pushed before the others were cut
+	                           * (0 or 1: the first, see assemble.c)       */
 	atomic_size_t handed;     /* of those, taken by consumers               */
 	atomic_int held;          /* all taken, some unreleased (counted in
 	                           * held_windows)                              */
@@ -258,6 +262,8 @@ struct ab_loader {
 	size_t first_window;        /* resume: windows before it are skipped     */
 	size_t first_skip;          /* and batches skipped in the first one      */
 	size_t next_publish;        /* of the current epoch                       */
+	atomic_int first_hold;      /* a start's first window is read alone until
+	                             * its batches are out (event_loop.c)       */
 	ld_window *parked;
 	ab_batch *free_batches;
 	ld_window *free_windows;

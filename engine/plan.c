@@ -339,6 +339,7 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 	size_t arena = 0;
 	w->nreads = 0;
 	w->reads_done = 0;
+	w->reg_due = 0;
 	for (size_t i = 0; i < w->nunits;) {
 		ld_unit *u = &w->units[i];
 		if (!u->present) {

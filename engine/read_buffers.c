@@ -14,7 +14,9 @@
  * with ordinary reads, which fault the pages in as they must anyway; once
  * that window's reads are all done, its arena is registered in the slot,
  * which takes a few ms because the pages are there; the later windows of
- * the struct read into it with read_fixed. A registration the kernel refuses (the locked-memory limit) leaves the
+ * the struct read into it with read_fixed. An epoch's first window puts
+ * even that off until its first batch is out (event_loop.c). A
+ * registration the kernel refuses (the locked-memory limit) leaves the
  * remaining windows on ordinary buffers, and the note of the stats says so.
  * (Transparent huge pages were tried for these buffers: pinning them took
  * 40 ms or 1 s from one run to the next on the reference VM.)
