@@ -144,6 +144,37 @@ static int assemble_batch(ab_loader *ld, ld_window *w, size_t b)
 	return 0;
 }
 
+/* Readies a batch struct for the first batch window w will hand out, its
+ * buffers sized and faulted in while the window is still being read, and
+ * puts it where window_complete takes the window's first batch struct from.
+ * For an epoch's first window on fresh memory (event_loop.c): faulting in
+ * the batch's tens of MB would otherwise wait until the window is decoded,
+ * on the path to the first batch. A failure is left to assembly to meet. */
+void batch_prepare(ab_loader *ld, ld_window *w)
+{
+	size_t nb = w->w.nbatches, b = w->skip;
+	if (b >= nb)
+		return;
+	ab_batch *bt = batch_get(ld);
+	if (!bt)
+		return;
+	const uint32_t *perm = w->w.perm + w->w.batch_off[b];
+	uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
+	if (!ld->sparse) {
+		(void)ensure_x(ld, &bt->data, &bt->data_cap, (size_t)(ld->row_items * ld->out_isz) * (n ? n : 1));
+	} else {
+		uint64_t nnz = 0;
+		for (uint64_t j = 0; j < n; j++)
+			nnz += (uint64_t)(w->indptr[perm[j] + 1] - w->indptr[perm[j]]);
+		size_t ipsz = ld->cfg.indptr_int32 ? sizeof(int32_t) : sizeof(int64_t);
+		if (!ld->cfg.indptr_int32 || nnz <= ld->indptr32_max)
+			(void)(ensure_x(ld, &bt->indptr, &bt->indptr_cap, ipsz * (n + 1)) ||
+			       ensure_x(ld, &bt->data, &bt->data_cap, ld->out_isz * (nnz ? nnz : 1)) ||
+			       ensure_x(ld, (void **)&bt->indices, &bt->indices_cap, sizeof(int32_t) * (nnz ? nnz : 1)));
+	}
+	batch_recycle(ld, bt);
+}
+
 /* The last batch of a window assembled: publish it, or, if a batch failed
  * (the error is posted), give the batches back. */
 static void assembled(ab_loader *ld, ld_window *w)
@@ -336,6 +367,7 @@ void window_complete(ab_loader *ld, ld_window *w)
 		t->win = w;
 		t->batch = b;
 		t->assemble = 1;
+		t->prefault = 0;
 		push_task_front(ld, t);
 	}
 	ld_task first = { .win = w, .batch = 0, .assemble = 1 };

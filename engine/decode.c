@@ -292,6 +292,24 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 		window_complete(ld, w);
 }
 
+/* A worker's prefault task: the window's stream buffers, written whole by
+ * its decode tasks, faulted in at once (see populate()). */
+static void prefault_task(ab_loader *ld, ld_window *w)
+{
+	if (atomic_load(&ld->error) == 0 && !atomic_load(&ld->stop)) {
+		if (ld->sparse) {
+			populate(w->xbuf, (size_t)(w->nnz * ld->out_isz));
+			populate(w->ibuf, (size_t)(w->nnz * sizeof(int32_t)));
+		} else {
+			populate(w->xbuf, (size_t)(w->w.nrows * ld->row_items * ld->out_isz));
+		}
+		if (w->prefault_batch)
+			batch_prepare(ld, w);
+	}
+	if (atomic_fetch_sub(&w->tasks_left, 1) == 1)
+		window_complete(ld, w);
+}
+
 void *worker_main(void *arg)
 {
 	ab_loader *ld = arg;
@@ -308,7 +326,9 @@ void *worker_main(void *arg)
 			ld->task_tail = NULL;
 		ld->tasks_busy++;
 		pthread_mutex_unlock(&ld->mu);
-		if (t->assemble)
+		if (t->prefault)
+			prefault_task(ld, t->win);
+		else if (t->assemble)
 			assemble_task(ld, t);
 		else
 			run_task(ld, t->read, t->win, &cx);

@@ -24,6 +24,7 @@ static void push_task(ab_loader *ld, ld_read *r, ld_window *w)
 	t->win = w;
 	t->next = NULL;
 	t->assemble = 0;
+	t->prefault = 0;
 	pthread_mutex_lock(&ld->mu);
 	if (ld->task_tail)
 		ld->task_tail->next = t;
@@ -71,12 +72,45 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 	push_task(ld, r, w);
 }
 
+/* The window's fresh stream buffers are faulted in by a worker while its
+ * reads are out, ahead of its decode tasks: at the front of the queue for
+ * an epoch's first window (nothing else is queued that matters more), at
+ * the back for the others (after the decode of the windows before them). */
+static void push_prefault(ab_loader *ld, ld_window *w, int front)
+{
+	ld_task *t = &w->prefault_task;
+	w->prefault = 0;
+	w->prefault_batch = front;
+	t->read = NULL;
+	t->win = w;
+	t->assemble = 0;
+	t->prefault = 1;
+	pthread_mutex_lock(&ld->mu);
+	if (front) {
+		t->next = ld->task_head;
+		ld->task_head = t;
+		if (!ld->task_tail)
+			ld->task_tail = t;
+	} else {
+		t->next = NULL;
+		if (ld->task_tail)
+			ld->task_tail->next = t;
+		else
+			ld->task_head = t;
+		ld->task_tail = t;
+	}
+	pthread_cond_signal(&ld->task_cv);
+	pthread_mutex_unlock(&ld->mu);
+}
+
 /* A planned window none of whose remaining reads will be sent (a stop, an
  * error, or the next epoch's reading ahead failed): its unsent reads and its
  * no-read task are accounted as done. */
 static void drop_unsent(ab_loader *ld, ld_window *w)
 {
-	size_t unsent = w->nreads - w->next_submit;
+	/* its prefault task, if never pushed, is accounted as one more */
+	size_t unsent = w->nreads - w->next_submit + (w->prefault ? 1 : 0);
+	w->prefault = 0;
 	for (size_t k = w->next_submit; k < w->nreads; k++) {
 		fd_unpin(ld, &w->reads[k]);
 		if (w->reads[k].own_fd && w->reads[k].fd >= 0) {
@@ -180,6 +214,8 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 		int fd_wait = 0, turn = 0;
 		while (npending && nsub < room && nsub < 256 && !fd_wait && !turn) {
 			ld_window *w = pending[0];
+			if (w->prefault)
+				push_prefault(ld, w, w == first);
 			if (w->gen != counted) {
 				/* The backend numbers each epoch's reads from 1 (for
 				 * AB_IO_FAULT): the last epoch's go out first. */

@@ -74,6 +74,7 @@ typedef struct ld_task {
 	struct ld_window *win;
 	struct ld_task *next;
 	int assemble;             /* cut batch `batch` of the complete window  */
+	int prefault;             /* fault in the window's fresh stream buffers */
 	size_t batch;
 } ld_task;
 
@@ -119,6 +120,11 @@ typedef struct ld_window {
 	int slot;                 /* registered buffer slot of this window, or -1 */
 	atomic_size_t tasks_left;
 	ld_task fill_task;
+	ld_task prefault_task;
+	int prefault_batch;       /* and it readies the first batch's buffers  */
+	int prefault;             /* its stream buffers grew: a prefault task is
+	                           * due with its first read (counted in
+	                           * tasks_left until pushed)                   */
 	size_t skip;              /* leading batches not published (resume)    */
 	/* batches */
 	struct ab_batch **batches;
@@ -336,6 +342,7 @@ int array_partial(const ab_loader *ld, const ab_array *arr);
 /* read_buffers.c: the windows' read buffers and their registration */
 uint8_t *window_arena(ab_loader *ld, ld_window *w, size_t arena, int *index);
 void slot_register(ab_loader *ld, ld_window *w);
+void populate(void *p, size_t len);
 
 /* decode.c: decoding (the worker threads) */
 void unit_where(const ld_unit *u, char *buf, size_t size);
@@ -343,6 +350,7 @@ void *worker_main(void *arg);
 
 /* assemble.c: batches */
 void window_complete(ab_loader *ld, ld_window *w);
+void batch_prepare(ab_loader *ld, ld_window *w);
 void assemble_task(ab_loader *ld, ld_task *t);
 void release_window_ref(ab_loader *ld, ld_window *w);
 void batch_recycle(ab_loader *ld, ab_batch *b);

@@ -53,8 +53,17 @@ int ensure(void **p, size_t *cap, size_t need)
  * old contents need not survive: assembly writes the buffer whole. */
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need)
 {
-	if (!ld->alloc.alloc)
-		return ensure(p, cap, need);
+	if (!ld->alloc.alloc) {
+		/* Our own fresh memory is faulted in at once (populate()): the
+		 * batch is about to be written whole. The caller's allocator
+		 * (pinned memory) hands out pages already there. */
+		size_t had = *cap;
+		if (ensure(p, cap, need))
+			return -1;
+		if (*cap != had)
+			populate(*p, need);
+		return 0;
+	}
 	if (need <= *cap)
 		return 0;
 	void *n = ld->alloc.alloc(need, ld->alloc.ctx);
@@ -492,6 +501,7 @@ void window_put(ab_loader *ld, ld_window *w)
 	w->batches = NULL;
 	w->nbatches = 0;
 	w->nunits = w->ncopies = w->nreads = w->next_submit = 0;
+	w->prefault = 0;
 	pthread_mutex_lock(&ld->mu);
 	w->next = ld->free_windows;
 	ld->free_windows = w;
@@ -586,6 +596,7 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 			w->indptr[i + 1] = w->indptr[i] + (ip[lr + 1] - ip[lr]);
 		}
 		w->nnz = (uint64_t)w->indptr[n];
+		w->prefault = w->nnz * ld->out_isz + 64 > w->xbuf_cap || w->nnz * sizeof(int32_t) + 64 > w->ibuf_cap;
 		if (ensure((void **)&w->xbuf, &w->xbuf_cap, w->nnz * ld->out_isz + 64) ||
 		    ensure((void **)&w->ibuf, &w->ibuf_cap, w->nnz * sizeof(int32_t) + 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %llu non-zeros",
@@ -594,6 +605,7 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 		}
 	} else {
 		size_t bytes = (size_t)(n * ld->row_items * ld->out_isz);
+		w->prefault = bytes > w->xbuf_cap;
 		if (ensure((void **)&w->xbuf, &w->xbuf_cap, bytes ? bytes : 64)) {
 			rc = ab_error_set(AB_ENOMEM, "out of memory for a window of %zu bytes", bytes);
 			goto fail;
@@ -630,8 +642,12 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 	}
 	if ((rc = merge_units(w)) || (rc = plan_reads(ld, w)))
 		goto fail;
-	/* One decode task per read, one more for the units that need no read. */
-	atomic_store(&w->tasks_left, w->nreads + 1);
+	/* One decode task per read, one more for the units that need no read,
+	 * and the prefault task if one is due. Only buffers of at least a MB
+	 * are worth a task. */
+	if (w->prefault && (ld->sparse ? w->nnz * ld->out_isz : n * ld->row_items * ld->out_isz) < ((uint64_t)1 << 20))
+		w->prefault = 0;
+	atomic_store(&w->tasks_left, w->nreads + 1 + (w->prefault ? 1 : 0));
 	atomic_store(&w->refs, 1);
 	*out = w;
 	return 0;

@@ -1,6 +1,7 @@
 /*
  * read_buffers.c - the windows' read buffers: their arenas, registered with
- * the io_uring ring once they are in memory.
+ * the io_uring ring once they are in memory; and the prefaulting of fresh
+ * buffers that are about to be written whole.
  *
  * Each window struct (max_windows of them are in use) reads into its own
  * arena, kept across its reuse, and has a slot in the ring's table of
@@ -25,6 +26,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "last_error.h"
 
@@ -148,4 +150,30 @@ uint8_t *window_arena(ab_loader *ld, ld_window *w, size_t arena, int *index)
 	if (arena > w->arena_used)
 		w->arena_used = arena;
 	return w->arena;
+}
+
+/* ------------------------------------------------------------ prefaulting */
+
+/* Faults in the pages of [p, p + len), for a buffer about to be written
+ * whole. Fresh memory takes a page fault for each 4 KiB page when it is
+ * first written; MADV_POPULATE_WRITE (Linux 5.14) faults them in a loop in
+ * the kernel instead, 0.4 against 0.6 ms a MB on the reference VM, and the
+ * first window's buffers are hundreds of MB. In 2 MB pieces: the call holds
+ * the process's mmap lock while it runs, and a 100 MB one kept the event
+ * loop's allocations (mmap) waiting for 40 ms. A hint: a kernel that does
+ * not know it refuses it, and the pages are faulted in as they are
+ * written. */
+void populate(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, e = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+	while (p && a < e) {
+		uintptr_t n = e - a < ((uintptr_t)2 << 20) ? e - a : (uintptr_t)2 << 20;
+		(void)madvise((void *)a, n, MADV_POPULATE_WRITE);
+		a += n;
+	}
+#else
+	(void)p;
+	(void)len;
+#endif
 }
