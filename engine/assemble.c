@@ -198,6 +198,10 @@ static void publish(ab_loader *ld, ld_window *w)
 		pp = &(*pp)->next;
 	w->next = *pp;
 	*pp = w;
+	/* A window of the current epoch is out: the windows after the first
+	 * may be read (event_loop.c). */
+	if (w->gen == ld->gen && atomic_exchange(&ld->first_hold, 0))
+		pthread_cond_broadcast(&ld->cv);
 	/* The ring is closed under the lock: a start adopting the next epoch
 	 * reopens it under the same lock, after this. */
 	if (w->gen == ld->gen && publish_parked_locked(ld))
@@ -238,6 +242,7 @@ void window_complete(ab_loader *ld, ld_window *w)
 		t->win = w;
 		t->batch = b;
 		t->assemble = 1;
+		t->prefault = 0;
 		push_task_front(ld, t);
 	}
 	ld_task first = { .win = w, .batch = 0, .assemble = 1 };

@@ -280,6 +280,16 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 		window_complete(ld, w);
 }
 
+/* A worker's prefault task: the window's fresh batch buffers, written by
+ * its decode tasks, faulted in at once (see populate()). */
+static void prefault_task(ab_loader *ld, ld_window *w)
+{
+	if (atomic_load(&ld->error) == 0 && !atomic_load(&ld->stop))
+		prefault_batches(ld, w);
+	if (atomic_fetch_sub(&w->tasks_left, 1) == 1)
+		window_complete(ld, w);
+}
+
 void *worker_main(void *arg)
 {
 	ab_loader *ld = arg;
@@ -296,7 +306,9 @@ void *worker_main(void *arg)
 			ld->task_tail = NULL;
 		ld->tasks_busy++;
 		pthread_mutex_unlock(&ld->mu);
-		if (t->assemble)
+		if (t->prefault)
+			prefault_task(ld, t->win);
+		else if (t->assemble)
 			assemble_task(ld, t);
 		else
 			run_task(ld, t->read, t->win, &cx);

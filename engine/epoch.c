@@ -211,8 +211,8 @@ static int setup_backend(ab_loader *ld, int direct)
 	}
 	ab_io_destroy(ld->io);
 	ld->io = NULL;
-	ld->reg_tried = 0; /* the new backend registers the pool again */
-	ld->reg_active = 0;
+	ld->reg_tried = 0; /* the new backend makes its own buffer table */
+	atomic_store(&ld->reg_count, 0);
 	ld->note[0] = '\0';
 	ab_io_config ic = { 0 };
 	ic.kind = kind;
@@ -404,6 +404,7 @@ int ab_loader_start(ab_loader *ld, uint64_t epoch)
 	ld->held_windows = 0;
 	ld->stalled_at = 0;
 	ld->next_publish = ld->first_window;
+	atomic_store(&ld->first_hold, 0);
 	ld->task_head = ld->task_tail = NULL;
 	atomic_store(&ld->st_epoch_batches, 0);
 	ld->spec_state = SPEC_NONE;

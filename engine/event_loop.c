@@ -24,6 +24,7 @@ static void push_task(ab_loader *ld, ld_read *r, ld_window *w)
 	t->win = w;
 	t->next = NULL;
 	t->assemble = 0;
+	t->prefault = 0;
 	pthread_mutex_lock(&ld->mu);
 	if (ld->task_tail)
 		ld->task_tail->next = t;
@@ -45,6 +46,16 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 		ld->own_open--;
 	}
 	atomic_fetch_add_explicit(&ld->st_bytes_read, req->len, memory_order_relaxed);
+	/* The window's reads are all in: its arena is in memory now, and can
+	 * be registered cheaply for the windows that reuse it; while an
+	 * epoch's first batch is awaited, not before it is out (the few ms
+	 * would be taken from the decode on the same cores). */
+	if (++w->reads_done == w->nreads) {
+		if (atomic_load(&ld->first_hold))
+			w->reg_due = 1;
+		else
+			slot_register(ld, w);
+	}
 	ab_hist_record(&ld->read_lat, req->complete_ns > req->submit_ns ? req->complete_ns - req->submit_ns : 0);
 	if (req->result < 0 || (uint64_t)req->result < r->need) {
 		char where[1024];
@@ -61,12 +72,44 @@ static void handle_completion(ab_loader *ld, ab_io_req *req)
 	push_task(ld, r, w);
 }
 
+/* The window's fresh batch buffers are faulted in by a worker while its
+ * reads are out, ahead of its decode tasks: at the front of the queue for
+ * an epoch's first window (nothing else is queued that matters more), at
+ * the back for the others (after the decode of the windows before them). */
+static void push_prefault(ab_loader *ld, ld_window *w, int front)
+{
+	ld_task *t = &w->prefault_task;
+	w->prefault = 0;
+	t->read = NULL;
+	t->win = w;
+	t->assemble = 0;
+	t->prefault = 1;
+	pthread_mutex_lock(&ld->mu);
+	if (front) {
+		t->next = ld->task_head;
+		ld->task_head = t;
+		if (!ld->task_tail)
+			ld->task_tail = t;
+	} else {
+		t->next = NULL;
+		if (ld->task_tail)
+			ld->task_tail->next = t;
+		else
+			ld->task_head = t;
+		ld->task_tail = t;
+	}
+	pthread_cond_signal(&ld->task_cv);
+	pthread_mutex_unlock(&ld->mu);
+}
+
 /* A planned window none of whose remaining reads will be sent (a stop, an
  * error, or the next epoch's reading ahead failed): its unsent reads and its
  * no-read task are accounted as done. */
 static void drop_unsent(ab_loader *ld, ld_window *w)
 {
-	size_t unsent = w->nreads - w->next_submit;
+	/* its prefault task, if never pushed, is accounted as one more */
+	size_t unsent = w->nreads - w->next_submit + (w->prefault ? 1 : 0);
+	w->prefault = 0;
 	for (size_t k = w->next_submit; k < w->nreads; k++) {
 		fd_unpin(ld, &w->reads[k]);
 		if (w->reads[k].own_fd && w->reads[k].fd >= 0) {
@@ -90,6 +133,7 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 	ab_io_req *batch[256];
 	unsigned qd = ab_io_queue_depth(ld->io);
 	uint64_t counted = 0; /* the epoch (gen) whose reads the backend numbers */
+	ld_window *first = NULL; /* the epoch's first window, read alone */
 	for (;;) {
 		if (atomic_load(&ld->error) || atomic_load(&ld->stop))
 			break;
@@ -100,6 +144,13 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 		int ahead = ep->gen != ld->gen;
 		int blocked = ahead && ld->spec_state != SPEC_ACTIVE;
 		pthread_mutex_unlock(&ld->mu);
+		/* The epoch's first window is read alone until its first batch
+		 * is out (assemble.c clears first_hold). */
+		int holding = first && atomic_load(&ld->first_hold);
+		if (first && !holding && first->reg_due) {
+			first->reg_due = 0;
+			slot_register(ld, first);
+		}
 		if (blocked && npending && pending[npending - 1]->gen == ep->gen) {
 			/* reading ahead failed: its windows not yet sent stay unsent */
 			size_t keep = npending;
@@ -109,13 +160,13 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 				drop_unsent(ld, pending[i]);
 			npending = keep;
 		}
-		if (!ahead && next_plan >= ep->nwindows && spec_begin(ld, ep)) {
+		if (!ahead && !holding && next_plan >= ep->nwindows && spec_begin(ld, ep)) {
 			next_plan = ep->first_window;
 			ahead = 1;
 		}
 		/* With nothing in flight (an epoch's start), the first window's
 		 * reads go out before the next windows are planned. */
-		while (credits > 0 && !blocked && next_plan < ep->nwindows && npending < 256 &&
+		while (credits > 0 && !blocked && !holding && next_plan < ep->nwindows && npending < 256 &&
 		       !(npending && ab_io_inflight(ld->io) == 0)) {
 			ld_window *w = NULL;
 			int rc = plan_window(ld, ep, next_plan, &w);
@@ -136,6 +187,20 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 			credits = ld->credits;
 			pthread_mutex_unlock(&ld->mu);
 			w->skip = next_plan == ep->first_window ? ep->first_skip : 0;
+			if (next_plan == ep->first_window && !ahead) {
+				/* An epoch read from the start (not ahead): until its
+				 * first batch is out, the cores and the disk are the
+				 * first window's alone. The windows after it are
+				 * neither planned nor read meanwhile: their reads
+				 * would fault in their buffers and their decode run on
+				 * the same cores, and growing their buffers (mmap)
+				 * waits for the first window's page faulting. At the
+				 * start of a loader that doubled the time to the first
+				 * batch. */
+				first = w;
+				holding = 1;
+				atomic_store(&ld->first_hold, 1);
+			}
 			next_plan++;
 			pending[npending++] = w;
 		}
@@ -148,6 +213,8 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 		int fd_wait = 0, turn = 0;
 		while (npending && nsub < room && nsub < 256 && !fd_wait && !turn) {
 			ld_window *w = pending[0];
+			if (w->prefault)
+				push_prefault(ld, w, w == first);
 			if (w->gen != counted) {
 				/* The backend numbers each epoch's reads from 1 (for
 				 * AB_IO_FAULT): the last epoch's go out first. */
@@ -202,7 +269,7 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 		int more = !blocked && next_plan < ep->nwindows;
 		if (inflight) {
 			ab_io_req *done[256];
-			int busy = npending > 0 || (credits > 0 && more);
+			int busy = !holding && (npending > 0 || (credits > 0 && more));
 			int n = ab_io_reap(ld->io, done, 256, busy && inflight < qd && !fd_wait ? 0 : 1);
 			if (n < 0) {
 				post_error(ld, n, ab_last_error());
@@ -219,6 +286,15 @@ static void run_epochs(ab_loader *ld, ld_epoch *ep)
 						  "no data file can be opened within the open-file limit");
 			/* the current epoch's: the loop ends above; one read
 			 * ahead: its windows are dropped above */
+			continue;
+		}
+		if (holding && !npending) {
+			/* the first window's reads are all in: wait for its
+			 * first batch (or the end) */
+			pthread_mutex_lock(&ld->mu);
+			while (atomic_load(&ld->first_hold) && !atomic_load(&ld->error) && !atomic_load(&ld->stop))
+				pthread_cond_wait(&ld->cv, &ld->mu);
+			pthread_mutex_unlock(&ld->mu);
 			continue;
 		}
 		if (npending)

@@ -104,8 +104,10 @@ static int open_data_file(ab_loader *ld, ab_store *st, const char *rel, int *fd)
 		if (f < 0) {
 			ld->direct = 0;
 			ld->align = 1;
+			pthread_mutex_lock(&ld->mu); /* ab_loader_get_stats reads it */
 			snprintf(ld->note, sizeof ld->note,
 				 "O_DIRECT refused by the filesystem of %s; using buffered reads", st->root);
+			pthread_mutex_unlock(&ld->mu);
 		}
 	}
 	if (f < 0 && (f = openat(st->rootfd, rel, flags)) < 0)

@@ -162,8 +162,10 @@ void ab_io_destroy(ab_io *io)
 	if (!io)
 		return;
 	struct iovec *bufs = io->bufs;
+	unsigned *counts = io->buf_inflight;
 	io->ops->destroy(io); /* waits for what is in flight, frees io */
 	free(bufs);
+	free(counts);
 }
 
 ab_io_kind ab_io_kind_of(const ab_io *io)
@@ -236,13 +238,19 @@ int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, uns
 				    AB_IO_MAX_BUFFERS);
 
 	struct iovec *iov = NULL;
+	unsigned *counts = NULL;
 	if (n) {
 		iov = calloc(n, sizeof *iov);
-		if (!iov)
+		counts = calloc(n, sizeof *counts);
+		if (!iov || !counts) {
+			free(iov);
+			free(counts);
 			return ab_error_set(AB_ENOMEM, "io: out of memory for %u buffers", n);
+		}
 		for (unsigned i = 0; i < n; i++) {
 			if (!bufs[i] || !lens[i]) {
 				free(iov);
+				free(counts);
 				return ab_error_set(AB_EINVAL, "io: registered buffer %u is empty", i);
 			}
 			iov[i].iov_base = bufs[i];
@@ -252,11 +260,69 @@ int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, uns
 	st = io->ops->register_buffers(io, iov, n);
 	if (st) {
 		free(iov);
+		free(counts);
 		return st;
 	}
 	free(io->bufs);
+	free(io->buf_inflight);
 	io->bufs = iov;
+	io->buf_inflight = counts;
 	io->nbufs = n;
+	return AB_OK;
+}
+
+int ab_io_register_buffer_slots(ab_io *io, unsigned n)
+{
+	if (!io)
+		return ab_error_set(AB_EINVAL, "io: register_buffer_slots: NULL argument");
+	int st = check_thread(io, "register_buffer_slots", 0);
+	if (st)
+		return st;
+	/* Reads in flight may name slots of the table about to go. */
+	if (io->inflight)
+		return ab_error_set(AB_EINVAL, "io: register_buffer_slots with %u reads in flight (reap them first)",
+				    io->inflight);
+	if (n == 0 || n > AB_IO_MAX_BUFFERS)
+		return ab_error_set(AB_EINVAL, "io: %u buffer slots (1 to %u)", n, AB_IO_MAX_BUFFERS);
+	struct iovec *iov = calloc(n, sizeof *iov);
+	unsigned *counts = calloc(n, sizeof *counts);
+	if (!iov || !counts) {
+		free(iov);
+		free(counts);
+		return ab_error_set(AB_ENOMEM, "io: out of memory for %u buffer slots", n);
+	}
+	if ((st = io->ops->register_buffer_slots(io, n))) {
+		free(iov);
+		free(counts);
+		return st;
+	}
+	free(io->bufs);
+	free(io->buf_inflight);
+	io->bufs = iov;
+	io->buf_inflight = counts;
+	io->nbufs = n;
+	return AB_OK;
+}
+
+int ab_io_set_buffer(ab_io *io, unsigned slot, void *buf, size_t len)
+{
+	if (!io)
+		return ab_error_set(AB_EINVAL, "io: set_buffer: NULL argument");
+	int st = check_thread(io, "set_buffer", 0);
+	if (st)
+		return st;
+	if (slot >= io->nbufs)
+		return ab_error_set(AB_EINVAL, "io: buffer slot %u of %u", slot, io->nbufs);
+	if (!buf != !len)
+		return ab_error_set(AB_EINVAL, "io: buffer slot %u: %zu bytes at %p (an empty slot is NULL, 0)",
+				    slot, len, buf);
+	if (io->buf_inflight[slot])
+		return ab_error_set(AB_EINVAL, "io: buffer slot %u changed with %u reads into it in flight", slot,
+				    io->buf_inflight[slot]);
+	struct iovec iov = { buf, len };
+	if ((st = io->ops->set_buffer(io, slot, &iov)))
+		return st;
+	io->bufs[slot] = iov;
 	return AB_OK;
 }
 
@@ -338,6 +404,9 @@ int ab_io_submit(ab_io *io, ab_io_req *const *reqs, unsigned n)
 	if (st < 0)
 		return st;
 	io->inflight += n;
+	for (unsigned i = 0; i < n; i++)
+		if (reqs[i]->buf_index >= 0)
+			io->buf_inflight[reqs[i]->buf_index]++;
 	return (int)n;
 }
 
@@ -358,6 +427,11 @@ int ab_io_reap(ab_io *io, ab_io_req **done, unsigned max, unsigned min_wait)
 	int got = io->ops->reap(io, done, max, min_wait);
 	if (got > 0)
 		io->inflight -= (unsigned)got;
+	/* (a table is replaced only with nothing in flight: buf_index still
+	 * names a slot of this one) */
+	for (int i = 0; i < got; i++)
+		if (done[i]->buf_index >= 0)
+			io->buf_inflight[done[i]->buf_index]--;
 	return got;
 }
 

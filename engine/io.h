@@ -56,6 +56,8 @@ typedef struct ab_io_config {
  *                    the length read; default the middle byte)
  *   delay@N[:T]      read N is handed back T later (250ms, 40us, 2s, 1000ns;
  *                    a bare number is ms; default 100ms)
+ *   regfail@N        the N-th buffer registered in a slot (ab_io_set_buffer)
+ *                    is refused with AB_ENOMEM
  * e.g. AB_IO_FAULT="eio@5" or "delay@1:20ms,corrupt@3". A list that does not
  * parse makes ab_io_create fail with AB_EINVAL. The wrapper reports the kind
  * and name of the real backend and keeps its rules (one driving thread).
@@ -67,8 +69,25 @@ const char *ab_io_name(const ab_io *io); /* "uring" / "pread" */
 unsigned ab_io_queue_depth(const ab_io *io);
 
 /* Registers buffers (io_uring fixed buffers; no-op for pread). Optional: reads
- * with buf_index = -1 work without it. */
+ * with buf_index = -1 work without it. Only with nothing in flight; pins every
+ * page of every buffer before it returns (faulting in those never touched). */
 int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, unsigned n);
+
+/* Registered buffers one slot at a time: a table of n empty slots (io_uring:
+ * a sparse buffer table, kernel 5.19), then ab_io_set_buffer puts a buffer
+ * in a slot, or empties it (buf NULL, len 0). Reads naming other slots may
+ * be in flight meanwhile; reads naming that slot may not (AB_EINVAL): the
+ * kernel may look a read's buffer up only when it issues the read. The cost
+ * of a registration is that of pinning the buffer's pages: small for pages
+ * already in memory, that of faulting them in for pages never touched
+ * (hundreds of ms for a window's buffer on some virtual machines), so a
+ * caller that can register memory it has already used does. A request may
+ * name a slot (buf_index) only while it holds a buffer that contains the
+ * request's. Replaces a table made by ab_io_register_buffers and vice versa.
+ * The pread pool keeps the table for the checks and pins nothing. Both only
+ * from the driving thread. */
+int ab_io_register_buffer_slots(ab_io *io, unsigned n);
+int ab_io_set_buffer(ab_io *io, unsigned slot, void *buf, size_t len);
 
 /* Registered files: a table of n slots (io_uring: a sparse fixed-file table,
  * so a read skips the per-read file-table lookup; the pread pool has nothing

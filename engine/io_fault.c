@@ -46,6 +46,7 @@ struct fault_io {
 	ab_fault faults[AB_IO_MAX_FAULTS];
 	unsigned nfaults;
 	uint64_t submitted;   /* reads submitted so far; the next one is +1 */
+	uint64_t registered;  /* buffers put in slots so far (regfail counts them) */
 	uint64_t round;       /* 1, then +1 at each restart that follows reads */
 	struct armed armed[AB_IO_MAX_FAULTS];
 	unsigned narmed;
@@ -100,7 +101,7 @@ static int bad_item(const char *item, size_t n, const char *why)
 {
 	return ab_error_set(AB_EINVAL,
 			    "AB_IO_FAULT: '%.*s': %s (expected KIND@N[:ARG][~ROUND], KIND one of eio, "
-			    "short, corrupt, delay; N, ROUND >= 1)",
+			    "short, corrupt, delay, regfail; N, ROUND >= 1)",
 			    (int)n, item, why);
 }
 
@@ -131,11 +132,15 @@ int ab_io_fault_parse(const char *spec, ab_fault *faults, unsigned max, unsigned
 			f.kind = AB_FAULT_CORRUPT;
 		else if (kl == 5 && memcmp(p, "delay", 5) == 0)
 			f.kind = AB_FAULT_DELAY;
+		else if (kl == 7 && memcmp(p, "regfail", 7) == 0)
+			f.kind = AB_FAULT_REGFAIL;
 		else
 			return bad_item(p, len, "unknown kind");
 		const char *num = at + 1, *end = p + len;
 		const char *tilde = memchr(num, '~', (size_t)(end - num));
 		if (tilde) {
+			if (f.kind == AB_FAULT_REGFAIL)
+				return bad_item(p, len, "regfail takes no round");
 			if (parse_u64(tilde + 1, (size_t)(end - tilde - 1), &f.round) || f.round == 0)
 				return bad_item(p, len, "bad round");
 			end = tilde;
@@ -147,12 +152,14 @@ int ab_io_fault_parse(const char *spec, ab_fault *faults, unsigned max, unsigned
 		if (colon) {
 			const char *a = colon + 1;
 			size_t al = (size_t)(end - a);
-			int bad = f.kind == AB_FAULT_EIO ? 1
+			int none = f.kind == AB_FAULT_EIO || f.kind == AB_FAULT_REGFAIL;
+			int bad = none ? 1
 				  : f.kind == AB_FAULT_DELAY ? parse_duration(a, al, &f.arg)
 				  : parse_u64(a, al, &f.arg);
 			if (bad)
-				return bad_item(p, len, f.kind == AB_FAULT_EIO ? "eio takes no argument"
-									       : "bad argument");
+				return bad_item(p, len, f.kind == AB_FAULT_EIO       ? "eio takes no argument"
+							: f.kind == AB_FAULT_REGFAIL ? "regfail takes no argument"
+										     : "bad argument");
 		}
 		if (*n == max)
 			return bad_item(p, len, "too many faults");
@@ -198,6 +205,8 @@ static uint64_t spoil(struct fault_io *f, ab_io_req *r)
 			break;
 		case AB_FAULT_DELAY:
 			delay += ft->arg;
+			break;
+		case AB_FAULT_REGFAIL: /* never armed on a read */
 			break;
 		}
 		/* Each fault fires once: drop the entry (order does not matter). */
@@ -263,6 +272,25 @@ static int fault_register_buffers(ab_io *io, const struct iovec *iov, unsigned n
 	return st;
 }
 
+static int fault_register_buffer_slots(ab_io *io, unsigned n)
+{
+	return ab_io_register_buffer_slots(F(io)->inner, n);
+}
+
+static int fault_set_buffer(ab_io *io, unsigned slot, const struct iovec *iov)
+{
+	struct fault_io *f = F(io);
+	if (iov->iov_base) {
+		uint64_t seq = ++f->registered;
+		for (unsigned k = 0; k < f->nfaults; k++)
+			if (f->faults[k].kind == AB_FAULT_REGFAIL && f->faults[k].nth == seq)
+				return ab_error_set(AB_ENOMEM, "io fault wrapper: buffer slot %u (%zu bytes): "
+						    "refused (AB_IO_FAULT regfail@%llu)", slot, iov->iov_len,
+						    (unsigned long long)seq);
+	}
+	return ab_io_set_buffer(f->inner, slot, iov->iov_base, iov->iov_len);
+}
+
 static int fault_register_files(ab_io *io, unsigned n)
 {
 	return ab_io_register_files(F(io)->inner, n);
@@ -281,7 +309,8 @@ static int fault_submit(ab_io *io, ab_io_req *const *reqs, unsigned n, uint64_t 
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t seq = f->submitted + 1 + i;
 		for (unsigned k = 0; k < f->nfaults; k++)
-			if (f->faults[k].nth == seq && (f->faults[k].round == 0 || f->faults[k].round == f->round) &&
+			if (f->faults[k].kind != AB_FAULT_REGFAIL && f->faults[k].nth == seq &&
+			    (f->faults[k].round == 0 || f->faults[k].round == f->round) &&
 			    f->narmed < AB_IO_MAX_FAULTS)
 				f->armed[f->narmed++] = (struct armed){ reqs[i], &f->faults[k] };
 	}
@@ -378,6 +407,8 @@ int ab_io_fault_wrap(ab_io *inner, const char *spec, ab_io **out)
 		.name = inner->ops->name,
 		.destroy = fault_destroy,
 		.register_buffers = fault_register_buffers,
+		.register_buffer_slots = fault_register_buffer_slots,
+		.set_buffer = fault_set_buffer,
 		.register_files = fault_register_files,
 		.set_file = fault_set_file,
 		.submit = fault_submit,

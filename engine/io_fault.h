@@ -18,6 +18,11 @@
  *   delay@N[:T]      read N is handed back no sooner than T after it really
  *                    completed (T: 250ms, 40us, 2s, 1000ns; a bare number
  *                    is milliseconds; default 100ms)
+ *   regfail@N        the N-th buffer put in a slot of the registered buffer
+ *                    table (ab_io_set_buffer with a buffer, counted from the
+ *                    backend's creation, never restarted) is refused with
+ *                    AB_ENOMEM, as the locked-memory limit refuses it; the
+ *                    slot keeps what it held. No argument, no round.
  *
  * A fault applies in every round, or with a suffix ~R only in round R: the
  * reads from the creation to the first ab_io_restart_count that follows a
@@ -44,12 +49,14 @@ typedef enum ab_fault_kind {
 	AB_FAULT_EIO = 1,
 	AB_FAULT_SHORT,
 	AB_FAULT_CORRUPT,
-	AB_FAULT_DELAY
+	AB_FAULT_DELAY,
+	AB_FAULT_REGFAIL
 } ab_fault_kind;
 
 typedef struct ab_fault {
 	ab_fault_kind kind;
 	uint64_t nth;   /* 1-based position of the read in submission order       */
+	                /* (regfail: of the buffer registration)                   */
 	uint64_t arg;   /* short: bytes; corrupt: offset; delay: nanoseconds;      */
 	                /* UINT64_MAX for short/corrupt means "the default"        */
 	uint64_t round; /* only in this round (~R), 0: in every round              */

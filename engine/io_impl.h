@@ -30,6 +30,10 @@ struct ab_io_ops {
 	void (*destroy)(ab_io *io);
 	/* io.c has checked the table; n == 0 means "drop the registration". */
 	int (*register_buffers)(ab_io *io, const struct iovec *iov, unsigned n);
+	/* A table of n empty buffer slots, and one slot's buffer (iov_base
+	 * NULL: empty it); io.c has checked slot and buffer. */
+	int (*register_buffer_slots)(ab_io *io, unsigned n);
+	int (*set_buffer)(ab_io *io, unsigned slot, const struct iovec *iov);
 	/* A table of n file slots, and one slot's descriptor. */
 	int (*register_files)(ab_io *io, unsigned n);
 	int (*set_file)(ab_io *io, unsigned slot, int fd);
@@ -49,6 +53,7 @@ struct ab_io {
 	/* Registered buffers, copied so that submit can check that a request's
 	 * buf..buf+len lies inside the buffer it names. */
 	struct iovec *bufs;
+	unsigned *buf_inflight; /* reads in flight naming each one              */
 	unsigned nbufs;
 	unsigned nfiles;      /* registered file slots                            */
 	/* The driving thread: bound by the first ab_io_submit. io_uring with

@@ -141,6 +141,21 @@ static int pread_register_buffers(ab_io *io, const struct iovec *iov, unsigned n
 	return AB_OK;
 }
 
+static int pread_register_buffer_slots(ab_io *io, unsigned n)
+{
+	(void)io;
+	(void)n;
+	return AB_OK;
+}
+
+static int pread_set_buffer(ab_io *io, unsigned slot, const struct iovec *iov)
+{
+	(void)io;
+	(void)slot;
+	(void)iov;
+	return AB_OK;
+}
+
 static int pread_submit(ab_io *io, ab_io_req *const *reqs, unsigned n, uint64_t now)
 {
 	struct pread_io *p = P(io);
@@ -208,6 +223,8 @@ static const struct ab_io_ops pread_ops = {
 	.name = "pread",
 	.destroy = pread_destroy,
 	.register_buffers = pread_register_buffers,
+	.register_buffer_slots = pread_register_buffer_slots,
+	.set_buffer = pread_set_buffer,
 	.register_files = pread_register_files,
 	.set_file = pread_set_file,
 	.submit = pread_submit,

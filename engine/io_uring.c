@@ -170,6 +170,42 @@ static int uring_register_buffers(ab_io *io, const struct iovec *iov, unsigned n
 	return AB_OK;
 }
 
+/* An empty table (IORING_RSRC_REGISTER_SPARSE): nothing is pinned until a
+ * slot gets a buffer. */
+static int uring_register_buffer_slots(ab_io *io, unsigned n)
+{
+	struct uring_io *u = U(io);
+	if (u->broken)
+		return ab_error_set(AB_EIO, "io_uring: the ring failed earlier");
+	int rc = io_uring_unregister_buffers(&u->ring);
+	if (rc < 0 && rc != -ENXIO)
+		return ab_error_set(AB_EIO, "io_uring: unregister buffers: %s", strerror(-rc));
+	rc = io_uring_register_buffers_sparse(&u->ring, n);
+	if (rc < 0)
+		return ab_error_set(rc == -EINVAL ? AB_EUNSUPPORTED : AB_EIO,
+				    "io_uring: register %u empty buffer slots: %s", n, strerror(-rc));
+	return AB_OK;
+}
+
+/* IORING_REGISTER_BUFFERS_UPDATE: the kernel drops the slot's old buffer
+ * when the last read using it completes, so reads may be in flight. */
+static int uring_set_buffer(ab_io *io, unsigned slot, const struct iovec *iov)
+{
+	struct uring_io *u = U(io);
+	if (u->broken)
+		return ab_error_set(AB_EIO, "io_uring: the ring failed earlier");
+	__u64 tag = 0;
+	int rc = io_uring_register_buffers_update_tag(&u->ring, slot, iov, &tag, 1);
+	if (rc == -ENOMEM)
+		return ab_error_set(AB_ENOMEM, "io_uring: register buffer slot %u (%zu bytes): locked-memory limit "
+				    "(ulimit -l)", slot, iov->iov_len);
+	if (rc < 0)
+		return ab_error_set(rc == -EFAULT || rc == -EINVAL || rc == -EOVERFLOW ? AB_EINVAL : AB_EIO,
+				    "io_uring: register buffer slot %u (%zu bytes): %s", slot, iov->iov_len,
+				    strerror(-rc));
+	return AB_OK;
+}
+
 /* The ring is created disabled when IORING_SETUP_SINGLE_ISSUER is on, so
  * that the kernel binds it to the thread of the first submit (the event
  * loop) rather than to the thread that happened to create it. liburing 2.3
@@ -332,6 +368,8 @@ static const struct ab_io_ops uring_ops = {
 	.name = "uring",
 	.destroy = uring_destroy,
 	.register_buffers = uring_register_buffers,
+	.register_buffer_slots = uring_register_buffer_slots,
+	.set_buffer = uring_set_buffer,
 	.register_files = uring_register_files,
 	.set_file = uring_set_file,
 	.submit = uring_submit,

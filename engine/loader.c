@@ -402,7 +402,7 @@ int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 	st->reads = atomic_load(&ld->st_reads);
 	st->reads_in_flight = atomic_load(&ld->st_inflight);
 	st->threads = ld->cfg.threads;
-	st->registered_buffers = ld->reg_active;
+	st->registered_buffers = (int)atomic_load(&ld->reg_count);
 	st->registered_files = ld->registered_files;
 	st->queue_depth = ld->cfg.queue_depth;
 	const double q[4] = { 0.5, 0.9, 0.99, 0.999 };
@@ -414,7 +414,9 @@ int ab_loader_get_stats(ab_loader *ld, ab_loader_stats *st)
 	st->first_wait_us[1] = ab_hist_quantile(&ld->first_lat, 0.999999) / 1000.0;
 	snprintf(st->backend, sizeof st->backend, "%s", ld->backend_name[0] ? ld->backend_name : "none");
 	snprintf(st->io_mode, sizeof st->io_mode, "%s", ld->direct ? "direct" : "buffered");
+	pthread_mutex_lock(&ld->mu);
 	snprintf(st->note, sizeof st->note, "%s", ld->note);
+	pthread_mutex_unlock(&ld->mu);
 	return 0;
 }
 
@@ -450,9 +452,8 @@ void ab_loader_destroy(ab_loader *ld)
 		free(w->indptr);
 		free(w);
 	}
-	for (unsigned i = 0; i < ld->nreg; i++)
-		free(ld->reg_buf[i]);
-	free(ld->reg_buf);
+	free(ld->slot_buf);
+	free(ld->slot_len);
 	free_obs(ld);
 	if (ld->class_loaded)
 		ld_obs_free(&ld->class_col);

@@ -82,6 +82,7 @@ typedef struct ld_task {
 	struct ld_window *win;
 	struct ld_task *next;
 	int assemble;             /* cut batch `batch` of the complete window  */
+	int prefault;             /* fault in the window's fresh batch buffers   */
 	size_t batch;
 } ld_task;
 
@@ -116,15 +117,24 @@ typedef struct ld_window {
 	size_t nunits, cap_units;
 	ld_read *reads;
 	size_t nreads, cap_reads, next_submit;
-	void *arena;              /* read buffers when the window has no slot   */
+	void *arena;              /* the reads' buffers (kept across reuse)     */
 	size_t arena_size;
-	int slot;                 /* registered buffer of this window, or -1    */
+	size_t arena_used;        /* bytes of it reads have used so far         */
+	size_t reads_done;        /* reads reaped (event loop)                  */
+	int reg_due;              /* reads done, registration put off until the
+	                           * first batch is out                        */
+	int slot;                 /* registered buffer slot of this window, or -1 */
 	atomic_size_t tasks_left;
 	ld_task fill_task;
+	ld_task prefault_task;
+	int prefault;             /* its batches' buffers grew: a prefault task
+	                           * is due with its first read (counted in
+	                           * tasks_left until pushed)                   */
 	size_t skip;              /* leading batches not published (resume)    */
 	/* batches: taken, sized and placed when the window is planned */
 	struct ab_batch **batches;
 	size_t nbatches, batches_cap;
+	size_t grown;             /* bytes their buffers grew by when placed  */
 	int own_batches;          /* not yet cut and handed on: window_put
 	                           * gives them back                           */
 	ld_task *asm_tasks;       /* one a batch: cut by the workers in parallel */
@@ -266,6 +276,8 @@ struct ab_loader {
 	size_t first_window;        /* resume: windows before it are skipped     */
 	size_t first_skip;          /* and batches skipped in the first one      */
 	size_t next_publish;        /* of the current epoch                       */
+	atomic_int first_hold;      /* a start's first window is read alone until
+	                             * its batches are out (event_loop.c)       */
 	ld_window *parked;
 	ab_batch *free_batches;
 	ld_window *free_windows;
@@ -287,11 +299,16 @@ struct ab_loader {
 	uint32_t align;             /* O_DIRECT alignment (1 when buffered)       */
 	char note[160];
 	char backend_name[16];      /* of the last epoch (kept after a stop)     */
-	/* registered read buffers, one per window slot */
-	void **reg_buf;
-	size_t reg_size;
-	unsigned nreg, slots_used;
-	int reg_tried, reg_active;
+	/* registered read buffers, one slot per window struct (read_buffers.c):
+	 * what each slot holds (NULL: empty), written by the event loop */
+	void **slot_buf;
+	size_t *slot_len;
+	size_t reg_size;            /* a slot's arena size                     */
+	unsigned reg_slots;         /* slots in the ring's table (0: none)     */
+	unsigned slots_used;        /* of those, given to window structs       */
+	int reg_tried;              /* the table was made for this backend     */
+	int reg_off;                /* a registration was refused: no more     */
+	atomic_uint reg_count;      /* slots holding a buffer (stats)          */
 	unsigned file_slots;        /* registered file table size (0: none)      */
 	unsigned registered_files;  /* high-water mark, for the stats            */
 	int files_tried;
@@ -333,6 +350,8 @@ int array_partial(const ab_loader *ld, const ab_array *arr);
 /* scatter.c: rows straight to their batches */
 int plan_batches(ab_loader *ld, ld_window *w);
 void window_drop_batches(ab_loader *ld, ld_window *w);
+/* Faults in the window's batch buffers (a worker's prefault task). */
+void prefault_batches(ab_loader *ld, ld_window *w);
 /* Items [pos, pos + n) of a window stream (STREAM_*), n items of `from` at
  * src (indices: int32, checked), converted into their batches. */
 void scatter_items(ab_loader *ld, ld_window *w, int stream, uint64_t pos, ab_dtype from, const void *src,
@@ -352,6 +371,10 @@ void scatter_fence(void);
 /* Rows [a, b) of an in-memory source to window rows from dst_row. */
 void scatter_memory_rows(ab_loader *ld, ld_window *w, const ld_source *s, uint64_t a, uint64_t b,
 			 uint64_t dst_row);
+/* read_buffers.c: the windows' read buffers and their registration */
+uint8_t *window_arena(ab_loader *ld, ld_window *w, size_t arena, int *index);
+void slot_register(ab_loader *ld, ld_window *w);
+void populate(void *p, size_t len);
 
 /* decode.c: decoding (the worker threads) */
 void unit_where(const ld_unit *u, char *buf, size_t size);

@@ -177,54 +177,6 @@ static int merge_units(ld_window *w)
 	return 0;
 }
 
-/* The registered read buffers: one per window slot (max_windows), sized from
- * the first window planned with a quarter of headroom. Registering pins the
- * pages once, so reads skip the per-read page pinning (read_fixed). It is
- * done once for the backend (kept across epochs), before its first read,
- * when nothing is in flight; a window that outgrows its slot, or a refusal
- * (locked-memory limit), falls back to ordinary buffers, and the stats say
- * so. (Transparent huge pages were tried for this pool: pinning them took
- * 40 ms or 1 s from one run to the next on the reference VM, against a
- * steadier 160-770 ms for 4 KiB pages.) */
-static void register_pool(ab_loader *ld, size_t first_arena)
-{
-	ld->reg_tried = 1;
-	ld->reg_active = 0;
-	/* The pread pool accepts a registration and does nothing with it: the
-	 * stats must not then say the reads go into registered buffers. */
-	if (strcmp(ab_io_name(ld->io), "uring") != 0)
-		return;
-	size_t want = first_arena + first_arena / 4;
-	want = (want + 4095) & ~(size_t)4095;
-	if (!ld->reg_buf || ld->reg_size < first_arena) {
-		/* (re)allocate: at an epoch's first plan no read or decode of any
-		 * window is running, so no slot buffer is in use */
-		for (unsigned i = 0; i < ld->nreg; i++)
-			free(ld->reg_buf[i]);
-		free(ld->reg_buf);
-		ld->reg_buf = calloc(ld->cfg.max_windows, sizeof *ld->reg_buf);
-		ld->nreg = 0;
-		if (!ld->reg_buf)
-			return;
-		for (unsigned i = 0; i < ld->cfg.max_windows; i++) {
-			if (posix_memalign(&ld->reg_buf[i], 4096, want) != 0)
-				break;
-			ld->nreg++;
-		}
-		ld->reg_size = want;
-	}
-	if (ld->nreg == 0)
-		return;
-	size_t lens[64];
-	unsigned n = ld->nreg < 64 ? ld->nreg : 64;
-	for (unsigned i = 0; i < n; i++)
-		lens[i] = ld->reg_size;
-	if (ab_io_register_buffers(ld->io, ld->reg_buf, lens, n) == 0)
-		ld->reg_active = 1;
-	else
-		snprintf(ld->note, sizeof ld->note, "read buffers not registered (%s)", ab_last_error());
-}
-
 /* ---- block layouts: reading only the blosc blocks a unit's rows need */
 
 /* At most this much memory for layouts (a few dozen bytes a unit: millions
@@ -386,6 +338,8 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 	uint64_t A = ld->direct ? (ld->align ? ld->align : 4096) : 1;
 	size_t arena = 0;
 	w->nreads = 0;
+	w->reads_done = 0;
+	w->reg_due = 0;
 	for (size_t i = 0; i < w->nunits;) {
 		ld_unit *u = &w->units[i];
 		if (!u->present) {
@@ -489,26 +443,10 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		i = j;
 	}
 	if (arena) {
-		uint8_t *base;
-		int index = -1;
-		if (!ld->reg_tried)
-			register_pool(ld, arena);
-		if (w->slot < 0 && ld->slots_used < ld->nreg)
-			w->slot = (int)ld->slots_used++;
-		if (w->slot >= 0 && (unsigned)w->slot < ld->nreg && ld->reg_active && arena <= ld->reg_size) {
-			/* the window's registered buffer: reads go as read_fixed */
-			base = ld->reg_buf[w->slot];
-			index = w->slot;
-		} else {
-			if (arena > w->arena_size || !w->arena) {
-				free(w->arena);
-				w->arena = NULL;
-				if (posix_memalign(&w->arena, 4096, arena) != 0)
-					return ab_error_set(AB_ENOMEM, "out of memory for %zu bytes of read buffers", arena);
-				w->arena_size = arena;
-			}
-			base = w->arena;
-		}
+		int index;
+		uint8_t *base = window_arena(ld, w, arena, &index);
+		if (!base)
+			return AB_ENOMEM;
 		for (size_t k = 0; k < w->nreads; k++) {
 			w->reads[k].req.buf = base + (uintptr_t)w->reads[k].req.buf;
 			w->reads[k].req.buf_index = index;
@@ -553,6 +491,7 @@ void window_put(ab_loader *ld, ld_window *w)
 	window_drop_batches(ld, w);
 	w->nbatches = 0;
 	w->nunits = w->ncopies = w->nreads = w->next_submit = 0;
+	w->prefault = 0;
 	pthread_mutex_lock(&ld->mu);
 	w->next = ld->free_windows;
 	ld->free_windows = w;
@@ -665,8 +604,9 @@ int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out
 	}
 	if ((rc = merge_units(w)) || (rc = plan_reads(ld, w)))
 		goto fail;
-	/* One decode task per read, one more for the units that need no read. */
-	atomic_store(&w->tasks_left, w->nreads + 1);
+	/* One decode task per read, one more for the units that need no read,
+	 * and the prefault task if one is due (plan_batches). */
+	atomic_store(&w->tasks_left, w->nreads + 1 + (w->prefault ? 1 : 0));
 	atomic_store(&w->refs, 1);
 	*out = w;
 	return 0;

@@ -105,6 +105,7 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 	const uint32_t *perm = w->w.perm + w->w.batch_off[b];
 	uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
 	bt->nrows = n;
+	size_t had = bt->data_cap + bt->indices_cap + bt->indptr_cap;
 	if (!ld->sparse) {
 		size_t rowb = (size_t)(ld->row_items * ld->out_isz);
 		if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
@@ -112,6 +113,7 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 		for (uint64_t j = 0; j < n; j++)
 			w->dst[perm[j]] = (ld_dst){ (uint32_t)b, j };
 		bt->nnz = 0;
+		w->grown += bt->data_cap + bt->indices_cap + bt->indptr_cap - had;
 		return 0;
 	}
 	uint64_t nnz = 0;
@@ -133,6 +135,7 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 		return ab_error_set(AB_ENOMEM, "out of memory for a batch of %" PRIu64 " values", nnz);
 	bt->nnz = nnz;
 	atomic_store_explicit(&bt->unsorted, 0, memory_order_relaxed);
+	w->grown += bt->data_cap + bt->indices_cap + bt->indptr_cap - had;
 	return 0;
 }
 
@@ -151,6 +154,7 @@ int plan_batches(ab_loader *ld, ld_window *w)
 	for (uint64_t i = 0; i < n; i++)
 		w->dst[i].batch = NO_BATCH;
 	w->own_batches = 1;
+	w->grown = 0;
 	for (size_t b = 0; b < nb; b++) {
 		ab_batch *bt = batch_get(ld);
 		if (!bt)
@@ -162,7 +166,31 @@ int plan_batches(ab_loader *ld, ld_window *w)
 		if (rc)
 			return rc;
 	}
+	/* Fresh memory (a first window, or batches grown): a worker faults it
+	 * in while the window's reads are out (prefault_batches), rather than
+	 * the decode tasks page by page. Only a MB or more is worth a task;
+	 * a caller's allocator hands out memory that is there already. */
+	w->prefault = !ld->alloc.alloc && w->grown >= ((size_t)1 << 20);
 	return 0;
+}
+
+void prefault_batches(ab_loader *ld, ld_window *w)
+{
+	/* the first batch handed out first: the others are cut after it */
+	size_t nb = w->nbatches, first = w->skip < nb ? w->skip : 0;
+	for (size_t k = 0; k < nb; k++) {
+		ab_batch *bt = w->batches[(first + k) % nb];
+		if (atomic_load(&ld->error) || atomic_load(&ld->stop))
+			return;
+		if (!ld->sparse) {
+			populate(bt->data, (size_t)(bt->nrows * ld->row_items * ld->out_isz));
+			continue;
+		}
+		size_t ipsz = ld->cfg.indptr_int32 ? sizeof(int32_t) : sizeof(int64_t);
+		populate(bt->data, (size_t)(bt->nnz * ld->out_isz));
+		populate(bt->indices, (size_t)(bt->nnz * sizeof(int32_t)));
+		populate(bt->indptr, ipsz * (size_t)(bt->nrows + 1));
+	}
 }
 
 /* The window row holding item `pos` of a CSR stream: the last row starting

@@ -646,8 +646,11 @@ typedef struct ab_loader_stats {
 	                              read ahead, they include the whole first
 	                              window's reads; the time to the first batch) */
 	unsigned threads;          /* decode workers in use                         */
-	int registered_buffers;    /* reads go into registered (fixed) buffers
-	                              (io_uring only: 0 with the pread pool)        */
+	int registered_buffers;    /* window read buffers registered with the ring
+	                              (io_uring only: 0 with the pread pool); each
+	                              is registered once its first window's reads
+	                              are in, and the reads of the windows after
+	                              it go into it as fixed buffers             */
 	unsigned registered_files; /* most slots of the ring's file table in use
 	                              (io_uring only: 0 with the pread pool)        */
 	unsigned queue_depth;

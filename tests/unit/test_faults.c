@@ -391,8 +391,13 @@ START_TEST(test_parse)
 	ck_assert_uint_eq(f[2].arg, 9ull);
 	ck_assert_uint_eq(f[3].arg, 12000000ull);
 	ck_assert_uint_eq(f[4].arg, 100000000ull);
+	ck_assert_int_eq(ab_io_fault_parse("regfail@2,eio@2", f, AB_IO_MAX_FAULTS, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(f[0].kind, AB_FAULT_REGFAIL);
+	ck_assert_uint_eq(f[0].nth, 2);
+	ck_assert_uint_eq(f[0].round, 0);
 	const char *bad[] = { "eio", "eio@0", "eio@x", "eio@3:1", "bogus@1", "short@2:x", "delay@1:5h", "@3",
-			      "corrupt@", "eio@2~0", "eio@2~x", "eio@2~" };
+			      "corrupt@", "eio@2~0", "eio@2~x", "eio@2~", "regfail@0", "regfail@2:1", "regfail@2~1" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		ck_assert_msg(ab_io_fault_parse(bad[i], f, AB_IO_MAX_FAULTS, &n) == AB_EINVAL, "accepted '%s'",
 			      bad[i]);
@@ -764,6 +769,66 @@ START_TEST(test_read_ahead_faults)
 }
 END_TEST
 
+/* Registered read buffers (read_buffers.c): a window struct's arena goes
+ * into its slot once its first window's reads are in, and the windows after
+ * it read into it with read_fixed. Three epochs with max_windows 2 (two
+ * slots) and every window's values checked: with each registration made,
+ * with none (regfail@1: the first is refused), and with the second refused
+ * (registrations stop there, the windows without one read into ordinary
+ * buffers), the batches are the same, and the stats count the buffers
+ * registered and say why the rest are not. With the pread pool nothing is
+ * registered. The shuffled windows of csr2 and crc3 need more bytes than the
+ * first one did, so arenas are also replaced (their slot emptied first) and
+ * registered again. */
+START_TEST(test_registered_buffers)
+{
+	set_variant(_i);
+	const char *stores[] = { dense2, csr2, crc3 };
+	const char *faults[] = { NULL, "regfail@1", "regfail@2" };
+	for (size_t s = 0; s < 3; s++) {
+		uint64_t want[3] = { 0 };
+		for (size_t f = 0; f < 3; f++) {
+			set_faults(faults[f]);
+			ab_loader *ld = make_loader(stores[s], _i, 1);
+			for (uint64_t e = 0; e < 3; e++) {
+				epoch_result r;
+				ck_assert_msg(ab_loader_start(ld, e) == 0, "start: %s", ab_last_error());
+				drain(ld, &r);
+				ck_assert_msg(r.rc == AB_END, "store %zu, %s, epoch %llu: rc %d: %s", s,
+					      faults[f] ? faults[f] : "no faults", (unsigned long long)e, r.rc, r.msg);
+				ck_assert_uint_eq(r.rows, NROWS);
+				ck_assert_uint_eq(r.bad, 0);
+				if (f == 0)
+					want[e] = r.digest;
+				else
+					ck_assert_msg(r.digest == want[e], "store %zu, %s, epoch %llu: other batches", s,
+						      faults[f], (unsigned long long)e);
+			}
+			ab_loader_stats st;
+			ck_assert_int_eq(ab_loader_get_stats(ld, &st), 0);
+			if (strcmp(st.backend, "uring") != 0) {
+				ck_assert_int_eq(st.registered_buffers, 0);
+				ck_assert_ptr_null(strstr(st.note, "registered"));
+			} else if (f == 0) {
+				/* both slots: each window struct's reads were in */
+				ck_assert_msg(st.registered_buffers == 2, "store %zu: %d registered buffers (%s)", s,
+					      st.registered_buffers, st.note);
+				ck_assert_ptr_null(strstr(st.note, "registered"));
+			} else {
+				/* regfail@2 meets the second slot's buffer, or the
+				 * first slot's again when a window outgrew its arena
+				 * (these stores have such windows): one or none */
+				ck_assert_int_le(st.registered_buffers, (int)f - 1);
+				ck_assert_contains(st.note, "registration refused");
+				ck_assert_contains(st.note, faults[f]);
+			}
+			ab_loader_destroy(ld);
+		}
+	}
+	set_faults(NULL);
+}
+END_TEST
+
 typedef struct consumer {
 	ab_loader *ld;
 	epoch_result res;
@@ -923,6 +988,7 @@ int main(void)
 	tcase_add_loop_test(t, test_destroy_and_recover, 0, 8);
 	tcase_add_loop_test(t, test_consumers_and_depth, 0, 8);
 	tcase_add_loop_test(t, test_read_ahead_faults, 0, 8);
+	tcase_add_loop_test(t, test_registered_buffers, 0, 8);
 	suite_add_tcase(s, t);
 	t = tcase_create("ceilings");
 	tcase_set_timeout(t, 60);

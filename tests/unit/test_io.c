@@ -695,6 +695,85 @@ START_TEST(test_registered_buffers)
 }
 END_TEST
 
+/* The table filled one slot at a time: empty slots refuse reads that name
+ * them; a slot gets a buffer with reads into another slot in flight, not
+ * with reads into itself (the kernel may look a read's buffer up only when
+ * it issues it); a slot is emptied again. Reads into registered slots land
+ * where they should. */
+START_TEST(test_buffer_slots)
+{
+	enum { NS = 3, BL = 256 * 1024 };
+	ab_io *io = open_backend(_i, 8, 2);
+	int fd = open(data_path, O_RDONLY);
+	void *pool[NS + 1];
+	for (int k = 0; k <= NS; k++)
+		ck_assert_int_eq(posix_memalign(&pool[k], 4096, BL), 0);
+	ck_assert_int_eq(ab_io_register_buffer_slots(io, 0), AB_EINVAL);
+	ck_assert_msg(ab_io_register_buffer_slots(io, NS) == 0, "%s", ab_last_error());
+	ab_io_req r[4], *rp[4];
+	for (int k = 0; k < 4; k++)
+		rp[k] = &r[k];
+	/* nothing registered yet */
+	set_req(&r[0], fd, 4096, 8192, pool[0]);
+	r[0].buf_index = 0;
+	ck_assert_int_eq(ab_io_submit(io, rp, 1), AB_EINVAL);
+	ck_assert_int_eq(ab_io_set_buffer(io, NS, pool[0], BL), AB_EINVAL); /* no such slot */
+	ck_assert_int_eq(ab_io_set_buffer(io, 0, pool[0], 0), AB_EINVAL);   /* half empty */
+	ck_assert_int_eq(ab_io_set_buffer(io, 0, NULL, BL), AB_EINVAL);
+	ck_assert_msg(ab_io_set_buffer(io, 0, pool[0], BL) == 0, "%s", ab_last_error());
+	/* with a read into slot 0 in flight, slot 2 gets a buffer, slot 0
+	 * may not change; once it is reaped, slot 0 may */
+	set_req(&r[0], fd, 12288, 16384, (char *)pool[0] + 4096);
+	r[0].buf_index = 0;
+	ck_assert_int_eq(ab_io_submit(io, rp, 1), 1);
+	ck_assert_msg(ab_io_set_buffer(io, 2, pool[2], BL / 2) == 0, "%s", ab_last_error());
+	ck_assert_int_eq(ab_io_set_buffer(io, 0, pool[3], BL), AB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(ab_last_error(), "in flight"));
+	set_req(&r[1], fd, 65536, 32768, (char *)pool[2] + 8192);
+	r[1].buf_index = 2;
+	ck_assert_int_eq(ab_io_submit(io, rp + 1, 1), 1);
+	while (ab_io_inflight(io)) {
+		ab_io_req *done[4];
+		ck_assert_int_ge(ab_io_reap(io, done, 4, 1), 1);
+	}
+	ck_assert_msg(ab_io_set_buffer(io, 0, pool[3], BL) == 0, "%s", ab_last_error());
+	set_req(&r[2], fd, 4096, 65536, pool[3]);
+	r[2].buf_index = 0;
+	ck_assert_int_eq(ab_io_submit(io, rp + 2, 1), 1);
+	ab_io_req *d2;
+	ck_assert_int_eq(ab_io_reap(io, &d2, 1, 1), 1);
+	for (int k = 0; k < 3; k++) {
+		int64_t want = expect(DATA_SIZE, r[k].offset, r[k].len);
+		ck_assert_int_eq(r[k].result, want);
+		ck_assert(matches(r[k].buf, r[k].offset, (uint64_t)want));
+	}
+	/* slot 2 holds half a buffer: past it is refused; slot 0 no longer
+	 * holds pool[0]; an emptied slot refuses reads again */
+	set_req(&r[3], fd, 0, 8192, (char *)pool[2] + BL / 2);
+	r[3].buf_index = 2;
+	ck_assert_int_eq(ab_io_submit(io, rp + 3, 1), AB_EINVAL);
+	set_req(&r[3], fd, 0, 8192, pool[0]);
+	r[3].buf_index = 0;
+	ck_assert_int_eq(ab_io_submit(io, rp + 3, 1), AB_EINVAL);
+	ck_assert_int_eq(ab_io_set_buffer(io, 2, NULL, 0), 0);
+	set_req(&r[3], fd, 0, 8192, pool[2]);
+	r[3].buf_index = 2;
+	ck_assert_int_eq(ab_io_submit(io, rp + 3, 1), AB_EINVAL);
+	/* a new table replaces the old one, but not with reads in flight */
+	r[3].buf_index = -1;
+	ck_assert_int_eq(ab_io_submit(io, rp + 3, 1), 1);
+	ck_assert_int_eq(ab_io_register_buffer_slots(io, NS), AB_EINVAL);
+	ab_io_req *d;
+	ck_assert_int_eq(ab_io_reap(io, &d, 1, 1), 1);
+	ck_assert_int_eq(ab_io_register_buffer_slots(io, 1), 0);
+	ck_assert_int_eq(ab_io_set_buffer(io, 1, pool[1], BL), AB_EINVAL);
+	for (int k = 0; k <= NS; k++)
+		free(pool[k]);
+	close(fd);
+	ab_io_destroy(io);
+}
+END_TEST
+
 /* Destroy with reads in flight waits for them: after it returns every
  * request has its final result and the buffers can be freed. */
 START_TEST(test_destroy_inflight)
@@ -997,6 +1076,7 @@ static Suite *io_suite(void)
 	tcase_add_loop_test(tc, test_reap_rules, 0, 2);
 	tcase_add_loop_test(tc, test_latency, 0, 2);
 	tcase_add_loop_test(tc, test_registered_buffers, 0, 2);
+	tcase_add_loop_test(tc, test_buffer_slots, 0, 2);
 	tcase_add_loop_test(tc, test_destroy_inflight, 0, 2);
 	tcase_add_loop_test(tc, test_driving_thread, 0, 2);
 	tcase_add_loop_test(tc, test_driver_exits_inflight, 0, 2);
