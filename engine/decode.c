@@ -251,7 +251,7 @@ static void run_task(ab_loader *ld, ld_read *r, ld_window *w, ld_worker_ctx *cx)
 					bytes -= u->hdr;
 					len = ab_blosc_subframe_header(u->lay, u->b0, u->b1, bytes);
 				} else if (array_partial(ld, u->arr)) {
-					layout_learn(ld, u->arr, u->lin, bytes, len);
+					layout_learn(ld, u->arr, u->lin, bytes, len, len);
 				}
 				rc = decode_unit(ld, w, u, bytes, len, cx);
 				if (rc) {

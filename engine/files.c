@@ -208,6 +208,23 @@ static int shard_fd(ab_loader *ld, ab_array *arr, const ab_unit_loc *loc, int *f
 	return 0;
 }
 
+/* The cached descriptor of unit u's shard file, pinned until
+ * fd_unpin_slot(*slot): for reads that are not a window's (probe.c). */
+int unit_fd(ab_loader *ld, const ld_unit *u, int *fd, unsigned *fixed, long *slot)
+{
+	ab_unit_loc loc;
+	int rc = ab_array_locate_unit(u->arr, u->coord, &loc); /* cached: gives rel */
+	if (rc == 0)
+		rc = shard_fd(ld, u->arr, &loc, fd, fixed, slot);
+	return rc;
+}
+
+void fd_unpin_slot(ab_loader *ld, long slot)
+{
+	if (slot >= 0 && (size_t)slot < ld->nfds && ld->fds[slot].pins)
+		ld->fds[slot].pins--;
+}
+
 /* The descriptor of a read, just before its submission: a shard file from
  * the cache (shard_fd), an unsharded chunk file opened for this read alone
  * (closed at its completion). Returns 1 when the open-file budget is spent

@@ -452,6 +452,8 @@ void ab_loader_destroy(ab_loader *ld)
 		free(w->indptr);
 		free(w);
 	}
+	free(ld->probe_buf);
+	free(ld->probe_reqs);
 	free(ld->slot_buf);
 	free(ld->slot_len);
 	free_obs(ld);

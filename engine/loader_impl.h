@@ -317,6 +317,11 @@ struct ab_loader {
 	_Atomic uint64_t st_epoch_batches, st_inflight;
 	ab_hist read_lat, wait_lat;
 	ab_hist first_lat;          /* waits for batches of a start's first window */
+	/* frame headers read ahead (probe.c, event loop) */
+	void *probe_buf;
+	size_t probe_cap;
+	void *probe_reqs;
+	size_t probe_reqs_cap;
 	/* block layouts (workers add, the event loop looks up), under lay_mu */
 	pthread_mutex_t lay_mu;
 	ld_layout_entry *lay_tab;   /* open addressing, lay_cap a power of two   */
@@ -334,6 +339,10 @@ void free_obs(ab_loader *ld);
 
 /* files.c: the file table */
 int read_fd(ab_loader *ld, ld_read *r);
+int unit_fd(ab_loader *ld, const ld_unit *u, int *fd, unsigned *fixed, long *slot);
+void fd_unpin_slot(ab_loader *ld, long slot);
+/* probe.c: the block layouts of a window's frames, read ahead */
+int probe_layouts(ab_loader *ld, ld_window *w);
 void fd_unpin(ab_loader *ld, ld_read *r);
 void fd_close_all(ab_loader *ld);
 size_t fd_budget(size_t ours);
@@ -341,7 +350,9 @@ size_t fd_budget(size_t ours);
 /* plan.c: planning (and the buffers it sizes) */
 void window_put(ab_loader *ld, ld_window *w);
 int plan_window(ab_loader *ld, const ld_epoch *ep, size_t index, ld_window **out);
-void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len);
+void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len,
+		  size_t frame_len);
+int layout_known(ab_loader *ld, const ab_array *arr, uint64_t lin);
 void free_x(ab_loader *ld, void *p, size_t cap);
 int ensure_x(ab_loader *ld, void **p, size_t *cap, size_t need);
 int ensure(void **p, size_t *cap, size_t need);

@@ -223,26 +223,18 @@ int array_partial(const ab_loader *ld, const ab_array *arr)
 	       p->b2b[0].kind == AB_B2B_BLOSC;
 }
 
-/* Remembers the layout of a unit's frame, read whole (worker side). */
-void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len)
+int layout_known(ab_loader *ld, const ab_array *arr, uint64_t lin)
 {
 	pthread_mutex_lock(&ld->lay_mu);
 	int known = layout_find_locked(ld, arr, lin) != NULL;
 	pthread_mutex_unlock(&ld->lay_mu);
-	if (known)
-		return;
-	ab_blosc_layout *l = calloc(1, sizeof *l);
-	if (!l)
-		return;
-	int rc = ab_blosc_layout_read(frame, len, l);
-	if (rc < 0) { /* corrupt: the decode that follows says so */
-		free(l);
-		return;
-	}
-	if (rc == AB_NO_PART) {
-		free(l);
-		l = NULL; /* remembered as "read whole" */
-	}
+	return known;
+}
+
+/* Remembers a frame's layout (l, or NULL for "read whole"), which it takes,
+ * while the table's memory allows. */
+static void layout_add(ab_loader *ld, const ab_array *arr, uint64_t lin, ab_blosc_layout *l)
+{
 	size_t cost = sizeof(ld_layout_entry) * 2 + (l ? ab_blosc_layout_memory(l) : 0);
 	pthread_mutex_lock(&ld->lay_mu);
 	int added = 0;
@@ -272,6 +264,31 @@ void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_
 		ab_blosc_layout_free(l);
 		free(l);
 	}
+}
+
+/* Remembers the layout of a unit's frame: read whole (len == frame_len,
+ * worker side), or its first len bytes (probe.c). A frame that cannot be
+ * read in part is remembered as such; a table that does not fit in what
+ * was read, or a corrupt header, is not remembered (the frame is read
+ * whole, and its decode says what is wrong). */
+void layout_learn(ab_loader *ld, const ab_array *arr, uint64_t lin, const uint8_t *frame, size_t len,
+		  size_t frame_len)
+{
+	if (layout_known(ld, arr, lin))
+		return;
+	ab_blosc_layout *l = calloc(1, sizeof *l);
+	if (!l)
+		return;
+	int rc = ab_blosc_layout_read_head(frame, len, frame_len, l);
+	if (rc < 0 || rc == AB_LAYOUT_SHORT) {
+		free(l);
+		return;
+	}
+	if (rc == AB_NO_PART) {
+		free(l);
+		l = NULL; /* remembered as "read whole" */
+	}
+	layout_add(ld, arr, lin, l);
 }
 
 /* Narrows a located unit to the blosc blocks its copies need, when its
@@ -329,8 +346,13 @@ static int plan_reads(ab_loader *ld, ld_window *w)
 		u->file_lin = loc.file_lin;
 		u->offset = loc.offset;
 		u->length = loc.length;
-		plan_part(ld, w, u);
 	}
+	/* Layouts not yet known are read ahead while the ring is idle (probe.c);
+	 * then each unit is narrowed to the blocks it needs. */
+	if (ab_io_inflight(ld->io) == 0 && (rc = probe_layouts(ld, w)))
+		return rc;
+	for (size_t i = 0; i < w->nunits; i++)
+		plan_part(ld, w, &w->units[i]);
 	/* A window of in-memory sources has no units and no units array:
 	 * qsort(NULL, 0, ...) is undefined behaviour (UBSan stops on it). */
 	if (w->nunits)

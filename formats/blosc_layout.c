@@ -12,17 +12,23 @@
 
 #define HDR AB_BLOSC_HDR
 
-int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out)
+/* The layout of a frame of frame_len bytes from its first `avail` bytes
+ * (avail >= 16). */
+static int layout_from(const uint8_t *s, size_t avail, size_t frame_len, ab_blosc_layout *out)
 {
-	const uint8_t *s = src;
 	ab_blosc_header h;
 	memset(out, 0, sizeof *out);
-	int rc = ab_blosc_header_read(s, srclen, &h);
+	/* the header's fields are checked against the frame's length; only its
+	 * 16 bytes are read */
+	int rc = ab_blosc_header_read(s, frame_len, &h);
 	if (rc < 0)
 		return rc;
 	if ((h.flags & BLOSC_MEMCPYED) || h.version != BLOSC_VERSION_FORMAT || h.nbytes == 0)
 		return AB_BLOSC_NO_PART;
 	uint32_t nblocks = h.nbytes / h.blocksize + (h.nbytes % h.blocksize ? 1 : 0);
+	if ((uint64_t)HDR + 4 * (uint64_t)nblocks > avail)
+		return avail >= frame_len ? ab_error_set(AB_ECORRUPT, "blosc: block table past the frame's end")
+					  : AB_LAYOUT_SHORT;
 	uint32_t *start = malloc(sizeof *start * ((size_t)nblocks + 1));
 	if (!start)
 		return ab_error_set(AB_ENOMEM, "out of memory");
@@ -48,6 +54,27 @@ int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out)
 	out->nblocks = nblocks;
 	out->start = start;
 	return 0;
+}
+
+int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out)
+{
+	if (srclen < HDR) {
+		memset(out, 0, sizeof *out);
+		return ab_error_set(AB_ECORRUPT, "blosc: frame truncated: %zu bytes, the header alone is %d", srclen,
+				    HDR);
+	}
+	return layout_from(src, srclen, srclen, out);
+}
+
+int ab_blosc_layout_read_head(const void *head, size_t avail, size_t frame_len, ab_blosc_layout *out)
+{
+	if (avail < HDR || frame_len < HDR) {
+		memset(out, 0, sizeof *out);
+		return frame_len < HDR ? ab_error_set(AB_ECORRUPT, "blosc: frame of %zu bytes, the header alone is %d",
+						      frame_len, HDR)
+				       : AB_LAYOUT_SHORT;
+	}
+	return layout_from(head, avail < frame_len ? avail : frame_len, frame_len, out);
 }
 
 void ab_blosc_layout_free(ab_blosc_layout *l)

@@ -15,8 +15,8 @@
  * handles a block as it would in the whole frame (a last, shorter block
  * stays last).
  *
- * The loader keeps the layouts of the frames it has read whole and reads
- * later windows' units in part (engine/plan.c chooses, engine/decode.c
+ * The loader keeps the layouts of the frames it has read whole, or whose
+ * headers it read ahead (engine/probe.c), and reads units in part (engine/plan.c chooses, engine/decode.c
  * decodes).
  */
 #ifndef AB_FORMATS_BLOSC_LAYOUT_H
@@ -38,6 +38,12 @@ typedef struct ab_blosc_layout {
  * Returns 0; AB_NO_PART when the frame cannot be read in part (stored raw,
  * an older frame format, blocks not in block order); or a negative status. */
 int ab_blosc_layout_read(const void *src, size_t srclen, ab_blosc_layout *out);
+/* The same from the first `avail` bytes of a frame of frame_len bytes (its
+ * header and block table, 16 + 4 bytes a block), for a reader that learns
+ * layouts before reading the frames; AB_LAYOUT_SHORT when the table goes
+ * past `avail`. */
+#define AB_LAYOUT_SHORT 2
+int ab_blosc_layout_read_head(const void *head, size_t avail, size_t frame_len, ab_blosc_layout *out);
 void ab_blosc_layout_free(ab_blosc_layout *l);
 /* Bytes a layout holds in memory, itself included (for caches that bound
  * what they keep). */

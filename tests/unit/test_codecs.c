@@ -933,6 +933,22 @@ static int check_subframes(const uint8_t *enc, size_t enclen, const uint8_t *raw
 		return 0;
 	ck_assert_msg(rc == 0, "%s: layout %d (%s)", what, rc, ab_last_error());
 	ck_assert_uint_eq(l.nbytes, rawlen);
+	/* the same layout from the header and block table alone (what the
+	 * loader reads ahead, engine/probe.c); one byte fewer is too short; a
+	 * frame length the header does not give is refused */
+	{
+		size_t table = AB_BLOSC_HDR + 4 * (size_t)l.nblocks;
+		ab_blosc_layout h;
+		ck_assert_int_eq(ab_blosc_layout_read_head(enc, table, enclen, &h), 0);
+		ck_assert(memcmp(h.head, l.head, sizeof h.head) == 0);
+		ck_assert_uint_eq(h.nblocks, l.nblocks);
+		ck_assert_uint_eq(h.blocksize, l.blocksize);
+		ck_assert(memcmp(h.start, l.start, sizeof *h.start * (l.nblocks + 1)) == 0);
+		ab_blosc_layout_free(&h);
+		ck_assert_int_eq(ab_blosc_layout_read_head(enc, table - 1, enclen, &h), AB_LAYOUT_SHORT);
+		ck_assert_int_lt(ab_blosc_layout_read_head(enc, table, enclen + 1, &h), 0);
+		ck_assert_int_lt(ab_blosc_layout_read_head(enc, table, enclen - 1, &h), 0);
+	}
 	/* every pair of blocks of a small frame; of a large one, the pairs of
 	 * its first, middle and last blocks and some at random */
 	uint32_t nb = l.nblocks, pick[6] = { 0, 1, nb / 2, nb > 2 ? nb - 2 : 0, nb - 1, 0 };
