@@ -19,18 +19,6 @@
 
 static void publish(ab_loader *ld, ld_window *w);
 
-/* Puts a task at the head of the workers' queue. */
-static void push_task_front(ab_loader *ld, ld_task *t)
-{
-	pthread_mutex_lock(&ld->mu);
-	t->next = ld->task_head;
-	ld->task_head = t;
-	if (!ld->task_tail)
-		ld->task_tail = t;
-	pthread_cond_signal(&ld->task_cv);
-	pthread_mutex_unlock(&ld->mu);
-}
-
 /* Finishes batch b of a complete window: its X is in place already (the
  * decode wrote each row there); here come its global rows, obs values and
  * CSR indptr. */
@@ -243,7 +231,7 @@ void window_complete(ab_loader *ld, ld_window *w)
 		t->batch = b;
 		t->assemble = 1;
 		t->prefault = 0;
-		push_task_front(ld, t);
+		queue_task(ld, t, 1);
 	}
 	ld_task first = { .win = w, .batch = 0, .assemble = 1 };
 	assemble_task(ld, &first);

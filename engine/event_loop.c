@@ -17,22 +17,34 @@
 
 /* ------------------------------------------------------------ the event loop */
 
+void queue_task(ab_loader *ld, ld_task *t, int front)
+{
+	pthread_mutex_lock(&ld->mu);
+	if (front) {
+		t->next = ld->task_head;
+		ld->task_head = t;
+		if (!ld->task_tail)
+			ld->task_tail = t;
+	} else {
+		t->next = NULL;
+		if (ld->task_tail)
+			ld->task_tail->next = t;
+		else
+			ld->task_head = t;
+		ld->task_tail = t;
+	}
+	pthread_cond_signal(&ld->task_cv);
+	pthread_mutex_unlock(&ld->mu);
+}
+
 static void push_task(ab_loader *ld, ld_read *r, ld_window *w)
 {
 	ld_task *t = r ? &r->task : &w->fill_task;
 	t->read = r;
 	t->win = w;
-	t->next = NULL;
 	t->assemble = 0;
 	t->prefault = 0;
-	pthread_mutex_lock(&ld->mu);
-	if (ld->task_tail)
-		ld->task_tail->next = t;
-	else
-		ld->task_head = t;
-	ld->task_tail = t;
-	pthread_cond_signal(&ld->task_cv);
-	pthread_mutex_unlock(&ld->mu);
+	queue_task(ld, t, 0);
 }
 
 static void handle_completion(ab_loader *ld, ab_io_req *req)
@@ -84,22 +96,7 @@ static void push_prefault(ab_loader *ld, ld_window *w, int front)
 	t->win = w;
 	t->assemble = 0;
 	t->prefault = 1;
-	pthread_mutex_lock(&ld->mu);
-	if (front) {
-		t->next = ld->task_head;
-		ld->task_head = t;
-		if (!ld->task_tail)
-			ld->task_tail = t;
-	} else {
-		t->next = NULL;
-		if (ld->task_tail)
-			ld->task_tail->next = t;
-		else
-			ld->task_head = t;
-		ld->task_tail = t;
-	}
-	pthread_cond_signal(&ld->task_cv);
-	pthread_mutex_unlock(&ld->mu);
+	queue_task(ld, t, front);
 }
 
 /* A planned window none of whose remaining reads will be sent (a stop, an

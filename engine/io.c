@@ -222,42 +222,45 @@ static int check_thread(ab_io *io, const char *what, int bind)
 	return AB_OK;
 }
 
-int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, unsigned n)
+/* The checks before a new buffer table: the calling thread, no read in
+ * flight (it may name a slot of the table about to go), n within the
+ * limit. */
+static int table_checks(ab_io *io, const char *what, unsigned n, unsigned min)
 {
-	if (!io || (n && (!bufs || !lens)))
-		return ab_error_set(AB_EINVAL, "io: register_buffers: NULL argument");
-	int st = check_thread(io, "register_buffers", 0);
+	if (!io)
+		return ab_error_set(AB_EINVAL, "io: %s: NULL argument", what);
+	int st = check_thread(io, what, 0);
 	if (st)
 		return st;
 	if (io->inflight)
-		return ab_error_set(AB_EINVAL,
-				    "io: register_buffers with %u reads in flight (reap them first)",
+		return ab_error_set(AB_EINVAL, "io: %s with %u reads in flight (reap them first)", what,
 				    io->inflight);
-	if (n > AB_IO_MAX_BUFFERS)
-		return ab_error_set(AB_EINVAL, "io: %u buffers to register, limit %u", n,
-				    AB_IO_MAX_BUFFERS);
+	if (n < min || n > AB_IO_MAX_BUFFERS)
+		return ab_error_set(AB_EINVAL, "io: %s: %u buffers (%u to %u)", what, n, min, AB_IO_MAX_BUFFERS);
+	return AB_OK;
+}
 
-	struct iovec *iov = NULL;
-	unsigned *counts = NULL;
-	if (n) {
-		iov = calloc(n, sizeof *iov);
-		counts = calloc(n, sizeof *counts);
-		if (!iov || !counts) {
-			free(iov);
-			free(counts);
-			return ab_error_set(AB_ENOMEM, "io: out of memory for %u buffers", n);
-		}
-		for (unsigned i = 0; i < n; i++) {
-			if (!bufs[i] || !lens[i]) {
-				free(iov);
-				free(counts);
-				return ab_error_set(AB_EINVAL, "io: registered buffer %u is empty", i);
-			}
-			iov[i].iov_base = bufs[i];
-			iov[i].iov_len = lens[i];
-		}
+/* A table of n slots and their in-flight counts, zeroed (NULL for n = 0). */
+static int table_alloc(unsigned n, struct iovec **iov, unsigned **counts)
+{
+	*iov = NULL;
+	*counts = NULL;
+	if (n == 0)
+		return AB_OK;
+	*iov = calloc(n, sizeof **iov);
+	*counts = calloc(n, sizeof **counts);
+	if (!*iov || !*counts) {
+		free(*iov);
+		free(*counts);
+		return ab_error_set(AB_ENOMEM, "io: out of memory for %u buffer slots", n);
 	}
-	st = io->ops->register_buffers(io, iov, n);
+	return AB_OK;
+}
+
+/* The backend made its table (st == 0): ours follows; or it refused, and
+ * the new one is dropped. */
+static int table_install(ab_io *io, int st, struct iovec *iov, unsigned *counts, unsigned n)
+{
 	if (st) {
 		free(iov);
 		free(counts);
@@ -271,37 +274,35 @@ int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, uns
 	return AB_OK;
 }
 
+int ab_io_register_buffers(ab_io *io, void *const *bufs, const size_t *lens, unsigned n)
+{
+	struct iovec *iov;
+	unsigned *counts;
+	if (io && n && (!bufs || !lens))
+		return ab_error_set(AB_EINVAL, "io: register_buffers: NULL argument");
+	int st = table_checks(io, "register_buffers", n, 0);
+	if (st || (st = table_alloc(n, &iov, &counts)))
+		return st;
+	for (unsigned i = 0; i < n; i++) {
+		if (!bufs[i] || !lens[i]) {
+			free(iov);
+			free(counts);
+			return ab_error_set(AB_EINVAL, "io: registered buffer %u is empty", i);
+		}
+		iov[i].iov_base = bufs[i];
+		iov[i].iov_len = lens[i];
+	}
+	return table_install(io, io->ops->register_buffers(io, iov, n), iov, counts, n);
+}
+
 int ab_io_register_buffer_slots(ab_io *io, unsigned n)
 {
-	if (!io)
-		return ab_error_set(AB_EINVAL, "io: register_buffer_slots: NULL argument");
-	int st = check_thread(io, "register_buffer_slots", 0);
-	if (st)
+	struct iovec *iov;
+	unsigned *counts;
+	int st = table_checks(io, "register_buffer_slots", n, 1);
+	if (st || (st = table_alloc(n, &iov, &counts)))
 		return st;
-	/* Reads in flight may name slots of the table about to go. */
-	if (io->inflight)
-		return ab_error_set(AB_EINVAL, "io: register_buffer_slots with %u reads in flight (reap them first)",
-				    io->inflight);
-	if (n == 0 || n > AB_IO_MAX_BUFFERS)
-		return ab_error_set(AB_EINVAL, "io: %u buffer slots (1 to %u)", n, AB_IO_MAX_BUFFERS);
-	struct iovec *iov = calloc(n, sizeof *iov);
-	unsigned *counts = calloc(n, sizeof *counts);
-	if (!iov || !counts) {
-		free(iov);
-		free(counts);
-		return ab_error_set(AB_ENOMEM, "io: out of memory for %u buffer slots", n);
-	}
-	if ((st = io->ops->register_buffer_slots(io, n))) {
-		free(iov);
-		free(counts);
-		return st;
-	}
-	free(io->bufs);
-	free(io->buf_inflight);
-	io->bufs = iov;
-	io->buf_inflight = counts;
-	io->nbufs = n;
-	return AB_OK;
+	return table_install(io, io->ops->register_buffer_slots(io, n), iov, counts, n);
 }
 
 int ab_io_set_buffer(ab_io *io, unsigned slot, void *buf, size_t len)

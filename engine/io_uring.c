@@ -147,16 +147,24 @@ static int uring_set_file(ab_io *io, unsigned slot, int fd)
 	return AB_OK;
 }
 
-static int uring_register_buffers(ab_io *io, const struct iovec *iov, unsigned n)
+/* The kernel keeps one buffer table; replacing it means dropping the old
+ * one (-ENXIO only says there was none). */
+static int drop_buffer_table(struct uring_io *u)
 {
-	struct uring_io *u = U(io);
 	if (u->broken)
 		return ab_error_set(AB_EIO, "io_uring: the ring failed earlier");
-	/* The kernel keeps one table; replacing it means dropping the old one.
-	 * -ENXIO only says there was none. */
 	int rc = io_uring_unregister_buffers(&u->ring);
 	if (rc < 0 && rc != -ENXIO)
 		return ab_error_set(AB_EIO, "io_uring: unregister buffers: %s", strerror(-rc));
+	return AB_OK;
+}
+
+static int uring_register_buffers(ab_io *io, const struct iovec *iov, unsigned n)
+{
+	struct uring_io *u = U(io);
+	int rc = drop_buffer_table(u);
+	if (rc)
+		return rc;
 	if (n == 0)
 		return AB_OK;
 	rc = io_uring_register_buffers(&u->ring, iov, n);
@@ -175,11 +183,9 @@ static int uring_register_buffers(ab_io *io, const struct iovec *iov, unsigned n
 static int uring_register_buffer_slots(ab_io *io, unsigned n)
 {
 	struct uring_io *u = U(io);
-	if (u->broken)
-		return ab_error_set(AB_EIO, "io_uring: the ring failed earlier");
-	int rc = io_uring_unregister_buffers(&u->ring);
-	if (rc < 0 && rc != -ENXIO)
-		return ab_error_set(AB_EIO, "io_uring: unregister buffers: %s", strerror(-rc));
+	int rc = drop_buffer_table(u);
+	if (rc)
+		return rc;
 	rc = io_uring_register_buffers_sparse(&u->ring, n);
 	if (rc < 0)
 		return ab_error_set(rc == -EINVAL ? AB_EUNSUPPORTED : AB_EIO,

@@ -339,6 +339,9 @@ void free_obs(ab_loader *ld);
 
 /* files.c: the file table */
 int read_fd(ab_loader *ld, ld_read *r);
+/* event_loop.c: puts a task at the head (front) or the tail of the
+ * workers' queue and wakes one */
+void queue_task(ab_loader *ld, ld_task *t, int front);
 int unit_fd(ab_loader *ld, const ld_unit *u, int *fd, unsigned *fixed, long *slot);
 void fd_unpin_slot(ab_loader *ld, long slot);
 /* probe.c: the block layouts of a window's frames, read ahead */
