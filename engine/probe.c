@@ -86,6 +86,10 @@ int probe_layouts(ab_loader *ld, ld_window *w)
 		ld_unit *u = &w->units[i];
 		if (!wanted(ld, u))
 			continue;
+		/* probes hold their files open together: near the open-file
+		 * budget the rest are read whole (read_fd waits for room) */
+		if (ld->fds_open + ld->own_open + 1 >= ld->fd_budget)
+			break;
 		probe *p = &ps[np];
 		int fd;
 		unsigned fixed;
