@@ -134,7 +134,6 @@ typedef struct ld_window {
 	/* batches: taken, sized and placed when the window is planned */
 	struct ab_batch **batches;
 	size_t nbatches, batches_cap;
-	size_t grown;             /* bytes their buffers grew by when placed  */
 	int own_batches;          /* not yet cut and handed on: window_put
 	                           * gives them back                           */
 	ld_task *asm_tasks;       /* one a batch: cut by the workers in parallel */

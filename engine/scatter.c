@@ -105,7 +105,6 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 	const uint32_t *perm = w->w.perm + w->w.batch_off[b];
 	uint64_t n = w->w.batch_off[b + 1] - w->w.batch_off[b];
 	bt->nrows = n;
-	size_t had = bt->data_cap + bt->indices_cap + bt->indptr_cap;
 	if (!ld->sparse) {
 		size_t rowb = (size_t)(ld->row_items * ld->out_isz);
 		if (ensure_x(ld, &bt->data, &bt->data_cap, rowb * (n ? n : 1)))
@@ -113,7 +112,6 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 		for (uint64_t j = 0; j < n; j++)
 			w->dst[perm[j]] = (ld_dst){ (uint32_t)b, j };
 		bt->nnz = 0;
-		w->grown += bt->data_cap + bt->indices_cap + bt->indptr_cap - had;
 		return 0;
 	}
 	uint64_t nnz = 0;
@@ -135,7 +133,6 @@ static int place_batch(ab_loader *ld, ld_window *w, size_t b)
 		return ab_error_set(AB_ENOMEM, "out of memory for a batch of %" PRIu64 " values", nnz);
 	bt->nnz = nnz;
 	atomic_store_explicit(&bt->unsorted, 0, memory_order_relaxed);
-	w->grown += bt->data_cap + bt->indices_cap + bt->indptr_cap - had;
 	return 0;
 }
 
@@ -154,7 +151,7 @@ int plan_batches(ab_loader *ld, ld_window *w)
 	for (uint64_t i = 0; i < n; i++)
 		w->dst[i].batch = NO_BATCH;
 	w->own_batches = 1;
-	w->grown = 0;
+	size_t grown = 0; /* bytes the batches' buffers grew by */
 	for (size_t b = 0; b < nb; b++) {
 		ab_batch *bt = batch_get(ld);
 		if (!bt)
@@ -162,15 +159,17 @@ int plan_batches(ab_loader *ld, ld_window *w)
 		w->batches[w->nbatches++] = bt;
 		bt->win = w;
 		bt->epoch = w->epoch;
+		size_t had = bt->data_cap + bt->indices_cap + bt->indptr_cap;
 		int rc = place_batch(ld, w, b);
 		if (rc)
 			return rc;
+		grown += bt->data_cap + bt->indices_cap + bt->indptr_cap - had;
 	}
 	/* Fresh memory (a first window, or batches grown): a worker faults it
 	 * in while the window's reads are out (prefault_batches), rather than
 	 * the decode tasks page by page. Only a MB or more is worth a task;
 	 * a caller's allocator hands out memory that is there already. */
-	w->prefault = !ld->alloc.alloc && w->grown >= ((size_t)1 << 20);
+	w->prefault = !ld->alloc.alloc && grown >= ((size_t)1 << 20);
 	return 0;
 }
 
